@@ -1,0 +1,48 @@
+"""topo: RabbitMQ topology as code.
+
+Library entry points::
+
+    topology = topo.load("topologies/")              # files -> validated, normalised Topology
+    topo.route(topology, "iot", "sensor-data", "sensor.temperature.line1")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from topo.errors import TopoError, ValidationError
+from topo.model import Binding, Exchange, Policy, Queue, Topology, VHost
+
+if TYPE_CHECKING:  # pragma: no cover
+    from topo.loader import load as load
+
+__all__ = [
+    "Binding",
+    "Exchange",
+    "Policy",
+    "Queue",
+    "TopoError",
+    "Topology",
+    "VHost",
+    "ValidationError",
+    "load",
+]
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy attributes keep `import topo` cheap and let optional parts (runtime, routing) load on use.
+    if name == "load":
+        from topo.loader import load
+
+        return load
+    if name == "route":
+        from topo.routing import route
+
+        return route
+    if name == "connect":
+        from topo.runtime import connect
+
+        return connect
+    raise AttributeError(f"module 'topo' has no attribute {name!r}")

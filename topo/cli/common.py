@@ -1,0 +1,83 @@
+"""Shared pieces of the command line: the root group, the error boundary, common options."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from topo.errors import TopoError, ValidationError
+
+__all__ = ["DEFAULT_AMQP_URL", "DEFAULT_URL", "cli", "echo_error", "run", "url_option", "vars_option"]
+
+DEFAULT_URL = "http://guest:guest@localhost:15672"
+DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="topo")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """RabbitMQ topology as code: validate, plan and apply YAML topologies."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def url_option(f: F) -> F:
+    return click.option(
+        "--url",
+        envvar="TOPO_URL",
+        default=DEFAULT_URL,
+        show_default="$TOPO_URL or http://guest:***@localhost:15672",
+        help="Management API URL (credentials may be embedded).",
+    )(f)
+
+
+def vars_option(f: F) -> F:
+    return click.option(
+        "--var",
+        "variables",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Set ${var:NAME} for interpolation (repeatable).",
+    )(f)
+
+
+def echo_error(exc: TopoError) -> None:
+    message = f"Error: {exc.message}"
+    if exc.hint:
+        message += f"\nHint: {exc.hint}"
+    if isinstance(exc, ValidationError) and len(exc.problems) > 0:
+        pass  # the problems are part of the message already
+    click.echo(message, err=True)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return the exit code: 0 success, 1 error (2 only from --detailed-exitcode)."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("TOPO_DEBUG"))
+    try:
+        result = cli.main(args=argv, prog_name="topo", standalone_mode=False)
+    except TopoError as exc:
+        if debug:
+            traceback.print_exc()
+        echo_error(exc)
+        return 1
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return 1
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    return int(result) if isinstance(result, int) else 0
