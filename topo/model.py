@@ -107,6 +107,7 @@ class Exchange:
     internal: bool = False
     arguments: Mapping[str, Any] = field(default_factory=dict)
     origin: Origin | None = field(default=None, compare=False)
+    lint_disable: frozenset[str] = field(default=frozenset(), compare=False)  # lint codes off here
 
     @property
     def alternate_exchange(self) -> str | None:
@@ -125,6 +126,7 @@ class Queue:
     # Client-side settings used by the runtime; they never reach the broker and never differ in a diff.
     prefetch: int | None = field(default=None, compare=False)
     retry_delays: tuple[int, ...] = field(default=(), compare=False)  # milliseconds
+    lint_disable: frozenset[str] = field(default=frozenset(), compare=False)  # lint codes off here
 
     @property
     def dead_letter_exchange(self) -> str | None:
@@ -223,6 +225,7 @@ class Topology:
     vhosts: dict[str, VHost] = field(default_factory=dict)
     name: str | None = None
     version: int = 1
+    lint_disable: frozenset[str] = frozenset()  # lint codes disabled for the whole topology
 
     def vhost(self, name: str) -> VHost:
         """The vhost called ``name``; a :class:`~topo.errors.UsageError` naming the known ones if absent."""
@@ -241,4 +244,9 @@ class Topology:
         """The same topology limited to the named vhosts (all of them when ``vhosts`` is empty)."""
         if not vhosts:
             return self
-        return Topology({name: self.vhost(name) for name in vhosts}, name=self.name, version=self.version)
+        return Topology(
+            {name: self.vhost(name) for name in vhosts},
+            name=self.name,
+            version=self.version,
+            lint_disable=self.lint_disable,
+        )
