@@ -1,0 +1,645 @@
+"""Start and stop a private, throwaway RabbitMQ node on loopback, for tests and the demo.
+
+A node lives in one directory (``base_dir``)::
+
+    base_dir/
+    ├── node.json            name, ports and pid of the node (the CLI's state file)
+    ├── url, amqp_url        the URLs to use, written by ``ensure`` (mode 0600: they hold a password)
+    ├── rabbitmq.conf        listeners on 127.0.0.1 only, management plugin's listener
+    ├── enabled_plugins      [rabbitmq_management].
+    ├── rabbitmq-env.conf    empty, so /etc/rabbitmq/rabbitmq-env.conf is not read
+    ├── home/                $HOME of the node and of rabbitmqctl (the Erlang cookie)
+    ├── mnesia/              the node's data
+    └── log/                 the node's log (<name>.log) and the launcher's output (launcher.log)
+
+Library use::
+
+    node = devbroker.start(tmp_dir)          # free ports, ready when it returns (Management API answers)
+    node.url, node.amqp_url                  # http://guest:guest@127.0.0.1:<port>, amqp://...
+    node.stop_app(); node.start_app()        # to test reconnection
+    node.stop()
+
+Command line (``python -m topo.devbroker``): ``start``, ``stop``, ``status`` and ``ensure`` (use the
+broker at ``--url`` when it answers, else start a private node); see ``--help``. Passwords are never
+printed: URLs are shown as ``http://guest:***@...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from topo.errors import TopoError
+
+__all__ = [
+    "DevBrokerError",
+    "Node",
+    "ensure",
+    "find_executable",
+    "free_port",
+    "load",
+    "management_answers",
+    "redact_url",
+    "start",
+]
+
+RABBITMQ_BIN_DIR = Path("/usr/lib/rabbitmq/bin")
+"""Where Debian's package keeps the real scripts (``/usr/sbin/*`` are wrappers that switch user)."""
+
+STATE_FILE = "node.json"
+URL_FILE = "url"
+AMQP_URL_FILE = "amqp_url"
+INSTALL_HINT = (
+    "Install RabbitMQ: run .ci/ensure-rabbitmq.sh (or `apt-get install rabbitmq-server` on Debian/Ubuntu), "
+    "or set TOPO_RABBITMQ_BIN_DIR to the directory holding rabbitmq-server and rabbitmqctl."
+)
+
+# rabbitmqctl's own distribution listener uses 35672-35682 unless told otherwise: keep our nodes off it.
+_CTL_DIST_PORTS = range(35672, 35683)
+
+
+class DevBrokerError(TopoError):
+    """A private broker node could not be started, reached or stopped."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for anything printed or logged)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def find_executable(name: str) -> Path:
+    """The path of a RabbitMQ script (``rabbitmq-server``, ``rabbitmqctl``), or a clear error."""
+    candidates: list[Path] = []
+    override = os.environ.get("TOPO_RABBITMQ_BIN_DIR")
+    if override:
+        candidates.append(Path(override) / name)
+    candidates.append(RABBITMQ_BIN_DIR / name)
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise DevBrokerError(
+        f"{name} is not installed (looked in {RABBITMQ_BIN_DIR} and on PATH)", hint=INSTALL_HINT
+    )
+
+
+def free_port(exclude: Sequence[int] = ()) -> int:
+    """A TCP port that is free on 127.0.0.1 right now (not one of ``exclude``)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in exclude and port not in _CTL_DIST_PORTS:
+            return port
+    raise DevBrokerError("could not find a free TCP port on 127.0.0.1")
+
+
+def _port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def management_answers(url: str, timeout: float = 2.0) -> bool:
+    """True when ``GET {url}/api/overview`` answers 200 (credentials taken from the URL)."""
+    try:
+        with _client(url, timeout) as client:
+            return client.get("/api/overview").status_code == 200
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def _client(url: str, timeout: float) -> Iterator[httpx.Client]:
+    parts = urlsplit(url)
+    auth = httpx.BasicAuth(parts.username or "guest", parts.password or "guest")
+    host = parts.hostname or "localhost"
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    base = f"{parts.scheme or 'http'}://{host}{port}{parts.path.rstrip('/')}"
+    with httpx.Client(base_url=base, auth=auth, timeout=timeout, trust_env=False) as client:
+        yield client
+
+
+def _pid_alive(pid: int) -> bool:
+    """True if the process exists and is not a zombie (PID 1 here may not reap what it adopts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (not Linux): trust kill(0)
+    state = stat.rsplit(")", 1)[-1].split()[0:1]
+    return state != ["Z"]
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class Node:
+    """A private RabbitMQ node started by :func:`start` (or loaded from its directory by :func:`load`)."""
+
+    name: str
+    amqp_port: int
+    http_port: int
+    base_dir: Path
+    dist_port: int
+    pid: int | None = None
+
+    # -- addresses -------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The Management API URL, with guest's credentials."""
+        return f"http://guest:guest@127.0.0.1:{self.http_port}"
+
+    @property
+    def amqp_url(self) -> str:
+        """The AMQP 0-9-1 URL of the default vhost, with guest's credentials."""
+        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/"
+
+    # -- files -----------------------------------------------------------------------------------
+
+    @property
+    def log_file(self) -> Path:
+        return self.base_dir / "log" / f"{self.name}.log"
+
+    @property
+    def launcher_log(self) -> Path:
+        return self.base_dir / "log" / "launcher.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.base_dir / f"{self.name.split('@')[0]}.pid"
+
+    def env(self) -> dict[str, str]:
+        """The environment for ``rabbitmq-server`` and ``rabbitmqctl`` of this node (they must agree)."""
+        base = self.base_dir
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("RABBITMQ_", "ERL_")) and key != "CONF_ENV_FILE"
+        }
+        env.update(
+            {
+                "HOME": str(base / "home"),
+                "RABBITMQ_NODENAME": self.name,
+                "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+                "RABBITMQ_LOG_BASE": str(base / "log"),
+                "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+                "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
+                "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+                "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
+                "RABBITMQ_PID_FILE": str(self.pid_file),
+                "RABBITMQ_DIST_PORT": str(self.dist_port),
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+                "ERL_EPMD_ADDRESS": "127.0.0.1",
+            }
+        )
+        return env
+
+    # -- control ---------------------------------------------------------------------------------
+
+    def ctl(self, *args: str, timeout: float = 120) -> str:
+        """Run ``rabbitmqctl -n NODE ARGS...`` against this node and return its standard output."""
+        command = [str(find_executable("rabbitmqctl")), "-n", self.name, *args]
+        try:
+            done = subprocess.run(
+                command,
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise DevBrokerError(f"rabbitmqctl {' '.join(args)} did not finish in {timeout:g} s") from exc
+        if done.returncode != 0:
+            output = (done.stderr.strip() or done.stdout.strip())[-2000:]
+            raise DevBrokerError(
+                f"rabbitmqctl {' '.join(args)} failed for node {self.name} (exit {done.returncode}): {output}"
+            )
+        return done.stdout
+
+    def is_running(self) -> bool:
+        """True when the Management API of this node answers."""
+        return management_answers(self.url)
+
+    def read_pid(self) -> int | None:
+        """The node's OS pid, from its pid file (written early during boot)."""
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return self.pid
+
+    def stop(self, timeout: float = 60) -> None:
+        """Stop the node (``rabbitmqctl stop``), then make sure its Erlang VM is gone."""
+        pid = self.read_pid()
+        with contextlib.suppress(DevBrokerError):
+            if pid is None or _pid_alive(pid):
+                # With the pid file, rabbitmqctl waits until that OS process has exited.
+                args = ("stop", str(self.pid_file)) if self.pid_file.exists() else ("stop",)
+                self.ctl(*args, timeout=timeout)
+        if pid is not None:
+            _wait_gone(pid, timeout=10)
+        with contextlib.suppress(OSError):
+            self.pid_file.unlink()
+
+    def stop_app(self, timeout: float = 60) -> None:
+        """Stop the RabbitMQ application but not the VM; return when the AMQP port is closed."""
+        self.ctl("stop_app", timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while _port_open(self.amqp_port):
+            if time.monotonic() > deadline:
+                raise DevBrokerError(f"AMQP port {self.amqp_port} still open {timeout:g} s after stop_app")
+            time.sleep(0.1)
+
+    def start_app(self, timeout: float = 60) -> None:
+        """Start the RabbitMQ application again; return when AMQP and the Management API answer."""
+        self.ctl("start_app", timeout=timeout)
+        _wait_ready(self, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while not _port_open(self.amqp_port):
+            if time.monotonic() > deadline:
+                raise DevBrokerError(f"AMQP port {self.amqp_port} not open {timeout:g} s after start_app")
+            time.sleep(0.1)
+
+    # -- state file ------------------------------------------------------------------------------
+
+    def save(self) -> Path:
+        path = self.base_dir / STATE_FILE
+        data = asdict(self)
+        data["base_dir"] = str(self.base_dir)
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        return path
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    """Wait for ``pid`` to exit; SIGTERM, then SIGKILL it if it will not."""
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        if sig is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _pid_alive(pid):
+                return
+            time.sleep(0.1)
+    raise DevBrokerError(f"process {pid} (a RabbitMQ node) would not exit")
+
+
+def _wait_ready(node: Node, timeout: float) -> None:
+    """Poll the Management API until it answers 200; on timeout, fail with the node's log tail."""
+    deadline = time.monotonic() + timeout
+    with _client(node.url, timeout=2.0) as client:
+        while True:
+            try:
+                if client.get("/api/overview").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            pid = node.read_pid()
+            if pid is not None and not _pid_alive(pid):
+                raise DevBrokerError(f"RabbitMQ node {node.name} exited while starting\n{_log_tails(node)}")
+            if time.monotonic() > deadline:
+                raise DevBrokerError(
+                    f"RabbitMQ node {node.name}: Management API on 127.0.0.1:{node.http_port} "
+                    f"did not answer within {timeout:g} s\n{_log_tails(node)}"
+                )
+            time.sleep(0.2)
+
+
+def _log_tails(node: Node) -> str:
+    parts = []
+    for path in (node.launcher_log, node.log_file):
+        tail = _tail(path)
+        if tail:
+            parts.append(f"--- last lines of {path} ---\n{tail}")
+    return "\n".join(parts) or f"(no log written under {node.base_dir / 'log'})"
+
+
+def _write_config(node: Node) -> None:
+    base = node.base_dir
+    for sub in ("home", "mnesia", "log"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    (base / "rabbitmq.conf").write_text(
+        "# Written by topo.devbroker: a private node, reachable on loopback only.\n"
+        f"listeners.tcp.default = 127.0.0.1:{node.amqp_port}\n"
+        "management.tcp.ip = 127.0.0.1\n"
+        f"management.tcp.port = {node.http_port}\n"
+        "log.console = false\n"
+        "log.file.level = info\n"
+    )
+    (base / "enabled_plugins").write_text("[rabbitmq_management].\n")
+    (base / "rabbitmq-env.conf").write_text("")
+
+
+def _default_name() -> str:
+    return f"topo-{os.getpid()}-{secrets.token_hex(3)}@localhost"
+
+
+def start(
+    base_dir: Path,
+    *,
+    amqp_port: int | None = None,
+    http_port: int | None = None,
+    name: str | None = None,
+    timeout: float = 60,
+) -> Node:
+    """Start a private node whose files live under ``base_dir``; return it once its Management API answers.
+
+    Ports left as None are picked free on 127.0.0.1 (so is the Erlang distribution port). The node is
+    named ``name`` (``@localhost`` is added when there is no host part), by default a unique
+    ``topo-<pid>-<hex>@localhost``. Raises :class:`DevBrokerError` when RabbitMQ is not installed, a
+    port is taken, or the node is not ready within ``timeout`` seconds (with the tail of its log).
+    """
+    server = find_executable("rabbitmq-server")
+    find_executable("rabbitmqctl")
+    base_dir = Path(base_dir).resolve()
+    base_dir.mkdir(parents=True, exist_ok=True)
+    node_name = name or _default_name()
+    if "@" not in node_name:
+        node_name += "@localhost"
+
+    taken: list[int] = []
+    for port in (amqp_port, http_port):
+        if port is not None:
+            if _port_open(port):
+                raise DevBrokerError(
+                    f"port {port} on 127.0.0.1 is already in use", hint="choose another port"
+                )
+            taken.append(port)
+    amqp = amqp_port if amqp_port is not None else free_port(taken)
+    taken.append(amqp)
+    http = http_port if http_port is not None else free_port(taken)
+    taken.append(http)
+    node = Node(name=node_name, amqp_port=amqp, http_port=http, base_dir=base_dir, dist_port=free_port(taken))
+    _write_config(node)
+    with contextlib.suppress(OSError):
+        node.pid_file.unlink()  # a stale one would make us watch a dead pid
+
+    with node.launcher_log.open("ab") as log:
+        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {server} -detached ({node.name})\n".encode())
+        log.flush()
+        done = subprocess.run(
+            [str(server), "-detached"],
+            env=node.env(),
+            cwd=base_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise DevBrokerError(
+            f"rabbitmq-server -detached failed (exit {done.returncode}) for node {node.name}\n"
+            + _log_tails(node)
+        )
+    try:
+        _wait_ready(node, timeout)
+    except BaseException:
+        # Don't leave a half-started VM behind.
+        with contextlib.suppress(Exception):
+            node.stop(timeout=30)
+        raise
+    node = Node(**{**asdict(node), "pid": node.read_pid()})
+    node.save()
+    return node
+
+
+def load(base_dir: Path) -> Node | None:
+    """The node recorded in ``base_dir``'s state file (running or not), or None."""
+    path = Path(base_dir).resolve() / STATE_FILE
+    try:
+        data = json.loads(path.read_text())
+        return Node(
+            name=str(data["name"]),
+            amqp_port=int(data["amqp_port"]),
+            http_port=int(data["http_port"]),
+            base_dir=Path(str(data["base_dir"])),
+            dist_port=int(data["dist_port"]),
+            pid=int(data["pid"]) if data.get("pid") is not None else None,
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _dir_node_name(base_dir: Path) -> str:
+    """A node name that is stable for one directory and differs between directories (checkouts)."""
+    digest = hashlib.sha256(str(Path(base_dir).resolve()).encode()).hexdigest()[:8]
+    return f"topo-dev-{digest}@localhost"
+
+
+def ensure(url: str, base_dir: Path, amqp_port: int, http_port: int) -> Node | None:
+    """None when the Management API at ``url`` answers (use it); else a private node on those ports.
+
+    A node this directory already runs is reused rather than started twice.
+    """
+    if management_answers(url):
+        return None
+    existing = load(base_dir)
+    if existing is not None and existing.is_running():
+        return existing
+    return start(base_dir, amqp_port=amqp_port, http_port=http_port, name=_dir_node_name(base_dir))
+
+
+# -- command line --------------------------------------------------------------------------------
+
+
+def _print_node(node: Node, prefix: str) -> None:
+    print(f"{prefix} {node.name} (files in {node.base_dir})")
+    print(f"  Management API: {redact_url(node.url)}")
+    print(f"  AMQP:           {redact_url(node.amqp_url)}")
+
+
+def _write_secret(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    base_dir = Path(args.dir)
+    existing = load(base_dir)
+    if existing is not None and existing.is_running():
+        _print_node(existing, "Already running:")
+        return 0
+    t0 = time.monotonic()
+    node = start(
+        base_dir,
+        amqp_port=args.amqp_port or None,
+        http_port=args.http_port or None,
+        name=args.name or _dir_node_name(base_dir),
+        timeout=args.timeout,
+    )
+    _write_secret(node.base_dir / URL_FILE, node.url)
+    _write_secret(node.base_dir / AMQP_URL_FILE, node.amqp_url)
+    _print_node(node, f"Started in {time.monotonic() - t0:.1f} s:")
+    return 0
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    node = load(Path(args.dir))
+    if node is None:
+        print(f"No node recorded in {args.dir}: nothing to stop.")
+        return 0
+    pid = node.read_pid()
+    if not node.is_running() and (pid is None or not _pid_alive(pid)):
+        print(f"Node {node.name} is not running.")
+        return 0
+    t0 = time.monotonic()
+    node.stop(timeout=args.timeout)
+    print(f"Stopped {node.name} in {time.monotonic() - t0:.1f} s.")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    if args.url:
+        ok = management_answers(args.url)
+        print(f"{redact_url(args.url)}: {'answers' if ok else 'does not answer'}")
+        return 0 if ok else 1
+    node = load(Path(args.dir))
+    if node is None:
+        print(f"No node recorded in {args.dir}.")
+        return 1
+    if node.is_running():
+        _print_node(node, "Running:")
+        return 0
+    print(f"Node {node.name} is not running.")
+    return 1
+
+
+def _cmd_ensure(args: argparse.Namespace) -> int:
+    base_dir = Path(args.dir)
+    url: str = args.url
+    t0 = time.monotonic()
+    existing = load(base_dir)
+    was_running = existing is not None and existing.is_running()
+    node = ensure(url, base_dir, amqp_port=args.amqp_port, http_port=args.http_port)
+    if node is None:
+        print(f"Using the broker at {redact_url(url)}")
+        use_url = url
+        amqp_url = os.environ.get("TOPO_AMQP_URL", "")
+    else:
+        if was_running:
+            _print_node(node, f"Nothing answers at {redact_url(url)}; already running:")
+        else:
+            _print_node(
+                node, f"Nothing answers at {redact_url(url)}; started in {time.monotonic() - t0:.1f} s:"
+            )
+        use_url = node.url
+        amqp_url = node.amqp_url
+    _write_secret(base_dir / URL_FILE, use_url)
+    if amqp_url:
+        _write_secret(base_dir / AMQP_URL_FILE, amqp_url)
+    else:
+        with contextlib.suppress(OSError):
+            (base_dir / AMQP_URL_FILE).unlink()
+    print(f"URL to use (also in {base_dir / URL_FILE}): {redact_url(use_url)}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m topo.devbroker",
+        description="Run a private RabbitMQ node on loopback for development.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dir", default=".devbroker", help="the node's directory (default: .devbroker)")
+
+    def add_ports(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--amqp-port", type=int, default=5673, help="AMQP port (default 5673; 0: any free)")
+        p.add_argument("--http-port", type=int, default=15673, help="Management port (default 15673; 0: any)")
+        p.add_argument("--timeout", type=float, default=60, help="seconds to wait for the node (default 60)")
+
+    p_start = sub.add_parser("start", help="start the node (says so if it already runs)")
+    add_dir(p_start)
+    add_ports(p_start)
+    p_start.add_argument("--name", help="Erlang node name (default: derived from --dir)")
+    p_start.set_defaults(func=_cmd_start)
+
+    p_stop = sub.add_parser("stop", help="stop the node recorded in --dir")
+    add_dir(p_stop)
+    p_stop.add_argument("--timeout", type=float, default=60, help="seconds to wait (default 60)")
+    p_stop.set_defaults(func=_cmd_stop)
+
+    p_status = sub.add_parser("status", help="exit 0 if the node (or --url) answers, else 1")
+    add_dir(p_status)
+    p_status.add_argument("--url", help="check this Management API URL instead of the node in --dir")
+    p_status.set_defaults(func=_cmd_status)
+
+    p_ensure = sub.add_parser(
+        "ensure", help="use the broker at --url if it answers, else start a node; write the URL to DIR/url"
+    )
+    add_dir(p_ensure)
+    add_ports(p_ensure)
+    p_ensure.add_argument(
+        "--url",
+        default=os.environ.get("TOPO_URL", "http://guest:guest@localhost:15672"),
+        help="Management API URL to try first (default: $TOPO_URL or http://guest:***@localhost:15672)",
+    )
+    p_ensure.set_defaults(func=_cmd_ensure)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except TopoError as exc:
+        print(f"Error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"Hint: {exc.hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
