@@ -1,0 +1,461 @@
+"""From schema-valid documents to one normalised :class:`~topo.model.Topology`, with the checks the
+schema cannot express: resources declared twice, references to undeclared exchanges, arguments that do
+not fit the queue type, an argument given twice."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from topo.arguments import POLICY_KEYS, QUEUE_ARGUMENTS, ArgSpec, queue_argument
+from topo.errors import Problem
+from topo.loader.source import Document, Path_
+from topo.model import Address, Binding, DestinationType, Exchange, Origin, Policy, Queue, Topology, VHost
+from topo.units import parse_duration, parse_size
+
+__all__ = ["PREDEFINED_EXCHANGES", "build_topology", "retry_queue_name"]
+
+PREDEFINED_EXCHANGES = frozenset(
+    {"amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match", "amq.rabbitmq.trace"}
+)
+_QUORUM_OR_STREAM = ("quorum", "stream")
+_COLLECTIONS = ("exchanges", "queues", "policies", "operator-policies")
+_STRUCTURAL_KEYS = frozenset(
+    {
+        "type",
+        "durable",
+        "auto-delete",
+        "internal",
+        "alternate-exchange",
+        "arguments",
+        "bindings",
+        "retry",
+        "prefetch",
+        "lint",
+        "pattern",
+        "apply-to",
+        "priority",
+        "definition",
+    }
+)
+
+
+def retry_queue_name(queue: str, attempt: int) -> str:
+    """The delay queue that holds a message of ``queue`` before its ``attempt``-th retry (1-based)."""
+    return f"{queue}.retry.{attempt}"
+
+
+def normalise_value(spec: ArgSpec, value: Any) -> Any:
+    """The broker's form of a value for ``spec`` (``"5m"`` → ``300000``). ``ValueError`` if it does not fit."""
+    if spec.kind == "duration":
+        return parse_duration(value)
+    if spec.kind == "size":
+        return parse_size(value)
+    if spec.kind == "int":
+        if spec.key == "ha-params" and isinstance(value, list):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            hint = " (write it without quotes)" if isinstance(value, str) and value.isdigit() else ""
+            raise ValueError(f"expected an integer, got {value!r}{hint}")
+        if spec.minimum is not None and value < spec.minimum:
+            raise ValueError(f"must be at least {spec.minimum}, got {value}")
+        if spec.maximum is not None and value > spec.maximum:
+            raise ValueError(f"must be at most {spec.maximum}, got {value}")
+        return value
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+    if spec.kind == "enum":
+        if value not in spec.choices:
+            raise ValueError("expected one of " + ", ".join(spec.choices) + f", got {value!r}")
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+@dataclass
+class _Declared:
+    """Where each resource was first declared, to report a second declaration at both places."""
+
+    origins: dict[tuple[str, ...], Origin] = field(default_factory=dict)
+
+    def claim(self, key: tuple[str, ...], origin: Origin, what: str, doc: Document, path: Path_) -> Problem | None:
+        first = self.origins.get(key)
+        if first is None:
+            self.origins[key] = origin
+            return None
+        return doc.problem(
+            path,
+            f"{what} is declared twice: here and at {first}",
+            hint="declare each resource in one place only",
+            key=True,
+        )
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.topology = Topology()
+        self.problems: list[Problem] = []
+        self.declared = _Declared()
+        self.name_origin: Origin | None = None
+        self.bad: set[Path_] = set()  # paths of the current document that broke the schema
+        # names declared by resources skipped for schema problems: still count for references
+        self.skipped: set[tuple[str, str, str]] = set()
+
+    def broken(self, path: Path_) -> bool:
+        """Whether a schema problem at or below ``path`` keeps the resource there from being built.
+
+        Unknown keys (never read) and wrong argument values (reported once, then skipped by
+        :meth:`value`) do not: the resource is still built and checked for everything else.
+        """
+        size = len(path)
+        for p in self.bad:
+            if p[:size] != path:
+                continue
+            rest = p[size:]
+            if len(rest) == 1 and rest[0] not in _STRUCTURAL_KEYS:
+                continue
+            if len(rest) == 2 and rest[0] == "definition":
+                continue
+            return True
+        return False
+
+    def broken_here(self, path: Path_) -> bool:
+        """Whether a schema problem lies at ``path`` or one of its direct keys."""
+        size = len(path)
+        return any(p[:size] == path and len(p) <= size + 1 for p in self.bad)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def origin(self, doc: Document, path: Path_) -> Origin:
+        line, col = doc.place(path, key=True)
+        return Origin(doc.file, line or 1, col or 1)
+
+    def problem(self, doc: Document, path: Path_, message: str, hint: str | None = None) -> None:
+        self.problems.append(doc.problem(path, message, hint=hint))
+
+    def check_name(self, doc: Document, path: Path_, name: str, kind: str) -> None:
+        if not name:
+            self.problem(doc, path, f"a {kind} needs a non-empty name")
+        elif len(name.encode("utf-8")) > 255:
+            self.problem(doc, path, f"{kind} name is longer than 255 bytes of UTF-8")
+        elif kind in ("queue", "exchange") and name.startswith("amq."):
+            self.problem(
+                doc,
+                path,
+                f"{kind} names starting with 'amq.' are reserved for the broker",
+                "choose another name",
+            )
+
+    # -- documents ----------------------------------------------------------------------------
+    def document(self, doc: Document, bad: set[Path_]) -> None:
+        self.bad = bad
+        if self.broken_here(()) or self.broken_here(("vhosts",)) or self.broken(("lint",)):
+            return
+        data: Mapping[str, Any] = doc.data
+        name = data.get("name")
+        if name is not None:
+            origin = self.origin(doc, ("name",))
+            if self.topology.name is None:
+                self.topology.name, self.name_origin = name, origin
+            elif self.topology.name != name:
+                self.problem(
+                    doc,
+                    ("name",),
+                    f"this file says the topology is {name!r}, but {self.name_origin} says {self.topology.name!r}",
+                    "all files of one topology share one name",
+                )
+        disabled = data.get("lint", {}).get("disable", [])
+        self.topology.lint_disable = self.topology.lint_disable | frozenset(disabled)
+        for vhost_name, body in (data.get("vhosts") or {}).items():
+            self.vhost(doc, ("vhosts", vhost_name), vhost_name, body or {})
+
+    def vhost(self, doc: Document, path: Path_, name: str, body: Mapping[str, Any]) -> None:
+        if not name:
+            self.problem(doc, path, "a vhost needs a non-empty name")
+            return
+        if self.broken_here(path) or any(self.broken_here((*path, c)) for c in _COLLECTIONS):
+            self.skipped.add(("vhost", name, ""))
+            return
+        vhost = self.topology.vhosts.get(name)
+        if vhost is None:
+            vhost = self.topology.vhosts[name] = VHost(name, origin=self.origin(doc, path))
+        for key in ("description", "tags", "limits"):
+            if key in body:
+                problem = self.declared.claim(
+                    ("vhost-meta", name, key),
+                    self.origin(doc, (*path, key)),
+                    f"vhost {name!r} {key}",
+                    doc,
+                    (*path, key),
+                )
+                if problem:
+                    self.problems.append(problem)
+        if "description" in body:
+            vhost.description = body["description"]
+        if "tags" in body:
+            vhost.tags = tuple(sorted(set(body["tags"])))
+        if "limits" in body:
+            vhost.limits = dict(body["limits"])
+        for ex_name, ex_body in (body.get("exchanges") or {}).items():
+            self.exchange(doc, (*path, "exchanges", ex_name), vhost, ex_name, ex_body or {})
+        for q_name, q_body in (body.get("queues") or {}).items():
+            self.queue(doc, (*path, "queues", q_name), vhost, q_name, q_body or {})
+        for kind, table in (("policies", vhost.policies), ("operator-policies", vhost.operator_policies)):
+            for p_name, p_body in (body.get(kind) or {}).items():
+                self.policy(doc, (*path, kind, p_name), vhost, table, kind, p_name, p_body)
+
+    def _claim(self, doc: Document, path: Path_, vhost: VHost, kind: str, name: str) -> Origin | None:
+        if self.broken(path):
+            self.skipped.add((kind, vhost.name, name))
+            return None
+        origin = self.origin(doc, path)
+        problem = self.declared.claim((kind, vhost.name, name), origin, f"{kind} {name!r}", doc, path)
+        if problem:
+            self.problems.append(problem)
+            return None
+        return origin
+
+    def exchange(self, doc: Document, path: Path_, vhost: VHost, name: str, body: Mapping[str, Any]) -> None:
+        self.check_name(doc, path, name, "exchange")
+        origin = self._claim(doc, path, vhost, "exchange", name)
+        if origin is None:
+            return
+        arguments = dict(body.get("arguments") or {})
+        if "alternate-exchange" in body:
+            if "alternate-exchange" in arguments:
+                self.problem(
+                    doc,
+                    (*path, "arguments", "alternate-exchange"),
+                    "alternate-exchange is given twice (as a key and under arguments)",
+                    "keep the `alternate-exchange:` key",
+                )
+            arguments["alternate-exchange"] = body["alternate-exchange"]
+        vhost.exchanges[name] = Exchange(
+            name=name,
+            type=body["type"],
+            durable=body.get("durable", True),
+            auto_delete=body.get("auto-delete", False),
+            internal=body.get("internal", False),
+            arguments=arguments,
+            origin=origin,
+            lint_disable=frozenset(body.get("lint", {}).get("disable", [])),
+        )
+        self.bindings(doc, path, vhost, name, "exchange", body.get("bindings") or [])
+
+    def queue(self, doc: Document, path: Path_, vhost: VHost, name: str, body: Mapping[str, Any]) -> None:
+        self.check_name(doc, path, name, "queue")
+        origin = self._claim(doc, path, vhost, "queue", name)
+        if origin is None:
+            return
+        qtype: str = body.get("type", "classic")
+        arguments: dict[str, Any] = {}
+        for key, spec in QUEUE_ARGUMENTS.items():
+            if key in body:
+                arguments[spec.argument] = self.value(doc, (*path, key), spec, body[key])
+        for arg, value in (body.get("arguments") or {}).items():
+            arg_path = (*path, "arguments", arg)
+            if arg == "x-queue-type":
+                if "type" in body and body["type"] != value:
+                    self.problem(doc, arg_path, "x-queue-type contradicts `type:`", "write only `type:`")
+                elif value not in ("classic", "quorum", "stream"):
+                    self.problem(doc, arg_path, f"unknown queue type {value!r}")
+                else:
+                    qtype = value
+                continue
+            spec = queue_argument(arg)
+            if spec is not None:
+                if spec.argument in arguments:
+                    self.problem(
+                        doc,
+                        arg_path,
+                        f"{arg} is given twice: as `{spec.key}:` and under `arguments:`",
+                        f"keep only `{spec.key}:`",
+                    )
+                    continue
+                value = self.value(doc, arg_path, spec, value)
+            arguments[arg] = value
+        durable = body.get("durable", True)
+        auto_delete = body.get("auto-delete", False)
+        if qtype in _QUORUM_OR_STREAM:
+            if not durable:
+                self.problem(doc, (*path, "durable"), f"{qtype} queues are always durable", "remove `durable: false`")
+            if auto_delete:
+                self.problem(doc, (*path, "auto-delete"), f"{qtype} queues cannot be auto-delete")
+        for arg in arguments:
+            spec = queue_argument(arg)
+            if spec is not None and qtype not in spec.queue_types:
+                where = (*path, spec.key) if spec.key in body else (*path, "arguments", arg)
+                kinds = " and ".join(sorted(spec.queue_types))
+                self.problem(
+                    doc,
+                    where,
+                    f"{spec.key} does not apply to a {qtype} queue (only to {kinds} queues)",
+                    "RabbitMQ rejects it or silently ignores it; remove it or change the queue type",
+                )
+        delays = tuple(parse_duration(d) for d in (body.get("retry") or {}).get("delays", []))
+        vhost.queues[name] = Queue(
+            name=name,
+            type=qtype,
+            durable=durable,
+            auto_delete=auto_delete,
+            arguments=arguments,
+            origin=origin,
+            prefetch=body.get("prefetch"),
+            retry_delays=delays,
+            lint_disable=frozenset(body.get("lint", {}).get("disable", [])),
+        )
+        for attempt, delay in enumerate(delays, start=1):
+            retry_name = retry_queue_name(name, attempt)
+            if self._claim(doc, (*path, "retry"), vhost, "queue", retry_name) is None:
+                continue
+            vhost.queues[retry_name] = Queue(
+                name=retry_name,
+                arguments={
+                    "x-message-ttl": delay,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": name,
+                },
+                origin=origin,
+            )
+        self.bindings(doc, path, vhost, name, "queue", body.get("bindings") or [])
+
+    def value(self, doc: Document, path: Path_, spec: ArgSpec, value: Any) -> Any:
+        if path in self.bad:
+            return value  # reported by the schema check already
+        try:
+            return normalise_value(spec, value)
+        except ValueError as exc:
+            self.problem(doc, path, str(exc))
+            return value
+
+    def bindings(
+        self,
+        doc: Document,
+        path: Path_,
+        vhost: VHost,
+        destination: str,
+        destination_type: DestinationType,
+        items: list[Mapping[str, Any]],
+    ) -> None:
+        for index, item in enumerate(items):
+            b_path = (*path, "bindings", index)
+            arguments = dict(item.get("arguments") or {})
+            if "match" in item or "headers" in item:
+                if "x-match" in arguments:
+                    self.problem(doc, b_path, "x-match is given twice (`match:` and under `arguments:`)")
+                arguments["x-match"] = item.get("match", "all")
+                for header, value in (item.get("headers") or {}).items():
+                    if header in arguments:
+                        self.problem(doc, (*b_path, "headers", header), f"header {header!r} is given twice")
+                    arguments[header] = value
+            binding = Binding(
+                source=item["exchange"],
+                destination=destination,
+                destination_type=destination_type,
+                routing_key=str(item.get("routing-key", "")),
+                arguments=arguments,
+                origin=self.origin(doc, b_path),
+            )
+            if binding.key in vhost.bindings:
+                first = vhost.bindings[binding.key].origin
+                self.problem(doc, b_path, f"the same binding is declared twice (first at {first})")
+                continue
+            vhost.add_binding(binding)
+
+    def policy(
+        self,
+        doc: Document,
+        path: Path_,
+        vhost: VHost,
+        table: dict[str, Policy],
+        kind: str,
+        name: str,
+        body: Mapping[str, Any],
+    ) -> None:
+        what = "operator policy" if kind == "operator-policies" else "policy"
+        origin = self._claim(doc, path, vhost, what, name)
+        if origin is None:
+            return
+        try:
+            re.compile(body["pattern"])
+        except re.error as exc:
+            self.problem(doc, (*path, "pattern"), f"invalid regular expression: {exc}")
+        definition = {
+            key: self.value(doc, (*path, "definition", key), POLICY_KEYS[key], value)
+            for key, value in body["definition"].items()
+            if key in POLICY_KEYS
+        }
+        table[name] = Policy(
+            name=name,
+            pattern=body["pattern"],
+            apply_to=body.get("apply-to", "all"),
+            priority=body.get("priority", 0),
+            definition=definition,
+            origin=origin,
+        )
+
+    # -- references across files ----------------------------------------------------------------
+    def references(self) -> None:
+        if any(kind == "vhost" for kind, _, _ in self.skipped):
+            return  # a whole vhost could not be read: references into it cannot be judged
+        for vhost in self.topology.vhosts.values():
+            skipped = {name for kind, v, name in self.skipped if kind == "exchange" and v == vhost.name}
+            known = set(vhost.exchanges) | PREDEFINED_EXCHANGES | skipped
+
+            def missing(name: str) -> str:
+                return f"exchange {name!r} is not declared in vhost {vhost.name!r}"
+
+            for binding in vhost.bindings.values():
+                where = str(binding.address(vhost.name))
+                if binding.source == "":
+                    self._ref_problem(
+                        where,
+                        binding.origin,
+                        "the default exchange cannot be bound to: it routes to the queue named by the key",
+                        "publish to the default exchange with the queue's name as routing key instead",
+                    )
+                elif binding.source not in known:
+                    self._ref_problem(where, binding.origin, missing(binding.source), "declare it under `exchanges:`")
+            for queue in vhost.queues.values():
+                dlx = queue.dead_letter_exchange
+                if dlx and dlx not in known:
+                    self._ref_problem(
+                        str(Address("queue", vhost.name, queue.name)) + ".dead-letter-exchange",
+                        queue.origin,
+                        f"dead-letter {missing(dlx)}",
+                        "declare it, or dead letters are dropped",
+                    )
+            for exchange in vhost.exchanges.values():
+                alt = exchange.alternate_exchange
+                if alt and alt not in known:
+                    self._ref_problem(
+                        str(Address("exchange", vhost.name, exchange.name)) + ".alternate-exchange",
+                        exchange.origin,
+                        f"alternate {missing(alt)}",
+                        "declare it, or unroutable messages are dropped",
+                    )
+
+    def _ref_problem(self, path: str, origin: Origin | None, message: str, hint: str) -> None:
+        if origin is None:
+            self.problems.append(Problem(message, path=path, hint=hint))
+        else:
+            self.problems.append(
+                Problem(message, file=origin.file, line=origin.line, col=origin.col, path=path, hint=hint)
+            )
+
+
+def build_topology(docs: list[tuple[Document, set[Path_]]]) -> tuple[Topology, list[Problem]]:
+    """Merge parsed documents into one Topology; returns it with every problem found.
+
+    Each document comes with the paths where it broke the schema: resources there are skipped (their
+    schema problems are reported already), everything else is built and checked.
+    """
+    builder = _Builder()
+    for doc, bad in docs:
+        builder.document(doc, bad)
+    builder.references()
+    return builder.topology, builder.problems

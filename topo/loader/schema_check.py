@@ -1,0 +1,145 @@
+"""JSON Schema validation of one document, with messages a person can act on."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError as SchemaError
+
+from topo.errors import Problem
+from topo.loader.source import Document, Path_
+from topo.schema import load_schema
+
+__all__ = ["check_schema"]
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = load_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    validator: jsonschema.protocols.Validator = cls(schema)
+    return validator
+
+
+def _subschema_properties(error: SchemaError) -> list[str]:
+    props = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+    return sorted(props)
+
+
+def _describe_expected(schema: Any) -> str:
+    if not isinstance(schema, dict):
+        return "a valid value"
+    if "$ref" in schema:
+        ref = str(schema["$ref"]).rsplit("/", 1)[-1]
+        return {
+            "duration": "a duration (milliseconds, or e.g. 500ms, 30s, 5m, 24h, 7d)",
+            "size": "a size (bytes, or e.g. 512B, 10KB, 10MiB, 1GiB)",
+            "binding": "a binding {exchange: NAME, routing-key: KEY}",
+            "name": "a name (a string of at most 255 bytes)",
+        }.get(ref, f"a {ref}")
+    if "anyOf" in schema and "description" in schema:
+        return str(schema["description"])
+    if "enum" in schema:
+        return "one of " + ", ".join(repr(v) for v in schema["enum"])
+    if "const" in schema:
+        return repr(schema["const"])
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return " or ".join(kind)
+    names = {
+        "object": "a mapping",
+        "array": "a list",
+        "string": "a string",
+        "integer": "an integer",
+        "boolean": "true or false",
+        "number": "a number",
+    }
+    return names.get(str(kind), "a valid value")
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _problems(doc: Document, error: SchemaError) -> Iterator[Problem]:
+    path: Path_ = tuple(error.absolute_path)
+    validator = error.validator
+    if validator == "additionalProperties":
+        allowed = _subschema_properties(error)
+        extras = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
+        for extra in extras:
+            near = difflib.get_close_matches(extra, allowed, n=1, cutoff=0.6)
+            if near:
+                hint = f"did you mean {near[0]!r}?"
+            elif path and path[-1] == "definition":
+                hint = "RabbitMQ rejects policy keys it does not know"
+            elif allowed:
+                hint = "allowed here: " + ", ".join(allowed)
+            else:
+                hint = None
+            if extra == "exclusive":
+                hint = "exclusive queues belong to one connection: declare them in the application"
+            if extra.startswith("x-") and "arguments" in allowed:
+                hint = f"broker arguments go under `arguments:` (or write {extra[2:]!r})"
+            yield doc.problem((*path, extra), f"unknown key {extra!r}", hint=hint, key=True)
+        return
+    if validator == "required":
+        missing = [k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
+        for key in missing:
+            yield doc.problem(path, f"missing required key {key!r}", key=True)
+        return
+    if validator in ("anyOf", "oneOf", "type", "enum", "const", "pattern"):
+        expected = _describe_expected(error.schema if validator not in ("anyOf", "oneOf") else error.schema)
+        if validator == "pattern":
+            expected = _describe_expected(error.parent.schema if error.parent else error.schema)
+        yield doc.problem(path, f"expected {expected}, got {_type_name(error.instance)}")
+        return
+    if validator in ("minimum", "maximum"):
+        word = "at least" if validator == "minimum" else "at most"
+        yield doc.problem(path, f"must be {word} {error.validator_value}, got {error.instance}")
+        return
+    if validator == "maxLength":
+        yield doc.problem(path, f"is longer than {error.validator_value} characters")
+        return
+    if validator == "minItems":
+        yield doc.problem(path, "must not be empty")
+        return
+    if validator == "minProperties":
+        yield doc.problem(path, "must not be empty")
+        return
+    if validator == "uniqueItems":
+        yield doc.problem(path, "has the same item twice")
+        return
+    yield doc.problem(path, error.message)
+
+
+def check_schema(doc: Document) -> tuple[list[Problem], set[Path_]]:
+    """Every schema problem of the document (one readable problem each) and the paths they concern."""
+    problems: list[Problem] = []
+    bad: set[Path_] = set()
+    for error in _validator().iter_errors(doc.data):
+        path = tuple(error.absolute_path)
+        if path not in doc.unresolved:  # an unset variable is reported once, as such
+            problems.extend(_problems(doc, error))
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = _subschema_properties(error)
+            bad.update((*path, key) for key in error.instance if key not in allowed)
+        else:
+            bad.add(path)
+    return problems, bad
