@@ -41,7 +41,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -140,7 +140,7 @@ def management_answers(url: str, timeout: float = 2.0) -> bool:
 @contextlib.contextmanager
 def _client(url: str, timeout: float) -> Iterator[httpx.Client]:
     parts = urlsplit(url)
-    auth = httpx.BasicAuth(parts.username or "guest", parts.password or "guest")
+    auth = httpx.BasicAuth(unquote(parts.username or "guest"), unquote(parts.password or "guest"))
     host = parts.hostname or "localhost"
     if ":" in host:
         host = f"[{host}]"
