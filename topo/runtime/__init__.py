@@ -1,0 +1,16 @@
+"""The companion runtime: an asyncio AMQP 0-9-1 client on pamqp that knows the declared topology.
+
+Low level: :class:`Connection` and :class:`Channel`. Topology-aware: :func:`connect`.
+"""
+
+from __future__ import annotations
+
+from topo.runtime.channel import Channel
+from topo.runtime.codec import Properties
+from topo.runtime.connection import Connection
+from topo.runtime.errors import *  # noqa: F403
+from topo.runtime.errors import __all__ as _errors
+from topo.runtime.message import Message
+from topo.runtime.url import ConnectionParams, parse_url
+
+__all__ = ["Channel", "Connection", "ConnectionParams", "Message", "Properties", "parse_url", *_errors]

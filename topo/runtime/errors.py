@@ -1,0 +1,173 @@
+"""Errors of the AMQP runtime, all under :class:`topo.errors.RuntimeClientError`.
+
+::
+
+    RuntimeClientError                  (topo.errors) anything the runtime reports
+    ├── ConnectionFailed                could not open a connection (refused, DNS, TLS, handshake)
+    │   └── AuthenticationError         the broker refused the credentials or the mechanism
+    ├── ConnectionClosed                the connection is gone: closed by the broker (reply code and
+    │   │                               text) or lost; ``reply_code`` 0 means lost without a Close
+    │   └── ConnectionLost              lost while a call waited, before reconnection (retry it)
+    ├── ChannelClosed                   the broker closed a channel (Channel.Close): reply code, text
+    │   │                               and the method that failed
+    │   ├── AccessRefused               403 ACCESS_REFUSED
+    │   ├── NotFound                    404 NOT_FOUND
+    │   ├── ResourceLocked              405 RESOURCE_LOCKED
+    │   └── PreconditionFailed          406 PRECONDITION_FAILED (e.g. ``inequivalent arg``)
+    ├── NotDeclared                     an exchange or queue is not in the topology (before any I/O)
+    ├── UnroutableError                 the declared layout, or the broker (Basic.Return), drops it
+    ├── PublishNacked                   the broker refused a publish (Basic.Nack)
+    ├── ConsumerCancelled               the broker cancelled a consumer (queue deleted, ...)
+    ├── RpcTimeout                      no RPC reply in time (also a ``TimeoutError``)
+    ├── ProtocolError                   the peer sent something AMQP 0-9-1 does not allow
+    └── ClientClosed                    the client was closed while an operation was pending
+"""
+
+from __future__ import annotations
+
+from pamqp import commands
+
+from topo.errors import RuntimeClientError
+
+__all__ = [
+    "AccessRefused",
+    "AuthenticationError",
+    "ChannelClosed",
+    "ClientClosed",
+    "ConnectionClosed",
+    "ConnectionFailed",
+    "ConnectionLost",
+    "ConsumerCancelled",
+    "NotDeclared",
+    "NotFound",
+    "PreconditionFailed",
+    "ProtocolError",
+    "PublishNacked",
+    "ResourceLocked",
+    "RpcTimeout",
+    "RuntimeClientError",
+    "UnroutableError",
+    "channel_error",
+    "method_name",
+]
+
+
+def method_name(class_id: int, method_id: int) -> str | None:
+    """``Queue.Declare`` for (50, 10); None for (0, 0) or an unknown pair."""
+    if not class_id:
+        return None
+    cls = commands.INDEX_MAPPING.get((class_id << 16) | method_id)
+    return str(getattr(cls, "name", cls)) if cls is not None else f"method {class_id}.{method_id}"
+
+
+class ConnectionFailed(RuntimeClientError):
+    """The connection could not be opened."""
+
+
+class AuthenticationError(ConnectionFailed):
+    """The broker refused the credentials (or the SASL mechanism)."""
+
+
+class _Closed(RuntimeClientError):
+    def __init__(self, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0, *, what: str) -> None:
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+        self.method = method_name(class_id, method_id)
+        text = f"{what}: {reply_code} {reply_text}" if reply_code else f"{what}: {reply_text}"
+        if self.method:
+            text += f" (in {self.method})"
+        hint = None
+        if "inequivalent arg" in reply_text:
+            hint = "the broker has it with other settings: `topo plan` shows the difference"
+        super().__init__(text, hint=hint)
+
+
+class ConnectionClosed(_Closed):
+    """The broker closed the connection, or it was lost (``reply_code`` 0)."""
+
+    def __init__(self, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0) -> None:
+        super().__init__(reply_code, reply_text, class_id, method_id, what="connection closed")
+
+
+class ConnectionLost(ConnectionClosed):
+    """The connection was lost while a call waited for its answer; the call may be retried."""
+
+    def __init__(self, reason: str = "connection lost") -> None:
+        super().__init__(0, reason)
+
+
+class ChannelClosed(_Closed):
+    """The broker closed a channel with ``reply_code``/``reply_text`` while running ``method``."""
+
+    def __init__(self, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0) -> None:
+        super().__init__(reply_code, reply_text, class_id, method_id, what="channel closed")
+
+
+class AccessRefused(ChannelClosed):
+    """403 ACCESS_REFUSED."""
+
+
+class NotFound(ChannelClosed):
+    """404 NOT_FOUND."""
+
+
+class ResourceLocked(ChannelClosed):
+    """405 RESOURCE_LOCKED."""
+
+
+class PreconditionFailed(ChannelClosed):
+    """406 PRECONDITION_FAILED."""
+
+
+_CHANNEL_ERRORS: dict[int, type[ChannelClosed]] = {
+    403: AccessRefused,
+    404: NotFound,
+    405: ResourceLocked,
+    406: PreconditionFailed,
+}
+
+
+def channel_error(reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0) -> ChannelClosed:
+    """The typed :class:`ChannelClosed` for a broker's Channel.Close."""
+    return _CHANNEL_ERRORS.get(reply_code, ChannelClosed)(reply_code, reply_text, class_id, method_id)
+
+
+class NotDeclared(RuntimeClientError):
+    """An exchange or queue the call names is not declared in the topology's vhost."""
+
+
+class UnroutableError(RuntimeClientError):
+    """A message would be (or was) dropped: no binding routes it to any queue."""
+
+    def __init__(
+        self, exchange: str, routing_key: str, reason: str, *, returned: bool = False, hint: str | None = None
+    ) -> None:
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.reason = reason
+        self.returned = returned
+        where = "the broker returned" if returned else "the declared topology drops"
+        super().__init__(
+            f"unroutable: {where} the message to exchange {exchange!r} with routing key {routing_key!r}: {reason}",
+            hint=hint,
+        )
+
+
+class PublishNacked(RuntimeClientError):
+    """The broker answered Basic.Nack: it could not take responsibility for the message."""
+
+
+class ConsumerCancelled(RuntimeClientError):
+    """The broker cancelled the consumer (its queue was deleted, or the node holding it went away)."""
+
+
+class RpcTimeout(RuntimeClientError, TimeoutError):
+    """No reply to an RPC request within the timeout."""
+
+
+class ProtocolError(RuntimeClientError):
+    """The peer broke the AMQP 0-9-1 protocol (an unexpected frame or method)."""
+
+
+class ClientClosed(RuntimeClientError):
+    """The client (or channel) was closed while an operation was pending or was started after closing."""

@@ -1,0 +1,130 @@
+"""A message received from the broker, and how to settle it (ack, nack, reject)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from topo.runtime.codec import Properties
+
+if TYPE_CHECKING:
+    from topo.runtime.channel import Channel
+
+__all__ = ["Message"]
+
+
+class Message:
+    """A delivered (or returned, or fetched) message.
+
+    Settle it once with :meth:`ack`, :meth:`nack` or :meth:`reject`. After a reconnection, settling a
+    message delivered on the lost connection does nothing: the broker has requeued it and delivers it
+    again (``redelivered`` is then true), so consumers must tolerate duplicates (use ``message_id``).
+    """
+
+    __slots__ = (
+        "_channel",
+        "_generation",
+        "body",
+        "consumer_tag",
+        "delivery_tag",
+        "exchange",
+        "properties",
+        "redelivered",
+        "routing_key",
+        "settled",
+    )
+
+    def __init__(
+        self,
+        body: bytes,
+        properties: Properties,
+        exchange: str,
+        routing_key: str,
+        delivery_tag: int = 0,
+        redelivered: bool = False,
+        consumer_tag: str = "",
+        channel: Channel | None = None,
+        generation: int = 0,
+    ) -> None:
+        self.body = body
+        self.properties = properties
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.delivery_tag = delivery_tag
+        self.redelivered = redelivered
+        self.consumer_tag = consumer_tag
+        self._channel = channel
+        self._generation = generation
+        self.settled = channel is None
+
+    def __repr__(self) -> str:
+        return (
+            f"<Message {self.exchange or '(default)'}/{self.routing_key} tag={self.delivery_tag} "
+            f"{len(self.body)} bytes>"
+        )
+
+    # -- content ----------------------------------------------------------------------------------------
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        return self.properties.headers or {}
+
+    @property
+    def message_id(self) -> str | None:
+        return self.properties.message_id
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self.properties.correlation_id
+
+    @property
+    def reply_to(self) -> str | None:
+        return self.properties.reply_to
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(self.properties.content_encoding or "utf-8")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def decoded(self) -> Any:
+        """The body as JSON when ``content_type`` says so, as text for ``text/*``, else the bytes."""
+        ctype = (self.properties.content_type or "").split(";")[0].strip()
+        if ctype == "application/json" or ctype.endswith("+json"):
+            return self.json()
+        if ctype.startswith("text/"):
+            return self.text
+        return self.body
+
+    # -- settling -----------------------------------------------------------------------------------------
+
+    def _settle(self) -> Channel | None:
+        if self.settled:
+            return None
+        self.settled = True
+        channel = self._channel
+        if channel is None or channel._generation != self._generation or not channel.is_open:
+            return None  # delivered on a lost connection: the broker redelivers it
+        return channel
+
+    def ack_nowait(self) -> None:
+        channel = self._settle()
+        if channel is not None:
+            channel.ack(self.delivery_tag)
+
+    async def ack(self) -> None:
+        """Acknowledge: the broker forgets the message."""
+        self.ack_nowait()
+
+    async def nack(self, requeue: bool = True) -> None:
+        """Negative acknowledge: requeue it, or (``requeue=False``) dead-letter or drop it."""
+        channel = self._settle()
+        if channel is not None:
+            channel.nack(self.delivery_tag, requeue=requeue)
+
+    async def reject(self, requeue: bool = False) -> None:
+        """Reject: dead-letter it (when the queue has a dead-letter exchange) or drop it; or requeue."""
+        channel = self._settle()
+        if channel is not None:
+            channel.reject(self.delivery_tag, requeue=requeue)
