@@ -1,0 +1,201 @@
+"""Executing a plan against the broker, in dependency order.
+
+Order: vhosts (and their limits), binding deletions, queue/exchange deletions for replacements, then
+every exchange, queue and binding to create in one ``POST /api/definitions/{vhost}`` per vhost (the
+broker's own bulk path; only creates go there, since an import silently keeps an existing queue's
+arguments), then policies and operator policies. A queue that holds messages is never deleted: the
+plan refuses first, and a classic queue is deleted with ``if-empty`` so the broker refuses too.
+
+A failure part-way raises :class:`~topo.errors.ApplyFailed`; what was done stays done, and the next
+apply converges from there (every step is idempotent on a re-plan).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from topo.broker.client import ManagementClient, enc
+from topo.broker.reader import queue_message_counts
+from topo.errors import ApplyFailed, BrokerError, UnsafeChange
+from topo.model import Binding, Exchange, Policy, Queue, canonical_json
+from topo.plan.model import Change, Plan
+
+__all__ = ["Progress", "check_safety", "definitions_for", "execute"]
+
+Progress = Callable[[str, int], None]
+"""Called with a short description and the number of changes it completes."""
+
+
+def exchange_definition(exchange: Exchange) -> dict[str, Any]:
+    return {
+        "name": exchange.name,
+        "type": exchange.type,
+        "durable": exchange.durable,
+        "auto_delete": exchange.auto_delete,
+        "internal": exchange.internal,
+        "arguments": dict(exchange.arguments),
+    }
+
+
+def queue_definition(queue: Queue) -> dict[str, Any]:
+    arguments = dict(queue.arguments)
+    if queue.type != "classic":
+        arguments["x-queue-type"] = queue.type
+    return {"name": queue.name, "durable": queue.durable, "auto_delete": queue.auto_delete, "arguments": arguments}
+
+
+def binding_definition(binding: Binding) -> dict[str, Any]:
+    return {
+        "source": binding.source,
+        "destination": binding.destination,
+        "destination_type": binding.destination_type,
+        "routing_key": binding.routing_key,
+        "arguments": dict(binding.arguments),
+    }
+
+
+def policy_body(policy: Policy) -> dict[str, Any]:
+    return {
+        "pattern": policy.pattern,
+        "definition": dict(policy.definition),
+        "priority": policy.priority,
+        "apply-to": policy.apply_to,
+    }
+
+
+def definitions_for(changes: list[Change]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """The bulk-import documents (per vhost) for the exchanges, queues and bindings to (re)create."""
+    docs: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(
+        lambda: {"exchanges": [], "queues": [], "bindings": []}
+    )
+    for change in changes:
+        if change.action not in ("create", "replace"):
+            continue
+        resource = change.after
+        if isinstance(resource, Exchange):
+            docs[change.vhost]["exchanges"].append(exchange_definition(resource))
+        elif isinstance(resource, Queue):
+            docs[change.vhost]["queues"].append(queue_definition(resource))
+        elif isinstance(resource, Binding):
+            docs[change.vhost]["bindings"].append(binding_definition(resource))
+    return dict(docs)
+
+
+def check_safety(client: ManagementClient, plan: Plan) -> None:
+    """Refuse (before any write) a plan that would drop a queue holding messages, counting afresh."""
+    doomed: dict[str, list[str]] = defaultdict(list)
+    for change in plan.changes:
+        if change.kind == "queue" and change.action in ("replace", "delete"):
+            doomed[change.vhost].append(change.address.name)
+    problems = []
+    for vhost, names in sorted(doomed.items()):
+        for name, count in sorted(queue_message_counts(client, vhost, names).items()):
+            if count:
+                problems.append(f"queue {name!r} in vhost {vhost!r} holds {count} message{'s' if count != 1 else ''}")
+    if problems:
+        raise UnsafeChange(
+            "refusing to replace or delete a queue that holds messages: " + "; ".join(problems),
+            hint="drain the queue first (or move its messages); replacing it would drop them",
+        )
+
+
+def _binding_path(vhost: str, binding: Binding) -> str:
+    kind = "q" if binding.destination_type == "queue" else "e"
+    return f"/bindings/{enc(vhost)}/e/{enc(binding.source)}/{kind}/{enc(binding.destination)}"
+
+
+def _delete_binding(client: ManagementClient, vhost: str, binding: Binding) -> None:
+    listed = client.get(_binding_path(vhost, binding), vhost=vhost, ok_missing=True) or []
+    wanted = canonical_json(dict(binding.arguments))
+    for item in listed:
+        if item.get("routing_key", "") == binding.routing_key and canonical_json(item.get("arguments") or {}) == wanted:
+            key = item["properties_key"]
+            client.delete(f"{_binding_path(vhost, binding)}/{enc(key)}", vhost=vhost, ok_missing=True)
+            return
+
+
+def _vhost(client: ManagementClient, change: Change) -> None:
+    after: Mapping[str, Any] = change.after if isinstance(change.after, dict) else {}
+    before: Mapping[str, Any] = change.before if isinstance(change.before, dict) else {}
+    name = change.vhost
+    if change.action == "create" or "description" in after or "tags" in after:
+        body: dict[str, Any] = {}
+        if "description" in after:
+            body["description"] = after["description"]
+        if "tags" in after:
+            body["tags"] = ",".join(after["tags"])
+        if change.action == "update":  # PUT replaces the metadata: keep what is not managed
+            current = client.get(f"/vhosts/{enc(name)}", vhost=name) or {}
+            body.setdefault("description", current.get("description") or "")
+            tags = current.get("tags") or []
+            body.setdefault("tags", ",".join(tags) if isinstance(tags, list) else str(tags))
+        client.put(f"/vhosts/{enc(name)}", body, vhost=name)
+    if "limits" in after:
+        limits: Mapping[str, int] = after["limits"]
+        old: Mapping[str, int] = before.get("limits") or {}
+        for key, value in sorted(limits.items()):
+            if old.get(key) != value:
+                client.put(f"/vhost-limits/{enc(name)}/{enc(key)}", {"value": value}, vhost=name)
+        for key in sorted(set(old) - set(limits)):
+            client.delete(f"/vhost-limits/{enc(name)}/{enc(key)}", vhost=name, ok_missing=True)
+
+
+def execute(client: ManagementClient, plan: Plan, progress: Progress | None = None) -> None:
+    """Apply every change of ``plan``. Raises UnsafeChange before writing anything if a queue with
+    messages would be dropped, and ApplyFailed if a write fails part-way."""
+    if plan.empty:
+        return
+    check_safety(client, plan)
+    done = 0
+
+    def step(text: str, changes: int = 1) -> None:
+        nonlocal done
+        done += changes
+        if progress:
+            progress(text, changes)
+
+    try:
+        for change in plan.changes:
+            if change.kind == "vhost":
+                _vhost(client, change)
+                step(f"{change.action} {change.address}")
+        for change in reversed(plan.changes):
+            if change.kind == "binding" and change.action == "delete" and isinstance(change.before, Binding):
+                _delete_binding(client, change.vhost, change.before)
+                step(f"delete {change.address}")
+        for change in plan.changes:
+            if change.action != "replace":
+                continue
+            if isinstance(change.before, Queue):
+                params = {"if-unused": "true"}
+                if change.before.type == "classic":
+                    params["if-empty"] = "true"
+                path = f"/queues/{enc(change.vhost)}/{enc(change.address.name)}"
+                client.delete(path, params=params, vhost=change.vhost, ok_missing=True)
+            elif isinstance(change.before, Exchange):
+                client.delete(
+                    f"/exchanges/{enc(change.vhost)}/{enc(change.address.name)}", vhost=change.vhost, ok_missing=True
+                )
+        documents = definitions_for(plan.changes)
+        for vhost, document in sorted(documents.items()):
+            client.post(f"/definitions/{enc(vhost)}", document, vhost=vhost)
+            count = sum(len(items) for items in document.values())
+            step(f"create {count} exchanges, queues and bindings in vhost {vhost!r}", count)
+        for change in plan.changes:
+            if change.kind in ("policy", "operator-policy") and isinstance(change.after, Policy):
+                collection = "policies" if change.kind == "policy" else "operator-policies"
+                path = f"/{collection}/{enc(change.vhost)}/{enc(change.after.name)}"
+                client.put(path, policy_body(change.after), vhost=change.vhost)
+                step(f"{change.action} {change.address}")
+    except BrokerError as exc:
+        if isinstance(exc, ApplyFailed):
+            raise
+        total = len(plan.changes)
+        raise ApplyFailed(
+            f"apply stopped after {done} of {total} changes: {exc.message}",
+            hint=(exc.hint + "; " if exc.hint else "")
+            + "what was applied stays applied: fix the cause and run `topo apply` again to converge",
+            status=exc.status,
+        ) from exc

@@ -1,0 +1,76 @@
+"""The I/O edge that ties the pure core to a broker: read → diff → (apply → re-read to confirm).
+
+Library use::
+
+    from topo.broker.client import ManagementClient
+    from topo import engine
+    with ManagementClient(url) as client:
+        plan = engine.plan(client, topo.load("topologies/"))
+        engine.apply(client, desired, plan)
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from topo.broker.client import ManagementClient
+from topo.broker.reader import queue_message_counts, read
+from topo.broker.writer import Progress, execute
+from topo.errors import NotConverged
+from topo.model import Topology
+from topo.plan.diff import diff
+from topo.plan.model import Plan
+
+__all__ = ["apply", "plan"]
+
+
+def plan(client: ManagementClient, desired: Topology) -> Plan:
+    """Read the declared vhosts from the broker and diff them against ``desired``.
+
+    Queues that would be replaced are annotated with the number of messages they hold.
+    """
+    observed = read(client, desired.vhosts)
+    result = diff(desired, observed.topology)
+    doomed = [c for c in result.changes if c.kind == "queue" and c.action in ("replace", "delete")]
+    if doomed:
+        by_vhost: dict[str, list[str]] = {}
+        for change in doomed:
+            by_vhost.setdefault(change.vhost, []).append(change.address.name)
+        counts = {
+            (vhost, name): count
+            for vhost, names in by_vhost.items()
+            for name, count in queue_message_counts(client, vhost, names).items()
+        }
+        result.changes = [
+            replace(c, messages=counts.get((c.vhost, c.address.name), 0)) if c in doomed else c for c in result.changes
+        ]
+    return result
+
+
+def apply(
+    client: ManagementClient,
+    desired: Topology,
+    planned: Plan | None = None,
+    *,
+    progress: Progress | None = None,
+    confirm: bool = True,
+) -> Plan:
+    """Apply ``planned`` (or a fresh plan) and re-read the broker to confirm it now matches ``desired``.
+
+    Returns the plan that was applied. Raises UnsafeChange, ApplyFailed or NotConverged.
+    """
+    if planned is None:
+        planned = plan(client, desired)
+    if planned.empty:
+        return planned
+    execute(client, planned, progress)
+    if confirm:
+        after = diff(desired, read(client, desired.vhosts).topology)
+        if not after.empty:
+            listed = "; ".join(f"{c.action} {c.address}" for c in after.changes[:10])
+            more = f" and {len(after.changes) - 10} more" if len(after.changes) > 10 else ""
+            raise NotConverged(
+                f"after the apply, the broker still differs from the files: {listed}{more}",
+                hint="another client may be changing the same resources; run `topo plan` to see the state",
+            )
+    return planned

@@ -1,0 +1,212 @@
+"""Desired vs observed → a :class:`Plan`. Pure: no I/O, tested on values.
+
+What can change in place is an update (policies, operator policies, vhost metadata and limits); what
+cannot is a replace, with the reason (queue and exchange properties and arguments are fixed at
+declaration). Bindings have no update: a different binding is a delete plus a create. A replaced queue
+or exchange gets all its declared bindings back. Bindings of a declared queue or exchange that no file
+declares are deleted (the destination's bindings are part of its declaration); any other resource that
+no file declares is listed as not managed and left alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from topo.model import Address, Binding, Exchange, Queue, Topology, VHost
+from topo.plan.model import Change, Plan, Unmanaged
+
+__all__ = ["diff", "exchange_replace_reasons", "queue_replace_reasons"]
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "not set"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _arg_reasons(kind: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    reasons = []
+    for arg in sorted(set(before) | set(after)):
+        old, new = before.get(arg), after.get(arg)
+        if old == new and type(old) is type(new):
+            continue
+        if old is not None and new is not None and str(old) == str(new):
+            reasons.append(
+                f"{arg} has the wrong type on the broker ({type(old).__name__} {_show(old)}, "
+                f"declared as {type(new).__name__} {_show(new)}) and cannot change on an existing {kind}"
+            )
+        else:
+            reasons.append(f"{arg} cannot change on an existing {kind} ({_show(old)} → {_show(new)})")
+    return reasons
+
+
+def queue_replace_reasons(before: Queue, after: Queue) -> list[str]:
+    """Why ``before`` cannot become ``after`` in place (empty when they are equivalent)."""
+    reasons = []
+    if before.type != after.type:
+        reasons.append(f"the queue type cannot change ({before.type} → {after.type})")
+    if before.durable != after.durable:
+        reasons.append(f"durable cannot change on an existing queue ({_show(before.durable)} → {_show(after.durable)})")
+    if before.auto_delete != after.auto_delete:
+        reasons.append(
+            f"auto-delete cannot change on an existing queue ({_show(before.auto_delete)} → {_show(after.auto_delete)})"
+        )
+    reasons.extend(_arg_reasons("queue", before.arguments, after.arguments))
+    return reasons
+
+
+def exchange_replace_reasons(before: Exchange, after: Exchange) -> list[str]:
+    reasons = []
+    if before.type != after.type:
+        reasons.append(f"the exchange type cannot change ({before.type} → {after.type})")
+    for attr, word in (("durable", "durable"), ("auto_delete", "auto-delete"), ("internal", "internal")):
+        old, new = getattr(before, attr), getattr(after, attr)
+        if old != new:
+            reasons.append(f"{word} cannot change on an existing exchange ({_show(old)} → {_show(new)})")
+    for reason in _arg_reasons("exchange", before.arguments, after.arguments):
+        if not reason.startswith("alternate-exchange"):
+            reason += " (RabbitMQ would silently keep the old value)"
+        reasons.append(reason)
+    return reasons
+
+
+def _metadata(vhost: VHost) -> dict[str, Any]:
+    return {
+        "description": vhost.description,
+        "tags": list(vhost.tags) if vhost.tags is not None else None,
+        "limits": dict(vhost.limits) if vhost.limits is not None else None,
+    }
+
+
+def _vhost_change(desired: VHost, observed: VHost | None) -> Change | None:
+    address = Address("vhost", desired.name)
+    wanted = {k: v for k, v in _metadata(desired).items() if v is not None}
+    if observed is None:
+        return Change("create", address, after=wanted)
+    have = _metadata(observed)
+    changed = {k: v for k, v in wanted.items() if have.get(k) != v}
+    if not changed:
+        return None
+    before = {k: have.get(k) for k in changed}
+    reasons = tuple(f"{k} changes in place" for k in changed)
+    return Change("update", address, before=before, after=changed, reasons=reasons)
+
+
+class _VhostDiff:
+    def __init__(self, desired: VHost, observed: VHost | None) -> None:
+        self.d = desired
+        self.o = observed or VHost(desired.name)
+        self.exists = observed is not None
+        self.changes: list[Change] = []
+        self.unmanaged: list[Unmanaged] = []
+        self.replaced_queues: set[str] = set()
+        self.replaced_exchanges: set[str] = set()
+
+    def run(self) -> None:
+        vhost_change = _vhost_change(self.d, self.o if self.exists else None)
+        if vhost_change:
+            self.changes.append(vhost_change)
+        self.exchanges()
+        self.queues()
+        self.bindings()
+        self.policies("policy", self.d.policies, self.o.policies)
+        self.policies("operator-policy", self.d.operator_policies, self.o.operator_policies)
+        self.not_managed()
+
+    def addr(self, kind: Any, name: str) -> Address:
+        return Address(kind, self.d.name, name)
+
+    def exchanges(self) -> None:
+        for name in sorted(self.d.exchanges):
+            want, have = self.d.exchanges[name], self.o.exchanges.get(name)
+            if have is None:
+                self.changes.append(Change("create", self.addr("exchange", name), after=want))
+                continue
+            reasons = exchange_replace_reasons(have, want)
+            if reasons:
+                self.replaced_exchanges.add(name)
+                lost = [b for b in self.o.bindings.values() if b.source == name and not self._managed_destination(b)]
+                warnings = tuple(
+                    f"binding to unmanaged {b.destination_type} {b.destination!r} (key {_show(b.routing_key)}) "
+                    "is lost with the exchange and not re-created"
+                    for b in lost
+                )
+                self.changes.append(
+                    Change("replace", self.addr("exchange", name), have, want, tuple(reasons), warnings=warnings)
+                )
+
+    def queues(self) -> None:
+        for name in sorted(self.d.queues):
+            want, have = self.d.queues[name], self.o.queues.get(name)
+            if have is None:
+                self.changes.append(Change("create", self.addr("queue", name), after=want))
+                continue
+            reasons = queue_replace_reasons(have, want)
+            if reasons:
+                self.replaced_queues.add(name)
+                self.changes.append(Change("replace", self.addr("queue", name), have, want, tuple(reasons)))
+
+    def _managed_destination(self, binding: Binding) -> bool:
+        if binding.destination_type == "queue":
+            return binding.destination in self.d.queues
+        return binding.destination in self.d.exchanges
+
+    def _replaced_endpoint(self, binding: Binding) -> str | None:
+        if binding.source in self.replaced_exchanges:
+            return f"re-created: exchange {binding.source!r} is replaced"
+        if binding.destination_type == "queue" and binding.destination in self.replaced_queues:
+            return f"re-created: queue {binding.destination!r} is replaced"
+        if binding.destination_type == "exchange" and binding.destination in self.replaced_exchanges:
+            return f"re-created: exchange {binding.destination!r} is replaced"
+        return None
+
+    def bindings(self) -> None:
+        creates, deletes = [], []
+        for key, binding in self.d.bindings.items():
+            replaced = self._replaced_endpoint(binding)
+            if key not in self.o.bindings or replaced:
+                reasons = (replaced,) if replaced else ()
+                creates.append(Change("create", binding.address(self.d.name), after=binding, reasons=reasons))
+        for key, binding in self.o.bindings.items():
+            if key in self.d.bindings:
+                continue
+            if self._managed_destination(binding):
+                reason = "no file declares this binding of a managed " + binding.destination_type
+                deletes.append(Change("delete", binding.address(self.d.name), before=binding, reasons=(reason,)))
+            elif binding.source not in self.replaced_exchanges:
+                self.unmanaged.append(Unmanaged(binding.address(self.d.name)))
+        order = sorted(creates + deletes, key=lambda c: (str(c.address), c.action))
+        self.changes.extend(order)
+
+    def policies(self, kind: str, desired: Mapping[str, Any], observed: Mapping[str, Any]) -> None:
+        for name in sorted(desired):
+            want, have = desired[name], observed.get(name)
+            if have is None:
+                self.changes.append(Change("create", self.addr(kind, name), after=want))
+            elif have != want:
+                self.changes.append(Change("update", self.addr(kind, name), have, want, ("policies change in place",)))
+
+    def not_managed(self) -> None:
+        tables: Iterable[tuple[str, Mapping[str, Any], Mapping[str, Any]]] = (
+            ("exchange", self.o.exchanges, self.d.exchanges),
+            ("queue", self.o.queues, self.d.queues),
+            ("policy", self.o.policies, self.d.policies),
+            ("operator-policy", self.o.operator_policies, self.d.operator_policies),
+        )
+        for kind, have, want in tables:
+            for name in sorted(set(have) - set(want)):
+                self.unmanaged.append(Unmanaged(self.addr(kind, name)))
+        self.unmanaged.sort(key=lambda u: str(u.address))
+
+
+def diff(desired: Topology, observed: Topology) -> Plan:
+    """The changes that make ``observed`` match ``desired`` in every vhost ``desired`` declares."""
+    plan = Plan(vhosts=tuple(sorted(desired.vhosts)))
+    for name in plan.vhosts:
+        vdiff = _VhostDiff(desired.vhosts[name], observed.vhosts.get(name))
+        vdiff.run()
+        plan.changes.extend(vdiff.changes)
+        plan.unmanaged.extend(vdiff.unmanaged)
+    return plan
