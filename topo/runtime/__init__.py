@@ -6,11 +6,27 @@ Low level: :class:`Connection` and :class:`Channel`. Topology-aware: :func:`conn
 from __future__ import annotations
 
 from topo.runtime.channel import Channel
+from topo.runtime.client import Client, Publisher, connect
 from topo.runtime.codec import Properties
 from topo.runtime.connection import Connection
+from topo.runtime.consume import MessageStream, RpcClient, Subscription
 from topo.runtime.errors import *  # noqa: F403
 from topo.runtime.errors import __all__ as _errors
 from topo.runtime.message import Message
 from topo.runtime.url import ConnectionParams, parse_url
 
-__all__ = ["Channel", "Connection", "ConnectionParams", "Message", "Properties", "parse_url", *_errors]
+__all__ = [
+    "Channel",
+    "Client",
+    "Connection",
+    "ConnectionParams",
+    "Message",
+    "MessageStream",
+    "Properties",
+    "Publisher",
+    "RpcClient",
+    "Subscription",
+    "connect",
+    "parse_url",
+    *_errors,
+]

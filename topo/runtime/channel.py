@@ -74,7 +74,8 @@ class Channel:
         self.confirms = confirms
         self.prefetch = prefetch
         self.error: Exception | None = None  # why the channel closed, when the broker closed it
-        self.on_return: Callable[[Message], None] | None = None  # returns of non-confirmed publishes
+        self.on_return: Callable[[Message], None] | None = None  # every Basic.Return, as a Message
+        self.on_session_lost: Callable[[Exception], None] | None = None  # the connection dropped
         self._loop = asyncio.get_running_loop()
         self._generation = 0
         self._ready = False
@@ -143,6 +144,8 @@ class Channel:
                 fut.set_exception(error)
         if not self.confirms:
             self._backlog.clear()
+        if self.on_session_lost is not None:
+            self.on_session_lost(error)
 
     def _fail_all(self, error: Exception, *, final: bool) -> None:
         if final:

@@ -19,6 +19,7 @@
     ├── PublishNacked                   the broker refused a publish (Basic.Nack)
     ├── ConsumerCancelled               the broker cancelled a consumer (queue deleted, ...)
     ├── RpcTimeout                      no RPC reply in time (also a ``TimeoutError``)
+    ├── RemoteError                     the RPC server's handler raised (its reply says what)
     ├── ProtocolError                   the peer sent something AMQP 0-9-1 does not allow
     └── ClientClosed                    the client was closed while an operation was pending
 """
@@ -43,6 +44,7 @@ __all__ = [
     "PreconditionFailed",
     "ProtocolError",
     "PublishNacked",
+    "RemoteError",
     "ResourceLocked",
     "RpcTimeout",
     "RuntimeClientError",
@@ -163,6 +165,10 @@ class ConsumerCancelled(RuntimeClientError):
 
 class RpcTimeout(RuntimeClientError, TimeoutError):
     """No reply to an RPC request within the timeout."""
+
+
+class RemoteError(RuntimeClientError):
+    """The RPC server's handler raised an exception; the message says which."""
 
 
 class ProtocolError(RuntimeClientError):

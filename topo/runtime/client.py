@@ -1,0 +1,363 @@
+"""The topology-aware client: ``topo.connect(topology, vhost=..., url=...)``.
+
+Every call names exchanges and queues of the declared topology, and the client uses what the topology
+says about them: a publish is checked against the declared bindings before any I/O (and published
+``mandatory``), persistent when it reaches a durable queue; a consumer takes the queue's declared
+prefetch; a failing handler's message goes where the queue's dead-letter settings or retry policy send
+it. See :mod:`topo.runtime.consume` for consumers and RPC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import secrets
+import ssl
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from typing import Any
+
+from topo.model import Queue, Topology, VHost
+from topo.runtime.channel import Channel
+from topo.runtime.codec import Properties
+from topo.runtime.connection import Connection
+from topo.runtime.errors import ClientClosed, NotDeclared, UnroutableError
+from topo.runtime.message import Message
+from topo.runtime.url import parse_url
+
+__all__ = ["DEFAULT_AMQP_URL", "DEFAULT_PREFETCH", "Client", "Publisher", "connect", "encode_body"]
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
+DEFAULT_PREFETCH = 100
+_BUILTIN = {"amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match"}
+
+
+def encode_body(body: Any, content_type: str | None = None) -> tuple[bytes, str | None]:
+    """Bytes as they are; ``str`` as UTF-8 text; anything else (dict, list, numbers...) as JSON."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body), content_type
+    if isinstance(body, str):
+        return body.encode(), content_type or "text/plain; charset=utf-8"
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(), content_type or "application/json"
+
+
+def connect(
+    topology: Topology,
+    *,
+    vhost: str,
+    url: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    reconnect: bool = True,
+    name: str = "topo",
+) -> Client:
+    """A client for ``vhost`` of ``topology``; use ``async with connect(...) as client`` or ``await``.
+
+    ``url`` defaults to ``$TOPO_AMQP_URL``, then ``amqp://guest:guest@localhost:5672/``; the vhost comes
+    from ``vhost`` (not the URL's path). Raises :class:`~topo.errors.UsageError` at once when the vhost
+    is not declared.
+    """
+    declared = topology.vhost(vhost)
+    params = parse_url(url or os.environ.get("TOPO_AMQP_URL") or DEFAULT_AMQP_URL, ssl_context=ssl_context)
+    from dataclasses import replace
+
+    params = replace(params, vhost=vhost, client_name=name)
+    return Client(topology, declared, Connection(params, reconnect=reconnect))
+
+
+class Client:
+    """A connection used through the declared topology of one vhost (see :func:`connect`)."""
+
+    def __init__(self, topology: Topology, vhost: VHost, connection: Connection) -> None:
+        self.topology = topology
+        self.vhost = vhost
+        self.connection = connection
+        self._publishing: Channel | None = None
+        self._publishing_lock = asyncio.Lock()
+        self._publishers: dict[str, Publisher] = {}
+        self._ids = itertools.count(1)
+        self._id_prefix = secrets.token_hex(6)
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._rpc: Any = None  # topo.runtime.consume.RpcClient, made on first use
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    async def open(self) -> Client:
+        if self.connection._closed is None:
+            await self.connection.open()
+        return self
+
+    def __await__(self) -> Generator[Any, None, Client]:
+        return self.open().__await__()
+
+    async def __aenter__(self) -> Client:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop consumers and servers, wait for outstanding confirms (briefly), close the connection."""
+        for closer in reversed(self._closers):
+            with contextlib.suppress(Exception):  # closing anyway
+                await closer()
+        self._closers.clear()
+        if self._publishing is not None and self._publishing.is_open and self._publishing.outstanding:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._publishing.wait_outstanding(0), 5)
+        await self.connection.close()
+
+    # -- topology lookups -----------------------------------------------------------------------------------
+
+    def queue(self, name: str) -> Queue:
+        """The declared queue ``name``; :class:`NotDeclared` (naming the declared ones) if absent."""
+        queue = self.vhost.queues.get(name)
+        if queue is None:
+            known = ", ".join(sorted(self.vhost.queues)) or "none"
+            raise NotDeclared(
+                f"queue {name!r} is not declared in vhost {self.vhost.name!r}", hint=f"declared queues: {known}"
+            )
+        return queue
+
+    def _check_exchange(self, name: str) -> None:
+        if name == "" or name in _BUILTIN:
+            return
+        exchange = self.vhost.exchanges.get(name)
+        if exchange is None:
+            known = ", ".join(sorted(self.vhost.exchanges)) or "none"
+            raise NotDeclared(
+                f"exchange {name!r} is not declared in vhost {self.vhost.name!r}",
+                hint=f"declared exchanges: {known}",
+            )
+        if exchange.internal:
+            raise NotDeclared(f"exchange {name!r} is internal: clients cannot publish to it")
+
+    def new_message_id(self) -> str:
+        return f"{self._id_prefix}.{next(self._ids)}"
+
+    async def publishing_channel(self) -> Channel:
+        """The shared channel (with publisher confirms) every publisher of this client uses."""
+        channel = self._publishing
+        if channel is not None and not channel._closed:
+            return channel
+        async with self._publishing_lock:
+            if self._publishing is None or self._publishing._closed:
+                self._publishing = await self.connection.channel(confirms=True)
+            return self._publishing
+
+    # -- publishing -------------------------------------------------------------------------------------------
+
+    def publisher(self, exchange: str, *, check_routing: bool = True) -> Publisher:
+        """A publisher to ``exchange`` (declared in the topology, or ``""`` for the default exchange)."""
+        self._check_exchange(exchange)
+        publisher = self._publishers.get(exchange) if check_routing else None
+        if publisher is None:
+            publisher = Publisher(self, exchange, check_routing=check_routing)
+            if check_routing:
+                self._publishers[exchange] = publisher
+        return publisher
+
+    async def publish(self, exchange: str, routing_key: str, body: Any, **options: Any) -> None:
+        """``client.publisher(exchange).publish(routing_key, body, **options)``."""
+        await self.publisher(exchange).publish(routing_key, body, **options)
+
+    # -- consuming and RPC (implemented in topo.runtime.consume) --------------------------------------------
+
+    def consume(self, queue: str, *, prefetch: int | None = None, no_ack: bool = False) -> Any:
+        """An async context manager and iterator of the queue's messages (manual acks, declared prefetch)."""
+        from topo.runtime.consume import MessageStream
+
+        declared = self.queue(queue)
+        return MessageStream(self, declared.name, self._prefetch(declared, prefetch), no_ack=no_ack)
+
+    async def subscribe(
+        self,
+        queue: str,
+        handler: Callable[[Message], Awaitable[Any] | Any],
+        *,
+        prefetch: int | None = None,
+        concurrency: int = 1,
+    ) -> Any:
+        """Run ``handler`` for each message: ack on success; on an exception, retry per the queue's retry
+        policy, else reject to its dead-letter exchange, else requeue. Returns a :class:`Subscription`."""
+        from topo.runtime.consume import Subscription
+
+        declared = self.queue(queue)
+        subscription = Subscription(self, declared, handler, self._prefetch(declared, prefetch), concurrency)
+        await subscription.start()
+        self._closers.append(subscription.cancel)
+        return subscription
+
+    async def serve(
+        self,
+        queue: str,
+        handler: Callable[[Message], Awaitable[Any] | Any],
+        *,
+        prefetch: int | None = None,
+        concurrency: int = 1,
+    ) -> Any:
+        """Answer RPC requests on ``queue``: the handler's return value is the reply (JSON unless bytes/str)."""
+        from topo.runtime.consume import Subscription
+
+        declared = self.queue(queue)
+        subscription = Subscription(
+            self, declared, handler, self._prefetch(declared, prefetch), concurrency, reply=True
+        )
+        await subscription.start()
+        self._closers.append(subscription.cancel)
+        return subscription
+
+    async def rpc(
+        self, queue: str, body: Any, *, timeout: float = 5.0, headers: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Send a request to ``queue`` (through the default exchange) and return the decoded reply."""
+        from topo.runtime.consume import RpcClient
+
+        self.queue(queue)
+        if self._rpc is None:
+            self._rpc = RpcClient(self)
+            self._closers.append(self._rpc.close)
+        return await self._rpc.call(queue, body, timeout=timeout, headers=headers)
+
+    def _prefetch(self, queue: Queue, prefetch: int | None) -> int:
+        if prefetch is not None:
+            return prefetch
+        return queue.prefetch if queue.prefetch is not None else DEFAULT_PREFETCH
+
+
+class Publisher:
+    """Publishes to one exchange; see :meth:`publish` and :meth:`send`."""
+
+    def __init__(self, client: Client, exchange: str, *, check_routing: bool) -> None:
+        self.client = client
+        self.exchange = exchange
+        self.check_routing = check_routing
+        self._routes: dict[str, tuple[str | None, bool]] = {}  # routing key -> (drop reason, persistent)
+        declared = client.vhost.exchanges.get(exchange)
+        self._by_headers = declared is not None and declared.type == "headers"
+
+    def route(self, routing_key: str, headers: Mapping[str, Any] | None = None) -> tuple[str | None, bool]:
+        """Offline: (the reason the declared layout drops the message or None, whether it is persistent)."""
+        cacheable = not self._by_headers and not (headers and ("CC" in headers or "BCC" in headers))
+        if cacheable:
+            known = self._routes.get(routing_key)
+            if known is not None:
+                return known
+        from topo.routing import route
+
+        result = route(self.client.topology, self.client.vhost.name, self.exchange, routing_key, headers)
+        queues = self.client.vhost.queues
+        durable = any(queues[name].durable for name in result.queues if name in queues)
+        if self.exchange == "" and not result.queues:
+            durable = True  # a queue outside the topology (e.g. a reply queue): the broker decides
+        answer = (result.reason or "no binding matches" if result.dropped else None, durable or result.dropped)
+        if cacheable:
+            if len(self._routes) > 4096:
+                self._routes.clear()
+            self._routes[routing_key] = answer
+        return answer
+
+    def _properties(
+        self,
+        routing_key: str,
+        body: Any,
+        headers: Mapping[str, Any] | None,
+        check_routing: bool | None,
+        persistent: bool | None,
+        message_id: str | None,
+        content_type: str | None,
+        properties: Properties | None,
+        fields: Mapping[str, Any],
+    ) -> tuple[bytes, Properties]:
+        reason, durable = self.route(routing_key, headers)
+        check = self.check_routing if check_routing is None else check_routing
+        if reason is not None and check:
+            raise UnroutableError(
+                self.exchange,
+                routing_key,
+                reason,
+                hint="fix the routing key or the bindings, or pass check_routing=False",
+            )
+        data, ctype = encode_body(body, content_type)
+        props = properties if properties is not None else Properties(**fields)
+        if props.content_type is None:
+            props.content_type = ctype
+        if headers is not None:
+            props.headers = dict(headers)
+        if props.delivery_mode is None:
+            props.delivery_mode = 2 if (durable if persistent is None else persistent) else 1
+        if props.message_id is None:
+            props.message_id = message_id or self.client.new_message_id()
+        return data, props
+
+    def send(
+        self,
+        routing_key: str,
+        body: Any,
+        *,
+        headers: Mapping[str, Any] | None = None,
+        check_routing: bool | None = None,
+        persistent: bool | None = None,
+        message_id: str | None = None,
+        content_type: str | None = None,
+        properties: Properties | None = None,
+        **fields: Any,
+    ) -> asyncio.Future[None]:
+        """Publish without waiting: the future settles when the broker confirms (or refuses) it.
+
+        Many sends in a row are written together and confirmed together (pipelined); ``await
+        publisher.flush()`` waits for all of them. Needs :meth:`Client.publishing_channel` opened first:
+        use :meth:`publish` once, or ``await publisher.ready()``.
+        """
+        data, props = self._properties(
+            routing_key, body, headers, check_routing, persistent, message_id, content_type, properties, fields
+        )
+        channel = self.client._publishing
+        if channel is None:
+            raise ClientClosed("call `await publisher.ready()` (or publish once) before send()")
+        future = channel.publish_nowait(self.exchange, routing_key, data, props, mandatory=True)
+        assert future is not None
+        return future
+
+    async def ready(self) -> Publisher:
+        await self.client.publishing_channel()
+        return self
+
+    async def publish(
+        self,
+        routing_key: str,
+        body: Any,
+        *,
+        headers: Mapping[str, Any] | None = None,
+        check_routing: bool | None = None,
+        persistent: bool | None = None,
+        message_id: str | None = None,
+        content_type: str | None = None,
+        properties: Properties | None = None,
+        **fields: Any,
+    ) -> None:
+        """Publish and return once the broker has confirmed the message.
+
+        Raises :class:`UnroutableError` before any I/O when the declared bindings drop it (unless
+        ``check_routing=False``), or when the broker returns it. ``fields`` are other message properties
+        (``correlation_id``, ``reply_to``, ``expiration``, ``priority``, ``type``, ``app_id``, ...).
+        """
+        data, props = self._properties(
+            routing_key, body, headers, check_routing, persistent, message_id, content_type, properties, fields
+        )
+        channel = await self.client.publishing_channel()
+        await channel.publish(self.exchange, routing_key, data, props, mandatory=True)
+
+    async def flush(self) -> None:
+        """Wait until everything sent through this client's publishing channel is confirmed."""
+        await self.wait_outstanding(0)
+
+    async def wait_outstanding(self, at_most: int) -> None:
+        """Wait until at most ``at_most`` sends are unconfirmed (a pipelining window for :meth:`send`)."""
+        channel = self.client._publishing
+        if channel is not None:
+            conn = channel.connection
+            if not (conn._unblocked.is_set() and conn._writable.is_set()):
+                await conn.wait_publishable()
+            await channel.wait_outstanding(at_most)

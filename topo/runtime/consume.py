@@ -1,0 +1,300 @@
+"""Consumers of the topology-aware client: message streams, handler subscriptions (with dead-lettering
+and retries as the topology declares them), and RPC over direct reply-to."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from topo.model import Queue
+from topo.runtime.channel import Channel
+from topo.runtime.codec import Properties
+from topo.runtime.errors import (
+    ClientClosed,
+    ConnectionLost,
+    ConsumerCancelled,
+    RemoteError,
+    RpcTimeout,
+    RuntimeClientError,
+    UnroutableError,
+)
+from topo.runtime.message import Message
+
+if TYPE_CHECKING:
+    from topo.runtime.client import Client
+
+__all__ = ["RETRY_HEADER", "MessageStream", "RpcClient", "Subscription", "retry_queue_name"]
+
+log = logging.getLogger("topo.runtime")
+
+RETRY_HEADER = "x-retry-count"
+REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+def retry_queue_name(queue: str, attempt: int) -> str:
+    """The delay queue of ``queue``'s ``attempt``-th retry (1-based), as the loader names it."""
+    return f"{queue}.retry.{attempt}"
+
+
+class _End:
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+
+class MessageStream:
+    """``async with client.consume(queue) as messages: async for m in messages: ...; await m.ack()``.
+
+    A channel of its own with the prefetch; leaving the block cancels the consumer and closes the
+    channel, so unsettled messages go back to the queue.
+    """
+
+    def __init__(self, client: Client, queue: str, prefetch: int, *, no_ack: bool = False) -> None:
+        self.client = client
+        self.queue = queue
+        self.prefetch = prefetch
+        self.no_ack = no_ack
+        self.channel: Channel | None = None
+        self._items: asyncio.Queue[Message | _End] = asyncio.Queue()
+        self._tag = ""
+
+    async def __aenter__(self) -> MessageStream:
+        await self.client.open()
+        self.channel = await self.client.connection.channel(prefetch=self.prefetch)
+        self._tag = await self.channel.consume(
+            self.queue, self._items.put_nowait, no_ack=self.no_ack, on_cancel=self._cancelled
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _cancelled(self, error: Exception) -> None:
+        self._items.put_nowait(_End(error if not isinstance(error, ClientClosed) else None))
+
+    async def close(self) -> None:
+        channel, self.channel = self.channel, None
+        if channel is not None:
+            with contextlib.suppress(RuntimeClientError):
+                await channel.close()
+            self._items.put_nowait(_End(None))
+
+    def __aiter__(self) -> MessageStream:
+        return self
+
+    async def __anext__(self) -> Message:
+        item = await self._items.get()
+        if isinstance(item, _End):
+            self._items.put_nowait(item)  # stays ended
+            if item.error is not None:
+                raise item.error
+            raise StopAsyncIteration
+        return item
+
+    async def get(self, timeout: float | None = None) -> Message | None:
+        """The next message, or None after ``timeout`` seconds or when the stream ended."""
+        try:
+            return await asyncio.wait_for(self.__anext__(), timeout)
+        except (TimeoutError, StopAsyncIteration):
+            return None
+
+
+class Subscription:
+    """A running handler on a queue (see :meth:`Client.subscribe` and :meth:`Client.serve`)."""
+
+    def __init__(
+        self,
+        client: Client,
+        queue: Queue,
+        handler: Callable[[Message], Awaitable[Any] | Any],
+        prefetch: int,
+        concurrency: int,
+        *,
+        reply: bool = False,
+    ) -> None:
+        from topo.routing import dead_letter_target
+
+        self.client = client
+        self.queue = queue
+        self.handler = handler
+        self.reply = reply
+        self.handled = 0
+        self.failed = 0
+        self.dead_letter_exchange, _ = dead_letter_target(client.vhost, queue)
+        self._stream = MessageStream(client, queue.name, prefetch)
+        self._workers: list[asyncio.Task[None]] = []
+        self._concurrency = max(1, concurrency)
+        self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def start(self) -> None:
+        await self._stream.__aenter__()
+        self._workers = [asyncio.ensure_future(self._work()) for _ in range(self._concurrency)]
+
+    async def wait(self) -> None:
+        """Wait until the subscription ends (cancelled by the broker, or :meth:`cancel`)."""
+        await asyncio.shield(self._done)
+
+    async def cancel(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        await self._stream.close()
+        if not self._done.done():
+            self._done.set_result(None)
+
+    async def _work(self) -> None:
+        try:
+            async for message in self._stream:
+                await self._handle(message)
+        except ConsumerCancelled as exc:
+            if not self._done.done():
+                self._done.set_exception(exc)
+        else:
+            if not self._done.done():
+                self._done.set_result(None)
+
+    async def _handle(self, message: Message) -> None:
+        try:
+            result = self.handler(message)
+            if inspect.isawaitable(result):
+                result = await result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failed += 1
+            log.warning("handler failed on a message of %r: %r", self.queue.name, exc)
+            if self.reply and message.reply_to:
+                await self._send_reply(message, {"error": f"{type(exc).__name__}: {exc}"}, error=True)
+                await message.ack()
+            else:
+                await self._failed(message)
+            return
+        self.handled += 1
+        if self.reply and message.reply_to:
+            await self._send_reply(message, result)
+        if not message.settled:
+            await message.ack()
+
+    async def _send_reply(self, request: Message, result: Any, *, error: bool = False) -> None:
+        from topo.runtime.client import encode_body
+
+        body, ctype = encode_body(result)
+        props = Properties(
+            content_type=ctype,
+            correlation_id=request.correlation_id,
+            delivery_mode=1,
+            headers={"x-error": True} if error else None,
+        )
+        channel = self._stream.channel
+        if channel is not None and request.reply_to:
+            channel.publish_nowait("", request.reply_to, body, props)
+
+    async def _failed(self, message: Message) -> None:
+        delays = self.queue.retry_delays
+        if delays:
+            count = message.headers.get(RETRY_HEADER, 0)
+            attempt = (count if isinstance(count, int) else 0) + 1
+            if attempt <= len(delays):
+                headers = dict(message.headers)
+                headers[RETRY_HEADER] = attempt
+                props = Properties(**{f: getattr(message.properties, f) for f in Properties.__slots__})
+                props.headers = headers
+                props.expiration = None
+                try:
+                    channel = await self.client.publishing_channel()
+                    await channel.publish(
+                        "", retry_queue_name(self.queue.name, attempt), message.body, props, mandatory=True
+                    )
+                except (RuntimeClientError, UnroutableError) as exc:
+                    log.error("could not schedule retry %d of a message of %r: %s", attempt, self.queue.name, exc)
+                    await message.reject(requeue=self.dead_letter_exchange is None)
+                    return
+                await message.ack()
+                return
+            await message.reject(requeue=False)  # retries exhausted: dead-letter (or drop)
+            return
+        await message.reject(requeue=self.dead_letter_exchange is None)
+
+
+class RpcClient:
+    """Requests over direct reply-to: one channel consuming ``amq.rabbitmq.reply-to`` (no-ack)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.channel: Channel | None = None
+        self._waiting: dict[str, asyncio.Future[Message]] = {}
+        self._ids = itertools.count(1)
+        self._prefix = secrets.token_hex(6)
+        self._lock = asyncio.Lock()
+
+    async def _ensure(self) -> Channel:
+        async with self._lock:
+            if self.channel is None or self.channel._closed:
+                channel = await self.client.connection.channel()
+                channel.on_return = self._returned
+                channel.on_session_lost = self._lost
+                await channel.consume(REPLY_TO, self._reply, no_ack=True)
+                self.channel = channel
+            return self.channel
+
+    def _reply(self, message: Message) -> None:
+        future = self._waiting.pop(message.correlation_id or "", None)
+        if future is not None and not future.done():
+            future.set_result(message)
+
+    def _returned(self, message: Message) -> None:
+        future = self._waiting.pop(message.correlation_id or "", None)
+        if future is not None and not future.done():
+            future.set_exception(
+                UnroutableError(message.exchange, message.routing_key, "no queue took the request", returned=True)
+            )
+
+    def _lost(self, error: Exception) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(ConnectionLost("connection lost while waiting for an RPC reply"))
+
+    async def call(self, queue: str, body: Any, *, timeout: float, headers: Mapping[str, Any] | None = None) -> Any:
+        from topo.runtime.client import encode_body
+
+        await self.client.open()
+        channel = await self._ensure()
+        data, ctype = encode_body(body)
+        correlation_id = f"{self._prefix}.{next(self._ids)}"
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._waiting[correlation_id] = future
+        props = Properties(
+            content_type=ctype,
+            correlation_id=correlation_id,
+            reply_to=REPLY_TO,
+            delivery_mode=1,
+            headers=dict(headers) if headers else None,
+            message_id=self.client.new_message_id(),
+            expiration=str(max(1, int(timeout * 1000))),  # a request nobody took in time is dropped
+        )
+        try:
+            await channel.publish("", queue, data, props, mandatory=True)
+            reply = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise RpcTimeout(f"no reply from {queue!r} within {timeout:g} s") from None
+        finally:
+            self._waiting.pop(correlation_id, None)
+        if reply.headers.get("x-error"):
+            detail = reply.decoded()
+            raise RemoteError(
+                f"the RPC handler on {queue!r} failed: {detail.get('error') if isinstance(detail, dict) else detail}"
+            )
+        return reply.decoded()
+
+    async def close(self) -> None:
+        self._lost(ClientClosed("client closed"))
+        channel, self.channel = self.channel, None
+        if channel is not None:
+            with contextlib.suppress(RuntimeClientError):
+                await channel.close()
