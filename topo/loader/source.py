@@ -7,6 +7,8 @@ at its place.
 
 from __future__ import annotations
 
+import datetime
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -30,6 +32,8 @@ except AttributeError:  # pragma: no cover - pyyaml without libyaml
 _STR_TAG = "tag:yaml.org,2002:str"
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
+_NULL_TAG = "tag:yaml.org,2002:null"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 _INTERPOLATION = re.compile(r"\$\$\{|\$\{(env|var):([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{([^}]*)\}")
 
 
@@ -121,74 +125,143 @@ class _Builder:
         self.problems: list[Problem] = []
         self._constructor = yaml.constructor.SafeConstructor()
         self._resolver = yaml.resolver.Resolver()
+        self._open: set[int] = set()  # collections being built, to catch an alias that contains itself
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, yaml.MappingNode):
-            self._constructor.flatten_mapping(node)  # merge keys (<<)
-            result: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                key = self._scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
-                if not isinstance(key, str):
-                    if isinstance(key, bool | int | float) or key is None:
-                        key = "null" if key is None else str(key).lower() if isinstance(key, bool) else str(key)
-                    else:
-                        self.problems.append(self.doc.problem(path, "a mapping key must be a plain string"))
-                        continue
-                child = (*path, key)
-                mark = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                if key in result:
-                    first = self.doc.key_marks.get(child)
-                    self.problems.append(
-                        Problem(
-                            f"key {key!r} is given twice in the same mapping"
-                            + (f" (first at line {first[0]})" if first else ""),
-                            file=self.doc.file,
-                            line=mark[0],
-                            col=mark[1],
-                            path=dotted(child),
-                            hint="YAML keeps only the last one; remove or merge the duplicate",
-                        )
-                    )
-                self.doc.key_marks[child] = mark
-                result[key] = self.build(value_node, child)
-            return result
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            if id(node) in self._open:  # `a: &x {b: *x}`: an alias inside the collection it names
+                self.problems.append(self.doc.problem(path, "an alias refers to a collection that contains it"))
+                self.doc.unresolved.add(path)
+                return None
+            self._open.add(id(node))
+            try:
+                if isinstance(node, yaml.MappingNode):
+                    return self._mapping(node, path)
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            finally:
+                self._open.discard(id(node))
+        assert isinstance(node, yaml.ScalarNode)
         return self._scalar(node, path)
 
-    def _scalar(self, node: yaml.Node, path: Path_) -> Any:
+    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
+        try:
+            self._constructor.flatten_mapping(node)  # merge keys (<<)
+        except yaml.MarkedYAMLError as exc:
+            where = exc.problem_mark or node.start_mark
+            self.problems.append(
+                Problem(
+                    f"cannot merge here: {exc.problem}",
+                    file=self.doc.file,
+                    line=where.line + 1,
+                    col=where.column + 1,
+                    path=dotted(path) or None,
+                    hint="`<<:` takes an alias of a mapping (<<: *defaults) or a list of them",
+                )
+            )
+            node.value = [(k, v) for k, v in node.value if k.tag != _MERGE_TAG]
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            mark = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.problems.append(
+                    Problem(
+                        "a mapping key must be a plain string, not a list or a mapping",
+                        file=self.doc.file,
+                        line=mark[0],
+                        col=mark[1],
+                        path=dotted(path) or None,
+                    )
+                )
+                self.doc.unresolved.add(path)  # reported once, not again as a schema problem here
+                continue
+            key = self._key(key_node, path)
+            if key is None:
+                continue
+            child = (*path, key)
+            if key in result:
+                first = self.doc.key_marks.get(child)
+                self.problems.append(
+                    Problem(
+                        f"key {key!r} is given twice in the same mapping"
+                        + (f" (first at line {first[0]})" if first else ""),
+                        file=self.doc.file,
+                        line=mark[0],
+                        col=mark[1],
+                        path=dotted(child),
+                        hint="YAML keeps only the last one; remove or merge the duplicate",
+                    )
+                )
+            self.doc.key_marks[child] = mark
+            result[key] = self.build(value_node, child)
+        return result
+
+    def _key(self, node: yaml.ScalarNode, path: Path_) -> str | None:
+        """A mapping key is the text written: `1:` is "1" and `on:` is "on", never 1 or true.
+
+        ``None`` when its interpolation failed (reported): the entry is left out.
+        """
+        text = str(node.value)
+        if "${" in text and node.tag == _STR_TAG:
+            before = len(self.problems)
+            mark = (node.start_mark.line + 1, node.start_mark.column + 1)
+            text = self._interpolate(text, path, mark)
+            if len(self.problems) > before:
+                return None
+        return text
+
+    def _scalar(self, node: yaml.ScalarNode, path: Path_) -> Any:
         value = node.value
         if isinstance(value, str) and "${" in value and node.tag == _STR_TAG:
             value = self._interpolate(value, path)
-            if (
-                not node.style
-            ):  # plain scalar (None or '' depending on the parser): type the result as YAML would (${var:N} -> int)
-                tag = self._resolver.resolve(yaml.ScalarNode, value, (True, False))
-                node = yaml.ScalarNode(tag, value, node.start_mark, node.end_mark, node.style)
-            else:
+            if node.style:  # quoted: the result stays a string
                 return value
+            # plain scalar (style None or ''): type the result as YAML would (`${var:N}` -> int)
+            tag = self._resolver.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+            node = yaml.ScalarNode(tag, value, node.start_mark, node.end_mark, node.style)
         if node.tag == _STR_TAG:
             return value
         try:
-            return self._constructor.construct_object(node, deep=True)
+            result = self._constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             self.problems.append(self.doc.problem(path, f"cannot read this value: {exc}"))
             return value
+        if isinstance(result, datetime.date):  # `2024-01-01` unquoted: the text is meant, not a date
+            return value
+        if isinstance(result, float) and not math.isfinite(result):
+            self.problems.append(self.doc.problem(path, f"{value} is not a number RabbitMQ accepts"))
+        elif not isinstance(result, str | int | float | bool | type(None)):
+            self.problems.append(
+                self.doc.problem(
+                    path,
+                    f"a {node.tag.rsplit(':', 1)[-1]} value cannot be sent to RabbitMQ",
+                    hint="write a string, a number, true or false",
+                )
+            )
+        return result
 
-    def _interpolate(self, text: str, path: Path_) -> str:
+    def _interpolate(self, text: str, path: Path_, mark: tuple[int, int] | None = None) -> str:
+        """Replace ``${env:X}``, ``${env:X:-default}``, ``${var:X}`` and ``$${``; report what cannot be.
+
+        ``mark`` is the place to report at when it is not the value's own (a key's).
+        """
+
+        def report(message: str, hint: str) -> None:
+            line, col = mark or self.doc.place(path)
+            self.problems.append(
+                Problem(message, file=self.doc.file, line=line, col=col, path=dotted(path) or None, hint=hint)
+            )
+            self.doc.unresolved.add(path)
+
         def replace(match: re.Match[str]) -> str:
             whole = match.group(0)
             if whole == "$${":
                 return "${"
             source, name, default, bad = match.group(1), match.group(2), match.group(3), match.group(4)
             if bad is not None:
-                self.problems.append(
-                    self.doc.problem(
-                        path,
-                        f"cannot interpolate {whole!r}",
-                        hint="write ${env:NAME}, ${env:NAME:-default} or ${var:NAME}; $${ for a literal ${",
-                    )
+                report(
+                    f"cannot interpolate {whole!r}",
+                    "write ${env:NAME}, ${env:NAME:-default} or ${var:NAME}; $${ for a literal ${",
                 )
                 return whole
             table = self.environ if source == "env" else self.variables
@@ -196,13 +269,13 @@ class _Builder:
                 return table[name]
             if default is not None:
                 return default
-            hint = (
-                f"set the environment variable {name} or write ${{env:{name}:-default}}"
-                if source == "env"
-                else f"pass --var {name}=VALUE"
-            )
-            self.problems.append(self.doc.problem(path, f"{source} variable {name!r} is not set", hint=hint))
-            self.doc.unresolved.add(path)
+            if source == "env":
+                report(
+                    f"environment variable {name} is not set",
+                    f"set it, or give a default: ${{env:{name}:-default}}",
+                )
+            else:
+                report(f"variable {name} is not set", f"pass --var {name}=VALUE")
             return ""
 
         return _INTERPOLATION.sub(replace, text)
@@ -215,25 +288,50 @@ def read_document(
     name = str(file)
     try:
         text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [Problem(f"cannot read the file: {exc}", file=name)]
+    except UnicodeDecodeError as exc:
+        return None, [
+            Problem(
+                f"not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset {exc.start})",
+                file=name,
+                hint="topology files are YAML text in UTF-8",
+            )
+        ]
+    except OSError as exc:
+        return None, [Problem(f"cannot read the file: {exc.strerror or exc}", file=name)]
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
+        hint = None
+        if mark is not None and "${" in "".join(text.splitlines()[max(mark.line - 1, 0) : mark.line + 1]):
+            hint = (
+                "inside { } or [ ] a ${...} must be quoted, which makes it a string; "
+                "to interpolate a number, write that mapping in block style (one key per line)"
+            )
         return None, [
             Problem(
                 f"invalid YAML: {what}{context}",
                 file=name,
                 line=mark.line + 1 if mark else None,
                 col=mark.column + 1 if mark else None,
+                hint=hint,
+            )
+        ]
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        line = before.count("\n") + 1
+        col = exc.position - (before.rfind("\n") + 1) + 1
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return None, [
+            Problem(
+                f"invalid YAML: character U+{char:04X} is not allowed ({exc.reason})", file=name, line=line, col=col
             )
         ]
     except yaml.YAMLError as exc:
         return None, [Problem(f"invalid YAML: {exc}", file=name)]
-    nodes = [n for n in nodes if n is not None]
+    nodes = [n for n in nodes if n is not None and not (n.tag == _NULL_TAG and n.value == "")]
     if not nodes:
         return None, [Problem("the file is empty", file=name, hint="start it with `version: 1`")]
     if len(nodes) > 1:
@@ -248,5 +346,8 @@ def read_document(
             )
         ]
     builder = _Builder(name, variables, environ if environ is not None else os.environ)
-    builder.doc.data = builder.build(nodes[0], ())
+    try:
+        builder.doc.data = builder.build(nodes[0], ())
+    except RecursionError:
+        return None, [Problem("the document is nested too deeply to read", file=name, line=1, col=1)]
     return builder.doc, builder.problems
