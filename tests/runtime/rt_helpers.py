@@ -1,0 +1,66 @@
+"""Helpers of the runtime tests (importable from test modules: ``from rt_helpers import ...``)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from topo.model import Binding, Exchange, Queue, Topology, VHost
+from topo.runtime import Connection, parse_url
+
+
+def run(coro: Any, timeout: float = 60) -> Any:
+    """Run a coroutine in a fresh event loop, failing after ``timeout`` seconds."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def vhost_url(amqp_url: str, vhost: str, **query: Any) -> str:
+    parts = urlsplit(amqp_url)
+    q = "&".join(f"{k}={v}" for k, v in query.items())
+    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(vhost, safe=""), q, ""))
+
+
+def make_topology(
+    vhost: str,
+    exchanges: list[Exchange] | None = None,
+    queues: list[Queue] | None = None,
+    bindings: list[Binding] | None = None,
+) -> Topology:
+    v = VHost(vhost)
+    for x in exchanges or []:
+        v.exchanges[x.name] = x
+    for q in queues or []:
+        v.queues[q.name] = q
+    for b in bindings or []:
+        v.add_binding(b)
+    return Topology({vhost: v})
+
+
+async def declare(topology: Topology, vhost: str, url: str) -> None:
+    """Declare the vhost's exchanges, queues and bindings with the runtime's own channel methods."""
+    v = topology.vhost(vhost)
+    conn = await Connection(parse_url(url).with_vhost(vhost), reconnect=False).open()
+    try:
+        ch = await conn.channel()
+        for x in v.exchanges.values():
+            await ch.exchange_declare(
+                x.name,
+                x.type,
+                durable=x.durable,
+                auto_delete=x.auto_delete,
+                internal=x.internal,
+                arguments=x.arguments,
+            )
+        for q in v.queues.values():
+            args = dict(q.arguments)
+            if q.type != "classic":
+                args["x-queue-type"] = q.type
+            await ch.queue_declare(q.name, durable=q.durable, auto_delete=q.auto_delete, arguments=args)
+        for b in v.bindings.values():
+            if b.destination_type == "queue":
+                await ch.queue_bind(b.destination, b.source, b.routing_key, b.arguments)
+            else:
+                await ch.exchange_bind(b.destination, b.source, b.routing_key, b.arguments)
+    finally:
+        await conn.close()
