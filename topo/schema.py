@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any
 
 from topo.arguments import EXCHANGE_TYPES, POLICY_APPLY_TO, POLICY_KEYS, QUEUE_ARGUMENTS, QUEUE_TYPES, ArgSpec
-from topo.units import DURATION_PATTERN, SIZE_PATTERN
+from topo.units import DURATION_PATTERN, MAX_AGE_FORM, MAX_AGE_PATTERN, SIZE_PATTERN
 
 __all__ = ["SCHEMA_ID", "build_schema", "load_schema"]
 
@@ -40,6 +40,8 @@ def _value_schema(spec: ArgSpec) -> dict[str, Any]:
         if spec.maximum is not None:
             schema["maximum"] = spec.maximum
         return schema
+    if spec.key == "max-age":
+        return {"type": "string", "pattern": MAX_AGE_PATTERN, "description": f"stream retention in {MAX_AGE_FORM}"}
     return {"type": "string", **doc}
 
 

@@ -11,6 +11,8 @@ import re
 
 __all__ = [
     "DURATION_PATTERN",
+    "MAX_AGE_FORM",
+    "MAX_AGE_PATTERN",
     "SIZE_PATTERN",
     "format_duration",
     "format_size",
@@ -20,6 +22,9 @@ __all__ = [
 
 DURATION_PATTERN = r"^[0-9]+(ms|s|m|h|d)$"
 SIZE_PATTERN = r"^[0-9]+(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
+MAX_AGE_PATTERN = r"^[0-9]*[1-9][0-9]*(Y|M|D|h|m|s)$"
+"""A stream's ``x-max-age`` as RabbitMQ reads it (rabbit_amqqueue:check_max_age): a positive count and a unit."""
+MAX_AGE_FORM = "RabbitMQ's max-age form: a positive number and one of Y, M, D, h, m, s (7D, 12h, 30m)"
 
 _DURATION_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _SIZE_BYTES = {

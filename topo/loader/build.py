@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from topo.arguments import POLICY_KEYS, QUEUE_ARGUMENTS, ArgSpec, queue_argument
+from topo.arguments import POLICY_KEYS, QUEUE_ARGUMENTS, QUEUE_TYPES, ArgSpec, queue_argument
 from topo.errors import Problem
-from topo.loader.source import Document, Path_
+from topo.loader.source import Document, Path_, dotted
 from topo.model import Address, Binding, DestinationType, Exchange, Origin, Policy, Queue, Topology, VHost
-from topo.units import parse_duration, parse_size
+from topo.units import MAX_AGE_FORM, MAX_AGE_PATTERN, parse_duration, parse_size
 
 __all__ = ["PREDEFINED_EXCHANGES", "build_topology", "retry_queue_name"]
 
@@ -49,16 +49,16 @@ def retry_queue_name(queue: str, attempt: int) -> str:
 
 def normalise_value(spec: ArgSpec, value: Any) -> Any:
     """The broker's form of a value for ``spec`` (``"5m"`` → ``300000``). ``ValueError`` if it does not fit."""
-    if spec.kind == "duration":
-        return parse_duration(value)
-    if spec.kind == "size":
-        return parse_size(value)
+    if spec.kind in ("duration", "size"):
+        amount = parse_duration(value) if spec.kind == "duration" else parse_size(value)
+        if spec.minimum is not None and amount < spec.minimum:
+            raise ValueError(f"must be at least {spec.minimum}, got {value!r}")
+        return amount
     if spec.kind == "int":
         if spec.key == "ha-params" and isinstance(value, list):
             return value
         if isinstance(value, bool) or not isinstance(value, int):
-            hint = " (write it without quotes)" if isinstance(value, str) and value.isdigit() else ""
-            raise ValueError(f"expected an integer, got {value!r}{hint}")
+            raise ValueError(f"expected an integer, got {value!r}")
         if spec.minimum is not None and value < spec.minimum:
             raise ValueError(f"must be at least {spec.minimum}, got {value}")
         if spec.maximum is not None and value > spec.maximum:
@@ -70,10 +70,12 @@ def normalise_value(spec: ArgSpec, value: Any) -> Any:
         return value
     if spec.kind == "enum":
         if value not in spec.choices:
-            raise ValueError("expected one of " + ", ".join(spec.choices) + f", got {value!r}")
+            raise ValueError("expected one of " + ", ".join(map(repr, spec.choices)) + f", got {value!r}")
         return value
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {value!r}")
+    if spec.key == "max-age" and not re.match(MAX_AGE_PATTERN, value):
+        raise ValueError(f"expected stream retention in {MAX_AGE_FORM}, got {value!r}")
     return value
 
 
@@ -105,6 +107,9 @@ class _Builder:
         self.bad: set[Path_] = set()  # paths of the current document that broke the schema
         # names declared by resources skipped for schema problems: still count for references
         self.skipped: set[tuple[str, str, str]] = set()
+        # where a queue names its dead-letter exchange / an exchange its alternate exchange: (vhost, name)
+        self.dlx_places: dict[tuple[str, str], tuple[Origin, str]] = {}
+        self.ae_places: dict[tuple[str, str], tuple[Origin, str]] = {}
 
     def broken(self, path: Path_) -> bool:
         """Whether a schema problem at or below ``path`` keeps the resource there from being built.
@@ -134,12 +139,17 @@ class _Builder:
         line, col = doc.place(path, key=True)
         return Origin(doc.file, line or 1, col or 1)
 
+    def place(self, doc: Document, path: Path_) -> tuple[Origin, str]:
+        """The origin of the value at ``path`` and its dotted document path."""
+        line, col = doc.place(path)
+        return Origin(doc.file, line or 1, col or 1), dotted(path)
+
     def problem(self, doc: Document, path: Path_, message: str, hint: str | None = None) -> None:
         self.problems.append(doc.problem(path, message, hint=hint))
 
     def check_name(self, doc: Document, path: Path_, name: str, kind: str) -> None:
         if not name:
-            self.problem(doc, path, f"a {kind} needs a non-empty name")
+            self.problem(doc, path, f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} needs a non-empty name")
         elif len(name.encode("utf-8")) > 255:
             self.problem(doc, path, f"{kind} name is longer than 255 bytes of UTF-8")
         elif kind in ("queue", "exchange") and name.startswith("amq."):
@@ -184,6 +194,8 @@ class _Builder:
         if vhost is None:
             vhost = self.topology.vhosts[name] = VHost(name, origin=self.origin(doc, path))
         for key in ("description", "tags", "limits"):
+            if any(p[: len(path) + 1] == (*path, key) for p in self.bad):
+                body = {k: v for k, v in body.items() if k != key}  # reported by the schema check already
             if key in body:
                 problem = self.declared.claim(
                     ("vhost-meta", name, key),
@@ -234,6 +246,16 @@ class _Builder:
                     "keep the `alternate-exchange:` key",
                 )
             arguments["alternate-exchange"] = body["alternate-exchange"]
+        elif "alternate-exchange" in arguments and not isinstance(arguments["alternate-exchange"], str):
+            self.problem(
+                doc,
+                (*path, "arguments", "alternate-exchange"),
+                f"expected an exchange name, got {arguments['alternate-exchange']!r}",
+            )
+        if "alternate-exchange" in arguments:
+            ae_key = "alternate-exchange" if "alternate-exchange" in body else "arguments"
+            ae_path = (*path, ae_key) if ae_key == "alternate-exchange" else (*path, "arguments", "alternate-exchange")
+            self.ae_places[(vhost.name, name)] = self.place(doc, ae_path)
         vhost.exchanges[name] = Exchange(
             name=name,
             type=body["type"],
@@ -259,24 +281,34 @@ class _Builder:
         for arg, value in (body.get("arguments") or {}).items():
             arg_path = (*path, "arguments", arg)
             if arg == "x-queue-type":
-                if "type" in body and body["type"] != value:
-                    self.problem(doc, arg_path, "x-queue-type contradicts `type:`", "write only `type:`")
-                elif value not in ("classic", "quorum", "stream"):
-                    self.problem(doc, arg_path, f"unknown queue type {value!r}")
-                else:
-                    qtype = value
-                continue
-            spec = queue_argument(arg)
-            if spec is not None:
-                if spec.argument in arguments:
+                if "type" in body:
                     self.problem(
                         doc,
                         arg_path,
-                        f"{arg} is given twice: as `{spec.key}:` and under `arguments:`",
-                        f"keep only `{spec.key}:`",
+                        "x-queue-type is given twice: as `type:` and under `arguments:`",
+                        "keep only `type:`",
+                    )
+                elif value not in QUEUE_TYPES:
+                    self.problem(
+                        doc,
+                        arg_path,
+                        f"unknown queue type {value!r}",
+                        "expected one of " + ", ".join(QUEUE_TYPES) + "; better, write `type:`",
+                    )
+                else:
+                    qtype = value
+                continue
+            known = queue_argument(arg)
+            if known is not None:
+                if known.argument in arguments:
+                    self.problem(
+                        doc,
+                        arg_path,
+                        f"{arg} is given twice: as `{known.key}:` and under `arguments:`",
+                        f"keep only `{known.key}:`",
                     )
                     continue
-                value = self.value(doc, arg_path, spec, value)
+                value = self.value(doc, arg_path, known, value)
             arguments[arg] = value
         durable = body.get("durable", True)
         auto_delete = body.get("auto-delete", False)
@@ -286,16 +318,23 @@ class _Builder:
             if auto_delete:
                 self.problem(doc, (*path, "auto-delete"), f"{qtype} queues cannot be auto-delete")
         for arg in arguments:
-            spec = queue_argument(arg)
-            if spec is not None and qtype not in spec.queue_types:
-                where = (*path, spec.key) if spec.key in body else (*path, "arguments", arg)
-                kinds = " and ".join(sorted(spec.queue_types))
+            known = queue_argument(arg)
+            if known is not None and qtype not in known.queue_types:
+                where = (*path, known.key) if known.key in body else (*path, "arguments", arg)
+                kinds = " and ".join(sorted(known.queue_types))
                 self.problem(
                     doc,
                     where,
-                    f"{spec.key} does not apply to a {qtype} queue (only to {kinds} queues)",
+                    f"{known.key} does not apply to a {qtype} queue (only to {kinds} queues)",
                     "RabbitMQ rejects it or silently ignores it; remove it or change the queue type",
                 )
+        if "x-dead-letter-exchange" in arguments:
+            dlx_path = (
+                (*path, "dead-letter-exchange")
+                if "dead-letter-exchange" in body
+                else (*path, "arguments", "x-dead-letter-exchange")
+            )
+            self.dlx_places[(vhost.name, name)] = self.place(doc, dlx_path)
         delays = tuple(parse_duration(d) for d in (body.get("retry") or {}).get("delays", []))
         vhost.queues[name] = Queue(
             name=name,
@@ -329,7 +368,11 @@ class _Builder:
         try:
             return normalise_value(spec, value)
         except ValueError as exc:
-            self.problem(doc, path, str(exc))
+            hint = None
+            if isinstance(value, str) and value.strip().isdigit() and spec.kind in ("int", "duration", "size"):
+                number = value.strip()
+                hint = f'write it without quotes: RabbitMQ compares argument types, and "{number}" is not {number}'
+            self.problem(doc, path, str(exc), hint)
             return value
 
     def bindings(
@@ -400,15 +443,13 @@ class _Builder:
 
     # -- references across files ----------------------------------------------------------------
     def references(self) -> None:
-        if any(kind == "vhost" for kind, _, _ in self.skipped):
-            return  # a whole vhost could not be read: references into it cannot be judged
+        # a vhost that could not be read in some file: references into it cannot be judged
+        unreadable = {v for kind, v, _ in self.skipped if kind == "vhost"}
         for vhost in self.topology.vhosts.values():
+            if vhost.name in unreadable:
+                continue
             skipped = {name for kind, v, name in self.skipped if kind == "exchange" and v == vhost.name}
             known = set(vhost.exchanges) | PREDEFINED_EXCHANGES | skipped
-
-            def missing(name: str) -> str:
-                return f"exchange {name!r} is not declared in vhost {vhost.name!r}"
-
             for binding in vhost.bindings.values():
                 where = str(binding.address(vhost.name))
                 if binding.source == "":
@@ -419,23 +460,36 @@ class _Builder:
                         "publish to the default exchange with the queue's name as routing key instead",
                     )
                 elif binding.source not in known:
-                    self._ref_problem(where, binding.origin, missing(binding.source), "declare it under `exchanges:`")
+                    self._ref_problem(
+                        where,
+                        binding.origin,
+                        _missing(binding.source, vhost.name),
+                        "declare it under `exchanges:`",
+                    )
             for queue in vhost.queues.values():
                 dlx = queue.dead_letter_exchange
                 if dlx and dlx not in known:
+                    origin, path = self.dlx_places.get(
+                        (vhost.name, queue.name),
+                        (queue.origin, str(Address("queue", vhost.name, queue.name)) + ".dead-letter-exchange"),
+                    )
                     self._ref_problem(
-                        str(Address("queue", vhost.name, queue.name)) + ".dead-letter-exchange",
-                        queue.origin,
-                        f"dead-letter {missing(dlx)}",
+                        path,
+                        origin,
+                        f"dead-letter {_missing(dlx, vhost.name)}",
                         "declare it, or dead letters are dropped",
                     )
             for exchange in vhost.exchanges.values():
                 alt = exchange.alternate_exchange
                 if alt and alt not in known:
+                    origin, path = self.ae_places.get(
+                        (vhost.name, exchange.name),
+                        (exchange.origin, str(Address("exchange", vhost.name, exchange.name)) + ".alternate-exchange"),
+                    )
                     self._ref_problem(
-                        str(Address("exchange", vhost.name, exchange.name)) + ".alternate-exchange",
-                        exchange.origin,
-                        f"alternate {missing(alt)}",
+                        path,
+                        origin,
+                        f"alternate {_missing(alt, vhost.name)}",
                         "declare it, or unroutable messages are dropped",
                     )
 
@@ -446,6 +500,10 @@ class _Builder:
             self.problems.append(
                 Problem(message, file=origin.file, line=origin.line, col=origin.col, path=path, hint=hint)
             )
+
+
+def _missing(exchange: str, vhost: str) -> str:
+    return f"exchange {exchange!r} is not declared in vhost {vhost!r}"
 
 
 def build_topology(docs: list[tuple[Document, set[Path_]]]) -> tuple[Topology, list[Problem]]:

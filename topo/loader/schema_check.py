@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError as SchemaError
 
+from topo.arguments import OPERATOR_POLICY_KEYS, POLICY_KEYS
 from topo.errors import Problem
 from topo.loader.source import Document, Path_
 from topo.schema import load_schema
@@ -61,6 +62,15 @@ def _describe_expected(schema: Any) -> str:
     return names.get(str(kind), "a valid value")
 
 
+def _takes_integer(schema: Any) -> bool:
+    """Whether a schema accepts an integer (directly, or as a duration or size)."""
+    if not isinstance(schema, dict):
+        return False
+    if schema.get("type") == "integer" or str(schema.get("$ref", "")).endswith(("/duration", "/size")):
+        return True
+    return any(_takes_integer(s) for s in schema.get("anyOf", []))
+
+
 def _type_name(value: Any) -> str:
     if value is None:
         return "nothing (null)"
@@ -85,7 +95,9 @@ def _problems(doc: Document, error: SchemaError) -> Iterator[Problem]:
         extras = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
         for extra in extras:
             near = difflib.get_close_matches(extra, allowed, n=1, cutoff=0.6)
-            if near:
+            if len(path) >= 2 and path[-1] == "definition" and path[-3] == "operator-policies" and extra in POLICY_KEYS:
+                hint = "an operator policy accepts only " + ", ".join(sorted(OPERATOR_POLICY_KEYS))
+            elif near:
                 hint = f"did you mean {near[0]!r}?"
             elif path and path[-1] == "definition":
                 hint = "RabbitMQ rejects policy keys it does not know"
@@ -97,7 +109,10 @@ def _problems(doc: Document, error: SchemaError) -> Iterator[Problem]:
                 hint = "exclusive queues belong to one connection: declare them in the application"
             if extra.startswith("x-") and "arguments" in allowed:
                 hint = f"broker arguments go under `arguments:` (or write {extra[2:]!r})"
-            yield doc.problem((*path, extra), f"unknown key {extra!r}", hint=hint, key=True)
+            message = f"unknown key {extra!r}"
+            if hint and hint.startswith("an operator policy"):
+                message = f"{extra!r} is not allowed in an operator policy"
+            yield doc.problem((*path, extra), message, hint=hint, key=True)
         return
     if validator == "required":
         missing = [k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
@@ -105,10 +120,17 @@ def _problems(doc: Document, error: SchemaError) -> Iterator[Problem]:
             yield doc.problem(path, f"missing required key {key!r}", key=True)
         return
     if validator in ("anyOf", "oneOf", "type", "enum", "const", "pattern"):
-        expected = _describe_expected(error.schema if validator not in ("anyOf", "oneOf") else error.schema)
+        schema = error.schema
         if validator == "pattern":
-            expected = _describe_expected(error.parent.schema if error.parent else error.schema)
-        yield doc.problem(path, f"expected {expected}, got {_type_name(error.instance)}")
+            schema = error.parent.schema if error.parent else schema
+            if "anyOf" not in schema and "description" in schema:
+                schema = {"anyOf": [], "description": schema["description"]}
+        expected = _describe_expected(schema)
+        hint = None
+        if isinstance(error.instance, str) and error.instance.strip().isdigit() and _takes_integer(schema):
+            number = error.instance.strip()
+            hint = f'write it without quotes: RabbitMQ compares argument types, and "{number}" is not {number}'
+        yield doc.problem(path, f"expected {expected}, got {_type_name(error.instance)}", hint=hint)
         return
     if validator in ("minimum", "maximum"):
         word = "at least" if validator == "minimum" else "at most"
