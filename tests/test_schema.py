@@ -1,0 +1,113 @@
+"""The JSON Schema: generated from the argument table, committed, shipped, valid 2020-12."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+
+from topo.arguments import OPERATOR_POLICY_KEYS, POLICY_KEYS, QUEUE_ARGUMENTS
+from topo.schema import SCHEMA_ID, build_schema, load_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMITTED = ROOT / "topo" / "schemas" / "topology.schema.json"
+TOP_LEVEL = ROOT / "schemas" / "topology.schema.json"
+EXAMPLE = Path(__file__).parent / "fixtures" / "loader" / "example" / "iot.yaml"
+
+
+def test_committed_schema_is_generated_from_the_argument_table() -> None:
+    committed = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    assert committed == build_schema(), (
+        "topo/schemas/topology.schema.json is stale: run `python -m topo.schema > topo/schemas/topology.schema.json`"
+    )
+
+
+def test_committed_schema_is_the_generator_output_byte_for_byte(capsys: pytest.CaptureFixture[str]) -> None:
+    from topo.schema import main
+
+    main()
+    assert capsys.readouterr().out == COMMITTED.read_text(encoding="utf-8")
+
+
+def test_schema_is_valid_draft_2020_12() -> None:
+    schema = build_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"] == SCHEMA_ID
+    Draft202012Validator.check_schema(schema)
+
+
+def test_top_level_schemas_path_resolves_to_the_package_copy() -> None:
+    # editors find it at schemas/topology.schema.json (yaml-language-server comment); it must be the same file
+    assert TOP_LEVEL.exists()
+    assert TOP_LEVEL.read_bytes() == COMMITTED.read_bytes()
+    if TOP_LEVEL.is_symlink():
+        assert TOP_LEVEL.resolve() == COMMITTED.resolve()
+
+
+def test_package_ships_the_schema() -> None:
+    text = resources.files("topo").joinpath("schemas/topology.schema.json").read_text(encoding="utf-8")
+    assert json.loads(text) == build_schema()
+    assert load_schema() == build_schema()
+
+
+def test_package_data_declares_the_schema() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"schemas/*.json"' in pyproject
+
+
+def test_every_queue_argument_has_a_key() -> None:
+    queue = build_schema()["$defs"]["queue"]["properties"]
+    assert set(QUEUE_ARGUMENTS) <= set(queue)
+
+
+def test_policy_keys_and_operator_policy_keys() -> None:
+    defs = build_schema()["$defs"]
+    policy = defs["policy"]["properties"]["definition"]["properties"]
+    operator = defs["operator-policy"]["properties"]["definition"]["properties"]
+    assert set(policy) == set(POLICY_KEYS)
+    assert set(operator) == set(OPERATOR_POLICY_KEYS)
+    assert set(operator) <= set(policy)
+
+
+def test_units_are_typed_in_the_schema() -> None:
+    queue = build_schema()["$defs"]["queue"]["properties"]
+    assert queue["message-ttl"]["$ref"] == "#/$defs/duration"
+    assert queue["max-length-bytes"]["$ref"] == "#/$defs/size"
+    assert queue["max-length"]["type"] == "integer"
+    assert queue["max-priority"] == {**queue["max-priority"], "minimum": 1, "maximum": 255}
+    assert "pattern" in queue["max-age"]
+
+
+def test_the_format_example_is_schema_valid() -> None:
+    validator = Draft202012Validator(build_schema())
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    assert list(validator.iter_errors(data)) == []
+
+
+def test_the_example_points_editors_at_the_schema() -> None:
+    first = EXAMPLE.read_text(encoding="utf-8").splitlines()[0]
+    assert first == "# yaml-language-server: $schema=../schemas/topology.schema.json"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"version": 1},
+        {"version": 2, "vhosts": {}},
+        {"version": 1, "vhosts": {"v": {"queues": {"q": {"message-ttl": "5x"}}}}},
+        {"version": 1, "vhosts": {"v": {"queues": {"q": {"max-length": "10"}}}}},
+        {"version": 1, "vhosts": {"v": {"queues": {"q": {"type": "lazy"}}}}},
+        {"version": 1, "vhosts": {"v": {"queues": {"q": {"exclusive": True}}}}},
+        {"version": 1, "vhosts": {"v": {"exchanges": {"e": {}}}}},
+        {"version": 1, "vhosts": {"v": {"exchanges": {"e": {"type": "x-delayed"}}}}},
+        {"version": 1, "vhosts": {"v": {"policies": {"p": {"pattern": ".*", "definition": {}}}}}},
+        {"version": 1, "vhosts": {"v": {"operator-policies": {"p": {"pattern": ".", "definition": {"ha-mode": "all"}}}}}},
+        {"version": 1, "vhosts": {"v": {"queues": {"q": {"bindings": [{"routing-key": "a"}]}}}}},
+    ],
+)
+def test_schema_rejects(document: object) -> None:
+    assert list(Draft202012Validator(build_schema()).iter_errors(document))
