@@ -69,9 +69,7 @@ QUEUE_ARGUMENTS: dict[str, ArgSpec] = _specs(
     ),
     ArgSpec("dead-letter-exchange", "string", CLASSIC_QUORUM, doc="where rejected/expired messages go"),
     ArgSpec("dead-letter-routing-key", "string", CLASSIC_QUORUM, doc="routing key for dead letters"),
-    ArgSpec(
-        "dead-letter-strategy", "enum", QUORUM, choices=("at-most-once", "at-least-once"), doc="quorum DLX"
-    ),
+    ArgSpec("dead-letter-strategy", "enum", QUORUM, choices=("at-most-once", "at-least-once"), doc="quorum DLX"),
     ArgSpec("max-priority", "int", CLASSIC, minimum=1, maximum=255, doc="priorities 0..N (classic only)"),
     ArgSpec("single-active-consumer", "bool", CLASSIC_QUORUM, doc="deliver to one consumer at a time"),
     ArgSpec("delivery-limit", "int", QUORUM, minimum=0, doc="redeliveries before dead-lettering"),

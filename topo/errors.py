@@ -86,9 +86,7 @@ class ValidationError(TopoError):
     """The topology files are invalid. ``problems`` lists every problem found, in file order."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = sorted(
-            problems, key=lambda p: (p.file or "", p.line or 0, p.col or 0, p.path or "", p.message)
-        )
+        self.problems = sorted(problems, key=lambda p: (p.file or "", p.line or 0, p.col or 0, p.path or "", p.message))
         count = len(self.problems)
         head = f"{count} problem{'s' if count != 1 else ''} in the topology"
         super().__init__(head + ":\n" + "\n".join("  " + p.render() for p in self.problems))

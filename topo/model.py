@@ -170,9 +170,7 @@ class Binding:
 
     def address(self, vhost: str) -> Address:
         collection = "queues" if self.destination_type == "queue" else "exchanges"
-        return Address(
-            "binding", vhost, f".{collection}{_segment(self.destination)}.bindings[{self.describe()}]"
-        )
+        return Address("binding", vhost, f".{collection}{_segment(self.destination)}.bindings[{self.describe()}]")
 
 
 @dataclass(frozen=True, slots=True)

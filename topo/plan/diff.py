@@ -14,8 +14,10 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from topo.arguments import queue_argument
 from topo.model import Address, Binding, Exchange, Queue, Topology, VHost
 from topo.plan.model import Change, Plan, Unmanaged
+from topo.units import format_duration, format_size
 
 __all__ = ["diff", "exchange_replace_reasons", "queue_replace_reasons"]
 
@@ -24,6 +26,17 @@ def _show(value: Any) -> str:
     if value is None:
         return "not set"
     return json.dumps(value, ensure_ascii=False)
+
+
+def _readable(arg: str, value: Any) -> str:
+    """A queue argument's value as a person writes it (``86400000`` → ``"24h"`` for a duration)."""
+    spec = queue_argument(arg)
+    if spec is not None and isinstance(value, int) and not isinstance(value, bool) and value:
+        if spec.kind == "duration":
+            return _show(format_duration(value)).strip('"')
+        if spec.kind == "size":
+            return _show(format_size(value)).strip('"')
+    return _show(value)
 
 
 def _arg_reasons(kind: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
@@ -38,7 +51,7 @@ def _arg_reasons(kind: str, before: Mapping[str, Any], after: Mapping[str, Any])
                 f"declared as {type(new).__name__} {_show(new)}) and cannot change on an existing {kind}"
             )
         else:
-            reasons.append(f"{arg} cannot change on an existing {kind} ({_show(old)} → {_show(new)})")
+            reasons.append(f"{arg} cannot change on an existing {kind} ({_readable(arg, old)} → {_readable(arg, new)})")
     return reasons
 
 

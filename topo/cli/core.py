@@ -1,0 +1,170 @@
+"""``topo validate``, ``plan``, ``apply`` and ``export``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from topo import engine
+from topo.broker.client import ManagementClient
+from topo.broker.reader import read
+from topo.broker.writer import check_safety
+from topo.cli.common import cli, url_option, vars_option
+from topo.errors import UsageError
+from topo.export import export_yaml
+from topo.loader import load
+from topo.model import Topology
+from topo.plan.model import Plan
+from topo.plan.render import render_json, render_markdown, render_text, summary_line
+
+__all__ = ["apply_cmd", "export_cmd", "plan_cmd", "validate_cmd"]
+
+_PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+_VHOST = click.option("--vhost", "vhosts", multiple=True, metavar="NAME", help="Limit to this vhost (repeatable).")
+
+
+def parse_vars(items: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--var {item!r} is not NAME=VALUE", hint="e.g. --var ENV=prod")
+        out[name] = value
+    return out
+
+
+def _load(paths: tuple[str, ...], variables: tuple[str, ...], vhosts: tuple[str, ...]) -> Topology:
+    topology = load(paths, parse_vars(variables))
+    return topology.only(vhosts)
+
+
+def _styler() -> Any:
+    if os.environ.get("NO_COLOR"):
+        return lambda text, _c: text
+
+    def style(text: str, colour: str) -> str:
+        return click.style(text, bold=True) if colour == "bold" else click.style(text, fg=colour)
+
+    return style
+
+
+@contextmanager
+def _client(url: str) -> Iterator[ManagementClient]:
+    client = ManagementClient(url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _render(plan: Plan, fmt: str) -> str:
+    if fmt == "json":
+        return render_json(plan)
+    if fmt == "markdown":
+        return render_markdown(plan)
+    return render_text(plan, _styler())
+
+
+@cli.command("validate")
+@_PATHS
+@vars_option
+def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
+    """Check topology files against the schema and the rules; print every problem."""
+    topology = load(paths, parse_vars(variables))
+    counts = {"exchanges": 0, "queues": 0, "bindings": 0, "policies": 0}
+    for vhost in topology.vhosts.values():
+        counts["exchanges"] += len(vhost.exchanges)
+        counts["queues"] += len(vhost.queues)
+        counts["bindings"] += len(vhost.bindings)
+        counts["policies"] += len(vhost.policies) + len(vhost.operator_policies)
+    parts = ", ".join(f"{n} {k}" for k, n in counts.items())
+    click.echo(f"Valid: {len(topology.vhosts)} vhost{'s' if len(topology.vhosts) != 1 else ''}, {parts}.")
+    return 0
+
+
+@cli.command("plan")
+@_PATHS
+@url_option
+@_VHOST
+@vars_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are.")
+def plan_cmd(
+    paths: tuple[str, ...],
+    url: str,
+    vhosts: tuple[str, ...],
+    variables: tuple[str, ...],
+    fmt: str,
+    detailed_exitcode: bool,
+) -> int:
+    """Show what apply would change on the broker."""
+    desired = _load(paths, variables, vhosts)
+    with _client(url) as client:
+        plan = engine.plan(client, desired)
+    click.echo(_render(plan, fmt), nl=False)
+    return 2 if detailed_exitcode and not plan.empty else 0
+
+
+@cli.command("apply")
+@_PATHS
+@url_option
+@_VHOST
+@vars_option
+@click.option("--yes", "-y", "assume_yes", is_flag=True, help="Apply without asking.")
+def apply_cmd(
+    paths: tuple[str, ...], url: str, vhosts: tuple[str, ...], variables: tuple[str, ...], assume_yes: bool
+) -> int:
+    """Make the broker match the files (shows the plan, then asks)."""
+    desired = _load(paths, variables, vhosts)
+    with _client(url) as client:
+        plan = engine.plan(client, desired)
+        click.echo(render_text(plan, _styler()), nl=False)
+        if plan.empty:
+            return 0
+        check_safety(client, plan)  # refuse before asking: nothing to confirm
+        if not assume_yes:
+            if not sys.stdin.isatty():
+                raise UsageError(
+                    "apply needs confirmation, but there is no terminal to ask on",
+                    hint="pass --yes to apply without asking (in CI, after reviewing `topo plan`)",
+                )
+            answer = click.prompt("\nApply these changes? Only 'yes' is accepted", default="", show_default=False)
+            if answer.strip() != "yes":
+                click.echo("Apply cancelled. Nothing was changed.")
+                return 1
+        total = len(plan.changes)
+        show_bar = total >= 20 and sys.stderr.isatty()
+        if show_bar:
+            with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
+                engine.apply(client, desired, plan, progress=lambda _text, n: bar.update(n))
+        else:
+            engine.apply(client, desired, plan)
+    click.echo(click.style(f"Apply complete. {summary_line(plan).removeprefix('Plan: ')}", fg="green"))
+    return 0
+
+
+@cli.command("export")
+@url_option
+@_VHOST
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE, not stdout.")
+def export_cmd(url: str, vhosts: tuple[str, ...], output: str | None) -> int:
+    """Write what the broker has, in the topology file format."""
+    with _client(url) as client:
+        names = list(vhosts) or [v["name"] for v in client.get("/vhosts", params={"columns": "name"}) or []]
+        observed = read(client, names)
+        if observed.missing:
+            missing = ", ".join(sorted(observed.missing))
+            raise UsageError(f"vhost(s) not on the broker at {client.display_url}: {missing}")
+        text = export_yaml(observed.topology, header=f"exported by topo from {client.display_url}")
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        click.echo(f"Wrote {output}.", err=True)
+    else:
+        click.echo(text, nl=False)
+    return 0

@@ -1,0 +1,223 @@
+"""Rendering a plan for people and programs: text (Terraform's symbols), JSON (versioned), Markdown.
+
+The JSON form is documented in docs/plan-json.md; ``format_version`` changes only when a field changes
+meaning or disappears (new fields may be added within a version).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from topo import __version__
+from topo.model import Binding, Exchange, Policy, Queue
+from topo.plan.model import Change, Plan, Resource
+
+__all__ = ["FORMAT_VERSION", "render_json", "render_markdown", "render_text", "resource_json", "summary_line"]
+
+FORMAT_VERSION = 1
+SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
+COLOURS = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red"}
+Styler = Callable[[str, str], str]
+
+
+def _plain(text: str, _colour: str) -> str:
+    return text
+
+
+def resource_json(resource: Resource | None) -> Any:
+    """A resource as JSON with the broker's field names (what the broker has or will have)."""
+    if resource is None:
+        return None
+    if isinstance(resource, Exchange):
+        return {
+            "name": resource.name,
+            "type": resource.type,
+            "durable": resource.durable,
+            "auto_delete": resource.auto_delete,
+            "internal": resource.internal,
+            "arguments": dict(resource.arguments),
+        }
+    if isinstance(resource, Queue):
+        return {
+            "name": resource.name,
+            "type": resource.type,
+            "durable": resource.durable,
+            "auto_delete": resource.auto_delete,
+            "arguments": dict(resource.arguments),
+        }
+    if isinstance(resource, Binding):
+        return {
+            "source": resource.source,
+            "destination": resource.destination,
+            "destination_type": resource.destination_type,
+            "routing_key": resource.routing_key,
+            "arguments": dict(resource.arguments),
+        }
+    if isinstance(resource, Policy):
+        return {
+            "name": resource.name,
+            "pattern": resource.pattern,
+            "apply-to": resource.apply_to,
+            "priority": resource.priority,
+            "definition": dict(resource.definition),
+        }
+    return dict(resource)
+
+
+def summary_line(plan: Plan) -> str:
+    if plan.empty:
+        return "No changes. The broker matches the files."
+    return (
+        f"Plan: {plan.count('create')} to create, {plan.count('update')} to update, "
+        f"{plan.count('replace')} to replace, {plan.count('delete')} to delete."
+    )
+
+
+def _v(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _details(change: Change) -> list[str]:
+    """Indented lines under a change: attributes of what is created, what changes, why."""
+    lines: list[str] = []
+    after, before = change.after, change.before
+    if change.action == "create":
+        if isinstance(after, Exchange):
+            flags = [f"type: {after.type}"]
+            flags += [w for w, on in (("internal", after.internal), ("auto-delete", after.auto_delete)) if on]
+            if not after.durable:
+                flags.append("transient")
+            lines.append(", ".join(flags))
+            lines += [f"{k}: {_v(v)}" for k, v in sorted(after.arguments.items())]
+        elif isinstance(after, Queue):
+            flags = [f"type: {after.type}"]
+            if after.auto_delete:
+                flags.append("auto-delete")
+            if not after.durable:
+                flags.append("transient")
+            lines.append(", ".join(flags))
+            lines += [f"{k}: {_v(v)}" for k, v in sorted(after.arguments.items())]
+        elif isinstance(after, Policy):
+            lines.append(f"pattern: {_v(after.pattern)}, apply-to: {after.apply_to}, priority: {after.priority}")
+            lines += [f"{k}: {_v(v)}" for k, v in sorted(after.definition.items())]
+        elif isinstance(after, dict):
+            lines += [f"{k}: {_v(v)}" for k, v in after.items()]
+    elif change.action == "update":
+        if isinstance(before, Policy) and isinstance(after, Policy):
+            for field in ("pattern", "apply_to", "priority"):
+                old, new = getattr(before, field), getattr(after, field)
+                if old != new:
+                    lines.append(f"{field.replace('_', '-')}: {_v(old)} → {_v(new)}")
+            for key in sorted(set(before.definition) | set(after.definition)):
+                old, new = before.definition.get(key), after.definition.get(key)
+                if old != new:
+                    shown = [_v(x) if x is not None else "(none)" for x in (old, new)]
+                    lines.append(f"{key}: {shown[0]} → {shown[1]}")
+        elif isinstance(before, dict) and isinstance(after, dict):
+            lines += [f"{k}: {_v(before.get(k))} → {_v(v)}" for k, v in after.items()]
+    elif change.action == "replace":
+        lines += [f"# {reason}" for reason in change.reasons]
+    if change.action in ("create", "delete") and change.reasons:
+        lines += [f"# {reason}" for reason in change.reasons]
+    if change.messages:
+        lines.append(
+            f"! holds {change.messages} message{'s' if change.messages != 1 else ''}: "
+            "replacing it would drop them, so apply will refuse"
+        )
+    lines += [f"! {warning}" for warning in change.warnings]
+    return lines
+
+
+def render_text(plan: Plan, style: Styler = _plain) -> str:
+    """The plan as a person reads it in a terminal (``style`` colours it when given)."""
+    out: list[str] = []
+    if plan.empty:
+        out.append(style(summary_line(plan), "green"))
+    else:
+        out.append("topo will perform these actions:")
+        current = None
+        for change in plan.changes:
+            if change.vhost != current:
+                current = change.vhost
+                out.append("")
+                out.append(f"  in vhost {_v(current)}:")
+            symbol = SYMBOLS[change.action]
+            tail = {"replace": " (forces replacement)", "delete": " (will be deleted)"}.get(change.action, "")
+            head = f"{symbol:>3} {change.kind} {change.address}{tail}"
+            out.append("  " + style(head, COLOURS[change.action]))
+            out += ["          " + line for line in _details(change)]
+    if plan.unmanaged:
+        out.append("")
+        out.append(f"Not managed ({len(plan.unmanaged)}): no file declares these; topo leaves them alone:")
+        out += [f"      {u.address}" for u in plan.unmanaged]
+    if not plan.empty:
+        out.append("")
+        out.append(style(summary_line(plan), "bold"))
+        unsafe = plan.unsafe
+        if unsafe:
+            out.append(
+                style(
+                    f"Warning: {len(unsafe)} queue(s) hold messages that this plan would drop; apply refuses it.",
+                    "red",
+                )
+            )
+    return "\n".join(out) + "\n"
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "topo_version": __version__,
+        "vhosts": list(plan.vhosts),
+        "summary": {a: plan.count(a) for a in ("create", "update", "replace", "delete")},
+        "changes": [
+            {
+                "action": c.action,
+                "kind": c.kind,
+                "vhost": c.vhost,
+                "address": str(c.address),
+                "reasons": list(c.reasons),
+                "warnings": list(c.warnings),
+                "messages": c.messages,
+                "before": resource_json(c.before),
+                "after": resource_json(c.after),
+            }
+            for c in plan.changes
+        ],
+        "not_managed": [
+            {"kind": u.address.kind, "vhost": u.address.vhost, "address": str(u.address)} for u in plan.unmanaged
+        ],
+    }
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan_json(plan), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def render_markdown(plan: Plan) -> str:
+    """For a pull-request comment: summary first, the plan in a diff block, unmanaged in a fold."""
+    out = ["### topo plan", ""]
+    out.append(f"**{summary_line(plan)}**")
+    unsafe = plan.unsafe
+    if unsafe:
+        out.append("")
+        for change in unsafe:
+            out.append(
+                f"> :warning: `{change.address}` holds {change.messages} message(s); "
+                "this plan would drop them, so `topo apply` refuses it."
+            )
+    if not plan.empty:
+        out += ["", "```diff"]
+        for change in plan.changes:
+            symbol = {"create": "+", "update": "!", "replace": "!", "delete": "-"}[change.action]
+            word = {"replace": " (forces replacement)", "delete": " (will be deleted)"}.get(change.action, "")
+            out.append(f"{symbol} {SYMBOLS[change.action]} {change.kind} {change.address}{word}")
+            out += [f"#       {line}" for line in _details(change)]
+        out.append("```")
+    if plan.unmanaged:
+        out += ["", f"<details><summary>Not managed: {len(plan.unmanaged)} resource(s) no file declares</summary>", ""]
+        out += [f"- `{u.address}`" for u in plan.unmanaged]
+        out += ["", "</details>"]
+    return "\n".join(out) + "\n"
