@@ -105,7 +105,7 @@ def test_the_example_points_editors_at_the_schema() -> None:
         {"version": 1, "vhosts": {"v": {"exchanges": {"e": {}}}}},
         {"version": 1, "vhosts": {"v": {"exchanges": {"e": {"type": "x-delayed"}}}}},
         {"version": 1, "vhosts": {"v": {"policies": {"p": {"pattern": ".*", "definition": {}}}}}},
-        {"version": 1, "vhosts": {"v": {"operator-policies": {"p": {"pattern": ".", "definition": {"ha-mode": "all"}}}}}},
+        {"version": 1, "vhosts": {"v": {"operator-policies": {"p": {"pattern": ".", "definition": {"ha-mode": "x"}}}}}},
         {"version": 1, "vhosts": {"v": {"queues": {"q": {"bindings": [{"routing-key": "a"}]}}}}},
     ],
 )

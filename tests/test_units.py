@@ -88,7 +88,7 @@ def test_kb_is_decimal_and_kib_binary() -> None:
     ],
 )
 def test_parse_duration_rejects(bad: object) -> None:
-    with pytest.raises(ValueError, match="duration|negative"):
+    with pytest.raises(ValueError, match=r"duration|negative"):
         parse_duration(bad)
 
 
@@ -97,7 +97,7 @@ def test_parse_duration_rejects(bad: object) -> None:
     [True, False, None, 1.5, -1, "", "10", "10kb", "10kB", "10Mib", "10 MiB", "1.5GB", "-1B", "10PB", "MiB", {}],
 )
 def test_parse_size_rejects(bad: object) -> None:
-    with pytest.raises(ValueError, match="size|negative"):
+    with pytest.raises(ValueError, match=r"size|negative"):
         parse_size(bad)
 
 
