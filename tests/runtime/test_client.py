@@ -95,7 +95,7 @@ def test_publish_checks_routing_offline_then_the_broker_returns(topology: Topolo
             client.topology.vhost(client.vhost.name).add_binding(Binding("sensor-data", "analytics", routing_key="x.*"))
             sensors2 = client.publisher("sensor-data", check_routing=False)
             sensors2._routes.clear()
-            with pytest.raises(UnroutableError, match="broker returned.*312 NO_ROUTE") as info:
+            with pytest.raises(UnroutableError, match=r"broker returned.*312 NO_ROUTE") as info:
                 await sensors2.publish("x.y", {"temp": 1})
             assert info.value.returned
             # opting out of the check sends it anyway; the broker returns it
@@ -161,6 +161,7 @@ def test_subscribe_dead_letters_on_failure_when_the_queue_has_a_dlx(
 ) -> None:
     async def main() -> None:
         async with connect(topology, vhost=vhost, url=amqp_url) as client:
+
             def handler(m: Message) -> None:
                 if m.json()["ok"] is False:
                     raise ValueError("bad reading")
