@@ -126,6 +126,7 @@ class _Builder:
         self._constructor = yaml.constructor.SafeConstructor()
         self._resolver = yaml.resolver.Resolver()
         self._open: set[int] = set()  # collections being built, to catch an alias that contains itself
+        self._own_keys: dict[int, set[int]] = {}  # mapping node -> its own key nodes (not merged in)
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
@@ -145,6 +146,11 @@ class _Builder:
         return self._scalar(node, path)
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
+        # Keys written in this mapping, as opposed to keys merged in by `<<:`, which they override.
+        # Flattening rewrites the node in place, so an aliased mapping remembers this from its first use.
+        own = self._own_keys.get(id(node))
+        if own is None:
+            own = self._own_keys[id(node)] = {id(k) for k, _ in node.value if k.tag != _MERGE_TAG}
         try:
             self._constructor.flatten_mapping(node)  # merge keys (<<)
         except yaml.MarkedYAMLError as exc:
@@ -161,6 +167,7 @@ class _Builder:
             )
             node.value = [(k, v) for k, v in node.value if k.tag != _MERGE_TAG]
         result: dict[str, Any] = {}
+        written: set[Path_] = set()
         for key_node, value_node in node.value:
             mark = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if not isinstance(key_node, yaml.ScalarNode):
@@ -179,7 +186,7 @@ class _Builder:
             if key is None:
                 continue
             child = (*path, key)
-            if key in result:
+            if key in result and id(key_node) in own and child in written:
                 first = self.doc.key_marks.get(child)
                 self.problems.append(
                     Problem(
@@ -192,6 +199,8 @@ class _Builder:
                         hint="YAML keeps only the last one; remove or merge the duplicate",
                     )
                 )
+            if id(key_node) in own:
+                written.add(child)
             self.doc.key_marks[child] = mark
             result[key] = self.build(value_node, child)
         return result
