@@ -73,9 +73,7 @@ def mgmt(broker: Broker) -> Iterator[httpx.Client]:
     host = parts.hostname or "localhost"
     port = f":{parts.port}" if parts.port is not None else ""
     auth = httpx.BasicAuth(unquote(parts.username or "guest"), unquote(parts.password or "guest"))
-    with httpx.Client(
-        base_url=f"{parts.scheme}://{host}{port}", auth=auth, timeout=30, trust_env=False
-    ) as client:
+    with httpx.Client(base_url=f"{parts.scheme}://{host}{port}", auth=auth, timeout=30, trust_env=False) as client:
         yield client
 
 

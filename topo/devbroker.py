@@ -104,9 +104,7 @@ def find_executable(name: str) -> Path:
     found = shutil.which(name)
     if found:
         return Path(found)
-    raise DevBrokerError(
-        f"{name} is not installed (looked in {RABBITMQ_BIN_DIR} and on PATH)", hint=INSTALL_HINT
-    )
+    raise DevBrokerError(f"{name} is not installed (looked in {RABBITMQ_BIN_DIR} and on PATH)", hint=INSTALL_HINT)
 
 
 def free_port(exclude: Sequence[int] = ()) -> int:
@@ -405,9 +403,7 @@ def start(
     for port in (amqp_port, http_port):
         if port is not None:
             if _port_open(port):
-                raise DevBrokerError(
-                    f"port {port} on 127.0.0.1 is already in use", hint="choose another port"
-                )
+                raise DevBrokerError(f"port {port} on 127.0.0.1 is already in use", hint="choose another port")
             taken.append(port)
     amqp = amqp_port if amqp_port is not None else free_port(taken)
     taken.append(amqp)
@@ -433,8 +429,7 @@ def start(
         )
     if done.returncode != 0:
         raise DevBrokerError(
-            f"rabbitmq-server -detached failed (exit {done.returncode}) for node {node.name}\n"
-            + _log_tails(node)
+            f"rabbitmq-server -detached failed (exit {done.returncode}) for node {node.name}\n" + _log_tails(node)
         )
     try:
         _wait_ready(node, timeout)
@@ -566,9 +561,7 @@ def _cmd_ensure(args: argparse.Namespace) -> int:
         if was_running:
             _print_node(node, f"Nothing answers at {redact_url(url)}; already running:")
         else:
-            _print_node(
-                node, f"Nothing answers at {redact_url(url)}; started in {time.monotonic() - t0:.1f} s:"
-            )
+            _print_node(node, f"Nothing answers at {redact_url(url)}; started in {time.monotonic() - t0:.1f} s:")
         use_url = node.url
         amqp_url = node.amqp_url
     _write_secret(base_dir / URL_FILE, use_url)
