@@ -20,7 +20,7 @@ from topo.export import export_yaml
 from topo.loader import load
 from topo.model import Topology
 from topo.plan.model import Plan
-from topo.plan.render import render_json, render_markdown, render_text, summary_line
+from topo.plan.render import render_json, render_markdown, render_text
 
 __all__ = ["apply_cmd", "export_cmd", "plan_cmd", "validate_cmd"]
 
@@ -144,7 +144,9 @@ def apply_cmd(
                 engine.apply(client, desired, plan, progress=lambda _text, n: bar.update(n))
         else:
             engine.apply(client, desired, plan)
-    click.echo(click.style(f"Apply complete. {summary_line(plan).removeprefix('Plan: ')}", fg="green"))
+    words = (("create", "created"), ("update", "updated"), ("replace", "replaced"), ("delete", "deleted"))
+    done = ", ".join(f"{plan.count(action)} {word}" for action, word in words)
+    click.echo(click.style(f"Apply complete: {done}.", fg="green"))
     return 0
 
 

@@ -1,0 +1,165 @@
+"""Every example in topologies/ is applied to a real broker, and messages published through the broker
+land exactly where the file says they will (and nowhere else)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import topo
+from topo import engine
+from topo.broker.client import ManagementClient, enc
+from topo.model import Topology
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "topologies"
+
+
+def _example_in(vhost: str, file: str, declared_vhost: str) -> Topology:
+    """The example's vhost, renamed to the test's own vhost."""
+    topology = topo.load(EXAMPLES / file)
+    return Topology({vhost: replace(topology.vhost(declared_vhost), name=vhost)}, name=topology.name)
+
+
+def _publish(mgmt: httpx.Client, vhost: str, exchange: str, key: str, body: str, headers: dict[str, Any]) -> bool:
+    response = mgmt.post(
+        f"/api/exchanges/{enc(vhost)}/{enc(exchange or 'amq.default')}/publish",
+        json={
+            "properties": {"headers": headers} if headers else {},
+            "routing_key": key,
+            "payload": body,
+            "payload_encoding": "string",
+        },
+    )
+    response.raise_for_status()
+    return bool(response.json()["routed"])
+
+
+def _drain(mgmt: httpx.Client, vhost: str, queue: str) -> list[str]:
+    response = mgmt.post(
+        f"/api/queues/{enc(vhost)}/{enc(queue)}/get",
+        json={"count": 100, "ackmode": "ack_requeue_false", "encoding": "auto"},
+    )
+    response.raise_for_status()
+    return [m["payload"] for m in response.json()]
+
+
+def _where(mgmt: httpx.Client, vhost: str, queues: list[str], body: str) -> set[str]:
+    return {q for q in queues if body in _drain(mgmt, vhost, q)}
+
+
+# (file, declared vhost, exchange, routing key, headers, queues the message must reach)
+CASES = [
+    ("pubsub.yaml", "shop", "events", "order.created", {}, {"billing", "analytics"}),
+    ("pubsub.yaml", "shop", "events", "order.paid", {}, {"billing", "shipping", "analytics"}),
+    ("pubsub.yaml", "shop", "events", "order.refunded", {}, {"billing", "analytics", "customer-emails"}),
+    ("pubsub.yaml", "shop", "events", "customer.address.changed", {}, {"analytics", "customer-emails"}),
+    ("pubsub.yaml", "shop", "events", "invoice", {}, {"analytics"}),
+    ("iot.yaml", "iot", "sensor-data", "sensor.temperature.line1", {}, {"analytics", "audit-log"}),
+    ("iot.yaml", "iot", "sensor-data", "door.opened", {}, {"audit-log"}),
+    ("iot.yaml", "iot", "uploads", "", {"format": "pdf", "kind": "report"}, {"pdf-jobs"}),
+    ("iot.yaml", "iot", "uploads", "", {"format": "pdf", "kind": "invoice"}, {"unrouted"}),
+    ("iot.yaml", "iot", "uploads", "", {}, {"unrouted"}),
+    ("iot.yaml", "iot", "dlx", "orders.failed", {}, {"dead-letters"}),
+    ("iot.yaml", "iot", "", "tasks", {}, {"tasks"}),
+    ("work-queue.yaml", "jobs", "", "thumbnails", {}, {"thumbnails"}),
+    ("work-queue.yaml", "jobs", "jobs.dlx", "thumbnails", {}, {"thumbnails.failed"}),
+    ("rpc.yaml", "rpc", "", "rpc_queue", {}, {"rpc_queue"}),
+    ("dead-lettering.yaml", "orders", "orders", "created", {}, {"awaiting-payment"}),
+    ("dead-lettering.yaml", "orders", "orders", "cancelled", {}, set()),
+]
+
+
+def test_every_example_is_covered() -> None:
+    files = {p.name for p in EXAMPLES.glob("*.yaml")}
+    assert files == {case[0] for case in CASES}
+
+
+@pytest.fixture
+def client(broker: Any) -> Any:
+    with ManagementClient(broker.url) as c:
+        yield c
+
+
+@pytest.mark.parametrize("file", sorted({case[0] for case in CASES}))
+def test_example_applies_and_converges(file: str, vhost: str, client: ManagementClient) -> None:
+    declared = next(case[1] for case in CASES if case[0] == file)
+    desired = _example_in(vhost, file, declared)
+    applied = engine.apply(client, desired)
+    assert not applied.empty
+    writes = client.writes
+    assert engine.plan(client, desired).empty
+    assert engine.apply(client, desired).empty
+    assert client.writes == writes  # nothing to do sends nothing
+
+
+@pytest.mark.parametrize(("file", "declared", "exchange", "key", "headers", "expected"), CASES)
+def test_messages_land_where_the_file_says(
+    file: str,
+    declared: str,
+    exchange: str,
+    key: str,
+    headers: dict[str, Any],
+    expected: set[str],
+    vhost: str,
+    client: ManagementClient,
+    mgmt: httpx.Client,
+) -> None:
+    desired = _example_in(vhost, file, declared)
+    engine.apply(client, desired)
+    body = json.dumps({"case": [exchange, key, headers]})
+    routed = _publish(mgmt, vhost, exchange, key, body, headers)
+    assert routed == bool(expected)
+    assert _where(mgmt, vhost, sorted(desired.vhosts[vhost].queues), body) == expected
+
+
+def test_expired_orders_reach_the_dead_letter_queue(vhost: str, client: ManagementClient, mgmt: httpx.Client) -> None:
+    engine.apply(client, _example_in(vhost, "dead-lettering.yaml", "orders"))
+    assert _publish(mgmt, vhost, "orders", "created", "order-42", {})
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        letters = _drain(mgmt, vhost, "payment-timeouts")
+        if letters:
+            assert letters == ["order-42"]
+            assert _drain(mgmt, vhost, "awaiting-payment") == []
+            return
+        time.sleep(0.5)
+    pytest.fail("the expired order never reached payment-timeouts")
+
+
+def test_rejected_thumbnail_job_is_dead_lettered(vhost: str, client: ManagementClient, mgmt: httpx.Client) -> None:
+    engine.apply(client, _example_in(vhost, "work-queue.yaml", "jobs"))
+    assert _publish(mgmt, vhost, "", "thumbnails", "job-7", {})
+    response = mgmt.post(
+        f"/api/queues/{enc(vhost)}/thumbnails/get",
+        json={"count": 1, "ackmode": "reject_requeue_false", "encoding": "auto"},
+    )
+    assert [m["payload"] for m in response.json()] == ["job-7"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        letters = _drain(mgmt, vhost, "thumbnails.failed")
+        if letters:
+            assert letters == ["job-7"]
+            return
+        time.sleep(0.2)
+    pytest.fail("the rejected job never reached thumbnails.failed")
+
+
+def test_retry_delay_queue_returns_the_message(vhost: str, client: ManagementClient, mgmt: httpx.Client) -> None:
+    desired = _example_in(vhost, "work-queue.yaml", "jobs")
+    assert desired.vhosts[vhost].queues["thumbnails.retry.1"].arguments["x-message-ttl"] == 5000
+    engine.apply(client, desired)
+    assert _publish(mgmt, vhost, "", "thumbnails.retry.1", "job-8", {})
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        back = _drain(mgmt, vhost, "thumbnails")
+        if back:
+            assert back == ["job-8"]
+            return
+        time.sleep(0.5)
+    pytest.fail("the delayed job never came back to thumbnails")
