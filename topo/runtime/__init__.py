@@ -13,6 +13,7 @@ from topo.runtime.consume import MessageStream, RpcClient, Subscription
 from topo.runtime.errors import *  # noqa: F403
 from topo.runtime.errors import __all__ as _errors
 from topo.runtime.message import Message
+from topo.runtime.sync import SyncClient, SyncMessage, connect_sync
 from topo.runtime.url import ConnectionParams, parse_url
 
 __all__ = [
@@ -26,7 +27,10 @@ __all__ = [
     "Publisher",
     "RpcClient",
     "Subscription",
+    "SyncClient",
+    "SyncMessage",
     "connect",
+    "connect_sync",
     "parse_url",
     *_errors,
 ]
