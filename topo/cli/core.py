@@ -19,7 +19,7 @@ from topo.errors import UsageError
 from topo.export import export_yaml
 from topo.loader import load
 from topo.model import Topology
-from topo.plan.model import Plan
+from topo.plan.model import Action, Plan
 from topo.plan.render import render_json, render_markdown, render_text
 
 __all__ = ["apply_cmd", "export_cmd", "plan_cmd", "validate_cmd"]
@@ -144,7 +144,12 @@ def apply_cmd(
                 engine.apply(client, desired, plan, progress=lambda _text, n: bar.update(n))
         else:
             engine.apply(client, desired, plan)
-    words = (("create", "created"), ("update", "updated"), ("replace", "replaced"), ("delete", "deleted"))
+    words: tuple[tuple[Action, str], ...] = (
+        ("create", "created"),
+        ("update", "updated"),
+        ("replace", "replaced"),
+        ("delete", "deleted"),
+    )
     done = ", ".join(f"{plan.count(action)} {word}" for action, word in words)
     click.echo(click.style(f"Apply complete: {done}.", fg="green"))
     return 0
