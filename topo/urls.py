@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 __all__ = ["redact", "redact_text", "split_credentials"]
 
@@ -23,16 +23,24 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced by ``***`` (user kept), safe to print."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return redact_text(url)
-    if parts.password is None:
+    """The URL with its password replaced by ``***`` (user kept), safe to print.
+
+    Works on text that is not a valid URL too (an unencoded ``/`` or ``@`` in the password, no scheme,
+    a bad port): everything up to the last ``@`` before the path's query is taken as user information.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        scheme += sep
+    else:
+        scheme, rest = "", url
+    ends = [i for i in (rest.find("?"), rest.find("#")) if i >= 0]
+    at = rest.rfind("@", 0, min(ends) if ends else len(rest))
+    if at < 0:
         return url
-    _, user, _ = split_credentials(url)
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, f"{quote(user or '', safe='')}:***@{netloc}", parts.path, parts.query, ""))
+    user, colon, _password = rest[:at].partition(":")
+    if not colon:
+        return url
+    return f"{scheme}{user}:***@{rest[at + 1 :]}"
 
 
 def redact_text(text: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -19,6 +19,7 @@ from topo.errors import (
     BrokerError,
     BrokerUnreachable,
     PermissionDenied,
+    UsageError,
     VhostNotFound,
 )
 from topo.urls import redact, split_credentials
@@ -70,8 +71,18 @@ class ManagementClient:
         transport: httpx.BaseTransport | None = None,
         verify: bool | str = True,
     ) -> None:
-        base, user, password = split_credentials(url)
         self.display_url = redact(url)
+        try:
+            base, user, password = split_credentials(url)
+            valid = urlsplit(base).scheme in ("http", "https") and bool(urlsplit(base).hostname)
+        except ValueError:  # e.g. a bad port; its text could hold part of an unencoded password
+            valid = False
+        if not valid:
+            raise UsageError(
+                f"the Management API URL {self.display_url} is not valid",
+                hint="write it as http://USER:PASSWORD@HOST:15672, with special characters of the password "
+                "percent-encoded (/ as %2F, @ as %40, : as %3A)",
+            )
         self.user = user or "guest"
         auth = httpx.BasicAuth(self.user, password if password is not None else "guest")
         self._http = httpx.Client(
