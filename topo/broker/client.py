@@ -7,6 +7,7 @@ injected for pure unit tests; everything that matters is tested against a real b
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -37,9 +38,15 @@ def enc(name: str) -> str:
     return quote(name, safe="")
 
 
+def _plain(reason: str) -> str:
+    """The broker's reason without HTML escaping and Erlang binary syntax (``<<"x">>`` → ``"x"``)."""
+    text = html.unescape(reason).strip()
+    return re.sub(r'<<"((?:[^"\\]|\\.)*)">>', r'"\1"', text)
+
+
 def explain_broker_reason(reason: str) -> tuple[str, str | None]:
     """RabbitMQ's own error text, turned into plain words and a hint where we know better."""
-    text = reason.strip()
+    text = _plain(reason)
     text = re.sub(r"^(precondition_failed|not_found|access_refused|bad_request):\s*", "", text)
     match = _INEQUIVALENT.search(text)
     if match:
@@ -55,8 +62,12 @@ def explain_broker_reason(reason: str) -> tuple[str, str | None]:
             f"{what} already exists with {match.group('arg')} = {cur}, not {got}",
             "queue and exchange arguments cannot change in place; the plan must replace it",
         )
+    text = re.sub(r"^Validation failed\s*", "", text)
     if "are not recognised policy settings" in text:
-        return (text.replace("Validation failed\n\n", "").replace("\n", " ").strip(), "check the policy keys")
+        return (
+            text.replace("\n", " ").strip(),
+            "check the policy keys: a key that belongs to a plugin needs that plugin enabled on the broker",
+        )
     return text.replace("\n", " ").strip(), None
 
 
@@ -164,10 +175,26 @@ class ManagementClient:
         except ValueError:
             reason = response.text[:200]
         if status == 401:
+            # RabbitMQ answers 401 both for bad credentials ("Login failed") and for a user who lacks
+            # a tag or a vhost permission ("Not management user", "Not administrator user", "Access refused.")
             if "Not management user" in reason:
                 return PermissionDenied(
                     f"user {self.user!r} may not use the Management API at {self.display_url}",
-                    hint="give the user the 'management' tag at least ('administrator' to manage vhosts)",
+                    hint="give the user the 'administrator' tag (topo reads and writes definitions)",
+                    status=status,
+                )
+            if "Not administrator user" in reason:
+                return PermissionDenied(
+                    f"user {self.user!r} is not an administrator on the broker at {self.display_url}"
+                    f" ({method} {path} needs one)",
+                    hint="topo reads and writes whole vhost definitions: give the user the 'administrator' tag",
+                    status=status,
+                )
+            if reason and "Login failed" not in reason:
+                where = f" on vhost {vhost!r}" if vhost is not None else ""
+                return PermissionDenied(
+                    f"user {self.user!r} is not allowed to {method} {path}{where}: {_plain(reason)}",
+                    hint="the user needs configure, write and read permissions on the vhost",
                     status=status,
                 )
             return AuthenticationFailed(
