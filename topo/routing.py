@@ -39,12 +39,15 @@ __all__ = [
     "DeadLetter",
     "Hop",
     "Path",
+    "Refusal",
     "RouteResult",
     "applied_policy",
     "dead_letter_target",
     "effective_alternate_exchange",
     "headers_match",
+    "policy_matches",
     "route",
+    "route_within",
     "split_topic_key",
     "topic_matches",
 ]
@@ -65,6 +68,8 @@ BUILTIN_EXCHANGES: dict[str, Exchange] = {
 _REPLY_TO_PREFIX = "amq.rabbitmq.reply-to."
 _MAX_DEAD_LETTER_STEPS = 200
 X_MATCH_KINDS = ("all", "any", "all-with-x", "any-with-x")
+Refusal = Literal["NOT_FOUND", "ACCESS_REFUSED", "PRECONDITION_FAILED"]
+"""How the broker refuses a publish (the AMQP channel error: 404, 403, 406)."""
 
 # ---------------------------------------------------------------------------------------------------
 # Matching primitives
@@ -160,23 +165,33 @@ def headers_match(arguments: Mapping[str, Any], headers: Mapping[str, Any]) -> b
 # Policies
 
 
-def applied_policy(vhost: VHost, kind: Literal["queue", "exchange"], name: str, queue_type: str = "") -> Policy | None:
-    """The (user) policy RabbitMQ applies to a queue or exchange: the matching one of highest priority.
-
-    Equal priorities are decided arbitrarily by the broker; here the first by name wins (lint warns).
-    """
+def applied_policy(
+    vhost: VHost,
+    kind: Literal["queue", "exchange"],
+    name: str,
+    queue_type: str = "",
+    *,
+    operator: bool = False,
+) -> Policy | None:
+    """The policy (or operator policy) RabbitMQ applies to a queue or exchange: the matching one of
+    highest priority. Equal priorities are decided arbitrarily by the broker; here the first by name
+    wins (lint warns about the tie)."""
     best: Policy | None = None
-    for policy in sorted(vhost.policies.values(), key=lambda p: p.name):
-        if not _applies_to(policy.apply_to, kind, queue_type):
-            continue
-        try:
-            if re.search(policy.pattern, name) is None:
-                continue
-        except re.error:
-            continue
-        if best is None or policy.priority > best.priority:
+    policies = vhost.operator_policies if operator else vhost.policies
+    for policy in sorted(policies.values(), key=lambda p: p.name):
+        if policy_matches(policy, kind, name, queue_type) and (best is None or policy.priority > best.priority):
             best = policy
     return best
+
+
+def policy_matches(policy: Policy, kind: Literal["queue", "exchange"], name: str, queue_type: str = "") -> bool:
+    """Whether a policy's ``apply-to`` and pattern (searched, unanchored, like the broker) select a resource."""
+    if not _applies_to(policy.apply_to, kind, queue_type):
+        return False
+    try:
+        return re.search(policy.pattern, name) is not None
+    except re.error:
+        return False
 
 
 def _applies_to(apply_to: str, kind: str, queue_type: str) -> bool:
@@ -320,6 +335,7 @@ class RouteResult:
     exchanges: tuple[str, ...] = ()  # every exchange the message passed through, in visiting order
     dead_letters: tuple[DeadLetter, ...] | None = None  # None unless dead_letter=True
     notes: tuple[str, ...] = field(default=())
+    refused: Refusal | None = None  # the broker refuses the publish (closes the channel) instead
 
     @property
     def dropped(self) -> bool:
@@ -345,6 +361,7 @@ class RouteResult:
             "paths": [p.to_json() for p in self.paths],
             "exchanges": list(self.exchanges),
             "notes": list(self.notes),
+            "refused": self.refused,
             "dead_letters": ([d.to_json() for d in self.dead_letters] if self.dead_letters is not None else None),
         }
 
@@ -388,6 +405,19 @@ def route(
     return _Router(topology.vhost(vhost)).publish(exchange, routing_key, headers or {}, dead_letter)
 
 
+def route_within(
+    vhost: VHost, exchange: str, routing_keys: Iterable[str], headers: Mapping[str, Any] | None = None
+) -> RouteResult:
+    """Route as the broker does for messages it sends itself (dead letters): internal exchanges accept
+    them, and an exchange that is not declared routes nowhere. ``exchange`` ``""`` is the default one."""
+    router = _Router(vhost)
+    keys = tuple(routing_keys)
+    if exchange != "" and exchange not in router.exchanges:
+        reason = f"exchange {_q(exchange)} is not declared"
+        return RouteResult(vhost.name, exchange, keys, headers or {}, (), (), reason=reason)
+    return router.route_from(exchange, keys, headers or {})
+
+
 class _Router:
     def __init__(self, vhost: VHost) -> None:
         self.vhost = vhost
@@ -405,14 +435,16 @@ class _Router:
     # -- publishing -----------------------------------------------------------------------------------
 
     def publish(self, exchange: str, routing_key: str, headers: Mapping[str, Any], dead_letter: bool) -> RouteResult:
+        # the broker's order: the exchange first (404, 403), then the message's CC/BCC headers (406)
         keys, headers, problem = _routing_keys(routing_key, headers)
-        if problem is None and exchange != "":
-            if exchange not in self.exchanges:
-                problem = f"exchange {_q(exchange)} is not declared"
-            elif self.exchanges[exchange].internal:
-                problem = f"exchange {_q(exchange)} is internal: publishers cannot publish to it"
+        refused: Refusal | None = None if problem is None else "PRECONDITION_FAILED"
+        if exchange != "" and exchange not in self.exchanges:
+            problem, refused = f"exchange {_q(exchange)} is not declared", "NOT_FOUND"
+        elif exchange != "" and self.exchanges[exchange].internal:
+            problem = f"exchange {_q(exchange)} is internal: publishers cannot publish to it"
+            refused = "ACCESS_REFUSED"
         if problem is not None:
-            return RouteResult(self.vhost.name, exchange, keys, headers, (), (), reason=problem)
+            return RouteResult(self.vhost.name, exchange, keys, headers, (), (), reason=problem, refused=refused)
         result = self.route_from(exchange, keys, headers)
         if dead_letter:
             budget = [_MAX_DEAD_LETTER_STEPS]
@@ -567,6 +599,7 @@ def _with_dead_letters(result: RouteResult, dead_letters: tuple[DeadLetter, ...]
         result.exchanges,
         dead_letters,
         result.notes,
+        result.refused,
     )
 
 
@@ -606,14 +639,3 @@ def _format_headers(headers: Mapping[str, Any]) -> str:
     if not headers:
         return "{} (the message has no headers)"
     return json.dumps(_jsonable(dict(headers)), ensure_ascii=False, sort_keys=True)
-
-
-def bindings_matching(
-    vhost: VHost, exchange: str, keys: Iterable[str], headers: Mapping[str, Any] | None = None
-) -> list[Binding]:
-    """The bindings of ``exchange`` that match routing keys and headers (no alternate exchange)."""
-    router = _Router(vhost)
-    if exchange not in router.exchanges:
-        return []
-    hops = router._type_route(exchange, tuple(keys), headers or {})
-    return [hop.binding for hop in hops if hop.binding is not None]

@@ -1,0 +1,213 @@
+"""The lint machinery: findings, the rule registry, and the runner that applies ``lint: disable``.
+
+A rule is a function over one vhost (a :class:`Context`) that yields findings, registered with
+:func:`rule` under a stable code. Its docstring is its documentation: a one-line summary, then
+paragraphs that say what goes wrong (**Risk**) and what to do (**Fix**); ``docs/lint-rules.md`` is
+generated from them (``python -m topo.lint.docs``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
+
+from topo.errors import UsageError
+from topo.model import Address, Binding, Exchange, Origin, Policy, Queue, Topology, VHost
+from topo.routing import BUILTIN_EXCHANGES, applied_policy
+
+__all__ = [
+    "RULES",
+    "Context",
+    "Finding",
+    "Rule",
+    "Severity",
+    "check_codes",
+    "lint",
+    "rule",
+]
+
+Severity = Literal["error", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
+Subject = Queue | Exchange | Binding | Policy
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing a rule found, about one resource."""
+
+    code: str
+    name: str
+    severity: Severity
+    message: str
+    vhost: str
+    address: str  # the resource's path in the topology document
+    origin: Origin | None = field(default=None, compare=False)
+
+    def to_json(self) -> dict[str, object]:
+        where = self.origin
+        return {
+            "code": self.code,
+            "name": self.name,
+            "severity": self.severity,
+            "message": self.message,
+            "vhost": self.vhost,
+            "address": self.address,
+            "file": where.file if where else None,
+            "line": where.line if where else None,
+            "col": where.col if where else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What a rule yields: the resource it is about and the message; the runner adds the rest."""
+
+    subject: Subject
+    message: str
+
+
+Check = Callable[["Context"], Iterable[Draft]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    code: str
+    name: str
+    severity: Severity
+    check: Check
+
+    @property
+    def doc(self) -> str:
+        return inspect.cleandoc(self.check.__doc__ or "")
+
+    @property
+    def summary(self) -> str:
+        return self.doc.split("\n", 1)[0]
+
+
+RULES: dict[str, Rule] = {}
+_CODE = re.compile(r"^TL\d{3}$")
+
+
+def rule(code: str, name: str, severity: Severity) -> Callable[[Check], Check]:
+    """Register a rule. Codes are stable: never reuse one for another meaning."""
+
+    def register(check: Check) -> Check:
+        if not _CODE.match(code) or code in RULES or severity not in SEVERITIES:
+            raise ValueError(f"bad or duplicate lint rule code {code!r}")
+        if not check.__doc__:
+            raise ValueError(f"lint rule {code} needs a docstring")
+        RULES[code] = Rule(code, name, severity, check)
+        return check
+
+    return register
+
+
+class Context:
+    """One vhost under lint, with the lookups rules share."""
+
+    def __init__(self, vhost: VHost) -> None:
+        self.vhost = vhost
+        self.cache: dict[str, object] = {}  # results rules share (e.g. the dead-letter graph)
+
+    def finding(self, subject: Subject, message: str) -> Draft:
+        return Draft(subject, message)
+
+    @cached_property
+    def exchanges(self) -> dict[str, Exchange]:
+        """Declared exchanges plus the ones every vhost has (``amq.*``)."""
+        return {**BUILTIN_EXCHANGES, **self.vhost.exchanges}
+
+    def policy_of(self, subject: Queue | Exchange) -> Policy | None:
+        if isinstance(subject, Queue):
+            return applied_policy(self.vhost, "queue", subject.name, subject.type)
+        return applied_policy(self.vhost, "exchange", subject.name)
+
+    def address(self, subject: Subject) -> Address:
+        name = self.vhost.name
+        if isinstance(subject, Queue):
+            return Address("queue", name, subject.name)
+        if isinstance(subject, Exchange):
+            return Address("exchange", name, subject.name)
+        if isinstance(subject, Binding):
+            return subject.address(name)
+        return Address("policy", name, subject.name)
+
+    def disabled_for(self, subject: Subject) -> frozenset[str]:
+        """Codes disabled on the resource itself (a binding: on its destination, where it is declared)."""
+        if isinstance(subject, Queue | Exchange):
+            return subject.lint_disable
+        if isinstance(subject, Binding):
+            owner: Queue | Exchange | None = (
+                self.vhost.queues.get(subject.destination)
+                if subject.destination_type == "queue"
+                else self.vhost.exchanges.get(subject.destination)
+            )
+            return owner.lint_disable if owner is not None else frozenset()
+        return frozenset()
+
+
+def check_codes(codes: Iterable[str]) -> frozenset[str]:
+    """Validate codes given by a user (``--disable``); a :class:`UsageError` names unknown ones."""
+    wanted = frozenset(code.strip().upper() for code in codes if code.strip())
+    unknown = sorted(wanted - set(RULES))
+    if unknown:
+        raise UsageError(
+            f"unknown lint rule code{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
+            hint="known codes: " + ", ".join(sorted(RULES)),
+        )
+    return wanted
+
+
+def lint(
+    topology: Topology,
+    *,
+    disable: Iterable[str] = (),
+    select: Iterable[str] | None = None,
+) -> list[Finding]:
+    """Run every registered rule (or only ``select``) over every vhost; findings sorted by place.
+
+    Codes in ``disable``, in ``topology.lint_disable``, and in a queue's or exchange's own
+    ``lint_disable`` (for findings about it or the bindings declared on it) are not reported.
+    """
+    _load_rules()
+    off = frozenset(disable) | topology.lint_disable
+    chosen = [RULES[c] for c in sorted(RULES) if (select is None or c in set(select)) and c not in off]
+    findings: list[Finding] = []
+    for vhost in topology.vhosts.values():
+        ctx = Context(vhost)
+        for r in chosen:
+            for draft in r.check(ctx):
+                if r.code in ctx.disabled_for(draft.subject):
+                    continue
+                findings.append(
+                    Finding(
+                        r.code,
+                        r.name,
+                        r.severity,
+                        draft.message,
+                        vhost.name,
+                        str(ctx.address(draft.subject)),
+                        draft.subject.origin,
+                    )
+                )
+    return sorted(set(findings), key=_order)
+
+
+def _order(f: Finding) -> tuple[str, int, int, str, str, str]:
+    o = f.origin
+    return (o.file if o else "", o.line if o else 0, o.col if o else 0, f.address, f.code, f.message)
+
+
+def _load_rules() -> None:
+    from topo.lint import rules  # noqa: F401  (registers every rule on import)
+
+
+def iter_rules() -> Iterator[Rule]:
+    _load_rules()
+    for code in sorted(RULES):
+        yield RULES[code]

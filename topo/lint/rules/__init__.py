@@ -1,0 +1,14 @@
+"""Every lint rule; importing this package registers them. Codes by family:
+
+* ``TL1xx`` dead-lettering and message loss,
+* ``TL2xx`` bindings and routing,
+* ``TL3xx`` arguments,
+* ``TL4xx`` policies,
+* ``TL5xx`` the production checklist.
+"""
+
+from __future__ import annotations
+
+from topo.lint.rules import arguments, bindings, dead_letters, policies, production
+
+__all__ = ["arguments", "bindings", "dead_letters", "policies", "production"]
