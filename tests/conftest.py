@@ -52,7 +52,8 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         yield Broker(url=url, amqp_url=os.environ.get("TOPO_TEST_AMQP_URL") or _amqp_url_for(url), node=None)
         return
     try:
-        node = devbroker.start(tmp_path_factory.mktemp("broker"))
+        # owner_pid: if this run is killed before its teardown, a watcher stops the node.
+        node = devbroker.start(tmp_path_factory.mktemp("broker"), owner_pid=os.getpid())
     except devbroker.DevBrokerError as exc:
         message = f"no test broker: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
         if os.environ.get("CI") or "not installed" not in exc.message:

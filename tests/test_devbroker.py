@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
@@ -205,3 +206,26 @@ def test_cli_ensure_start_status_stop(broker: Broker, tmp_path: Path) -> None:
         node = devbroker.load(base)
         if node is not None:
             node.stop()
+
+
+@pytest.mark.slow
+def test_watcher_stops_the_node_when_its_owner_dies(broker: Broker, tmp_path: Path) -> None:
+    if broker.node is None:
+        pytest.skip("needs rabbitmq-server on this machine")
+    owner = subprocess.Popen(["sleep", "300"])
+    node = devbroker.start(tmp_path / "owned", owner_pid=owner.pid)
+    pid = node.read_pid()
+    assert pid is not None
+    try:
+        assert node.is_running()
+        owner.kill()
+        owner.wait()
+        watcher_log = node.base_dir / "log" / "watcher.log"
+        deadline = time.monotonic() + 60
+        while "stopped" not in watcher_log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "stopped" in watcher_log.read_text()
+        assert not devbroker._pid_alive(pid)
+    finally:
+        owner.kill()
+        node.stop()

@@ -10,7 +10,7 @@ A node lives in one directory (``base_dir``)::
     ├── rabbitmq-env.conf    empty, so /etc/rabbitmq/rabbitmq-env.conf is not read
     ├── home/                $HOME of the node and of rabbitmqctl (the Erlang cookie)
     ├── mnesia/              the node's data
-    └── log/                 the node's log (<name>.log) and the launcher's output (launcher.log)
+    └── log/                 the node's log (<name>.log), the launcher's output (launcher.log), watcher.log
 
 Library use::
 
@@ -57,6 +57,7 @@ __all__ = [
     "management_answers",
     "redact_url",
     "start",
+    "watch",
 ]
 
 RABBITMQ_BIN_DIR = Path("/usr/lib/rabbitmq/bin")
@@ -383,6 +384,7 @@ def start(
     http_port: int | None = None,
     name: str | None = None,
     timeout: float = 60,
+    owner_pid: int | None = None,
 ) -> Node:
     """Start a private node whose files live under ``base_dir``; return it once its Management API answers.
 
@@ -390,6 +392,9 @@ def start(
     named ``name`` (``@localhost`` is added when there is no host part), by default a unique
     ``topo-<pid>-<hex>@localhost``. Raises :class:`DevBrokerError` when RabbitMQ is not installed, a
     port is taken, or the node is not ready within ``timeout`` seconds (with the tail of its log).
+
+    With ``owner_pid``, a small watcher process stops the node when that process ends without
+    stopping it (a test run killed by a timeout or SIGKILL), so no orphaned node is left behind.
     """
     server = find_executable("rabbitmq-server")
     find_executable("rabbitmqctl")
@@ -440,7 +445,34 @@ def start(
         raise
     node = Node(**{**asdict(node), "pid": node.read_pid()})
     node.save()
+    if owner_pid is not None:
+        _spawn_watcher(node, owner_pid)
     return node
+
+
+def _spawn_watcher(node: Node, owner_pid: int) -> None:
+    """Start ``python -m topo.devbroker watch``: it stops ``node`` if ``owner_pid`` dies first."""
+    with (node.base_dir / "log" / "watcher.log").open("ab") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "topo.devbroker", "watch", "--dir", str(node.base_dir), "--pid", str(owner_pid)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives the owner's process group being killed
+            close_fds=True,
+        )
+
+
+def watch(node: Node, owner_pid: int, interval: float = 1.0) -> bool:
+    """Wait until the node's VM exits (return False) or ``owner_pid`` dies (stop the node, return True)."""
+    pid = node.read_pid()
+    while True:
+        if pid is not None and not _pid_alive(pid):
+            return False
+        if not _pid_alive(owner_pid):
+            node.stop()
+            return True
+        time.sleep(interval)
 
 
 def load(base_dir: Path) -> Node | None:
@@ -546,6 +578,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_watch(args: argparse.Namespace) -> int:
+    node = load(Path(args.dir))
+    if node is None:
+        return 0
+    if watch(node, args.pid):
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} owner {args.pid} gone: stopped {node.name}", flush=True)
+    return 0
+
+
 def _cmd_ensure(args: argparse.Namespace) -> int:
     base_dir = Path(args.dir)
     url: str = args.url
@@ -616,6 +657,11 @@ def _parser() -> argparse.ArgumentParser:
         help="Management API URL to try first (default: $TOPO_URL or http://guest:***@localhost:15672)",
     )
     p_ensure.set_defaults(func=_cmd_ensure)
+
+    p_watch = sub.add_parser("watch", help="(internal) stop the node in --dir when process --pid ends")
+    add_dir(p_watch)
+    p_watch.add_argument("--pid", type=int, required=True, help="the owner's process id")
+    p_watch.set_defaults(func=_cmd_watch)
     return parser
 
 
