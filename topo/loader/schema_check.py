@@ -93,19 +93,21 @@ def _problems(doc: Document, error: SchemaError) -> Iterator[Problem]:
     if validator == "additionalProperties":
         allowed = _subschema_properties(error)
         extras = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
+        collection = path[2] if len(path) >= 4 and path[0] == "vhosts" else None
+        in_definition = len(path) == 5 and collection in ("policies", "operator-policies") and path[4] == "definition"
         for extra in extras:
             near = difflib.get_close_matches(extra, allowed, n=1, cutoff=0.6)
-            if len(path) >= 2 and path[-1] == "definition" and path[-3] == "operator-policies" and extra in POLICY_KEYS:
+            if in_definition and collection == "operator-policies" and extra in POLICY_KEYS:
                 hint = "an operator policy accepts only " + ", ".join(sorted(OPERATOR_POLICY_KEYS))
             elif near:
                 hint = f"did you mean {near[0]!r}?"
-            elif path and path[-1] == "definition":
+            elif in_definition:
                 hint = "RabbitMQ rejects policy keys it does not know"
             elif allowed:
                 hint = "allowed here: " + ", ".join(allowed)
             else:
                 hint = None
-            if extra == "exclusive":
+            if extra == "exclusive" and len(path) == 4 and collection == "queues":
                 hint = "exclusive queues belong to one connection: declare them in the application"
             if extra.startswith("x-") and "arguments" in allowed:
                 hint = f"broker arguments go under `arguments:` (or write {extra[2:]!r})"
