@@ -119,7 +119,8 @@ def _problems(doc: Document, error: SchemaError) -> Iterator[Problem]:
     if validator == "required":
         missing = [k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
         for key in missing:
-            yield doc.problem(path, f"missing required key {key!r}", key=True)
+            hint = {"version": "every topology file starts with `version: 1`", "vhosts": "write `vhosts: {}` for none"}
+            yield doc.problem(path, f"missing required key {key!r}", key=True, hint=hint.get(key) if not path else None)
         return
     if validator in ("anyOf", "oneOf", "type", "enum", "const", "pattern"):
         schema = error.schema
@@ -160,7 +161,8 @@ def check_schema(doc: Document) -> tuple[list[Problem], set[Path_]]:
     for error in _validator().iter_errors(doc.data):
         path = tuple(error.absolute_path)
         if path not in doc.unresolved:  # an unset variable is reported once, as such
-            problems.extend(_problems(doc, error))
+            # jsonschema reports `required` once per missing key, each naming them all: keep one of each
+            problems.extend(p for p in _problems(doc, error) if p not in problems)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             allowed = _subschema_properties(error)
             bad.update((*path, key) for key in error.instance if key not in allowed)

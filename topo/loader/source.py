@@ -84,6 +84,9 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[
     problems: list[Problem] = []
     for raw in paths:
         path = Path(raw)
+        if not str(raw):  # Path("") is ".": an empty argument must not mean "the current directory"
+            problems.append(Problem("an empty path was given", hint="name a topology file or directory"))
+            continue
         if path.is_dir():
             found = sorted(
                 p
