@@ -153,6 +153,7 @@ class Context:
 
 def check_codes(codes: Iterable[str]) -> frozenset[str]:
     """Validate codes given by a user (``--disable``); a :class:`UsageError` names unknown ones."""
+    _load_rules()
     wanted = frozenset(code.strip().upper() for code in codes if code.strip())
     unknown = sorted(wanted - set(RULES))
     if unknown:
