@@ -26,6 +26,9 @@ def _validator() -> jsonschema.protocols.Validator:
     return validator
 
 
+_TOP_HINTS = {"version": "every topology file starts with `version: 1`", "vhosts": "write `vhosts: {}` for none"}
+
+
 def _subschema_properties(error: SchemaError) -> list[str]:
     props = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
     return sorted(props)
@@ -117,16 +120,18 @@ def _problems(doc: Document, error: SchemaError) -> Iterator[Problem]:
             yield doc.problem((*path, extra), message, hint=hint, key=True)
         return
     if validator == "required":
-        missing = [k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
+        required = error.validator_value if isinstance(error.validator_value, list) else []
+        missing = [k for k in required if isinstance(error.instance, dict) and k not in error.instance]
         for key in missing:
-            hint = {"version": "every topology file starts with `version: 1`", "vhosts": "write `vhosts: {}` for none"}
-            yield doc.problem(path, f"missing required key {key!r}", key=True, hint=hint.get(key) if not path else None)
+            yield doc.problem(
+                path, f"missing required key {key!r}", key=True, hint=None if path else _TOP_HINTS.get(key)
+            )
         return
     if validator in ("anyOf", "oneOf", "type", "enum", "const", "pattern"):
-        schema = error.schema
+        schema: Any = error.schema
         if validator == "pattern":
             schema = error.parent.schema if error.parent else schema
-            if "anyOf" not in schema and "description" in schema:
+            if isinstance(schema, dict) and "anyOf" not in schema and "description" in schema:
                 schema = {"anyOf": [], "description": schema["description"]}
         expected = _describe_expected(schema)
         hint = None
