@@ -1,0 +1,67 @@
+"""``topo graph``: Mermaid and dot output pinned by golden files (TOPO_UPDATE_GOLDEN=1 rewrites them)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from topo.graph import GraphvizNotFound, render_dot, render_mermaid, render_svg, vhost_graph
+from topo.loader import load
+
+ROOT = Path(__file__).parent.parent
+GOLDEN = Path(__file__).parent / "golden" / "graph"
+SOURCES = {
+    "iot": ROOT / "topologies" / "iot.yaml",
+    "work-queue": ROOT / "topologies" / "work-queue.yaml",
+    "tricky": GOLDEN / "tricky.yaml",
+}
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("TOPO_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"missing golden file {path}; run with TOPO_UPDATE_GOLDEN=1"
+    assert text == path.read_text(), f"{name} changed; review and run with TOPO_UPDATE_GOLDEN=1"
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_mermaid_golden(name: str) -> None:
+    check_golden(f"{name}.mmd", render_mermaid(load(SOURCES[name])))
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_dot_golden(name: str) -> None:
+    check_golden(f"{name}.dot", render_dot(load(SOURCES[name])))
+
+
+def test_edges_of_every_kind() -> None:
+    topology = load(SOURCES["tricky"])
+    graph = vhost_graph(topology.vhost("/"))
+    names = {n.id: n.name for n in graph.nodes}
+    kinds = {(names[e.source], names[e.target], e.kind, e.label) for e in graph.edges}
+    assert ('say "hi"', "back", "alternate-exchange", "alternate") in kinds
+    assert ("q<1>", "(default exchange)", "dead-letter", "dead letter: parked") in kinds
+    assert ("amq.topic", "q<1>", "binding", "*.b") in kinds
+    assert ("h", "q<1>", "binding", "any: n=1, ok=true") in kinds
+
+
+def test_only_one_vhost() -> None:
+    text = render_mermaid(load(SOURCES["tricky"]), ["other"])
+    assert "solo" in text and "parked" not in text
+
+
+def test_svg_without_graphviz_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    with pytest.raises(GraphvizNotFound) as info:
+        render_svg(load(SOURCES["iot"]))
+    assert "apt-get install graphviz" in (info.value.hint or "")
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
+def test_svg_with_graphviz() -> None:
+    svg = render_svg(load(SOURCES["iot"]))
+    assert svg.lstrip().startswith("<?xml") and "sensor-data" in svg
