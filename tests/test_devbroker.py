@@ -229,3 +229,34 @@ def test_watcher_stops_the_node_when_its_owner_dies(broker: Broker, tmp_path: Pa
     finally:
         owner.kill()
         node.stop()
+
+
+def test_start_refuses_a_port_in_use(tmp_path: Path) -> None:
+    if not Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists():
+        pytest.skip("rabbitmq-server not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        with pytest.raises(devbroker.DevBrokerError, match="already in use"):
+            devbroker.start(tmp_path, amqp_port=sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_a_node_that_cannot_boot_fails_fast_with_its_logs(
+    broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if broker.node is None:
+        pytest.skip("needs rabbitmq-server on this machine")
+    write_config = devbroker._write_config
+
+    def broken_config(node: devbroker.Node) -> None:
+        write_config(node)
+        (node.base_dir / "rabbitmq.conf").write_text("this is = not a valid = setting\n")
+
+    monkeypatch.setattr(devbroker, "_write_config", broken_config)
+    started = time.monotonic()
+    with pytest.raises(devbroker.DevBrokerError, match="exited while starting") as info:
+        devbroker.start(tmp_path / "broken", timeout=60)
+    assert time.monotonic() - started < 45
+    assert "failed_to_parse_configuration_file" in info.value.message
+    assert devbroker._vm_pids(tmp_path / "broken" / "home") == []

@@ -79,6 +79,10 @@ class DevBrokerError(TopoError):
     """A private broker node could not be started, reached or stopped."""
 
 
+class _ExitedWhileStarting(DevBrokerError):
+    """The node's VM went away before it was ready (a port taken, a bad config, ...)."""
+
+
 def redact_url(url: str) -> str:
     """``url`` with its password replaced by ``***`` (for anything printed or logged)."""
     parts = urlsplit(url)
@@ -207,6 +211,10 @@ class Node:
         return self.base_dir / "log" / "launcher.log"
 
     @property
+    def crash_dump(self) -> Path:
+        return self.base_dir / "log" / "erl_crash.dump"
+
+    @property
     def pid_file(self) -> Path:
         return self.base_dir / f"{self.name.split('@')[0]}.pid"
 
@@ -232,6 +240,7 @@ class Node:
                 "RABBITMQ_DIST_PORT": str(self.dist_port),
                 "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
                 "ERL_EPMD_ADDRESS": "127.0.0.1",
+                "ERL_CRASH_DUMP": str(self.crash_dump),
             }
         )
         return env
@@ -279,8 +288,10 @@ class Node:
                 # With the pid file, rabbitmqctl waits until that OS process has exited.
                 args = ("stop", str(self.pid_file)) if self.pid_file.exists() else ("stop",)
                 self.ctl(*args, timeout=timeout)
-        if pid is not None:
-            _wait_gone(pid, timeout=10)
+        pids = {pid} if pid is not None else set()
+        pids.update(_vm_pids(self.base_dir / "home"))  # e.g. a VM that died before writing its pid file
+        for each in pids:
+            _wait_gone(each, timeout=10)
         with contextlib.suppress(OSError):
             self.pid_file.unlink()
 
@@ -313,6 +324,21 @@ class Node:
         return path
 
 
+def _vm_pids(home: Path) -> list[int]:
+    """Pids of Erlang VMs started with ``-home <home>`` (ours: each node has its own HOME), Linux only."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args and args[0].endswith(b"beam.smp"):
+            for i, arg in enumerate(args[:-1]):
+                if arg == b"-home" and args[i + 1] == str(home).encode():
+                    found.append(int(proc.name))
+    return found
+
+
 def _wait_gone(pid: int, timeout: float) -> None:
     """Wait for ``pid`` to exit; SIGTERM, then SIGKILL it if it will not."""
     for sig in (None, signal.SIGTERM, signal.SIGKILL):
@@ -327,19 +353,30 @@ def _wait_gone(pid: int, timeout: float) -> None:
     raise DevBrokerError(f"process {pid} (a RabbitMQ node) would not exit")
 
 
+def _amqp_listening(overview: object, port: int) -> bool:
+    """Whether ``GET /api/overview`` lists an AMQP listener on ``port`` (started after the Management API)."""
+    listeners = overview.get("listeners") if isinstance(overview, dict) else None
+    return isinstance(listeners, list) and any(
+        isinstance(item, dict) and item.get("protocol") == "amqp" and item.get("port") == port for item in listeners
+    )
+
+
 def _wait_ready(node: Node, timeout: float) -> None:
-    """Poll the Management API until it answers 200; on timeout, fail with the node's log tail."""
-    deadline = time.monotonic() + timeout
+    """Poll until the Management API answers and lists the AMQP listener; on timeout, fail with the log tail."""
+    started = time.monotonic()
+    deadline = started + timeout
     with _client(node.url, timeout=2.0) as client:
         while True:
             try:
-                if client.get("/api/overview").status_code == 200:
+                response = client.get("/api/overview")
+                if response.status_code == 200 and _amqp_listening(response.json(), node.amqp_port):
                     return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):
                 pass
             pid = node.read_pid()
-            if pid is not None and not _pid_alive(pid):
-                raise DevBrokerError(f"RabbitMQ node {node.name} exited while starting\n{_log_tails(node)}")
+            gone = not _pid_alive(pid) if pid is not None else not _vm_pids(node.base_dir / "home")
+            if gone and time.monotonic() > started + 3:  # give the detached VM time to appear
+                raise _ExitedWhileStarting(f"RabbitMQ node {node.name} exited while starting\n{_log_tails(node)}")
             if time.monotonic() > deadline:
                 raise DevBrokerError(
                     f"RabbitMQ node {node.name}: Management API on 127.0.0.1:{node.http_port} "
@@ -350,8 +387,16 @@ def _wait_ready(node: Node, timeout: float) -> None:
 
 def _log_tails(node: Node) -> str:
     parts = []
+    with contextlib.suppress(OSError), node.crash_dump.open("rb") as dump:
+        for raw in dump.readlines(65536):
+            if raw.startswith(b"Slogan:"):
+                parts.append(f"Erlang VM crashed: {raw.decode(errors='replace').strip()[:2000]}")
+                break
+    errors = [line for line in _tail(node.log_file, lines=100_000).splitlines() if "[error]" in line][:10]
+    if errors:
+        parts.append(f"--- first errors in {node.log_file} ---\n" + "\n".join(errors))
     for path in (node.launcher_log, node.log_file):
-        tail = _tail(path)
+        tail = _tail(path, lines=20)
         if tail:
             parts.append(f"--- last lines of {path} ---\n{tail}")
     return "\n".join(parts) or f"(no log written under {node.base_dir / 'log'})"
@@ -404,28 +449,44 @@ def start(
     if "@" not in node_name:
         node_name += "@localhost"
 
-    taken: list[int] = []
     for port in (amqp_port, http_port):
-        if port is not None:
-            if _port_open(port):
-                raise DevBrokerError(f"port {port} on 127.0.0.1 is already in use", hint="choose another port")
-            taken.append(port)
-    amqp = amqp_port if amqp_port is not None else free_port(taken)
-    taken.append(amqp)
-    http = http_port if http_port is not None else free_port(taken)
-    taken.append(http)
-    node = Node(name=node_name, amqp_port=amqp, http_port=http, base_dir=base_dir, dist_port=free_port(taken))
-    _write_config(node)
-    with contextlib.suppress(OSError):
-        node.pid_file.unlink()  # a stale one would make us watch a dead pid
+        if port is not None and _port_open(port):
+            raise DevBrokerError(f"port {port} on 127.0.0.1 is already in use", hint="choose another port")
+    # Ports picked here may be taken by someone else before the node binds them: then try new ones.
+    attempts = 3 if amqp_port is None and http_port is None else 1
+    for attempt in range(1, attempts + 1):
+        taken = [port for port in (amqp_port, http_port) if port is not None]
+        amqp = amqp_port if amqp_port is not None else free_port(taken)
+        taken.append(amqp)
+        http = http_port if http_port is not None else free_port(taken)
+        taken.append(http)
+        node = Node(name=node_name, amqp_port=amqp, http_port=http, base_dir=base_dir, dist_port=free_port(taken))
+        try:
+            _launch(node, server, timeout)
+            break
+        except _ExitedWhileStarting as exc:
+            if attempt == attempts or not any(w in exc.message for w in ("eaddrinuse", "could_not_start_listener")):
+                raise
+    node = Node(**{**asdict(node), "pid": node.read_pid()})
+    node.save()
+    if owner_pid is not None:
+        _spawn_watcher(node, owner_pid)
+    return node
 
+
+def _launch(node: Node, server: Path, timeout: float) -> None:
+    """Write the node's files, run ``rabbitmq-server -detached`` and wait until the node is ready."""
+    _write_config(node)
+    for stale in (node.pid_file, node.crash_dump):  # a stale pid file would make us watch a dead pid
+        with contextlib.suppress(OSError):
+            stale.unlink()
     with node.launcher_log.open("ab") as log:
         log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {server} -detached ({node.name})\n".encode())
         log.flush()
         done = subprocess.run(
             [str(server), "-detached"],
             env=node.env(),
-            cwd=base_dir,
+            cwd=node.base_dir,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -443,11 +504,6 @@ def start(
         with contextlib.suppress(Exception):
             node.stop(timeout=30)
         raise
-    node = Node(**{**asdict(node), "pid": node.read_pid()})
-    node.save()
-    if owner_pid is not None:
-        _spawn_watcher(node, owner_pid)
-    return node
 
 
 def _spawn_watcher(node: Node, owner_pid: int) -> None:
