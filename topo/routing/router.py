@@ -1,0 +1,287 @@
+"""The router: RabbitMQ's ``rabbit_exchange:route/2`` loop over a declared vhost."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from topo.model import Binding, Exchange, Topology, VHost
+from topo.routing.matching import headers_match, topic_matches
+from topo.routing.policies import dead_letter_target, effective_alternate_exchange
+from topo.routing.result import DeadLetter, Hop, Path, Refusal, RouteResult, jsonable, quoted
+
+__all__ = ["BUILTIN_EXCHANGES", "route", "route_within"]
+
+BUILTIN_EXCHANGES: dict[str, Exchange] = {
+    x.name: x
+    for x in (
+        Exchange("amq.direct", "direct"),
+        Exchange("amq.fanout", "fanout"),
+        Exchange("amq.topic", "topic"),
+        Exchange("amq.headers", "headers"),
+        Exchange("amq.match", "headers"),
+        Exchange("amq.rabbitmq.trace", "topic", internal=True),
+    )
+}
+"""The exchanges every vhost has without declaring them (besides the default exchange ``""``)."""
+
+_REPLY_TO_PREFIX = "amq.rabbitmq.reply-to."
+_MAX_DEAD_LETTER_STEPS = 200
+_MAX_DEAD_LETTER_STEPS = 200
+
+
+def route(
+    topology: Topology,
+    vhost: str,
+    exchange: str,
+    routing_key: str,
+    headers: Mapping[str, Any] | None = None,
+    *,
+    dead_letter: bool = False,
+) -> RouteResult:
+    """Route a message published to ``exchange`` in ``vhost`` with ``routing_key`` and ``headers``.
+
+    Raises :class:`~topo.errors.UsageError` when the vhost is not declared. An exchange that is not
+    declared, or is internal, gives a dropped result that says so (the broker would refuse the publish).
+    """
+    return _Router(topology.vhost(vhost)).publish(exchange, routing_key, headers or {}, dead_letter)
+
+
+def route_within(
+    vhost: VHost, exchange: str, routing_keys: Iterable[str], headers: Mapping[str, Any] | None = None
+) -> RouteResult:
+    """Route as the broker does for messages it sends itself (dead letters): internal exchanges accept
+    them, and an exchange that is not declared routes nowhere. ``exchange`` ``""`` is the default one."""
+    router = _Router(vhost)
+    keys = tuple(routing_keys)
+    if exchange != "" and exchange not in router.exchanges:
+        reason = f"exchange {quoted(exchange)} is not declared"
+        return RouteResult(vhost.name, exchange, keys, headers or {}, (), (), reason=reason)
+    return router.route_from(exchange, keys, headers or {})
+
+
+class _Router:
+    def __init__(self, vhost: VHost) -> None:
+        self.vhost = vhost
+        self.exchanges: dict[str, Exchange] = {**BUILTIN_EXCHANGES, **vhost.exchanges}
+        self.queues = vhost.queues
+        self.by_source: dict[str, list[Binding]] = {}
+        for binding in sorted(vhost.bindings.values(), key=lambda b: b.key):
+            if binding.source not in self.exchanges or binding.source == "":
+                continue  # a binding whose source does not exist cannot exist on the broker
+            known = self.queues if binding.destination_type == "queue" else self.exchanges
+            if binding.destination not in known:
+                continue
+            self.by_source.setdefault(binding.source, []).append(binding)
+
+    # -- publishing -----------------------------------------------------------------------------------
+
+    def publish(self, exchange: str, routing_key: str, headers: Mapping[str, Any], dead_letter: bool) -> RouteResult:
+        # the broker's order: the exchange first (404, 403), then the message's CC/BCC headers (406)
+        keys, headers, problem = _routing_keys(routing_key, headers)
+        refused: Refusal | None = None if problem is None else "PRECONDITION_FAILED"
+        if exchange != "" and exchange not in self.exchanges:
+            problem, refused = f"exchange {quoted(exchange)} is not declared", "NOT_FOUND"
+        elif exchange != "" and self.exchanges[exchange].internal:
+            problem = f"exchange {quoted(exchange)} is internal: publishers cannot publish to it"
+            refused = "ACCESS_REFUSED"
+        if problem is not None:
+            return RouteResult(self.vhost.name, exchange, keys, headers, (), (), reason=problem, refused=refused)
+        result = self.route_from(exchange, keys, headers)
+        if dead_letter:
+            budget = [_MAX_DEAD_LETTER_STEPS]
+            result = _with_dead_letters(result, self._follow(result, (), headers, exchange, budget))
+        return result
+
+    def route_from(self, start: str, keys: tuple[str, ...], headers: Mapping[str, Any]) -> RouteResult:
+        """The broker's route1 loop: a work list of exchanges, each visited once."""
+        reached: dict[str, tuple[Hop, ...]] = {start: ()}
+        order: list[str] = []
+        work: deque[str] = deque([start])
+        paths: dict[tuple[Any, ...], Path] = {}
+        trace: list[str] = []  # what each exchange did, for the reason of a drop
+        while work:
+            name = work.popleft()
+            order.append(name)
+            via = reached[name]
+            matched = self._type_route(name, keys, headers)
+            if not matched:
+                text = self._no_match(name, keys, headers)
+                ae = None if name == "" else effective_alternate_exchange(self.vhost, self.exchanges[name])
+                if ae is not None:
+                    if ae in reached:
+                        text += f"; its alternate exchange {quoted(ae)} was visited already"
+                    elif ae in self.exchanges or ae == "":
+                        text += f", so it goes to the alternate exchange {quoted(ae)}"
+                        reached[ae] = (*via, Hop("alternate-exchange", name, ae, "exchange"))
+                        work.append(ae)
+                    else:
+                        text += f"; its alternate exchange {quoted(ae)} is not declared"
+                trace.append(text)
+            elif all(hop.destination_type == "exchange" for hop in matched):
+                names = ", ".join(quoted(h.destination) for h in matched)
+                trace.append(
+                    f"exchange {quoted(name)} sends it only to exchange{'s' if len(matched) > 1 else ''} {names}"
+                )
+            for hop in matched:
+                if hop.destination_type == "queue":
+                    path = Path(hop.destination, (*via, hop))
+                    paths[path.identity] = path
+                elif hop.destination not in reached:
+                    reached[hop.destination] = (*via, hop)
+                    work.append(hop.destination)
+        queues = tuple(sorted({p.queue for p in paths.values()}))
+        ordered = tuple(sorted(paths.values(), key=lambda p: (p.queue, len(p.hops), p.describe())))
+        reason = None if queues else "; ".join(trace)
+        notes = tuple(f"direct reply-to key {quoted(k)} is not a queue" for k in keys if _is_reply_to(start, k))
+        return RouteResult(self.vhost.name, start, keys, headers, queues, ordered, reason, tuple(order), notes=notes)
+
+    def _type_route(self, name: str, keys: tuple[str, ...], headers: Mapping[str, Any]) -> list[Hop]:
+        if name == "":
+            return [
+                Hop("default-exchange", "", key, "queue")
+                for key in dict.fromkeys(keys)
+                if key in self.queues and not key.startswith(_REPLY_TO_PREFIX)
+            ]
+        kind = self.exchanges[name].type
+        hops = []
+        for b in self.by_source.get(name, ()):
+            if kind == "fanout":
+                ok = True
+            elif kind == "direct":
+                ok = b.routing_key in keys
+            elif kind == "topic":
+                ok = any(topic_matches(b.routing_key, key) for key in keys)
+            elif kind == "headers":
+                ok = headers_match(b.arguments, headers)
+            else:  # an exchange type of a plugin: topo cannot know how it routes
+                ok = False
+            if ok:
+                hops.append(Hop("binding", name, b.destination, b.destination_type, b))
+        return hops
+
+    def _no_match(self, name: str, keys: tuple[str, ...], headers: Mapping[str, Any]) -> str:
+        if name == "":
+            return (
+                "no queue named " + " or ".join(map(quoted, keys)) + " is declared (the default exchange"
+                " routes to the queue named by the routing key)"
+            )
+        kind = self.exchanges[name].type
+        if kind in ("fanout", "headers") and not self.by_source.get(name):
+            return f"exchange {quoted(name)} has no bindings"
+        if kind == "headers":
+            return f"no binding of exchange {quoted(name)} matches headers {_format_headers(headers)}"
+        if kind not in ("direct", "topic"):
+            return f"exchange {quoted(name)} has type {quoted(kind)}, which topo cannot route"
+        what = "routing key " + quoted(keys[0]) if len(keys) == 1 else "routing keys " + ", ".join(map(quoted, keys))
+        return f"no binding of exchange {quoted(name)} matches {what}"
+
+    # -- dead letters ---------------------------------------------------------------------------------
+
+    def _follow(
+        self,
+        result: RouteResult,
+        chain: tuple[str, ...],
+        headers: Mapping[str, Any],
+        published_to: str,
+        budget: list[int],
+    ) -> tuple[DeadLetter, ...]:
+        out = []
+        for qname in result.queues:
+            queue = self.queues[qname]
+            if queue.type == "stream":
+                out.append(DeadLetter(qname, None, note="stream queues never dead-letter"))
+                continue
+            dlx, dlrk = dead_letter_target(self.vhost, queue)
+            if dlx is None:
+                out.append(DeadLetter(qname, None, note="no dead-letter exchange: the message is discarded"))
+                continue
+            keys = (dlrk,) if dlrk is not None else result.routing_keys
+            if dlx != "" and dlx not in self.exchanges:
+                note = f"dead-letter exchange {quoted(dlx)} is not declared: the message is discarded"
+                out.append(DeadLetter(qname, dlx, keys, note=note))
+                continue
+            budget[0] -= 1
+            if budget[0] < 0:
+                out.append(DeadLetter(qname, dlx, keys, note="not followed further (too many steps)"))
+                continue
+            dl_headers = _dead_letter_headers(headers, qname, published_to, dlrk is not None)
+            dl_result = self.route_from(dlx, keys, dl_headers)
+            path = (*chain, qname)
+            looping = tuple(q for q in dl_result.queues if q in path)
+            nested = self._follow(_only(dl_result, looping), path, dl_headers, dlx, budget)
+            cycle_note = None
+            if looping:
+                start = path.index(looping[0])
+                cycle = (*path[start:], looping[0])
+                cycle_note = (
+                    "dead-letter cycle " + " -> ".join(cycle) + ": RabbitMQ drops the message when it "
+                    "expires again in a queue it already died in (it cycles only while consumers reject it)"
+                )
+            else:
+                cycle = ()
+            out.append(DeadLetter(qname, dlx, keys, _with_dead_letters(dl_result, nested), cycle_note, cycle))
+        return tuple(out)
+
+
+def _only(result: RouteResult, excluded: tuple[str, ...]) -> RouteResult:
+    if not excluded:
+        return result
+    queues = tuple(q for q in result.queues if q not in excluded)
+    return RouteResult(result.vhost, result.exchange, result.routing_keys, result.headers, queues, result.paths)
+
+
+def _with_dead_letters(result: RouteResult, dead_letters: tuple[DeadLetter, ...]) -> RouteResult:
+    return RouteResult(
+        result.vhost,
+        result.exchange,
+        result.routing_keys,
+        result.headers,
+        result.queues,
+        result.paths,
+        result.reason,
+        result.exchanges,
+        dead_letters,
+        result.notes,
+        result.refused,
+    )
+
+
+def _routing_keys(
+    routing_key: str, headers: Mapping[str, Any]
+) -> tuple[tuple[str, ...], Mapping[str, Any], str | None]:
+    """The message's routing keys (the key plus ``CC`` and ``BCC``) and the headers the exchange sees."""
+    keys = [routing_key]
+    for name in ("CC", "BCC"):
+        if name not in headers:
+            continue
+        value = headers[name]
+        if not isinstance(value, list | tuple):
+            problem = f"header {quoted(name)} must be an array of routing keys: the broker refuses the message"
+            return (routing_key,), headers, problem
+        keys.extend(v for v in value if isinstance(v, str))
+    if "BCC" in headers:
+        headers = {k: v for k, v in headers.items() if k != "BCC"}
+    return tuple(keys), headers, None
+
+
+def _dead_letter_headers(headers: Mapping[str, Any], queue: str, exchange: str, drop_cc: bool) -> dict[str, Any]:
+    out = {k: v for k, v in headers.items() if not (drop_cc and k == "CC")}
+    if "x-death" not in out:
+        out["x-first-death-reason"] = "rejected"
+        out["x-first-death-queue"] = queue
+        out["x-first-death-exchange"] = exchange
+    out["x-death"] = [{"count": 1, "reason": "rejected", "queue": queue, "exchange": exchange}]
+    return out
+
+
+def _is_reply_to(exchange: str, key: str) -> bool:
+    return exchange == "" and key.startswith(_REPLY_TO_PREFIX)
+
+
+def _format_headers(headers: Mapping[str, Any]) -> str:
+    if not headers:
+        return "{} (the message has no headers)"
+    return json.dumps(jsonable(dict(headers)), ensure_ascii=False, sort_keys=True)
