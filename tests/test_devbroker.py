@@ -260,3 +260,21 @@ def test_a_node_that_cannot_boot_fails_fast_with_its_logs(
     assert time.monotonic() - started < 45
     assert "failed_to_parse_configuration_file" in info.value.message
     assert devbroker._vm_pids(tmp_path / "broken" / "home") == []
+
+
+def test_stop_never_signals_a_process_that_is_not_the_nodes_vm(tmp_path: Path) -> None:
+    stranger = subprocess.Popen(["sleep", "60"])  # stands for a pid reused since the state file was written
+    try:
+        node = devbroker.Node(
+            name=f"topo-absent-{os.getpid()}@localhost",
+            amqp_port=devbroker.free_port(),
+            http_port=devbroker.free_port(),
+            base_dir=tmp_path,
+            dist_port=devbroker.free_port(),
+            pid=stranger.pid,
+        )
+        node.stop(timeout=30)
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()

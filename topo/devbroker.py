@@ -288,8 +288,10 @@ class Node:
                 # With the pid file, rabbitmqctl waits until that OS process has exited.
                 args = ("stop", str(self.pid_file)) if self.pid_file.exists() else ("stop",)
                 self.ctl(*args, timeout=timeout)
-        pids = {pid} if pid is not None else set()
-        pids.update(_vm_pids(self.base_dir / "home"))  # e.g. a VM that died before writing its pid file
+        # Only ever signal our own VM (found by its -home): a pid from an old state file may be reused.
+        pids = set(_vm_pids(self.base_dir / "home"))
+        if pid is not None and not Path("/proc").is_dir():
+            pids.add(pid)  # no /proc to check against: trust the pid file
         for each in pids:
             _wait_gone(each, timeout=10)
         with contextlib.suppress(OSError):
