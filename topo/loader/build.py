@@ -148,17 +148,16 @@ class _Builder:
         self.problems.append(doc.problem(path, message, hint=hint))
 
     def check_name(self, doc: Document, path: Path_, name: str, kind: str) -> None:
+        """Reported at the name itself (the key), not at the body."""
         if not name:
-            self.problem(doc, path, f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} needs a non-empty name")
+            message, hint = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} needs a non-empty name", None
         elif len(name.encode("utf-8")) > 255:
-            self.problem(doc, path, f"{kind} name is longer than 255 bytes of UTF-8")
+            message, hint = f"{kind} name is longer than 255 bytes of UTF-8", None
         elif kind in ("queue", "exchange") and name.startswith("amq."):
-            self.problem(
-                doc,
-                path,
-                f"{kind} names starting with 'amq.' are reserved for the broker",
-                "choose another name",
-            )
+            message, hint = f"{kind} names starting with 'amq.' are reserved for the broker", "choose another name"
+        else:
+            return
+        self.problems.append(doc.problem(path, message, hint=hint, key=True))
 
     # -- documents ----------------------------------------------------------------------------
     def document(self, doc: Document, bad: set[Path_]) -> None:
@@ -185,7 +184,7 @@ class _Builder:
 
     def vhost(self, doc: Document, path: Path_, name: str, body: Mapping[str, Any]) -> None:
         if not name:
-            self.problem(doc, path, "a vhost needs a non-empty name")
+            self.check_name(doc, path, name, "vhost")
             return
         if self.broken_here(path) or any(self.broken_here((*path, c)) for c in _COLLECTIONS):
             self.skipped.add(("vhost", name, ""))

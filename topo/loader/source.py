@@ -186,8 +186,6 @@ class _Builder:
                 self.doc.unresolved.add(path)  # reported once, not again as a schema problem here
                 continue
             key = self._key(key_node, path)
-            if key is None:
-                continue
             child = (*path, key)
             if key in result and id(key_node) in own and child in written:
                 first = self.doc.key_marks.get(child)
@@ -208,18 +206,19 @@ class _Builder:
             result[key] = self.build(value_node, child)
         return result
 
-    def _key(self, node: yaml.ScalarNode, path: Path_) -> str | None:
+    def _key(self, node: yaml.ScalarNode, path: Path_) -> str:
         """A mapping key is the text written: `1:` is "1" and `on:` is "on", never 1 or true.
 
-        ``None`` when its interpolation failed (reported): the entry is left out.
+        When its interpolation fails (reported), the key stays as written, so what it holds is still
+        checked and reported: `orders.${env:REGION}`.
         """
         text = str(node.value)
         if "${" in text and node.tag == _STR_TAG:
             before = len(self.problems)
             mark = (node.start_mark.line + 1, node.start_mark.column + 1)
-            text = self._interpolate(text, path, mark)
-            if len(self.problems) > before:
-                return None
+            result = self._interpolate(text, (*path, text), mark)
+            if len(self.problems) == before:
+                return result
         return text
 
     def _scalar(self, node: yaml.ScalarNode, path: Path_) -> Any:
@@ -316,6 +315,10 @@ def read_document(
         mark = exc.problem_mark or exc.context_mark
         what = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
+        if exc.context and exc.context_mark and mark and exc.context_mark.line != mark.line:
+            # "while parsing a flow mapping" that starts at an earlier line: the mistake is usually there
+            start = exc.context_mark
+            context = f" ({exc.context} that starts at line {start.line + 1}, column {start.column + 1})"
         hint = None
         if mark is not None and "${" in "".join(text.splitlines()[max(mark.line - 1, 0) : mark.line + 1]):
             hint = (
