@@ -11,17 +11,52 @@ Library use::
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
 from topo.broker.client import ManagementClient
-from topo.broker.reader import queue_message_counts, read
+from topo.broker.reader import Observed, queue_message_counts, read
 from topo.broker.writer import Progress, execute
 from topo.errors import NotConverged
+from topo.loader import load
 from topo.model import Topology
 from topo.plan.diff import diff
 from topo.plan.model import Plan
 
-__all__ = ["apply", "plan"]
+__all__ = ["apply", "load_and_plan", "plan"]
+
+PathLike = str | os.PathLike[str]
+
+
+def load_and_plan(
+    client: ManagementClient,
+    paths: PathLike | Iterable[PathLike],
+    variables: Mapping[str, str] | None = None,
+    only: Sequence[str] = (),
+) -> tuple[Topology, Plan]:
+    """Load the files and plan against the broker, reading the broker *while* the files are validated.
+
+    The vhost names are known as soon as the files are parsed; the broker read (mostly waiting on the
+    network) then runs in a thread beside schema validation and the build (CPU), so a large plan costs
+    about max(load, read) rather than their sum.
+    """
+    pool = ThreadPoolExecutor(max_workers=1)
+    pending: list[Future[Observed]] = []
+
+    def start_read(names: list[str]) -> None:
+        wanted = [n for n in names if not only or n in only]
+        pending.append(pool.submit(read, client, wanted))
+
+    try:
+        desired = load(paths, variables, on_vhosts=start_read).only(only)
+        observed = pending[0].result() if pending else None
+        if observed is None or set(observed.topology.vhosts) | observed.missing != set(desired.vhosts):
+            observed = read(client, desired.vhosts)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return desired, _plan_from(client, desired, observed)
 
 
 def plan(client: ManagementClient, desired: Topology) -> Plan:
@@ -29,7 +64,10 @@ def plan(client: ManagementClient, desired: Topology) -> Plan:
 
     Queues that would be replaced are annotated with the number of messages they hold.
     """
-    observed = read(client, desired.vhosts)
+    return _plan_from(client, desired, read(client, desired.vhosts))
+
+
+def _plan_from(client: ManagementClient, desired: Topology, observed: Observed) -> Plan:
     result = diff(desired, observed.topology)
     doomed = [c for c in result.changes if c.kind == "queue" and c.action in ("replace", "delete")]
     if doomed:

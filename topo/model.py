@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -238,7 +238,7 @@ class Topology:
                 hint=f"declared vhosts: {known}",
             ) from None
 
-    def only(self, vhosts: list[str] | tuple[str, ...] | None) -> Topology:
+    def only(self, vhosts: Sequence[str] | None) -> Topology:
         """The same topology limited to the named vhosts (all of them when ``vhosts`` is empty)."""
         if not vhosts:
             return self

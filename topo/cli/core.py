@@ -18,7 +18,6 @@ from topo.cli.common import cli, url_option, vars_option
 from topo.errors import UsageError
 from topo.export import export_yaml
 from topo.loader import load
-from topo.model import Topology
 from topo.plan.model import Action, Plan
 from topo.plan.render import render_json, render_markdown, render_text
 
@@ -36,11 +35,6 @@ def parse_vars(items: tuple[str, ...]) -> dict[str, str]:
             raise UsageError(f"--var {item!r} is not NAME=VALUE", hint="e.g. --var ENV=prod")
         out[name] = value
     return out
-
-
-def _load(paths: tuple[str, ...], variables: tuple[str, ...], vhosts: tuple[str, ...]) -> Topology:
-    topology = load(paths, parse_vars(variables))
-    return topology.only(vhosts)
 
 
 def _styler() -> Any:
@@ -103,9 +97,8 @@ def plan_cmd(
     detailed_exitcode: bool,
 ) -> int:
     """Show what apply would change on the broker."""
-    desired = _load(paths, variables, vhosts)
     with _client(url) as client:
-        plan = engine.plan(client, desired)
+        _desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts)
     click.echo(_render(plan, fmt), nl=False)
     return 2 if detailed_exitcode and not plan.empty else 0
 
@@ -120,9 +113,8 @@ def apply_cmd(
     paths: tuple[str, ...], url: str, vhosts: tuple[str, ...], variables: tuple[str, ...], assume_yes: bool
 ) -> int:
     """Make the broker match the files (shows the plan, then asks)."""
-    desired = _load(paths, variables, vhosts)
     with _client(url) as client:
-        plan = engine.plan(client, desired)
+        desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts)
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
             return 0

@@ -9,7 +9,7 @@ expected) when anything is wrong.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from topo.errors import Problem, ValidationError
 from topo.loader.build import build_topology, retry_queue_name
@@ -22,22 +22,41 @@ __all__ = ["load", "load_documents", "retry_queue_name"]
 PathLike = str | os.PathLike[str]
 
 
+VhostsHook = Callable[[list[str]], None]
+"""Called once every file is parsed, before validation, with the vhost names the files declare: lets
+a caller start reading those vhosts from the broker while the files are still being validated."""
+
+
+def _declared_vhosts(docs: list[Document]) -> list[str]:
+    names: set[str] = set()
+    for doc in docs:
+        vhosts = doc.data.get("vhosts") if isinstance(doc.data, dict) else None
+        if isinstance(vhosts, dict):
+            names.update(name for name in vhosts if isinstance(name, str) and name)
+    return sorted(names)
+
+
 def load_documents(
     paths: PathLike | Iterable[PathLike],
     variables: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
+    on_vhosts: VhostsHook | None = None,
 ) -> tuple[list[tuple[Document, set[Path_]]], list[Problem]]:
     """Parse and schema-check every file; returns each parsed document with the paths that broke the
     schema, and every problem found."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     files, problems = discover(paths)
-    parsed: list[tuple[Document, set[Path_]]] = []
+    docs: list[Document] = []
     for file in files:
         doc, file_problems = read_document(file, variables or {}, environ)
         problems.extend(file_problems)
-        if doc is None:
-            continue
+        if doc is not None:
+            docs.append(doc)
+    if on_vhosts is not None:
+        on_vhosts(_declared_vhosts(docs))
+    parsed: list[tuple[Document, set[Path_]]] = []
+    for doc in docs:
         schema_problems, bad_paths = check_schema(doc)
         problems.extend(schema_problems)
         parsed.append((doc, bad_paths))
@@ -49,9 +68,10 @@ def load(
     variables: Mapping[str, str] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
+    on_vhosts: VhostsHook | None = None,
 ) -> Topology:
     """Load a topology from files and directories. Raises ValidationError listing every problem."""
-    docs, problems = load_documents(paths, variables, environ)
+    docs, problems = load_documents(paths, variables, environ, on_vhosts)
     topology, build_problems = build_topology(docs)
     problems.extend(build_problems)
     if problems:
