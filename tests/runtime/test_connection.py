@@ -18,6 +18,7 @@ from topo.runtime import (
     NotFound,
     PreconditionFailed,
     Properties,
+    PublishNacked,
     UnroutableError,
     parse_url,
 )
@@ -193,5 +194,62 @@ def test_connection_close_from_the_broker_is_typed(amqp_url: str, mgmt: httpx.Cl
         assert "test says bye" in str(conn.error)
         with pytest.raises(Exception, match="320"):
             await ch.queue_declare("x")
+
+    run(main())
+
+
+def test_nacks_fail_only_their_messages(amqp_url: str) -> None:
+    async def main() -> None:
+        conn = await opened(amqp_url)
+        ch = await conn.channel(confirms=True)
+        await ch.queue_declare("tiny", arguments={"x-max-length": 2, "x-overflow": "reject-publish"})
+        futures = [ch.publish_nowait("", "tiny", b"%d" % i) for i in range(5)]
+        results = await asyncio.gather(*futures, return_exceptions=True)  # type: ignore[arg-type]
+        assert results[:2] == [None, None]
+        assert all(isinstance(r, PublishNacked) for r in results[2:])
+        assert (ch.confirmed, ch.nacked) == (2, 3)
+        await ch.publish("", "work-elsewhere", b"x")  # unrouted, not mandatory: still confirmed
+        await conn.close()
+
+    run(main())
+
+
+def test_acks_coalesce_only_over_settled_deliveries(amqp_url: str) -> None:
+    async def main() -> None:
+        conn = await opened(amqp_url)
+        pub = await conn.channel(confirms=True)
+        await pub.queue_declare("acks")
+        for i in range(1, 11):
+            pub.publish_nowait("", "acks", b"%d" % i)
+        await pub.wait_outstanding(0)
+        ch = await conn.channel(prefetch=20)
+        got: list[Message] = []
+        await ch.consume("acks", got.append)
+        while len(got) < 10:
+            await asyncio.sleep(0.05)
+        sent: list[bytes] = []
+        real_send = conn._send
+
+        def spy(data: bytes) -> None:
+            sent.append(data)
+            real_send(data)
+
+        conn._send = spy  # type: ignore[method-assign]
+        for m in got:
+            if m.body != b"4":
+                await m.ack()  # 1-3 form a run; 4 is not settled; 5-10 go one by one
+        await asyncio.sleep(0.2)
+        acks = [(int.from_bytes(f[11:19], "big"), f[19]) for f in sent if f[7:11] == b"\x00\x3c\x00\x50"]
+        assert acks == [(3, 1), (5, 0), (6, 0), (7, 0), (8, 0), (9, 0), (10, 0)]
+        await ch.close()  # 4 goes back to the queue
+        _, count, _ = await pub.queue_declare("acks", passive=True)
+        assert count == 1
+        m = await pub.get("acks")
+        assert m is not None and m.body == b"4" and m.redelivered
+        await m.ack()
+        await asyncio.sleep(0.1)
+        _, count, _ = await pub.queue_declare("acks", passive=True)
+        assert count == 0
+        await conn.close()
 
     run(main())

@@ -94,6 +94,17 @@ class Channel:
         self._props: Properties | None = None
         self._chunks: list[bytes] = []
         self._received = 0
+        # delivered and not settled (in delivery order), and acks waiting for the next write: consecutive
+        # acks from the oldest become one Basic.Ack(multiple) (less work for the broker)
+        self._unacked: deque[int] = deque()
+        self._ack_pending: set[int] = set()
+        self._get_no_ack: deque[bool] = deque()
+        # counters (see Client.metrics): messages sent, confirmed, nacked, returned, delivered
+        self.published = 0
+        self.confirmed = 0
+        self.nacked = 0
+        self.returned = 0
+        self.delivered = 0
 
     # -- state ------------------------------------------------------------------------------------------
 
@@ -138,6 +149,9 @@ class Channel:
     def _on_session_lost(self, error: Exception) -> None:
         self._ready = False
         self._content = None
+        self._unacked.clear()  # the broker requeued them; their tags are gone with the session
+        self._ack_pending.clear()
+        self._get_no_ack.clear()
         while self._rpc:
             _, fut = self._rpc.popleft()
             if not fut.done():
@@ -181,6 +195,7 @@ class Channel:
                 await asyncio.sleep(0.01)
         fut: asyncio.Future[Any] = self._loop.create_future()
         self._rpc.append((replies, fut))
+        self._emit_acks()  # acks first: e.g. before Channel.Close
         self.connection._send(codec.method_frame(self.number, method))
         return await fut
 
@@ -287,6 +302,7 @@ class Channel:
     async def get(self, queue: str, *, no_ack: bool = False) -> Message | None:
         """One message from ``queue`` (Basic.Get), or None when it is empty."""
         method = codec.make_method(commands.Basic.Get, queue=queue, no_ack=no_ack)
+        self._get_no_ack.append(no_ack)
         result = await self._call(method, commands.Basic.GetOk, commands.Basic.GetEmpty)
         return result if isinstance(result, Message) else None
 
@@ -298,7 +314,7 @@ class Channel:
             with contextlib.suppress(ChannelClosed):
                 await self._call(commands.Channel.Close(200, "Goodbye", 0, 0), commands.Channel.CloseOk)
         self._fail_all(ClientClosed(f"channel {self.number} was closed"), final=True)
-        self.connection._channels.pop(self.number, None)
+        self.connection._retire(self)
 
     # -- publishing -----------------------------------------------------------------------------------------
 
@@ -344,6 +360,7 @@ class Channel:
             self._next_tag = tag + 1
             self._inflight[tag] = pending
             self._order.append(tag)
+        self.published += 1
         self.connection._send(pending.data)
 
     async def publish(
@@ -388,6 +405,12 @@ class Channel:
         self._drain = keep
 
     def _settle(self, pending: _Pending, nacked: bool) -> None:
+        if nacked:
+            self.nacked += 1
+        elif pending.returned is not None:
+            self.returned += 1
+        else:
+            self.confirmed += 1
         fut = pending.future
         if fut is None or fut.done():
             return
@@ -462,13 +485,52 @@ class Channel:
         self._consumers.pop(consumer_tag, None)
 
     def ack(self, delivery_tag: int, multiple: bool = False) -> None:
-        self.connection._send(codec.ack_frame(self.number, delivery_tag, multiple))
+        """Acknowledge; single acks wait for the next write, where runs of them are coalesced."""
+        if multiple:
+            self._emit_acks()
+            unacked = self._unacked
+            while unacked and unacked[0] <= delivery_tag:
+                unacked.popleft()
+            self.connection._send(codec.ack_frame(self.number, delivery_tag, True))
+            return
+        if not self._ack_pending:
+            self.connection._want_flush(self)
+        self._ack_pending.add(delivery_tag)
+
+    def _forget(self, delivery_tag: int) -> None:
+        with contextlib.suppress(ValueError):
+            self._unacked.remove(delivery_tag)
 
     def nack(self, delivery_tag: int, *, multiple: bool = False, requeue: bool = True) -> None:
+        self._emit_acks()
+        if multiple:
+            while self._unacked and self._unacked[0] <= delivery_tag:
+                self._unacked.popleft()
+        else:
+            self._forget(delivery_tag)
         self.connection._send(codec.nack_frame(self.number, delivery_tag, multiple, requeue))
 
     def reject(self, delivery_tag: int, *, requeue: bool = False) -> None:
+        self._emit_acks()
+        self._forget(delivery_tag)
         self.connection._send(codec.reject_frame(self.number, delivery_tag, requeue))
+
+    def _emit_acks(self) -> None:
+        """Write the waiting acks: the run of them from the oldest unsettled delivery as one multiple ack."""
+        pending = self._ack_pending
+        if not pending:
+            return
+        unacked = self._unacked
+        last = 0
+        while unacked and unacked[0] in pending:
+            last = unacked.popleft()
+            pending.discard(last)
+        if last:
+            self.connection._send(codec.ack_frame(self.number, last, True))
+        for tag in sorted(pending):
+            self._forget(tag)
+            self.connection._send(codec.ack_frame(self.number, tag, False))
+        pending.clear()
 
     # -- incoming frames --------------------------------------------------------------------------------------
 
@@ -517,10 +579,15 @@ class Channel:
             message = Message(
                 body, props, exchange, routing_key, tag, redelivered, consumer_tag, self, self._generation
             )
-            if consumer is None:
-                return  # cancelled meanwhile: the broker requeues it when the channel closes
+            if consumer is None:  # cancelled meanwhile: give it back
+                if tag:
+                    self.connection._send(codec.nack_frame(self.number, tag, False, True))
+                return
+            self.delivered += 1
             if consumer.no_ack:
                 message.settled = True
+            else:
+                self._unacked.append(tag)
             consumer.on_message(message)
         elif kind == _RETURN:
             code, text, exchange, routing_key = meta
@@ -534,6 +601,10 @@ class Channel:
         else:  # Basic.GetOk
             tag, redelivered, exchange, routing_key = meta
             message = Message(body, props, exchange, routing_key, tag, redelivered, "", self, self._generation)
+            if self._get_no_ack.popleft() if self._get_no_ack else False:
+                message.settled = True
+            else:
+                self._unacked.append(tag)
             self._reply(message)
 
     def _reply(self, value: Any) -> None:
@@ -550,13 +621,17 @@ class Channel:
                 method.reply_code or 0, method.reply_text or "", method.class_id or 0, method.method_id or 0
             )
             self._fail_all(error, final=True)
-            self.connection._channels.pop(self.number, None)
+            self.connection._retire(self)
         elif isinstance(method, commands.Basic.Cancel):  # the broker cancels a consumer: no CancelOk
             consumer = self._consumers.pop(method.consumer_tag or "", None)
             if consumer is not None and consumer.on_cancel is not None:
                 consumer.on_cancel(ConsumerCancelled(f"the broker cancelled the consumer of {consumer.queue!r}"))
         elif isinstance(method, commands.Basic.GetOk):
             self._content = (_GET_OK, (method.delivery_tag, method.redelivered, method.exchange, method.routing_key))
+        elif isinstance(method, commands.Basic.GetEmpty):
+            if self._get_no_ack:
+                self._get_no_ack.popleft()
+            self._reply(method)
         elif isinstance(method, commands.Channel.Flow):
             self.connection._send(codec.method_frame(self.number, commands.Channel.FlowOk(method.active)))
         else:

@@ -108,6 +108,18 @@ class Client:
                 await asyncio.wait_for(self._publishing.wait_outstanding(0), 5)
         await self.connection.close()
 
+    def metrics(self) -> dict[str, Any]:
+        """Counters since the client opened: publishes sent (again after a reconnection too), confirmed,
+        nacked and returned; deliveries received; reconnections; unconfirmed now; blocked now."""
+        channels = list(self.connection._channels.values())
+        return {
+            **self.connection.counters(),
+            "unconfirmed": sum(c.outstanding for c in channels),
+            "reconnects": self.connection.reconnects,
+            "blocked": self.connection.blocked,
+            "channels": len(channels),
+        }
+
     # -- topology lookups -----------------------------------------------------------------------------------
 
     def queue(self, name: str) -> Queue:

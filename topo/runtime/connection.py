@@ -155,6 +155,8 @@ class Connection:
         self._session: _Protocol | None = None
         self._channels: dict[int, Channel] = {}
         self._wbuf: list[bytes] = []
+        self.retired: dict[str, int] = {}  # counters of closed channels
+        self._ack_channels: list[Channel] = []  # channels with acks to write at the next flush
         self._flush_scheduled = False
         self._last_write = 0.0
         self._writable = asyncio.Event()
@@ -258,7 +260,35 @@ class Connection:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
+    COUNTERS = ("published", "confirmed", "nacked", "returned", "delivered")
+
+    def _retire(self, channel: Channel) -> None:
+        """Forget a closed channel (its number is free again), keeping its counters for metrics()."""
+        if self._channels.get(channel.number) is channel:
+            del self._channels[channel.number]
+            for name in self.COUNTERS:
+                self.retired[name] = self.retired.get(name, 0) + getattr(channel, name)
+
+    def counters(self) -> dict[str, int]:
+        """Totals of the counters of every channel, open or closed."""
+        totals = dict.fromkeys(self.COUNTERS, 0)
+        totals.update(self.retired)
+        for channel in self._channels.values():
+            for name in self.COUNTERS:
+                totals[name] += getattr(channel, name)
+        return totals
+
+    def _want_flush(self, channel: Channel) -> None:
+        self._ack_channels.append(channel)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
     def _flush(self) -> None:
+        if self._ack_channels:  # their acks join this write (_flush_scheduled is still set: no new call)
+            channels, self._ack_channels = self._ack_channels, []
+            for channel in channels:
+                channel._emit_acks()
         self._flush_scheduled = False
         if not self._wbuf:
             return
@@ -442,7 +472,8 @@ class Connection:
             self.error = error
         for channel in list(self._channels.values()):
             channel._fail_all(error or ClientClosed("the connection was closed"), final=True)
-        self._channels.clear()
+        for channel in list(self._channels.values()):
+            self._retire(channel)
         for task in list(self._tasks):
             task.cancel()
         if self._closed is not None and not self._closed.done():
@@ -475,7 +506,7 @@ class Connection:
                 except Exception as exc:
                     log.error("could not restore channel %d: %s", number, exc)
                     channel._fail_all(exc, final=True)
-                    self._channels.pop(number, None)
+                    self._retire(channel)
             return
 
     def _spawn(self, coro: Any) -> None:
