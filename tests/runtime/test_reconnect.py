@@ -21,7 +21,7 @@ def test_50000_publishes_survive_a_node_restart(broker: Any, vhost: str, amqp_ur
     if broker.node is None:
         pytest.skip("needs a private test node to stop and start (TOPO_TEST_URL names an external broker)")
     node = broker.node
-    topology = make_topology(vhost, queues=[Queue("ledger")])
+    topology = make_topology(vhost, queues=[Queue("ledger"), Queue("events", prefetch=3)])
     run(declare(topology, vhost, amqp_url))
     logging.getLogger("topo.runtime").setLevel(logging.ERROR)
 
@@ -38,7 +38,7 @@ def test_50000_publishes_survive_a_node_restart(broker: Any, vhost: str, amqp_ur
             await asyncio.to_thread(node.start_app)
             restarted.set()
 
-        async with connect(topology, vhost=vhost, url=amqp_url) as client:
+        async with connect(topology, vhost=vhost, url=amqp_url) as client, client.consume("events") as events:
             restarter = asyncio.ensure_future(restart())
             pub = await client.publisher("").ready()
             body = b"x" * 256
@@ -76,6 +76,17 @@ def test_50000_publishes_survive_a_node_restart(broker: Any, vhost: str, amqp_ur
                     m.ack_nowait()
             missing = {str(i) for i in confirmed} - ids
             assert not missing, f"{len(missing)} confirmed messages are not in the queue"
+            # the consumer opened before the restart was restored, with its prefetch
+            for i in range(10):
+                await client.publish("", "events", {"i": i})
+            seen = []
+            while len(seen) < 10:
+                e = await events.get(timeout=10)
+                assert e is not None, f"the restored consumer got only {seen}"
+                seen.append(e.json()["i"])
+                await e.ack()
+            assert seen == list(range(10))
+            assert events.channel is not None and events.channel.prefetch == 3
             print(f"\n{N} publishes across a restart in {elapsed:.1f}s; {total - len(ids)} duplicates")
 
     run(main(), timeout=300)
