@@ -17,7 +17,7 @@ from typing import Literal
 
 from topo.errors import UsageError
 from topo.model import Address, Binding, Exchange, Origin, Policy, Queue, Topology, VHost
-from topo.routing import BUILTIN_EXCHANGES, applied_policy
+from topo.routing import BUILTIN_EXCHANGES, Router, applied_policy
 
 __all__ = [
     "RULES",
@@ -116,6 +116,11 @@ class Context:
 
     def finding(self, subject: Subject, message: str) -> Draft:
         return Draft(subject, message)
+
+    @cached_property
+    def router(self) -> Router:
+        """The vhost's bindings indexed for routing (shared by the rules)."""
+        return Router(self.vhost)
 
     @cached_property
     def exchanges(self) -> dict[str, Exchange]:

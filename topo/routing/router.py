@@ -12,7 +12,7 @@ from topo.routing.matching import headers_match, topic_matches
 from topo.routing.policies import dead_letter_target, effective_alternate_exchange
 from topo.routing.result import DeadLetter, Hop, Path, Refusal, RouteResult, jsonable, quoted
 
-__all__ = ["BUILTIN_EXCHANGES", "route", "route_within"]
+__all__ = ["BUILTIN_EXCHANGES", "Router", "route", "route_within"]
 
 BUILTIN_EXCHANGES: dict[str, Exchange] = {
     x.name: x
@@ -46,7 +46,7 @@ def route(
     Raises :class:`~topo.errors.UsageError` when the vhost is not declared. An exchange that is not
     declared, or is internal, gives a dropped result that says so (the broker would refuse the publish).
     """
-    return _Router(topology.vhost(vhost)).publish(exchange, routing_key, headers or {}, dead_letter)
+    return Router(topology.vhost(vhost)).route(exchange, routing_key, headers, dead_letter=dead_letter)
 
 
 def route_within(
@@ -54,27 +54,50 @@ def route_within(
 ) -> RouteResult:
     """Route as the broker does for messages it sends itself (dead letters): internal exchanges accept
     them, and an exchange that is not declared routes nowhere. ``exchange`` ``""`` is the default one."""
-    router = _Router(vhost)
-    keys = tuple(routing_keys)
-    if exchange != "" and exchange not in router.exchanges:
-        reason = f"exchange {quoted(exchange)} is not declared"
-        return RouteResult(vhost.name, exchange, keys, headers or {}, (), (), reason=reason)
-    return router.route_from(exchange, keys, headers or {})
+    return Router(vhost).route_within(exchange, routing_keys, headers)
 
 
-class _Router:
+class Router:
+    """One vhost prepared for routing many messages: its bindings are indexed once.
+
+    Build a new one when the vhost changes. :func:`route` and :func:`route_within` are the one-off forms.
+    """
+
     def __init__(self, vhost: VHost) -> None:
         self.vhost = vhost
         self.exchanges: dict[str, Exchange] = {**BUILTIN_EXCHANGES, **vhost.exchanges}
         self.queues = vhost.queues
         self.by_source: dict[str, list[Binding]] = {}
-        for binding in sorted(vhost.bindings.values(), key=lambda b: b.key):
+        self.direct: dict[tuple[str, str], list[Binding]] = {}
+        for _key, binding in sorted(vhost.bindings.items(), key=lambda item: item[0]):
             if binding.source not in self.exchanges or binding.source == "":
                 continue  # a binding whose source does not exist cannot exist on the broker
             known = self.queues if binding.destination_type == "queue" else self.exchanges
             if binding.destination not in known:
                 continue
             self.by_source.setdefault(binding.source, []).append(binding)
+            self.direct.setdefault((binding.source, binding.routing_key), []).append(binding)
+
+    def route(
+        self,
+        exchange: str,
+        routing_key: str,
+        headers: Mapping[str, Any] | None = None,
+        *,
+        dead_letter: bool = False,
+    ) -> RouteResult:
+        """Like :func:`route`, in this router's vhost."""
+        return self.publish(exchange, routing_key, headers or {}, dead_letter)
+
+    def route_within(
+        self, exchange: str, routing_keys: Iterable[str], headers: Mapping[str, Any] | None = None
+    ) -> RouteResult:
+        """Like :func:`route_within`, in this router's vhost."""
+        keys = tuple(routing_keys)
+        if exchange != "" and exchange not in self.exchanges:
+            reason = f"exchange {quoted(exchange)} is not declared"
+            return RouteResult(self.vhost.name, exchange, keys, headers or {}, (), (), reason=reason)
+        return self.route_from(exchange, keys, headers or {})
 
     # -- publishing -----------------------------------------------------------------------------------
 
@@ -146,6 +169,10 @@ class _Router:
                 if key in self.queues and not key.startswith(_REPLY_TO_PREFIX)
             ]
         kind = self.exchanges[name].type
+        if kind == "direct":
+            found = {id(b): b for key in dict.fromkeys(keys) for b in self.direct.get((name, key), ())}
+            ordered = sorted(found.values(), key=lambda b: (b.destination_type, b.destination, b.routing_key))
+            return [Hop("binding", name, b.destination, b.destination_type, b) for b in ordered]
         hops = []
         for b in self.by_source.get(name, ()):
             if kind == "fanout":

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from topo.lint.core import Context, Draft, rule
 from topo.model import Queue
-from topo.routing import applied_policy, dead_letter_target, route_within, split_topic_key
+from topo.routing import applied_policy, dead_letter_target, split_topic_key
 
 __all__ = ["dead_letter_edges", "dead_letter_keys", "queue_setting"]
 
@@ -85,7 +85,7 @@ def dead_letter_nowhere(ctx: Context) -> Iterator[Draft]:
         lost = []
         reason = ""
         for key in keys:
-            result = route_within(ctx.vhost, dlx, (key,))
+            result = ctx.router.route_within(dlx, (key,))
             if any(ctx.exchanges[x].type == "headers" for x in result.exchanges if x in ctx.exchanges):
                 continue  # depends on the message's headers, which topo cannot know
             if result.dropped:
@@ -121,7 +121,7 @@ def dead_letter_edges(ctx: Context) -> dict[str, set[str]]:
         keys, _ = dead_letter_keys(ctx, queue)
         targets: set[str] = set()
         for key in keys:
-            targets.update(route_within(ctx.vhost, dlx, (key,)).queues)
+            targets.update(ctx.router.route_within(dlx, (key,)).queues)
         edges[queue.name] = targets
     return edges
 
