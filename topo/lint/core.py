@@ -123,6 +123,15 @@ class Context:
         return Router(self.vhost)
 
     @cached_property
+    def bindings_to_queue(self) -> dict[str, list[Binding]]:
+        """Bindings by destination queue."""
+        out: dict[str, list[Binding]] = {}
+        for binding in self.vhost.bindings.values():
+            if binding.destination_type == "queue":
+                out.setdefault(binding.destination, []).append(binding)
+        return out
+
+    @cached_property
     def exchanges(self) -> dict[str, Exchange]:
         """Declared exchanges plus the ones every vhost has (``amq.*``)."""
         return {**BUILTIN_EXCHANGES, **self.vhost.exchanges}

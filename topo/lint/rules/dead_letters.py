@@ -38,7 +38,7 @@ def dead_letter_keys(ctx: Context, queue: Queue) -> tuple[tuple[str, ...], bool]
         return (dlrk,), True
     keys: list[str] = []
     complete = True
-    bindings = list(ctx.vhost.bindings_to(queue.name, "queue"))
+    bindings = ctx.bindings_to_queue.get(queue.name, [])
     for binding in bindings:
         source = ctx.exchanges.get(binding.source)
         words = split_topic_key(binding.routing_key)
