@@ -19,6 +19,7 @@ from pamqp import commands
 
 from topo.runtime import codec
 from topo.runtime.codec import Properties
+from topo.runtime.declare import ChannelMethods
 from topo.runtime.errors import (
     ChannelClosed,
     ClientClosed,
@@ -65,7 +66,7 @@ class _Consumer:
     arguments: Mapping[str, Any] | None
 
 
-class Channel:
+class Channel(ChannelMethods):
     """See the module docstring. Created by :meth:`Connection.channel`."""
 
     def __init__(self, conn: Connection, number: int, *, confirms: bool, prefetch: int | None) -> None:
@@ -198,101 +199,6 @@ class Channel:
         self._emit_acks()  # acks first: e.g. before Channel.Close
         self.connection._send(codec.method_frame(self.number, method))
         return await fut
-
-    async def exchange_declare(
-        self,
-        exchange: str,
-        exchange_type: str = "direct",
-        *,
-        durable: bool = True,
-        auto_delete: bool = False,
-        internal: bool = False,
-        passive: bool = False,
-        arguments: Mapping[str, Any] | None = None,
-    ) -> None:
-        method = codec.make_method(
-            commands.Exchange.Declare,
-            exchange=exchange,
-            exchange_type=exchange_type,
-            passive=passive,
-            durable=durable,
-            auto_delete=auto_delete,
-            internal=internal,
-            arguments=dict(arguments or {}),
-        )
-        await self._call(method, commands.Exchange.DeclareOk)
-
-    async def exchange_delete(self, exchange: str, *, if_unused: bool = False) -> None:
-        method = codec.make_method(commands.Exchange.Delete, exchange=exchange, if_unused=if_unused)
-        await self._call(method, commands.Exchange.DeleteOk)
-
-    async def exchange_bind(
-        self, destination: str, source: str, routing_key: str = "", arguments: Mapping[str, Any] | None = None
-    ) -> None:
-        method = codec.make_method(
-            commands.Exchange.Bind,
-            destination=destination,
-            source=source,
-            routing_key=routing_key,
-            arguments=dict(arguments or {}),
-        )
-        await self._call(method, commands.Exchange.BindOk)
-
-    async def queue_declare(
-        self,
-        queue: str = "",
-        *,
-        durable: bool = True,
-        exclusive: bool = False,
-        auto_delete: bool = False,
-        passive: bool = False,
-        arguments: Mapping[str, Any] | None = None,
-    ) -> tuple[str, int, int]:
-        """Declare (or with ``passive``, check) a queue: (name, message count, consumer count)."""
-        method = codec.make_method(
-            commands.Queue.Declare,
-            queue=queue,
-            passive=passive,
-            durable=durable,
-            exclusive=exclusive,
-            auto_delete=auto_delete,
-            arguments=dict(arguments or {}),
-        )
-        ok = await self._call(method, commands.Queue.DeclareOk)
-        return ok.queue, ok.message_count, ok.consumer_count
-
-    async def queue_bind(
-        self, queue: str, exchange: str, routing_key: str = "", arguments: Mapping[str, Any] | None = None
-    ) -> None:
-        method = codec.make_method(
-            commands.Queue.Bind,
-            queue=queue,
-            exchange=exchange,
-            routing_key=routing_key,
-            arguments=dict(arguments or {}),
-        )
-        await self._call(method, commands.Queue.BindOk)
-
-    async def queue_unbind(
-        self, queue: str, exchange: str, routing_key: str = "", arguments: Mapping[str, Any] | None = None
-    ) -> None:
-        method = codec.make_method(
-            commands.Queue.Unbind,
-            queue=queue,
-            exchange=exchange,
-            routing_key=routing_key,
-            arguments=dict(arguments or {}),
-        )
-        await self._call(method, commands.Queue.UnbindOk)
-
-    async def queue_purge(self, queue: str) -> int:
-        ok = await self._call(codec.make_method(commands.Queue.Purge, queue=queue), commands.Queue.PurgeOk)
-        return int(ok.message_count)
-
-    async def queue_delete(self, queue: str, *, if_unused: bool = False, if_empty: bool = False) -> int:
-        method = codec.make_method(commands.Queue.Delete, queue=queue, if_unused=if_unused, if_empty=if_empty)
-        ok = await self._call(method, commands.Queue.DeleteOk)
-        return int(ok.message_count)
 
     async def qos(self, prefetch_count: int) -> None:
         """Set the prefetch of consumers started after this call; it is restored after reconnection."""

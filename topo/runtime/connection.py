@@ -1,7 +1,7 @@
 """The AMQP connection: socket, handshake, heartbeats, coalesced writes, flow control, reconnection.
 
 One :class:`Connection` object lives as long as the user holds it. Under it, a *session* is one socket
-(a :class:`_Protocol`); when a session is lost (socket error, missed heartbeats, the broker's
+(a :class:`Session`); when a session is lost (socket error, missed heartbeats, the broker's
 ``Connection.Close 320`` on shutdown) and ``reconnect`` is on, the connection opens a new session with
 backoff and jitter and each :class:`~topo.runtime.channel.Channel` restores itself on it (channel,
 confirm mode, QoS, consumers, and the publishes that were not confirmed).
@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import struct
 from typing import TYPE_CHECKING, Any
 
 from pamqp import commands
@@ -30,6 +29,7 @@ from topo.runtime.errors import (
     ConnectionLost,
     ProtocolError,
 )
+from topo.runtime.protocol import Session
 from topo.runtime.url import ConnectionParams
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ __all__ = ["Connection"]
 
 log = logging.getLogger("topo.runtime")
 
-_HEAD = struct.Struct(">BHI")
 _PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 # Connection.Close codes after which reconnecting makes sense (forced close on shutdown, internal error).
 _RECOVERABLE = {320, 501, 504, 505, 506, 541}
@@ -52,85 +51,6 @@ _CAPABILITIES = {
     "authentication_failure_close": True,
     "per_consumer_qos": True,
 }
-
-
-class _Protocol(asyncio.Protocol):
-    """One socket session: parses frames and hands them to the connection and its channels."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.loop = asyncio.get_running_loop()
-        self.transport: asyncio.Transport | None = None
-        self.buf = b""
-        self.last_read = self.loop.time()
-        self.made: asyncio.Future[None] = self.loop.create_future()
-        self.lost: asyncio.Future[None] = self.loop.create_future()
-        self.handshake: asyncio.Queue[Any] = asyncio.Queue()
-        self.close_error: Exception | None = None
-        self.open = False  # handshake done
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        if not self.made.done():
-            self.made.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.lost.done():
-            self.lost.set_result(None)
-        self.handshake.put_nowait(None)
-        self.conn._session_lost(self, exc)
-
-    def pause_writing(self) -> None:
-        self.conn._writable.clear()
-
-    def resume_writing(self) -> None:
-        self.conn._writable.set()
-
-    def data_received(self, data: bytes) -> None:
-        self.last_read = self.loop.time()
-        if self.buf:
-            data = self.buf + data
-        n = len(data)
-        pos = 0
-        channels = self.conn._channels
-        try:
-            while n - pos >= 8:
-                ftype, ch, size = _HEAD.unpack_from(data, pos)
-                end = pos + 7 + size
-                if end >= n:
-                    if data[pos : pos + 4] == b"AMQP":
-                        raise ConnectionFailed("the broker does not speak AMQP 0-9-1 on this port")
-                    break
-                if data[end] != 0xCE:
-                    raise ProtocolError("frame without its end marker")
-                payload = data[pos + 7 : end]
-                pos = end + 1
-                if ch == 0:
-                    self._channel0(ftype, payload)
-                else:
-                    channel = channels.get(ch)
-                    if channel is not None and self.open:
-                        channel._on_frame(ftype, payload)
-        except Exception as exc:  # a protocol violation or a bug in a callback: drop the session
-            log.exception("AMQP session failed while reading")
-            self.close_error = exc
-            self.buf = b""
-            if self.transport is not None:
-                self.transport.abort()
-            return
-        self.buf = data[pos:]
-
-    def _channel0(self, ftype: int, payload: bytes) -> None:
-        if ftype == codec.FRAME_HEARTBEAT:
-            return
-        if ftype != codec.FRAME_METHOD:
-            raise ProtocolError(f"frame type {ftype} on channel 0")
-        method = codec.unmarshal_method(payload)
-        if not self.open:
-            self.handshake.put_nowait(method)
-            return
-        self.conn._on_connection_method(self, method)
 
 
 class Connection:
@@ -152,7 +72,7 @@ class Connection:
         self.server_properties: dict[str, Any] = {}
         self.blocked: str | None = None  # the broker's reason while it blocks publishers
         self.reconnects = 0  # sessions opened after the first one
-        self._session: _Protocol | None = None
+        self._session: Session | None = None
         self._channels: dict[int, Channel] = {}
         self._wbuf: list[bytes] = []
         self.retired: dict[str, int] = {}  # counters of closed channels
@@ -312,7 +232,7 @@ class Connection:
     async def _open_session(self) -> None:
         loop = asyncio.get_running_loop()
         p = self.params
-        session = _Protocol(self)
+        session = Session(self)
         try:
             await asyncio.wait_for(
                 loop.create_connection(
@@ -346,7 +266,7 @@ class Connection:
         if self.heartbeat:
             self._spawn(self._heartbeats(session))
 
-    async def _next_handshake_method(self, session: _Protocol, *expected: type) -> Any:
+    async def _next_handshake_method(self, session: Session, *expected: type) -> Any:
         method = await session.handshake.get()
         if method is None:
             error = session.close_error
@@ -370,7 +290,7 @@ class Connection:
             raise ProtocolError(f"unexpected {method.name} during the handshake")
         return method
 
-    async def _handshake(self, session: _Protocol) -> None:
+    async def _handshake(self, session: Session) -> None:
         assert session.transport is not None
         p = self.params
         session.transport.write(_PROTOCOL_HEADER)
@@ -416,7 +336,7 @@ class Connection:
         )
         await self._next_handshake_method(session, commands.Connection.OpenOk)
 
-    def _on_connection_method(self, session: _Protocol, method: Any) -> None:
+    def _on_connection_method(self, session: Session, method: Any) -> None:
         if isinstance(method, commands.Connection.Close):
             assert session.transport is not None
             session.transport.write(codec.method_frame(0, commands.Connection.CloseOk()))
@@ -439,7 +359,7 @@ class Connection:
         else:
             raise ProtocolError(f"unexpected {method.name} on channel 0")
 
-    def _session_lost(self, session: _Protocol, exc: Exception | None) -> None:
+    def _session_lost(self, session: Session, exc: Exception | None) -> None:
         if session is not self._session:
             return
         self._session = None
@@ -514,7 +434,7 @@ class Connection:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _heartbeats(self, session: _Protocol) -> None:
+    async def _heartbeats(self, session: Session) -> None:
         interval = self.heartbeat
         loop = session.loop
         while self._session is session:
