@@ -158,7 +158,10 @@ def export_cmd(url: str, vhosts: tuple[str, ...], output: str | None) -> int:
         observed = read(client, names)
         if observed.missing:
             missing = ", ".join(sorted(observed.missing))
-            raise UsageError(f"vhost(s) not on the broker at {client.display_url}: {missing}")
+            raise UsageError(
+                f"vhost(s) not on the broker at {client.display_url}: {missing}",
+                hint="check the name (`topo export` without --vhost exports every vhost)",
+            )
         text = export_yaml(observed.topology, header=f"exported by topo from {client.display_url}")
     if output:
         with open(output, "w", encoding="utf-8") as fh:
