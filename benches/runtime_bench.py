@@ -89,6 +89,24 @@ async def topo_publish(url: str, vhost: str, queue: str, n: int) -> float:
         return n / (time.perf_counter() - start)
 
 
+async def channel_publish(url: str, vhost: str, queue: str, n: int) -> float:
+    """The low-level Channel with one pre-built Properties: the ceiling of this client, no topology layer."""
+    from topo.runtime import Connection, Properties, parse_url
+
+    conn = await Connection(parse_url(url), reconnect=False).open()
+    ch = await conn.channel(confirms=True)
+    props = Properties(delivery_mode=2)
+    start = time.perf_counter()
+    for i in range(n):
+        ch.publish_nowait("", queue, BODY, props)
+        if i % 500 == 0:
+            await ch.wait_outstanding(4000)
+    await ch.wait_outstanding(0)
+    rate = n / (time.perf_counter() - start)
+    await conn.close()
+    return rate
+
+
 async def aiormq_publish(url: str, vhost: str, queue: str, n: int, batch: int = 1000) -> float:
     import aiormq
     from aiormq.abc import ExceptionType  # noqa: F401  (import check)
@@ -223,11 +241,6 @@ def broker(amqp_url: str | None) -> Iterator[str]:
             node.stop()
 
 
-def best(runs: int, fn: Callable[[], float]) -> tuple[float, list[float]]:
-    rates = [fn() for _ in range(runs)]
-    return statistics.median(rates), rates
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--amqp-url", help="use this broker (default: start a private node)")
@@ -236,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per scenario (the median is reported)")
     parser.add_argument("--memory", type=int, default=0, metavar="N", help="also run N messages for memory")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--only", nargs="*", help="run only the scenarios whose name has one of these words")
     args = parser.parse_args(argv)
     queue = "bench"
     results: dict[str, Any] = {"n": args.n, "pika_n": args.pika_n, "python": sys.version.split()[0]}
@@ -251,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
 
         scenarios: dict[str, Callable[[], float]] = {
             "publish topo": lambda: run(lambda: topo_publish(url, vhost, queue, args.n)),
+            "publish channel": lambda: run(lambda: channel_publish(url, vhost, queue, args.n)),
             "publish aiormq": lambda: run(lambda: aiormq_publish(url, vhost, queue, args.n)),
             "publish pika": lambda: (asyncio.run(reset_queue(url, queue)), pika_publish(url, queue, args.pika_n))[1],
         }
@@ -262,18 +277,37 @@ def main(argv: list[str] | None = None) -> int:
 
         scenarios["consume topo"] = lambda: consume_with(lambda: topo_consume(url, vhost, queue, args.n))
         scenarios["consume aiormq"] = lambda: consume_with(lambda: aiormq_consume(url, vhost, queue, args.n))
-        for name, fn in scenarios.items():
-            median, rates = best(args.runs, fn)
-            results[name] = {"median": round(median), "runs": [round(r) for r in rates]}
-            print(f"{name:16} {median:>9,.0f} msg/s   runs: {', '.join(f'{r:,.0f}' for r in rates)}", flush=True)
-        ratios = {
-            "publish topo/aiormq": results["publish topo"]["median"] / results["publish aiormq"]["median"],
-            "publish topo/pika": results["publish topo"]["median"] / results["publish pika"]["median"],
-            "consume topo/aiormq": results["consume topo"]["median"] / results["consume aiormq"]["median"],
+        if args.only:
+            scenarios = {k: v for k, v in scenarios.items() if any(word in k for word in args.only)}
+        # Rounds: every scenario once per round, so the load of a shared machine hits them alike; the
+        # ratios are taken within each round, and their median reported.
+        rates: dict[str, list[float]] = {name: [] for name in scenarios}
+        for round_ in range(args.runs):
+            for name, fn in scenarios.items():
+                rates[name].append(fn())
+                print(f"round {round_ + 1}: {name:16} {rates[name][-1]:>9,.0f} msg/s", flush=True)
+        for name, values in rates.items():
+            median = statistics.median(values)
+            results[name] = {"median": round(median), "runs": [round(r) for r in values]}
+            print(f"{name:16} {median:>9,.0f} msg/s   runs: {', '.join(f'{r:,.0f}' for r in values)}", flush=True)
+        pairs = {
+            "publish topo/aiormq": ("publish topo", "publish aiormq"),
+            "publish topo/pika": ("publish topo", "publish pika"),
+            "publish channel/aiormq": ("publish channel", "publish aiormq"),
+            "consume topo/aiormq": ("consume topo", "consume aiormq"),
         }
-        results["ratios"] = {k: round(v, 2) for k, v in ratios.items()}
-        for k, v in ratios.items():
-            print(f"{k:22} {v:5.2f}x")
+        results["ratios"] = {}
+        for label, (a, b) in pairs.items():
+            if a in rates and b in rates:
+                per_round = [x / y for x, y in zip(rates[a], rates[b], strict=True)]
+                results["ratios"][label] = {
+                    "median": round(statistics.median(per_round), 2),
+                    "rounds": [round(r, 2) for r in per_round],
+                }
+                print(
+                    f"{label:24} {statistics.median(per_round):5.2f}x   rounds: "
+                    + ", ".join(f"{r:.2f}" for r in per_round)
+                )
         if args.memory:
             asyncio.run(reset_queue(url, queue))
             samples = asyncio.run(memory_run(url, vhost, queue, args.memory))
