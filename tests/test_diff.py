@@ -472,7 +472,7 @@ def test_vhost_update_covers_only_managed_fields(
     assert change.address == Address("vhost", V)
     assert change.before == before
     assert change.after == after
-    assert change.reasons == tuple(f"{key} changes in place" for key in after)
+    assert change.reasons == tuple(f"{key} can change in place" for key in after)
 
 
 def test_vhost_update_lists_only_the_fields_that_differ() -> None:

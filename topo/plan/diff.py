@@ -103,7 +103,7 @@ def _vhost_change(desired: VHost, observed: VHost | None) -> Change | None:
     if not changed:
         return None
     before = {k: have.get(k) for k in changed}
-    reasons = tuple(f"{k} changes in place" for k in changed)
+    reasons = tuple(f"{k} can change in place" for k in changed)
     return Change("update", address, before=before, after=changed, reasons=reasons)
 
 

@@ -11,8 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 from topo import __version__
+from topo.arguments import POLICY_KEYS, ArgSpec, queue_argument
 from topo.model import Binding, Exchange, Policy, Queue
 from topo.plan.model import Change, Plan, Resource
+from topo.units import format_duration, format_size
 
 __all__ = ["FORMAT_VERSION", "render_json", "render_markdown", "render_text", "resource_json", "summary_line"]
 
@@ -79,6 +81,25 @@ def _v(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def _readable(spec: ArgSpec | None, value: Any) -> str:
+    """A value as the files write it: a duration or size number in its unit form (``86400000`` → ``1d``,
+    unquoted, as in replace reasons), anything else as JSON."""
+    if spec is not None and isinstance(value, int) and not isinstance(value, bool) and value:
+        if spec.kind == "duration":
+            return str(format_duration(value))
+        if spec.kind == "size":
+            return str(format_size(value))
+    return _v(value)
+
+
+def _arg(name: str, value: Any) -> str:
+    return _readable(queue_argument(name), value)
+
+
+def _policy_value(key: str, value: Any) -> str:
+    return "(none)" if value is None else _readable(POLICY_KEYS.get(key), value)
+
+
 def _details(change: Change) -> list[str]:
     """Indented lines under a change: attributes of what is created, what changes, why."""
     lines: list[str] = []
@@ -90,7 +111,7 @@ def _details(change: Change) -> list[str]:
             if not after.durable:
                 flags.append("transient")
             lines.append(", ".join(flags))
-            lines += [f"{k}: {_v(v)}" for k, v in sorted(after.arguments.items())]
+            lines += [f"{k}: {_arg(k, v)}" for k, v in sorted(after.arguments.items())]
         elif isinstance(after, Queue):
             flags = [f"type: {after.type}"]
             if after.auto_delete:
@@ -98,10 +119,10 @@ def _details(change: Change) -> list[str]:
             if not after.durable:
                 flags.append("transient")
             lines.append(", ".join(flags))
-            lines += [f"{k}: {_v(v)}" for k, v in sorted(after.arguments.items())]
+            lines += [f"{k}: {_arg(k, v)}" for k, v in sorted(after.arguments.items())]
         elif isinstance(after, Policy):
             lines.append(f"pattern: {_v(after.pattern)}, apply-to: {after.apply_to}, priority: {after.priority}")
-            lines += [f"{k}: {_v(v)}" for k, v in sorted(after.definition.items())]
+            lines += [f"{k}: {_policy_value(k, v)}" for k, v in sorted(after.definition.items())]
         elif isinstance(after, dict):
             lines += [f"{k}: {_v(v)}" for k, v in after.items()]
     elif change.action == "update":
@@ -112,9 +133,8 @@ def _details(change: Change) -> list[str]:
                     lines.append(f"{field.replace('_', '-')}: {_v(old)} → {_v(new)}")
             for key in sorted(set(before.definition) | set(after.definition)):
                 old, new = before.definition.get(key), after.definition.get(key)
-                if old != new:
-                    shown = [_v(x) if x is not None else "(none)" for x in (old, new)]
-                    lines.append(f"{key}: {shown[0]} → {shown[1]}")
+                if old != new or type(old) is not type(new):
+                    lines.append(f"{key}: {_policy_value(key, old)} → {_policy_value(key, new)}")
         elif isinstance(before, dict) and isinstance(after, dict):
             lines += [f"{k}: {_v(before.get(k))} → {_v(v)}" for k, v in after.items()]
     elif change.action == "replace":
@@ -159,7 +179,8 @@ def render_text(plan: Plan, style: Styler = _plain) -> str:
         if unsafe:
             out.append(
                 style(
-                    f"Warning: {len(unsafe)} queue(s) hold messages that this plan would drop; apply refuses it.",
+                    f"Warning: {len(unsafe)} {'queues hold' if len(unsafe) != 1 else 'queue holds'} messages"
+                    " that this plan would drop; apply refuses it.",
                     "red",
                 )
             )
@@ -204,17 +225,24 @@ def render_markdown(plan: Plan) -> str:
     if unsafe:
         out.append("")
         for change in unsafe:
+            count = change.messages or 0
             out.append(
-                f"> :warning: `{change.address}` holds {change.messages} message(s); "
+                f"> :warning: `{change.address}` holds {count} message{'s' if count != 1 else ''}; "
                 "this plan would drop them, so `topo apply` refuses it."
             )
     if not plan.empty:
+        # GitHub colours a diff block's lines by their first character: + green, - red, ! orange;
+        # a line starting with a blank is context (details, reasons, warnings).
         out += ["", "```diff"]
         for change in plan.changes:
             symbol = {"create": "+", "update": "!", "replace": "!", "delete": "-"}[change.action]
-            word = {"replace": " (forces replacement)", "delete": " (will be deleted)"}.get(change.action, "")
-            out.append(f"{symbol} {SYMBOLS[change.action]} {change.kind} {change.address}{word}")
-            out += [f"#       {line}" for line in _details(change)]
+            word = {
+                "update": " (update in place)",
+                "replace": " (forces replacement)",
+                "delete": " (will be deleted)",
+            }.get(change.action, "")
+            out.append(f"{symbol} {change.kind} {change.address}{word}")
+            out += [f"      {line}" for line in _details(change)]
         out.append("```")
     if plan.unmanaged:
         out += ["", f"<details><summary>Not managed: {len(plan.unmanaged)} resource(s) no file declares</summary>", ""]
