@@ -12,10 +12,16 @@ from jsonschema.exceptions import ValidationError as SchemaError
 
 from topo.arguments import OPERATOR_POLICY_KEYS, POLICY_KEYS
 from topo.errors import Problem
+from topo.loader.fast_schema import Check, compile_schema
 from topo.loader.source import Document, Path_
 from topo.schema import load_schema
 
 __all__ = ["check_schema"]
+
+
+@cache
+def _fast_check() -> Check | None:
+    return compile_schema(load_schema())
 
 
 @cache
@@ -161,6 +167,9 @@ def _problems(doc: Document, error: SchemaError) -> Iterator[Problem]:
 
 def check_schema(doc: Document) -> tuple[list[Problem], set[Path_]]:
     """Every schema problem of the document (one readable problem each) and the paths they concern."""
+    fast = _fast_check()
+    if fast is not None and fast(doc.data):
+        return [], set()  # valid: jsonschema would find nothing (it only runs to explain problems)
     problems: list[Problem] = []
     bad: set[Path_] = set()
     for error in _validator().iter_errors(doc.data):
