@@ -121,12 +121,23 @@ def _vhost(vhost: VHost) -> dict[str, Any]:
     return out
 
 
+def _escaped(value: Any) -> Any:
+    """Every string (keys too) with ``${`` written ``$${``, so loading does not interpolate it."""
+    if isinstance(value, str):
+        return value.replace("${", "$${")
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value
+
+
 def export_data(topology: Topology) -> dict[str, Any]:
     data: dict[str, Any] = {"version": 1}
     if topology.name:
         data["name"] = topology.name
     data["vhosts"] = {name: _vhost(topology.vhosts[name]) for name in sorted(topology.vhosts)}
-    return data
+    return dict(_escaped(data))
 
 
 class _Dumper(yaml.SafeDumper):
