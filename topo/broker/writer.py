@@ -40,9 +40,8 @@ def exchange_definition(exchange: Exchange) -> dict[str, Any]:
 
 
 def queue_definition(queue: Queue) -> dict[str, Any]:
-    arguments = dict(queue.arguments)
-    if queue.type != "classic":
-        arguments["x-queue-type"] = queue.type
+    # The type is always explicit, classic too: a vhost's default queue type must not decide it.
+    arguments = {**queue.arguments, "x-queue-type": queue.type}
     return {"name": queue.name, "durable": queue.durable, "auto_delete": queue.auto_delete, "arguments": arguments}
 
 
