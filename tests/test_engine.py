@@ -6,6 +6,7 @@ that name substituted through ``${var:VHOST}``.
 
 from __future__ import annotations
 
+import secrets
 import textwrap
 import time
 from collections.abc import Iterator
@@ -281,6 +282,27 @@ def test_an_empty_vhost_declaration_manages_nothing(files: Any, client: Manageme
     assert engine.plan(client, desired).empty
 
 
+def test_a_vhost_default_queue_type_does_not_change_what_the_files_declare(
+    tmp_path: Path, client: ManagementClient, mgmt: httpx.Client
+) -> None:
+    name = f"t-default-qtype-{secrets.token_hex(4)}"
+    mgmt.put(f"/api/vhosts/{name}", json={"defaultqueuetype": "quorum"}).raise_for_status()
+    try:
+        mgmt.put(f"/api/permissions/{name}/guest", json={"configure": ".*", "write": ".*", "read": ".*"})
+        mgmt.put(f"/api/queues/{name}/by-an-app", json={"durable": True}).raise_for_status()  # becomes quorum
+        (tmp_path / "t.yaml").write_text(
+            "version: 1\nvhosts:\n  ${var:VHOST}:\n    queues:\n"
+            "      plain: {}\n      qq: {type: quorum}\n      by-an-app: {type: quorum}\n"
+        )
+        desired = load(tmp_path, {"VHOST": name})
+        engine.apply(client, desired)
+        assert engine.plan(client, desired).empty
+        types = {item["name"]: item["type"] for item in mgmt.get(f"/api/queues/{name}").json()}
+        assert types == {"plain": "classic", "qq": "quorum", "by-an-app": "quorum"}
+    finally:
+        mgmt.delete(f"/api/vhosts/{name}")
+
+
 # -- replacements -----------------------------------------------------------------------------------
 
 REPLACE_QUEUE = """\
@@ -515,8 +537,6 @@ def test_unmanaged_vhost_metadata_is_kept_when_one_field_changes(
 
 
 def test_a_missing_vhost_is_created(tmp_path: Path, client: ManagementClient, mgmt: httpx.Client) -> None:
-    import secrets
-
     name = f"t-created-{secrets.token_hex(4)}"
     (tmp_path / "t.yaml").write_text(
         "version: 1\nvhosts:\n  ${var:VHOST}:\n    description: new\n    tags: [a, b]\n    limits: {max-queues: 3}\n"
