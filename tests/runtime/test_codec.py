@@ -6,6 +6,8 @@ import datetime as dt
 import decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pamqp import commands, decode, frame, header
 
 from topo.runtime import codec
@@ -136,3 +138,30 @@ def test_hot_frames_match_pamqp() -> None:
     assert codec.parse_deliver(deliver[7:-1]) == ("ctag", 42, True, "ex", "rk")
     ret = frame.marshal(commands.Basic.Return(312, "NO_ROUTE", "ex", "rk"), 1)
     assert codec.parse_return(ret[7:-1]) == (312, "NO_ROUTE", "ex", "rk")
+
+
+_scalars = (
+    st.text(max_size=20)
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.booleans()
+    | st.none()
+    | st.binary(max_size=20)
+    | st.floats(allow_nan=False)
+    | st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-(10**6), max_value=10**6)
+    | st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2200, 1, 1)).map(
+        lambda d: d.replace(microsecond=0, tzinfo=dt.UTC)
+    )
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=30), _values, max_size=6))
+def test_any_table_round_trips(table: dict[str, object]) -> None:
+    data = codec.encode_table(table)
+    decoded, end = codec.decode_table(data)
+    assert decoded == table and end == len(data)

@@ -79,7 +79,7 @@ def test_publishers_wait_while_the_broker_blocks_them(broker: Any, amqp_url: str
     node = broker.node
 
     async def main() -> None:
-        conn = await Connection(parse_url(amqp_url), reconnect=False).open()
+        conn = await Connection(parse_url(amqp_url + "?heartbeat=1"), reconnect=False).open()
         ch = await conn.channel(confirms=True)
         await ch.queue_declare("blocked")
         await ch.publish("", "blocked", b"before")
@@ -91,8 +91,9 @@ def test_publishers_wait_while_the_broker_blocks_them(broker: Any, amqp_url: str
                 await asyncio.sleep(0.05)
             assert conn.blocked is not None and "memory" in conn.blocked
             second = asyncio.ensure_future(ch.publish("", "blocked", b"waiting"))
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(3)  # several heartbeat intervals: heartbeats still flow both ways
             assert not first.done() and not second.done()  # waiting, not failing
+            assert conn.is_open and conn.error is None
         finally:
             await asyncio.to_thread(node.ctl, "set_vm_memory_high_watermark", "0.4")
         await asyncio.wait_for(asyncio.gather(first, second), 15)
