@@ -15,7 +15,7 @@ from typing import Any
 from topo.broker.client import ManagementClient, enc
 from topo.model import Binding, Exchange, Policy, Queue, Topology, VHost
 
-__all__ = ["Observed", "queue_message_counts", "read", "vhost_from_definitions"]
+__all__ = ["Observed", "queue_message_counts", "queue_usage", "read", "vhost_from_definitions"]
 
 
 @dataclass
@@ -123,11 +123,18 @@ def read(client: ManagementClient, vhosts: Iterable[str]) -> Observed:
     return observed
 
 
-def queue_message_counts(client: ManagementClient, vhost: str, queues: Iterable[str]) -> dict[str, int]:
-    """Messages (ready + unacknowledged) in each named queue; queues that do not exist are left out."""
-    counts: dict[str, int] = {}
+def queue_usage(client: ManagementClient, vhost: str, queues: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """(messages, consumers) of each named queue; queues that do not exist are left out.
+
+    Both come from the Management API's statistics, which lag up to ~5 s behind the queue."""
+    usage: dict[str, tuple[int, int]] = {}
     for name in queues:
         info = client.get(f"/queues/{enc(vhost)}/{enc(name)}", vhost=vhost, ok_missing=True)
         if info is not None:
-            counts[name] = int(info.get("messages") or 0)
-    return counts
+            usage[name] = (int(info.get("messages") or 0), int(info.get("consumers") or 0))
+    return usage
+
+
+def queue_message_counts(client: ManagementClient, vhost: str, queues: Iterable[str]) -> dict[str, int]:
+    """Messages (ready + unacknowledged) in each named queue; queues that do not exist are left out."""
+    return {name: messages for name, (messages, _consumers) in queue_usage(client, vhost, queues).items()}

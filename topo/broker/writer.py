@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from topo.broker.client import ManagementClient, enc
-from topo.broker.reader import queue_message_counts
+from topo.broker.reader import queue_usage
 from topo.errors import ApplyFailed, BrokerError, UnsafeChange
 from topo.model import Binding, Exchange, Policy, Queue, canonical_json
 from topo.plan.model import Change, Plan
@@ -83,20 +83,29 @@ def definitions_for(changes: list[Change]) -> dict[str, dict[str, list[dict[str,
 
 
 def check_safety(client: ManagementClient, plan: Plan) -> None:
-    """Refuse (before any write) a plan that would drop a queue holding messages, counting afresh."""
+    """Refuse (before any write) a plan that would drop a queue holding messages, counting afresh; and one
+    that would delete a queue in use, which RabbitMQ refuses (apply would stop half-way)."""
     doomed: dict[str, list[str]] = defaultdict(list)
     for change in plan.changes:
         if change.kind == "queue" and change.action in ("replace", "delete"):
             doomed[change.vhost].append(change.address.name)
-    problems = []
+    problems, busy = [], []
     for vhost, names in sorted(doomed.items()):
-        for name, count in sorted(queue_message_counts(client, vhost, names).items()):
+        for name, (count, consumers) in sorted(queue_usage(client, vhost, names).items()):
             if count:
                 problems.append(f"queue {name!r} in vhost {vhost!r} holds {count} message{'s' if count != 1 else ''}")
+            if consumers:
+                plural = "s" if consumers != 1 else ""
+                busy.append(f"queue {name!r} in vhost {vhost!r} has {consumers} consumer{plural}")
     if problems:
         raise UnsafeChange(
             "refusing to replace or delete a queue that holds messages: " + "; ".join(problems),
             hint="drain the queue first (or move its messages); replacing it would drop them",
+        )
+    if busy:
+        raise UnsafeChange(
+            "refusing to replace or delete a queue that is in use: " + "; ".join(busy),
+            hint="stop its consumers first: RabbitMQ refuses to delete a queue in use",
         )
 
 
@@ -148,6 +157,7 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
         return
     check_safety(client, plan)
     done = 0
+    dropped: list[tuple[str, str]] = []  # (vhost, what): replaced resources deleted, not declared again yet
 
     def step(text: str, changes: int = 1) -> None:
         nonlocal done
@@ -173,13 +183,16 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
                     params["if-empty"] = "true"
                 path = f"/queues/{enc(change.vhost)}/{enc(change.address.name)}"
                 client.delete(path, params=params, vhost=change.vhost, ok_missing=True)
+                dropped.append((change.vhost, f"{change.kind} {change.address}"))
             elif isinstance(change.before, Exchange):
                 client.delete(
                     f"/exchanges/{enc(change.vhost)}/{enc(change.address.name)}", vhost=change.vhost, ok_missing=True
                 )
+                dropped.append((change.vhost, f"{change.kind} {change.address}"))
         documents = definitions_for(plan.changes)
         for vhost, document in sorted(documents.items()):
             client.post(f"/definitions/{enc(vhost)}", document, vhost=vhost)
+            dropped[:] = [(v, what) for v, what in dropped if v != vhost]
             count = sum(len(items) for items in document.values())
             step(f"create {count} exchanges, queues and bindings in vhost {vhost!r}", count)
         for change in plan.changes:
@@ -192,8 +205,10 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
         if isinstance(exc, ApplyFailed):
             raise
         total = len(plan.changes)
+        gone = ", ".join(what for _vhost, what in dropped)
+        gone = f" (deleted for replacement, not declared again yet: {gone})" if gone else ""
         raise ApplyFailed(
-            f"apply stopped after {done} of {total} changes: {exc.message}",
+            f"apply stopped after {done} of {total} changes{gone}: {exc.message}",
             hint=(exc.hint + "; " if exc.hint else "")
             + "what was applied stays applied: fix the cause and run `topo apply` again to converge",
             status=exc.status,
