@@ -472,6 +472,61 @@ def test_a_classic_queue_with_messages_is_refused_by_the_broker_too(
     assert take(mgmt, vhost, "jobs") == 1
 
 
+IN_USE = """\
+    version: 1
+    vhosts:
+      ${var:VHOST}:
+        exchanges: {ex: {type: topic}}
+        queues:
+          a-first: {max-length: %d, bindings: [{exchange: ex, routing-key: a}]}
+          b-busy: {max-length: %d}
+"""
+
+
+def test_a_queue_in_use_is_not_replaced_and_a_half_apply_says_what_is_missing(
+    files: Any, client: ManagementClient, mgmt: httpx.Client, vhost: str, broker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pika  # type: ignore[import-untyped]
+
+    engine.apply(client, files(IN_USE % (1, 1)))
+    parameters = pika.URLParameters(broker.amqp_url.rstrip("/") + "/" + q(vhost))
+    connection = pika.BlockingConnection(parameters)
+    try:
+        connection.channel().basic_consume("b-busy", lambda *_args: None)
+        desired = files(IN_USE % (2, 2))
+        plan = engine.plan(client, desired)
+
+        # Right after the consumer starts the statistics do not show it yet: the broker refuses the delete
+        # (if-unused) after a-first was already deleted; the error says so, and the next apply fixes it.
+        with monkeypatch.context() as patched:
+            patched.setattr(writer, "check_safety", lambda _client, _plan: None)
+            with pytest.raises(ApplyFailed) as info:
+                engine.apply(client, desired, plan)
+        message = info.value.message
+        assert f"(deleted for replacement, not declared again yet: queue vhosts.{vhost}.queues.a-first)" in message
+        assert "in use" in message
+
+        # Once the statistics show the consumer, apply refuses before writing anything
+        deadline = time.monotonic() + 20
+        while not mgmt.get(f"/api/queues/{q(vhost)}/b-busy").json().get("consumers"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        client.writes = 0
+        with pytest.raises(UnsafeChange) as refused:
+            engine.apply(client, desired)
+        assert f"queue 'b-busy' in vhost {vhost!r} has 1 consumer" in refused.value.message
+        assert "stop its consumers" in (refused.value.hint or "")
+        assert client.writes == 0
+    finally:
+        connection.close()
+    while mgmt.get(f"/api/queues/{q(vhost)}/b-busy").json().get("consumers"):  # statistics lag here too
+        assert time.monotonic() < deadline + 20
+        time.sleep(0.2)
+    engine.apply(client, desired)
+    assert engine.plan(client, desired).empty
+    assert queue_bindings(mgmt, vhost, "a-first") == {("ex", "a")}
+
+
 # -- in-place updates -------------------------------------------------------------------------------
 
 
