@@ -81,9 +81,9 @@ def cases(draw: st.DrawFn, dead_letter: bool = False) -> Case:
     for name in xnames:
         xtype = draw(st.sampled_from(["direct", "fanout", "topic", "headers"]))
         args: dict[str, Any] = {}
-        if draw(st.integers(0, 3)) == 0:
+        if draw(st.integers(0, 2)) == 0:
             args["alternate-exchange"] = draw(st.sampled_from([*xnames, ghost]))
-        internal = draw(st.integers(0, 5)) == 0
+        internal = draw(st.integers(0, 7)) == 0
         vh.exchanges[name] = Exchange(name, xtype, durable=False, internal=internal, arguments=args)
     for name in qnames:
         qargs: dict[str, Any] = {}
@@ -96,7 +96,7 @@ def cases(draw: st.DrawFn, dead_letter: bool = False) -> Case:
         vh.queues[name] = Queue(name, durable=False, arguments=qargs)
     for _ in range(draw(st.integers(0, 8))):
         source = draw(st.sampled_from(xnames))
-        to_queue = draw(st.integers(0, 3)) > 0
+        to_queue = draw(st.integers(0, 2)) > 0
         dest = draw(st.sampled_from(qnames if to_queue else xnames))
         if vh.exchanges[source].type == "headers":
             bargs = draw(header_tables(values=BINDING_VALUES))
@@ -126,7 +126,16 @@ def cases(draw: st.DrawFn, dead_letter: bool = False) -> Case:
         )
     messages = []
     for _ in range(draw(st.integers(1, 6))):
-        exchange = draw(st.sampled_from([*xnames, "", ghost] if not dead_letter else [*xnames, ""]))
+        roll = draw(st.integers(0, 19))
+        public = [x for x in xnames if not vh.exchanges[x].internal] or xnames
+        if roll < 3:
+            exchange = ""
+        elif roll == 3 and not dead_letter:
+            exchange = ghost
+        elif roll == 4:
+            exchange = draw(st.sampled_from(xnames))  # maybe internal: refused
+        else:
+            exchange = draw(st.sampled_from(public))
         if exchange == "":
             key = draw(st.sampled_from([*qnames, ghost]))
         else:
