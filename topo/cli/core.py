@@ -164,8 +164,13 @@ def export_cmd(url: str, vhosts: tuple[str, ...], output: str | None) -> int:
             )
         text = export_yaml(observed.topology, header=f"exported by topo from {client.display_url}")
     if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write {output}: {exc.strerror or exc}", hint="check the path given to -o"
+            ) from None
         click.echo(f"Wrote {output}.", err=True)
     else:
         click.echo(text, nl=False)
