@@ -475,3 +475,8 @@ def test_export_then_plan_shows_no_changes(topo: Any, file: Any, broker: Any, vh
 def test_export_of_a_missing_vhost(topo: Any, broker: Any) -> None:
     result = topo("export", "--vhost", "no-such-vhost-here", "--url", broker.url)
     result.assert_one_error("no-such-vhost-here")
+
+
+def test_export_to_a_path_that_cannot_be_written(topo: Any, broker: Any, vhost: str, tmp_path: Path) -> None:
+    result = topo("export", "--vhost", vhost, "--url", broker.url, "-o", str(tmp_path / "no" / "such" / "dir.yaml"))
+    result.assert_one_error("cannot write", "No such file or directory")
