@@ -30,6 +30,7 @@ from topo.runtime.errors import (
     channel_error,
 )
 from topo.runtime.message import Message
+from topo.runtime.settle import Settling
 
 if TYPE_CHECKING:
     from topo.runtime.connection import Connection
@@ -66,7 +67,7 @@ class _Consumer:
     arguments: Mapping[str, Any] | None
 
 
-class Channel(ChannelMethods):
+class Channel(ChannelMethods, Settling):
     """See the module docstring. Created by :meth:`Connection.channel`."""
 
     def __init__(self, conn: Connection, number: int, *, confirms: bool, prefetch: int | None) -> None:
@@ -389,54 +390,6 @@ class Channel(ChannelMethods):
             method = codec.make_method(commands.Basic.Cancel, consumer_tag=consumer_tag)
             await self._call(method, commands.Basic.CancelOk)
         self._consumers.pop(consumer_tag, None)
-
-    def ack(self, delivery_tag: int, multiple: bool = False) -> None:
-        """Acknowledge; single acks wait for the next write, where runs of them are coalesced."""
-        if multiple:
-            self._emit_acks()
-            unacked = self._unacked
-            while unacked and unacked[0] <= delivery_tag:
-                unacked.popleft()
-            self.connection._send(codec.ack_frame(self.number, delivery_tag, True))
-            return
-        if not self._ack_pending:
-            self.connection._want_flush(self)
-        self._ack_pending.add(delivery_tag)
-
-    def _forget(self, delivery_tag: int) -> None:
-        with contextlib.suppress(ValueError):
-            self._unacked.remove(delivery_tag)
-
-    def nack(self, delivery_tag: int, *, multiple: bool = False, requeue: bool = True) -> None:
-        self._emit_acks()
-        if multiple:
-            while self._unacked and self._unacked[0] <= delivery_tag:
-                self._unacked.popleft()
-        else:
-            self._forget(delivery_tag)
-        self.connection._send(codec.nack_frame(self.number, delivery_tag, multiple, requeue))
-
-    def reject(self, delivery_tag: int, *, requeue: bool = False) -> None:
-        self._emit_acks()
-        self._forget(delivery_tag)
-        self.connection._send(codec.reject_frame(self.number, delivery_tag, requeue))
-
-    def _emit_acks(self) -> None:
-        """Write the waiting acks: the run of them from the oldest unsettled delivery as one multiple ack."""
-        pending = self._ack_pending
-        if not pending:
-            return
-        unacked = self._unacked
-        last = 0
-        while unacked and unacked[0] in pending:
-            last = unacked.popleft()
-            pending.discard(last)
-        if last:
-            self.connection._send(codec.ack_frame(self.number, last, True))
-        for tag in sorted(pending):
-            self._forget(tag)
-            self.connection._send(codec.ack_frame(self.number, tag, False))
-        pending.clear()
 
     # -- incoming frames --------------------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from topo.runtime.url import ConnectionParams
 
 if TYPE_CHECKING:
     from topo.runtime.channel import Channel
+    from topo.runtime.settle import Settling
 
 __all__ = ["Connection"]
 
@@ -76,7 +77,7 @@ class Connection:
         self._channels: dict[int, Channel] = {}
         self._wbuf: list[bytes] = []
         self.retired: dict[str, int] = {}  # counters of closed channels
-        self._ack_channels: list[Channel] = []  # channels with acks to write at the next flush
+        self._ack_channels: list[Settling] = []  # channels with acks to write at the next flush
         self._flush_scheduled = False
         self._last_write = 0.0
         self._writable = asyncio.Event()
@@ -198,7 +199,7 @@ class Connection:
                 totals[name] += getattr(channel, name)
         return totals
 
-    def _want_flush(self, channel: Channel) -> None:
+    def _want_flush(self, channel: Settling) -> None:
         self._ack_channels.append(channel)
         if not self._flush_scheduled:
             self._flush_scheduled = True
