@@ -402,11 +402,12 @@ class _Builder:
                 arguments=arguments,
                 origin=self.origin(doc, b_path),
             )
-            if binding.key in vhost.bindings:
-                first = vhost.bindings[binding.key].origin
+            key = binding.key  # computed once: it serialises the arguments
+            if key in vhost.bindings:
+                first = vhost.bindings[key].origin
                 self.problem(doc, b_path, f"the same binding is declared twice (first at {first})")
                 continue
-            vhost.add_binding(binding)
+            vhost.bindings[key] = binding
 
     def policy(
         self,
@@ -450,6 +451,8 @@ class _Builder:
             skipped = {name for kind, v, name in self.skipped if kind == "exchange" and v == vhost.name}
             known = set(vhost.exchanges) | PREDEFINED_EXCHANGES | skipped
             for binding in vhost.bindings.values():
+                if binding.source != "" and binding.source in known:
+                    continue  # the common case: nothing to report, no address to format
                 where = str(binding.address(vhost.name))
                 if binding.source == "":
                     self._ref_problem(
