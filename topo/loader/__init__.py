@@ -8,8 +8,10 @@ expected) when anything is wrong.
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 
 from topo.errors import Problem, ValidationError
 from topo.loader.build import build_topology, retry_queue_name
@@ -63,6 +65,20 @@ def load_documents(
     return parsed, problems
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while loading: the loader builds many long-lived objects and
+    almost no cycles, and the collector's passes over them took a quarter of the time of a large load.
+    Reference counting still frees everything as usual."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load(
     paths: PathLike | Iterable[PathLike],
     variables: Mapping[str, str] | None = None,
@@ -71,8 +87,9 @@ def load(
     on_vhosts: VhostsHook | None = None,
 ) -> Topology:
     """Load a topology from files and directories. Raises ValidationError listing every problem."""
-    docs, problems = load_documents(paths, variables, environ, on_vhosts)
-    topology, build_problems = build_topology(docs)
+    with _gc_paused():
+        docs, problems = load_documents(paths, variables, environ, on_vhosts)
+        topology, build_problems = build_topology(docs)
     problems.extend(build_problems)
     if problems:
         raise ValidationError(problems)
