@@ -144,6 +144,15 @@ class ManagementClient:
                 f"cannot reach the RabbitMQ Management API at {self.display_url} ({_short(exc)})",
                 hint="is RabbitMQ running with the management plugin? set --url or TOPO_URL",
             ) from None
+        if response.content and "json" not in response.headers.get("content-type", ""):
+            # The Management API always answers JSON: anything else is another server (a wrong port or
+            # path), whose 404 must not be read as "this vhost does not exist".
+            raise BrokerError(
+                f"the server at {self.display_url} is not the RabbitMQ Management API "
+                f"(it answered {method} {path} with {response.status_code} and no JSON)",
+                hint="the Management API usually listens on port 15672; set --url or TOPO_URL",
+                status=response.status_code,
+            )
         if response.status_code == 404 and ok_missing:
             return None
         if response.status_code >= 400:
