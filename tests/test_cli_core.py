@@ -349,6 +349,24 @@ def test_unreachable_broker_through_topo_url(topo: Any, file: Any, monkeypatch: 
     result.assert_one_error("http://admin:***@127.0.0.1:")
 
 
+def test_a_server_that_is_not_rabbitmq(topo: Any, file: Any) -> None:
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://guest:{SECRET}@127.0.0.1:{server.server_address[1]}"
+        for args in (["plan", file(TOPOLOGY % "1m"), "--var", "VHOST=v"], ["export", "--vhost", "v"]):
+            result = topo(*args, "--url", url)
+            result.assert_one_error("is not the RabbitMQ Management API")
+            assert "Plan:" not in result.out  # not "create everything"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_wrong_password(topo: Any, file: Any, broker: Any, vhost: str) -> None:
     url = with_credentials(broker.url, "guest", SECRET)
     for args in (["plan", file(TOPOLOGY % "1m"), "--var", f"VHOST={vhost}"], ["export", "--vhost", vhost]):

@@ -131,3 +131,17 @@ def test_broker_reasons_in_plain_words(reason: str, message: str, hint: str | No
         assert got_hint is None
     else:
         assert got_hint is not None and hint in got_hint
+
+
+@pytest.mark.parametrize("status", [200, 404, 501])
+def test_a_server_that_answers_without_json_is_not_the_management_api(status: int) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=b"<html>hello</html>", headers={"content-type": "text/html"})
+
+    with ManagementClient(URL, transport=httpx.MockTransport(handler)) as client, pytest.raises(BrokerError) as info:
+        client.get("/vhosts/v", vhost="v", ok_missing=True)  # a 404 here must not mean "no such vhost"
+    assert info.value.message == (
+        "the server at http://alice:***@broker.example:15672 is not the RabbitMQ Management API "
+        f"(it answered GET /vhosts/v with {status} and no JSON)"
+    )
+    assert "15672" in (info.value.hint or "")
