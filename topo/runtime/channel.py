@@ -239,19 +239,33 @@ class Channel(ChannelMethods, Settling):
         The future fails with :class:`UnroutableError` (mandatory and returned), :class:`PublishNacked`,
         or the channel's error. After a lost connection it is sent again on the next one.
         """
-        self._check()
+        if properties is None:
+            return self.publish_encoded(exchange, routing_key, body, 0, b"", None, mandatory=mandatory)
+        flags, props = codec.encode_properties(properties)
+        return self.publish_encoded(
+            exchange, routing_key, body, flags, props, properties.message_id, mandatory=mandatory
+        )
+
+    def publish_encoded(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        flags: int,
+        props: bytes,
+        message_id: str | None,
+        *,
+        mandatory: bool = False,
+    ) -> asyncio.Future[None] | None:
+        """:meth:`publish_nowait` with the properties already encoded (see :func:`codec.encode_properties`)."""
+        if self._closed:
+            raise self.error or ClientClosed(f"channel {self.number} is closed")
         key = (exchange, routing_key, mandatory)
         head = self._publish_cache.get(key)
         if head is None:
             if len(self._publish_cache) > 512:
                 self._publish_cache.clear()
             head = self._publish_cache[key] = codec.publish_frame(self.number, exchange, routing_key, mandatory)
-        if properties is None:
-            flags, props = 0, b""
-            message_id = None
-        else:
-            flags, props = codec.encode_properties(properties)
-            message_id = properties.message_id
         data = head + codec.content_frames(self.number, body, flags, props, self.connection.frame_max)
         future = self._loop.create_future() if self.confirms else None
         pending = _Pending(data, message_id, future)

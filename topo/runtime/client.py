@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any
 
 from topo.model import Queue, Topology, VHost
+from topo.runtime import codec
 from topo.runtime.channel import Channel
 from topo.runtime.codec import Properties
 from topo.runtime.connection import Connection
@@ -31,6 +32,8 @@ __all__ = ["DEFAULT_AMQP_URL", "DEFAULT_PREFETCH", "Client", "Publisher", "conne
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 DEFAULT_PREFETCH = 100
+_ROUTING_HINT = "fix the routing key or the bindings, or pass check_routing=False"
+_MESSAGE_ID_FLAG = 1 << 7
 _BUILTIN = {"amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match"}
 
 
@@ -248,6 +251,7 @@ class Publisher:
         self._routes: dict[str, tuple[str | None, bool]] = {}  # routing key -> (drop reason, persistent)
         declared = client.vhost.exchanges.get(exchange)
         self._by_headers = declared is not None and declared.type == "headers"
+        self._prefixes: dict[tuple[str | None, int], tuple[int, bytes]] = {}
 
     def route(self, routing_key: str, headers: Mapping[str, Any] | None = None) -> tuple[str | None, bool]:
         """Offline: (the reason the declared layout drops the message or None, whether it is persistent)."""
@@ -289,7 +293,7 @@ class Publisher:
                 self.exchange,
                 routing_key,
                 reason,
-                hint="fix the routing key or the bindings, or pass check_routing=False",
+                hint=_ROUTING_HINT,
             )
         data, ctype = encode_body(body, content_type)
         props = properties if properties is not None else Properties(**fields)
@@ -322,12 +326,36 @@ class Publisher:
         publisher.flush()`` waits for all of them. Needs :meth:`Client.publishing_channel` opened first:
         use :meth:`publish` once, or ``await publisher.ready()``.
         """
-        data, props = self._properties(
-            routing_key, body, headers, check_routing, persistent, message_id, content_type, properties, fields
-        )
         channel = self.client._publishing
         if channel is None:
             raise ClientClosed("call `await publisher.ready()` (or publish once) before send()")
+        if properties is None and headers is None and not fields:
+            # the common case, without building a Properties: content type, delivery mode, message id
+            reason, durable = self.route(routing_key)
+            if reason is not None and (self.check_routing if check_routing is None else check_routing):
+                raise UnroutableError(self.exchange, routing_key, reason, hint=_ROUTING_HINT)
+            data, ctype = encode_body(body, content_type)
+            mode = 2 if (durable if persistent is None else persistent) else 1
+            prefix = self._prefixes.get((ctype, mode))
+            if prefix is None:
+                flags, encoded = codec.encode_properties(Properties(content_type=ctype, delivery_mode=mode))
+                prefix = self._prefixes[(ctype, mode)] = (flags | _MESSAGE_ID_FLAG, encoded)
+            mid = message_id or self.client.new_message_id()
+            raw = mid.encode()
+            future = channel.publish_encoded(
+                self.exchange,
+                routing_key,
+                data,
+                prefix[0],
+                prefix[1] + bytes((len(raw),)) + raw,
+                mid,
+                mandatory=True,
+            )
+            assert future is not None
+            return future
+        data, props = self._properties(
+            routing_key, body, headers, check_routing, persistent, message_id, content_type, properties, fields
+        )
         future = channel.publish_nowait(self.exchange, routing_key, data, props, mandatory=True)
         assert future is not None
         return future
