@@ -150,7 +150,10 @@ class Subscription:
     async def _work(self) -> None:
         try:
             async for message in self._stream:
-                await self._handle(message)
+                try:
+                    await self._handle(message)
+                except RuntimeClientError as exc:  # settling failed (connection lost...): the broker
+                    log.warning("could not settle a message of %r: %s", self.queue.name, exc)  # redelivers
         except ConsumerCancelled as exc:
             if not self._done.done():
                 self._done.set_exception(exc)
