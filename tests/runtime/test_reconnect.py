@@ -90,3 +90,55 @@ def test_50000_publishes_survive_a_node_restart(broker: Any, vhost: str, amqp_ur
             print(f"\n{N} publishes across a restart in {elapsed:.1f}s; {total - len(ids)} duplicates")
 
     run(main(), timeout=300)
+
+
+def test_forced_close_reconnects_and_rpc_recovers(vhost: str, amqp_url: str, mgmt: Any) -> None:
+    """The broker's Connection.Close 320 (an operator closing the connection): pending RPC calls fail
+    with ConnectionLost, then the client reconnects and both sides (reply consumer, server) work again."""
+    from urllib.parse import quote
+
+    from topo.runtime import ConnectionLost
+
+    topology = make_topology(vhost, queues=[Queue("rpc"), Queue("slow")])
+    run(declare(topology, vhost, amqp_url))
+
+    async def main() -> None:
+        async def slow(m: Message) -> str:
+            await asyncio.sleep(30)
+            return "late"
+
+        async with (
+            connect(topology, vhost=vhost, url=amqp_url, name="rpc-client") as client,
+            connect(topology, vhost=vhost, url=amqp_url, name="rpc-server") as server,
+        ):
+            await server.serve("rpc", lambda m: {"echo": m.json()})
+            await server.serve("slow", slow)
+            assert await client.rpc("rpc", 1) == {"echo": 1}
+            waiting = asyncio.ensure_future(client.rpc("slow", "x", timeout=20))
+            await asyncio.sleep(0.3)
+            names: list[str] = []
+            for _ in range(100):  # the Management API lists connections after a stats interval
+                names = [
+                    c["name"]
+                    for c in mgmt.get(f"/api/vhosts/{quote(vhost, safe='')}/connections").json()
+                    if c.get("client_properties", {}).get("connection_name") == "rpc-client"
+                ]
+                if names:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(names) == 1
+            mgmt.delete(f"/api/connections/{quote(names[0], safe='')}", headers={"X-Reason": "ops"})
+            try:
+                await waiting
+            except ConnectionLost:
+                pass
+            else:
+                raise AssertionError("the pending RPC call should fail with ConnectionLost")
+            for _ in range(100):
+                if client.connection.is_open and client.connection.reconnects == 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert client.connection.reconnects == 1
+            assert await client.rpc("rpc", 2, timeout=10) == {"echo": 2}
+
+    run(main())
