@@ -146,6 +146,7 @@ class Channel(ChannelMethods, Settling):
         self._next_tag = 1
         self._ready = True
         for pending in again:
+            pending.returned = None  # a return without its ack was for the lost session's copy
             self._write_publish(pending)
 
     def _on_session_lost(self, error: Exception) -> None:
