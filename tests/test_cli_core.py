@@ -330,6 +330,39 @@ def test_apply_asks_on_a_terminal(
         assert done.returncode == 1 and "Apply cancelled. Nothing was changed." in done.stdout
 
 
+def test_apply_of_many_changes_shows_a_progress_bar_on_a_terminal(
+    file: Any, broker: Any, vhost: str, mgmt: httpx.Client
+) -> None:
+    queues = "".join(f"      q{i}: {{bindings: [{{exchange: ex}}]}}\n" for i in range(12))
+    path = file("version: 1\nvhosts:\n  ${var:VHOST}:\n    exchanges: {ex: {type: fanout}}\n    queues:\n" + queues)
+    args = ["apply", path, "--var", f"VHOST={vhost}", "--url", broker.url, "--yes"]
+    main, secondary = pty.openpty()
+    chunks = []
+    with subprocess.Popen(
+        [sys.executable, "-c", "from topo.cli import main; main()", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        text=True,
+    ) as process:
+        os.close(secondary)
+        while True:  # read the terminal while topo writes to it
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: topo closed its end
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        stdout = process.stdout.read() if process.stdout else ""
+        code = process.wait(timeout=60)
+    os.close(main)
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert code == 0, terminal
+    assert "Applying" in terminal and "100%" in terminal
+    assert "Apply complete: 25 created" in stdout
+
+
 # -- broker errors: one line, a hint, exit 1, no password --------------------------------------------
 
 
