@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from topo.broker.amqp_probe import amqp_url_for
 from topo.errors import (
     AuthenticationFailed,
     BrokerError,
@@ -81,6 +82,7 @@ class ManagementClient:
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         verify: bool | str = True,
+        amqp_url: str | None = None,
     ) -> None:
         self.display_url = redact(url)
         try:
@@ -106,6 +108,9 @@ class ManagementClient:
         )
         self.requests = 0  # requests sent, for tests and benchmarks
         self.writes = 0  # PUT/POST/DELETE sent
+        # AMQP beside the API, for exact queue counts before a queue is dropped ("" turns that off)
+        self.amqp_url = amqp_url_for(url) if amqp_url is None else amqp_url
+        self.exact_counts = True  # False once an exact count could not be had over AMQP
 
     def close(self) -> None:
         self._http.close()

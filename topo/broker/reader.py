@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from topo.broker.amqp_probe import exact_usage
 from topo.broker.client import ManagementClient, enc
 from topo.model import Binding, Exchange, Policy, Queue, Topology, VHost
 
@@ -126,12 +127,24 @@ def read(client: ManagementClient, vhosts: Iterable[str]) -> Observed:
 def queue_usage(client: ManagementClient, vhost: str, queues: Iterable[str]) -> dict[str, tuple[int, int]]:
     """(messages, consumers) of each named queue; queues that do not exist are left out.
 
-    Both come from the Management API's statistics, which lag up to ~5 s behind the queue."""
+    The Management API's statistics (ready + unacknowledged messages) lag up to ~5 s behind the queue;
+    where AMQP answers (``client.amqp_url``), a passive declare adds the exact count at this instant, and
+    the larger of the two is kept. ``client.exact_counts`` says whether the exact count was had."""
+    names = list(queues)
     usage: dict[str, tuple[int, int]] = {}
-    for name in queues:
+    for name in names:
         info = client.get(f"/queues/{enc(vhost)}/{enc(name)}", vhost=vhost, ok_missing=True)
         if info is not None:
             usage[name] = (int(info.get("messages") or 0), int(info.get("consumers") or 0))
+    if client.amqp_url and usage:
+        overview = client.get("/overview", params={"columns": "cluster_name"}) or {}
+        exact = exact_usage(client.amqp_url, vhost, list(usage), cluster=overview.get("cluster_name"))
+        if exact is None:
+            client.exact_counts = False
+        else:
+            for name, (messages, consumers) in exact.items():
+                old_messages, old_consumers = usage.get(name, (0, 0))
+                usage[name] = (max(messages, old_messages), max(consumers, old_consumers))
     return usage
 
 

@@ -12,7 +12,16 @@ import click
 
 from topo.errors import TopoError, ValidationError
 
-__all__ = ["DEFAULT_AMQP_URL", "DEFAULT_URL", "cli", "echo_error", "run", "url_option", "vars_option"]
+__all__ = [
+    "DEFAULT_AMQP_URL",
+    "DEFAULT_URL",
+    "amqp_url_option",
+    "cli",
+    "echo_error",
+    "run",
+    "url_option",
+    "vars_option",
+]
 
 DEFAULT_URL = "http://guest:guest@localhost:15672"
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
@@ -37,6 +46,16 @@ def url_option(f: F) -> F:
         default=DEFAULT_URL,
         show_default="$TOPO_URL or http://guest:***@localhost:15672",
         help="Management API URL (credentials may be embedded).",
+    )(f)
+
+
+def amqp_url_option(f: F) -> F:
+    return click.option(
+        "--amqp-url",
+        envvar="TOPO_AMQP_URL",
+        default=None,
+        help="AMQP URL of the same broker, for exact queue counts before a queue is dropped "
+        "[default: $TOPO_AMQP_URL, or --url's host and credentials on port 5672].",
     )(f)
 
 

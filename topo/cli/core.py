@@ -14,7 +14,7 @@ from topo import engine
 from topo.broker.client import ManagementClient
 from topo.broker.reader import read
 from topo.broker.writer import check_safety
-from topo.cli.common import cli, url_option, vars_option
+from topo.cli.common import amqp_url_option, cli, url_option, vars_option
 from topo.errors import UsageError
 from topo.export import export_yaml
 from topo.loader import load
@@ -48,8 +48,8 @@ def _styler() -> Any:
 
 
 @contextmanager
-def _client(url: str) -> Iterator[ManagementClient]:
-    client = ManagementClient(url)
+def _client(url: str, amqp_url: str | None = None) -> Iterator[ManagementClient]:
+    client = ManagementClient(url, amqp_url=amqp_url)
     try:
         yield client
     finally:
@@ -84,6 +84,7 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
 @cli.command("plan")
 @_PATHS
 @url_option
+@amqp_url_option
 @_VHOST
 @vars_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
@@ -91,13 +92,14 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
 def plan_cmd(
     paths: tuple[str, ...],
     url: str,
+    amqp_url: str | None,
     vhosts: tuple[str, ...],
     variables: tuple[str, ...],
     fmt: str,
     detailed_exitcode: bool,
 ) -> int:
     """Show what apply would change on the broker."""
-    with _client(url) as client:
+    with _client(url, amqp_url) as client:
         _desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts)
     click.echo(_render(plan, fmt), nl=False)
     return 2 if detailed_exitcode and not plan.empty else 0
@@ -106,14 +108,20 @@ def plan_cmd(
 @cli.command("apply")
 @_PATHS
 @url_option
+@amqp_url_option
 @_VHOST
 @vars_option
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Apply without asking.")
 def apply_cmd(
-    paths: tuple[str, ...], url: str, vhosts: tuple[str, ...], variables: tuple[str, ...], assume_yes: bool
+    paths: tuple[str, ...],
+    url: str,
+    amqp_url: str | None,
+    vhosts: tuple[str, ...],
+    variables: tuple[str, ...],
+    assume_yes: bool,
 ) -> int:
     """Make the broker match the files (shows the plan, then asks)."""
-    with _client(url) as client:
+    with _client(url, amqp_url) as client:
         desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts)
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
