@@ -18,6 +18,7 @@ from typing import Any
 
 from topo.broker.client import ManagementClient, enc
 from topo.broker.reader import queue_usage
+from topo.definitions import binding_definition, exchange_definition, policy_definition, queue_definition
 from topo.errors import ApplyFailed, BrokerError, UnsafeChange
 from topo.model import Binding, Exchange, Policy, Queue, canonical_json
 from topo.plan.model import Change, Plan
@@ -28,40 +29,10 @@ Progress = Callable[[str, int], None]
 """Called with a short description and the number of changes it completes."""
 
 
-def exchange_definition(exchange: Exchange) -> dict[str, Any]:
-    return {
-        "name": exchange.name,
-        "type": exchange.type,
-        "durable": exchange.durable,
-        "auto_delete": exchange.auto_delete,
-        "internal": exchange.internal,
-        "arguments": dict(exchange.arguments),
-    }
-
-
-def queue_definition(queue: Queue) -> dict[str, Any]:
-    # The type is always explicit, classic too: a vhost's default queue type must not decide it.
-    arguments = {**queue.arguments, "x-queue-type": queue.type}
-    return {"name": queue.name, "durable": queue.durable, "auto_delete": queue.auto_delete, "arguments": arguments}
-
-
-def binding_definition(binding: Binding) -> dict[str, Any]:
-    return {
-        "source": binding.source,
-        "destination": binding.destination,
-        "destination_type": binding.destination_type,
-        "routing_key": binding.routing_key,
-        "arguments": dict(binding.arguments),
-    }
-
-
 def policy_body(policy: Policy) -> dict[str, Any]:
-    return {
-        "pattern": policy.pattern,
-        "definition": dict(policy.definition),
-        "priority": policy.priority,
-        "apply-to": policy.apply_to,
-    }
+    body = policy_definition(policy)
+    del body["name"]
+    return body
 
 
 def definitions_for(changes: list[Change]) -> dict[str, dict[str, list[dict[str, Any]]]]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from topo import __version__
 from topo.arguments import POLICY_KEYS, ArgSpec, queue_argument
+from topo.definitions import binding_definition, exchange_definition, policy_definition
 from topo.model import Binding, Exchange, Policy, Queue
 from topo.plan.model import Change, Plan, Resource
 from topo.units import format_duration, format_size
@@ -33,15 +34,8 @@ def resource_json(resource: Resource | None) -> Any:
     if resource is None:
         return None
     if isinstance(resource, Exchange):
-        return {
-            "name": resource.name,
-            "type": resource.type,
-            "durable": resource.durable,
-            "auto_delete": resource.auto_delete,
-            "internal": resource.internal,
-            "arguments": dict(resource.arguments),
-        }
-    if isinstance(resource, Queue):
+        return exchange_definition(resource)
+    if isinstance(resource, Queue):  # the type as a field of its own, as the plan compares it
         return {
             "name": resource.name,
             "type": resource.type,
@@ -50,21 +44,9 @@ def resource_json(resource: Resource | None) -> Any:
             "arguments": dict(resource.arguments),
         }
     if isinstance(resource, Binding):
-        return {
-            "source": resource.source,
-            "destination": resource.destination,
-            "destination_type": resource.destination_type,
-            "routing_key": resource.routing_key,
-            "arguments": dict(resource.arguments),
-        }
+        return binding_definition(resource)
     if isinstance(resource, Policy):
-        return {
-            "name": resource.name,
-            "pattern": resource.pattern,
-            "apply-to": resource.apply_to,
-            "priority": resource.priority,
-            "definition": dict(resource.definition),
-        }
+        return policy_definition(resource)
     return dict(resource)
 
 
