@@ -253,3 +253,19 @@ def test_acks_coalesce_only_over_settled_deliveries(amqp_url: str) -> None:
         await conn.close()
 
     run(main())
+
+
+def test_names_pamqp_would_refuse_work_on_the_broker(amqp_url: str) -> None:
+    async def main() -> None:
+        conn = await opened(amqp_url)
+        ch = await conn.channel(confirms=True)
+        name = "commandes-été/✓ [v2]"
+        await ch.exchange_declare("échange", "fanout")
+        await ch.queue_declare(name)
+        await ch.queue_bind(name, "échange")
+        await ch.publish("échange", "clé", b"ok", mandatory=True)
+        m = await ch.get(name, no_ack=True)
+        assert m is not None and m.body == b"ok" and m.exchange == "échange" and m.routing_key == "clé"
+        await conn.close()
+
+    run(main())
