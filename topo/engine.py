@@ -36,24 +36,34 @@ def load_and_plan(
     variables: Mapping[str, str] | None = None,
     only: Sequence[str] = (),
 ) -> tuple[Topology, Plan]:
-    """Load the files and plan against the broker, reading the broker *while* the files are validated.
+    """Load the files and plan against the broker, reading the broker *while* the files are loaded.
 
-    The vhost names are known as soon as the files are parsed; the broker read (mostly waiting on the
-    network) then runs in a thread beside schema validation and the build (CPU), so a large plan costs
-    about max(load, read) rather than their sum.
+    Each vhost is read as soon as the first file that declares it is parsed: the read (mostly waiting
+    on the broker) runs in a thread beside the parsing of the other files, schema validation and the
+    build (CPU), so a large plan costs about max(load, read) rather than their sum.
     """
-    pool = ThreadPoolExecutor(max_workers=1)
+    pool = ThreadPoolExecutor(max_workers=4)
     pending: list[Future[Observed]] = []
 
     def start_read(names: list[str]) -> None:
         wanted = [n for n in names if not only or n in only]
-        pending.append(pool.submit(read, client, wanted))
+        if wanted:
+            pending.append(pool.submit(read, client, wanted))
 
     try:
         desired = load(paths, variables, on_vhosts=start_read).only(only)
-        observed = pending[0].result() if pending else None
-        if observed is None or set(observed.topology.vhosts) | observed.missing != set(desired.vhosts):
-            observed = read(client, desired.vhosts)
+        observed = Observed(Topology())
+        for future in pending:
+            part = future.result()
+            observed.topology.vhosts.update(part.topology.vhosts)
+            observed.missing |= part.missing
+        rest = [n for n in desired.vhosts if n not in observed.topology.vhosts and n not in observed.missing]
+        if rest:  # not announced while loading (should not happen): read them now
+            part = read(client, rest)
+            observed.topology.vhosts.update(part.topology.vhosts)
+            observed.missing |= part.missing
+        observed.topology.vhosts = {n: v for n, v in observed.topology.vhosts.items() if n in desired.vhosts}
+        observed.missing &= set(desired.vhosts)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return desired, _plan_from(client, desired, observed)

@@ -25,17 +25,16 @@ PathLike = str | os.PathLike[str]
 
 
 VhostsHook = Callable[[list[str]], None]
-"""Called once every file is parsed, before validation, with the vhost names the files declare: lets
-a caller start reading those vhosts from the broker while the files are still being validated."""
+"""Called while the files are parsed, before validation, with the vhost names a file declares that no
+earlier file declared (so once per new name): lets a caller start reading those vhosts from the broker
+while the rest is still being parsed and validated."""
 
 
-def _declared_vhosts(docs: list[Document]) -> list[str]:
-    names: set[str] = set()
-    for doc in docs:
-        vhosts = doc.data.get("vhosts") if isinstance(doc.data, dict) else None
-        if isinstance(vhosts, dict):
-            names.update(name for name in vhosts if isinstance(name, str) and name)
-    return sorted(names)
+def _declared_vhosts(doc: Document) -> list[str]:
+    vhosts = doc.data.get("vhosts") if isinstance(doc.data, dict) else None
+    if not isinstance(vhosts, dict):
+        return []
+    return [name for name in vhosts if isinstance(name, str) and name]
 
 
 def load_documents(
@@ -50,13 +49,17 @@ def load_documents(
         paths = [paths]
     files, problems = discover(paths)
     docs: list[Document] = []
+    announced: set[str] = set()
     for file in files:
         doc, file_problems = read_document(file, variables or {}, environ)
         problems.extend(file_problems)
         if doc is not None:
             docs.append(doc)
-    if on_vhosts is not None:
-        on_vhosts(_declared_vhosts(docs))
+            if on_vhosts is not None:
+                new = sorted(set(_declared_vhosts(doc)) - announced)
+                if new:
+                    announced.update(new)
+                    on_vhosts(new)
     parsed: list[tuple[Document, set[Path_]]] = []
     for doc in docs:
         schema_problems, bad_paths = check_schema(doc)
