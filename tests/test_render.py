@@ -263,3 +263,24 @@ def test_policy_updates_show_values_as_the_files_write_them(
         Topology({"v": _vhost("v", policies=(Policy("p", ".*", definition=before),))}),
     )
     assert f"          {line}\n" in render_text(plan)
+
+
+def test_markdown_embeds_the_graph_of_what_the_plan_touches() -> None:
+    from topo.graph import render_mermaid
+    from topo.plan.diff import diff
+
+    desired = Topology(
+        {
+            "a": VHost("a", exchanges={"x": Exchange("x", "fanout")}, queues={"q": Queue("q")}),
+            "b": VHost("b", queues={"same": Queue("same")}),
+        }
+    )
+    observed = Topology({"a": VHost("a"), "b": VHost("b", queues={"same": Queue("same")})})
+    plan = diff(desired, observed)
+    touched = sorted({c.vhost for c in plan.changes})
+    assert touched == ["a"]
+    text = render_markdown(plan, graph=render_mermaid(desired, touched))
+    block = text.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert "vhost a" in block and "vhost b" not in block
+    assert "<summary>Graph of the vhosts this plan changes</summary>" in text
+    assert "```mermaid" not in render_markdown(diff(desired, desired), graph="flowchart LR")

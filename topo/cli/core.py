@@ -18,6 +18,7 @@ from topo.cli.common import amqp_url_option, cli, url_option, vars_option
 from topo.errors import UsageError
 from topo.export import export_yaml
 from topo.loader import load
+from topo.model import Topology
 from topo.plan.model import Action, Plan
 from topo.plan.render import render_json, render_markdown, render_text
 
@@ -56,11 +57,14 @@ def _client(url: str, amqp_url: str | None = None) -> Iterator[ManagementClient]
         client.close()
 
 
-def _render(plan: Plan, fmt: str) -> str:
+def _render(plan: Plan, fmt: str, desired: Topology) -> str:
     if fmt == "json":
         return render_json(plan)
     if fmt == "markdown":
-        return render_markdown(plan)
+        from topo.graph import render_mermaid
+
+        touched = sorted({change.vhost for change in plan.changes})
+        return render_markdown(plan, graph=render_mermaid(desired, touched) if touched else None)
     return render_text(plan, _styler())
 
 
@@ -100,8 +104,8 @@ def plan_cmd(
 ) -> int:
     """Show what apply would change on the broker."""
     with _client(url, amqp_url) as client:
-        _desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts)
-    click.echo(_render(plan, fmt), nl=False)
+        desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts)
+    click.echo(_render(plan, fmt, desired), nl=False)
     return 2 if detailed_exitcode and not plan.empty else 0
 
 

@@ -199,8 +199,9 @@ def render_json(plan: Plan) -> str:
     return json.dumps(plan_json(plan), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
 
 
-def render_markdown(plan: Plan) -> str:
-    """For a pull-request comment: summary first, the plan in a diff block, unmanaged in a fold."""
+def render_markdown(plan: Plan, graph: str | None = None) -> str:
+    """For a pull-request comment: summary first, the plan in a diff block, unmanaged in a fold, and
+    ``graph`` (a Mermaid chart of what the plan touches; GitHub draws it) in a fold of its own."""
     out = ["### topo plan", ""]
     out.append(f"**{summary_line(plan)}**")
     unsafe = plan.unsafe
@@ -230,4 +231,7 @@ def render_markdown(plan: Plan) -> str:
         out += ["", f"<details><summary>Not managed: {len(plan.unmanaged)} resource(s) no file declares</summary>", ""]
         out += [f"- `{u.address}`" for u in plan.unmanaged]
         out += ["", "</details>"]
+    if graph and not plan.empty:
+        out += ["", "<details><summary>Graph of the vhosts this plan changes</summary>", "", "```mermaid"]
+        out += [graph.rstrip("\n"), "```", "", "</details>"]
     return "\n".join(out) + "\n"
