@@ -8,28 +8,14 @@ from typing import Any
 
 import click
 
-from topo.cli.common import cli, vars_option
+from topo.cli.common import PATHS, cli, load_paths, vars_option
 from topo.errors import UsageError
 from topo.graph import render as render_graph
 from topo.lint import check_codes, lint
 from topo.lint.output import render as render_findings
-from topo.loader import load
-from topo.model import Topology
 from topo.routing import DeadLetter, RouteResult, route
 
 __all__ = ["graph_cmd", "lint_cmd", "parse_header", "render_route_text", "route_cmd"]
-
-_PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
-
-
-def _load(paths: tuple[str, ...], variables: tuple[str, ...]) -> Topology:
-    values = {}
-    for item in variables:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise UsageError(f"--var {item!r} is not NAME=VALUE", hint="e.g. --var ENV=prod")
-        values[name] = value
-    return load(paths, values)
 
 
 def parse_header(item: str) -> tuple[str, Any]:
@@ -104,7 +90,7 @@ def _dead_letter_lines(dead: DeadLetter, indent: str) -> list[str]:
 
 
 @cli.command("route")
-@_PATHS
+@PATHS
 @click.option("--vhost", required=True, metavar="NAME", help="The vhost the message is published in.")
 @click.option("--exchange", required=True, metavar="NAME", help='The exchange it is published to ("" = default).')
 @click.option("--routing-key", "routing_key", default="", show_default=True, metavar="KEY", help="Its routing key.")
@@ -135,7 +121,7 @@ def route_cmd(
     exchange-to-exchange bindings, alternate exchanges, internal exchanges). Exit code 0 when the
     message reaches a queue, 1 when it is dropped.
     """
-    topology = _load(paths, variables)
+    topology = load_paths(paths, variables)
     parsed = dict(parse_header(item) for item in headers)
     result = route(topology, vhost, exchange, routing_key, parsed or None, dead_letter=dead_letter)
     if fmt == "json":
@@ -149,7 +135,7 @@ def route_cmd(
 
 
 @cli.command("lint")
-@_PATHS
+@PATHS
 @click.option("--disable", "disabled", multiple=True, metavar="CODE", help="Do not run this rule (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True)
 @vars_option
@@ -160,7 +146,7 @@ def lint_cmd(paths: tuple[str, ...], disabled: tuple[str, ...], fmt: str, variab
     top-level `lint: {disable: [CODE]}`, or with the same key on a queue or exchange.
     """
     codes = check_codes(code for item in disabled for code in item.split(","))
-    topology = _load(paths, variables)
+    topology = load_paths(paths, variables)
     findings = lint(topology, disable=codes)
     click.echo(render_findings(findings, fmt), nl=False)
     return 1 if any(f.severity == "error" for f in findings) else 0
@@ -170,7 +156,7 @@ def lint_cmd(paths: tuple[str, ...], disabled: tuple[str, ...], fmt: str, variab
 
 
 @cli.command("graph")
-@_PATHS
+@PATHS
 @click.option("--vhost", "vhosts", multiple=True, metavar="NAME", help="Draw only this vhost (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "svg"]), required=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), help="Write to FILE, not stdout.")
@@ -182,7 +168,7 @@ def graph_cmd(
 
     mermaid renders in GitHub pull requests; dot is Graphviz's language; svg needs Graphviz's `dot`.
     """
-    topology = _load(paths, variables)
+    topology = load_paths(paths, variables)
     text = render_graph(topology, fmt, vhosts or None)
     if output:
         Path(output).write_text(text, encoding="utf-8")

@@ -10,14 +10,18 @@ from typing import Any, TypeVar
 
 import click
 
-from topo.errors import TopoError, ValidationError
+from topo.errors import TopoError, UsageError, ValidationError
+from topo.model import Topology
 
 __all__ = [
     "DEFAULT_AMQP_URL",
     "DEFAULT_URL",
+    "PATHS",
     "amqp_url_option",
     "cli",
     "echo_error",
+    "load_paths",
+    "parse_vars",
     "run",
     "url_option",
     "vars_option",
@@ -67,6 +71,28 @@ def vars_option(f: F) -> F:
         metavar="NAME=VALUE",
         help="Set ${var:NAME} for interpolation (repeatable).",
     )(f)
+
+
+PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+"""The topology files and directories every command that reads them takes."""
+
+
+def parse_vars(items: tuple[str, ...]) -> dict[str, str]:
+    """``--var NAME=VALUE`` options as a dict."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--var {item!r} is not NAME=VALUE", hint="e.g. --var ENV=prod")
+        out[name] = value
+    return out
+
+
+def load_paths(paths: tuple[str, ...], variables: tuple[str, ...]) -> Topology:
+    """The topology of the command's PATHS with its --var values (ValidationError when invalid)."""
+    from topo.loader import load
+
+    return load(paths, parse_vars(variables))
 
 
 def echo_error(exc: TopoError) -> None:

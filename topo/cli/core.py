@@ -14,28 +14,16 @@ from topo import engine
 from topo.broker.client import ManagementClient
 from topo.broker.reader import read
 from topo.broker.writer import check_safety
-from topo.cli.common import amqp_url_option, cli, url_option, vars_option
+from topo.cli.common import PATHS, amqp_url_option, cli, load_paths, parse_vars, url_option, vars_option
 from topo.errors import UsageError
 from topo.export import export_yaml
-from topo.loader import load
 from topo.model import Topology
 from topo.plan.model import Action, Plan
 from topo.plan.render import render_json, render_markdown, render_text
 
 __all__ = ["apply_cmd", "export_cmd", "plan_cmd", "validate_cmd"]
 
-_PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 _VHOST = click.option("--vhost", "vhosts", multiple=True, metavar="NAME", help="Limit to this vhost (repeatable).")
-
-
-def parse_vars(items: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise UsageError(f"--var {item!r} is not NAME=VALUE", hint="e.g. --var ENV=prod")
-        out[name] = value
-    return out
 
 
 def _styler() -> Any:
@@ -69,11 +57,11 @@ def _render(plan: Plan, fmt: str, desired: Topology) -> str:
 
 
 @cli.command("validate")
-@_PATHS
+@PATHS
 @vars_option
 def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
     """Check topology files against the schema and the rules; print every problem."""
-    topology = load(paths, parse_vars(variables))
+    topology = load_paths(paths, variables)
     counts = {"exchanges": 0, "queues": 0, "bindings": 0, "policies": 0}
     for vhost in topology.vhosts.values():
         counts["exchanges"] += len(vhost.exchanges)
@@ -86,7 +74,7 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
 
 
 @cli.command("plan")
-@_PATHS
+@PATHS
 @url_option
 @amqp_url_option
 @_VHOST
@@ -110,7 +98,7 @@ def plan_cmd(
 
 
 @cli.command("apply")
-@_PATHS
+@PATHS
 @url_option
 @amqp_url_option
 @_VHOST

@@ -17,13 +17,11 @@ from typing import Any
 
 import click
 
-from topo.cli.common import DEFAULT_AMQP_URL, cli, vars_option
+from topo.cli.common import DEFAULT_AMQP_URL, PATHS, cli, load_paths, vars_option
 from topo.errors import UsageError
-from topo.model import Topology
 
 __all__ = ["bench_cmd", "consume_cmd", "message_json", "publish_cmd"]
 
-_PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 _VHOST = click.option("--vhost", required=True, metavar="NAME", help="The vhost (declared in the topology).")
 _AMQP_URL = click.option(
     "--amqp-url",
@@ -32,18 +30,6 @@ _AMQP_URL = click.option(
     show_default="$TOPO_AMQP_URL or amqp://guest:***@localhost:5672/",
     help="AMQP URL (amqp:// or amqps://); its vhost is replaced by --vhost.",
 )
-
-
-def _load(paths: tuple[str, ...], variables: tuple[str, ...]) -> Topology:
-    from topo.loader import load
-
-    values = {}
-    for item in variables:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise UsageError(f"--var {item!r} is not NAME=VALUE", hint="e.g. --var ENV=prod")
-        values[name] = value
-    return load(paths, values)
 
 
 def _header_value(text: str) -> Any:
@@ -106,7 +92,7 @@ def message_json(message: Any) -> dict[str, Any]:
 
 
 @cli.command("publish")
-@_PATHS
+@PATHS
 @_VHOST
 @click.option("--exchange", required=True, help='Exchange to publish to ("" for the default exchange).')
 @click.option("--routing-key", default="", show_default=True, help="The routing key.")
@@ -140,7 +126,7 @@ def publish_cmd(
             content_type = "application/json"
         except ValueError:
             content_type = "text/plain; charset=utf-8"
-    topology = _load(paths, variables)
+    topology = load_paths(paths, variables)
     header_values = parse_headers(headers)
 
     from topo.runtime import connect
@@ -167,7 +153,7 @@ def publish_cmd(
 
 
 @cli.command("consume")
-@_PATHS
+@PATHS
 @_VHOST
 @click.option("--queue", required=True, help="The queue (declared in the topology).")
 @click.option("--count", type=int, help="Stop after N messages.")
@@ -188,7 +174,7 @@ def consume_cmd(
     variables: tuple[str, ...],
 ) -> int:
     """Print the queue's messages as JSON lines (acked, or requeued with --requeue)."""
-    topology = _load(paths, variables)
+    topology = load_paths(paths, variables)
     from topo.runtime import connect
 
     client = connect(topology, vhost=vhost, url=amqp_url, reconnect=False, name="topo consume")
@@ -214,7 +200,7 @@ def consume_cmd(
 
 
 @cli.command("bench")
-@_PATHS
+@PATHS
 @_VHOST
 @click.option("--exchange", required=True, help='Exchange to publish to ("" for the default exchange).')
 @click.option("--routing-key", default="", show_default=True)
@@ -237,7 +223,7 @@ def bench_cmd(
     variables: tuple[str, ...],
 ) -> int:
     """Publish N messages (confirmed, pipelined) through the declared layout, then consume them."""
-    topology = _load(paths, variables)
+    topology = load_paths(paths, variables)
     from topo.runtime import connect
 
     client = connect(topology, vhost=vhost, url=amqp_url, reconnect=False, name="topo bench")
