@@ -5,11 +5,15 @@ check must never call valid what jsonschema calls invalid)."""
 from __future__ import annotations
 
 import copy
+import os
 import random
+import re
+import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 import yaml
 
@@ -17,8 +21,66 @@ from topo.loader.fast_schema import compile_schema
 from topo.loader.schema_check import _validator
 from topo.schema import load_schema
 
+if TYPE_CHECKING:
+    from conftest import Broker
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHES = ROOT / "benches"
+
+
+# -- every benchmark at a tiny size ---------------------------------------------------------------
+
+_RATIO = re.compile(r"^ratio: .+ / .+ = \d+\.\d\dx", re.MULTILINE)
+
+
+def _run(script: str, *args: str, url: str | None = None) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("TOPO_BENCH_URL", None)
+    if url is not None:
+        env["TOPO_BENCH_URL"] = url
+    done = subprocess.run(
+        [sys.executable, str(BENCHES / script), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert _RATIO.search(done.stdout), f"{script} printed no ratio line:\n{done.stdout}"
+    return done.stdout
+
+
+def test_bench_load_runs() -> None:
+    out = _run("bench_load.py", "--queues", "30", "--repeat", "1")
+    assert "ratio: topo.load / yaml.load (CSafeLoader) = " in out
+
+
+def test_bench_plan_noop_runs(broker: Broker) -> None:
+    out = _run("bench_plan_noop.py", "--queues", "30", "--repeat", "2", url=broker.url)
+    assert "ratio: topo plan (CLI) / GET /api/definitions (httpx) = " in out
+    assert "time: load " in out and "time: read " in out and "time: diff " in out
+
+
+def test_bench_apply_cold_runs(broker: Broker) -> None:
+    out = _run("bench_apply_cold.py", "--queues", "20", "--repeat", "1", url=broker.url)
+    assert "ratio: topo apply (engine.apply) / POST /api/definitions (httpx) = " in out
+    assert "ratio: topo apply (engine.apply) / PUT/POST per resource (httpx) = " in out
+
+
+def test_run_all_runs_and_prints_the_table(broker: Broker, tmp_path: Path) -> None:
+    out = _run(
+        "run_all.py", "--only", "load", "--small", "--repeat", "1", "--json", str(tmp_path / "r.json"), url=broker.url
+    )
+    assert "| load | topo.load " in out and "RabbitMQ " in out
+    assert (tmp_path / "r.json").exists()
+
+
+def test_benches_leave_no_vhost_behind(broker: Broker, mgmt: httpx.Client) -> None:
+    _run("bench_plan_noop.py", "--queues", "5", "--repeat", "1", url=broker.url)
+    names = [v["name"] for v in mgmt.get("/api/vhosts").json()]
+    assert not [n for n in names if n.startswith("bench-")], names
 
 
 # -- the fast schema check against jsonschema -----------------------------------------------------

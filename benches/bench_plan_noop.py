@@ -1,0 +1,158 @@
+"""Benchmark 1: a no-op ``topo plan`` over a vhost of 10,000 queues and 10,000 bindings.
+
+Set-up (not timed): a fresh vhost gets the topology (10 topic exchanges, 10,000 classic queues with
+arguments, one binding each) through one ``POST /api/definitions/{vhost}``; the same topology is
+written as YAML files (``exchanges.yaml`` + one file per 1,000 queues), and the plan is checked to be
+"No changes." with nothing unmanaged.
+
+Measured, interleaved in each repetition:
+
+* **baseline**: one ``GET /api/definitions/{vhost}`` with httpx (new client, response fully read and
+  JSON-decoded): the least any tool must do to know the vhost's state;
+* **topo plan (CLI)**: ``topo.cli.common.run(["plan", DIR, "--url", URL])``, the exact code path of
+  the ``topo plan`` command (click, load, read, diff, render; output captured), in this process;
+* **breakdown**, by the library calls the command makes, one after the other: ``topo.load(DIR)``,
+  ``topo.broker.reader.read(client, vhosts)`` (of which: the two requests and JSON decoding, then
+  ``vhost_from_definitions`` turning the JSON into the model) and ``topo.plan.diff.diff``.
+
+Target: topo plan (CLI) / baseline <= 1.5x.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import io
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import (
+    Bench,
+    Spec,
+    arguments,
+    broker_url,
+    broker_versions,
+    create_vhost,
+    definitions_document,
+    delete_vhost,
+    enc,
+    post_definitions,
+    raw_client,
+    unique_vhost,
+    write_topology,
+)
+
+import topo
+from topo import engine
+from topo.broker.client import ManagementClient
+from topo.broker.reader import read, vhost_from_definitions
+from topo.cli import core as _commands  # registers `plan` and the other commands on the CLI
+from topo.cli.common import run
+from topo.plan.diff import diff
+
+BASELINE = "GET /api/definitions (httpx)"
+CLI = "topo plan (CLI)"
+
+
+def main() -> None:
+    assert _commands
+    args = arguments(__doc__.splitlines()[0], queues=10_000, repeat=5, small_queues=200)
+    bench = Bench("plan_noop", params={"queues": args.queues, "bindings": args.queues, "exchanges": 10})
+    bench.start()
+    with broker_url() as url, raw_client(url) as http, tempfile.TemporaryDirectory(prefix="topo-bench-") as tmp:
+        bench.context.update(broker_versions(http))
+        spec = Spec(vhost=unique_vhost("plan"), queues=args.queues)
+        files = write_topology(spec, Path(tmp))
+        create_vhost(http, spec.vhost)
+        try:
+            t0 = time.perf_counter()
+            post_definitions(http, spec.vhost, definitions_document(spec))
+            bench.note(
+                f"set-up: {spec.queues} queues + {spec.queues} bindings + {spec.exchanges} exchanges imported in "
+                f"{time.perf_counter() - t0:.1f} s (one POST /api/definitions); {len(files)} YAML files"
+            )
+            with ManagementClient(url) as client:
+                plan = engine.plan(client, topo.load(tmp))
+            assert plan.empty and not plan.unmanaged, f"not a no-op plan: {len(plan.changes)} changes"
+            for rep in range(args.repeat):
+                once(bench, url, tmp, spec.vhost, baseline_first=rep % 2 == 0)
+            bench.finish()
+            summarise(bench)
+            bench.dump(args.json)
+        finally:
+            delete_vhost(http, spec.vhost)
+
+
+def summarise(bench: Bench) -> None:
+    for label in bench.samples:
+        bench.report(label)
+    parts = ["load", "read", "diff"]
+    total = sum(bench.median(p) for p in parts)
+    bench.note(
+        "breakdown of the sum of medians (library calls in sequence): "
+        + ", ".join(f"{p} {bench.median(p) / total:.0%}" for p in parts)
+    )
+    bench.ratio(CLI, BASELINE, target=1.5)
+    bench.ratio("read", BASELINE)
+    sequential = [sum(each) for each in zip(*(bench.samples[p] for p in parts), strict=True)]
+    bench.samples["load + read + diff, one after the other"] = sequential
+    bench.ratio("load + read + diff, one after the other", BASELINE)
+
+
+def baseline(bench: Bench, url: str, vhost: str) -> Any:
+    """One GET of the vhost's definitions, fully read and decoded."""
+    gc.collect()
+    t0 = time.perf_counter()
+    with raw_client(url) as http:
+        response = http.get(f"/api/definitions/{enc(vhost)}")
+        response.raise_for_status()
+        definitions = response.json()
+    bench.add(BASELINE, time.perf_counter() - t0)
+    assert len(definitions["queues"]) >= 1
+    return definitions
+
+
+def cli(bench: Bench, url: str, directory: str) -> None:
+    """The `topo plan DIR --url URL` command, in this process."""
+    gc.collect()
+    out = io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(out):
+        code = run(["plan", directory, "--url", url])
+    bench.add(CLI, time.perf_counter() - t0)
+    assert code == 0 and "No changes." in out.getvalue(), out.getvalue()[-500:]
+
+
+def once(bench: Bench, url: str, directory: str, vhost: str, *, baseline_first: bool) -> None:
+    # the order alternates, so neither side always runs second (after the other warmed the broker)
+    if baseline_first:
+        definitions = baseline(bench, url, vhost)
+        cli(bench, url, directory)
+    else:
+        cli(bench, url, directory)
+        definitions = baseline(bench, url, vhost)
+
+    # breakdown through the library
+    gc.collect()
+    t0 = time.perf_counter()
+    desired = topo.load(directory)
+    t1 = time.perf_counter()
+    with ManagementClient(url) as client:
+        observed = read(client, desired.vhosts)
+    t2 = time.perf_counter()
+    plan = diff(desired, observed.topology)
+    t3 = time.perf_counter()
+    assert plan.empty
+    bench.add("load", t1 - t0)
+    bench.add("read", t2 - t1)
+    bench.add("diff", t3 - t2)
+    # the read's model building alone (on the baseline's decoded JSON)
+    t0 = time.perf_counter()
+    vhost_from_definitions(vhost, {}, definitions)
+    bench.add("  of read: JSON -> model", time.perf_counter() - t0)
+
+
+if __name__ == "__main__":
+    main()
