@@ -240,6 +240,9 @@ def test_rpc_over_direct_reply_to(topology: Topology, amqp_url: str, vhost: str)
         async with connect(topology, vhost=vhost, url=amqp_url) as client:
             with pytest.raises(RpcTimeout):
                 await client.rpc("rpc_queue", {"n": 1}, timeout=0.3)  # nobody serves yet
+            client.vhost.queues["ghost"] = Queue("ghost")  # declared in the files, not on the broker
+            with pytest.raises(UnroutableError, match="broker returned"):
+                await client.rpc("ghost", {"n": 1}, timeout=5)
             async with connect(topology, vhost=vhost, url=amqp_url) as server:
                 await server.serve("rpc_queue", fib)
                 await asyncio.sleep(0.5)  # let the expired request go
