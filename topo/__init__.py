@@ -45,4 +45,8 @@ def __getattr__(name: str) -> Any:
         from topo.runtime import connect
 
         return connect
+    if name == "connect_sync":
+        from topo.runtime import connect_sync
+
+        return connect_sync
     raise AttributeError(f"module 'topo' has no attribute {name!r}")
