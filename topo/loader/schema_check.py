@@ -5,16 +5,17 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 from functools import cache
-from typing import Any
-
-import jsonschema
-from jsonschema.exceptions import ValidationError as SchemaError
+from typing import TYPE_CHECKING, Any
 
 from topo.arguments import OPERATOR_POLICY_KEYS, POLICY_KEYS
 from topo.errors import Problem
 from topo.loader.fast_schema import Check, compile_schema
 from topo.loader.source import Document, Path_
 from topo.schema import load_schema
+
+if TYPE_CHECKING:  # jsonschema is imported on first use: only a document with problems needs it
+    import jsonschema
+    from jsonschema.exceptions import ValidationError as SchemaError
 
 __all__ = ["check_schema"]
 
@@ -26,6 +27,8 @@ def _fast_check() -> Check | None:
 
 @cache
 def _validator() -> jsonschema.protocols.Validator:
+    import jsonschema  # 60 ms of imports that a valid document never needs
+
     schema = load_schema()
     cls = jsonschema.validators.validator_for(schema)
     validator: jsonschema.protocols.Validator = cls(schema)
