@@ -11,6 +11,8 @@ Measured, interleaved in each repetition:
   JSON-decoded): the least any tool must do to know the vhost's state;
 * **topo plan (CLI)**: ``topo.cli.common.run(["plan", DIR, "--url", URL])``, the exact code path of
   the ``topo plan`` command (click, load, read, diff, render; output captured), in this process;
+* **topo plan (new process)**: the same command as a user types it, in a new Python process
+  (interpreter start-up and imports included; not the target's measure, reported beside it);
 * **breakdown**, by the library calls the command makes, one after the other: ``topo.load(DIR)``,
   ``topo.broker.reader.read(client, vhosts)`` (of which: the two requests and JSON decoding, then
   ``vhost_from_definitions`` turning the JSON into the model) and ``topo.plan.diff.diff``.
@@ -23,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -54,6 +58,7 @@ from topo.plan.diff import diff
 
 BASELINE = "GET /api/definitions (httpx)"
 CLI = "topo plan (CLI)"
+PROCESS = "topo plan (new process)"
 
 
 def main() -> None:
@@ -95,6 +100,7 @@ def summarise(bench: Bench) -> None:
         + ", ".join(f"{p} {bench.median(p) / total:.0%}" for p in parts)
     )
     bench.ratio(CLI, BASELINE, target=1.5)
+    bench.ratio(PROCESS, BASELINE)
     bench.ratio("read", BASELINE)
     sequential = [sum(each) for each in zip(*(bench.samples[p] for p in parts), strict=True)]
     bench.samples["load + read + diff, one after the other"] = sequential
@@ -125,6 +131,15 @@ def cli(bench: Bench, url: str, directory: str) -> None:
     assert code == 0 and "No changes." in out.getvalue(), out.getvalue()[-500:]
 
 
+def process(bench: Bench, url: str, directory: str) -> None:
+    """`topo plan DIR --url URL` as a user runs it: a new Python process (start-up and imports)."""
+    command = [sys.executable, "-c", "from topo.cli import main; main()", "plan", directory, "--url", url]
+    t0 = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    bench.add(PROCESS, time.perf_counter() - t0)
+    assert done.returncode == 0 and "No changes." in done.stdout, (done.stdout[-500:], done.stderr[-500:])
+
+
 def once(bench: Bench, url: str, directory: str, vhost: str, *, baseline_first: bool) -> None:
     # the order alternates, so neither side always runs second (after the other warmed the broker)
     if baseline_first:
@@ -133,6 +148,7 @@ def once(bench: Bench, url: str, directory: str, vhost: str, *, baseline_first: 
     else:
         cli(bench, url, directory)
         definitions = baseline(bench, url, vhost)
+    process(bench, url, directory)
 
     # breakdown through the library
     gc.collect()
