@@ -45,6 +45,8 @@ BindingKey = tuple[str, str, str, str, str]
 
 def canonical_json(value: Any) -> str:
     """A stable text form of a JSON value, used to compare and identify argument tables."""
+    if not value and isinstance(value, dict):
+        return "{}"  # most bindings: skip json.dumps
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -8,7 +8,6 @@ messages belong to a consumer (or a channel that got them), which the Management
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -41,6 +40,8 @@ async def _usage(
 
     params = replace(parse_url(amqp_url).with_vhost(vhost), connection_timeout=timeout, client_name="topo")
     connection = Connection(params, reconnect=False)
+    import asyncio
+
     await asyncio.wait_for(connection.open(), timeout)
     usage: dict[str, tuple[int, int]] = {}
     try:
@@ -68,6 +69,8 @@ def exact_usage(
     """(ready messages, consumers) of each named queue that exists, counted by the broker now; ``None``
     when AMQP cannot be reached, or when ``cluster`` is given and the broker answering there is another
     cluster (the caller then has only the Management API's statistics)."""
+    import asyncio  # here, not at import: most commands never probe
+
     names = list(queues)
     if not names:
         return {}
@@ -82,6 +85,8 @@ def exact_usage(
 def _run(
     amqp_url: str, vhost: str, names: list[str], timeout: float, cluster: str | None
 ) -> dict[str, tuple[int, int]] | None:
+    import asyncio
+
     try:
         return asyncio.run(_usage(amqp_url, vhost, names, timeout, cluster))
     except (OSError, TimeoutError, TopoError):

@@ -1,4 +1,5 @@
-"""The ``topo`` command line. Every command module registers itself on :data:`cli`.
+"""The ``topo`` command line. Every command module registers itself on :data:`cli` when imported; the
+group imports a command's module when that command runs (``COMMANDS`` in :mod:`topo.cli.common`).
 
 The one error boundary lives in :func:`main`: a :class:`~topo.errors.TopoError` becomes
 ``Error: <message>`` plus its hint and exit code 1; click's usage errors exit 1 too (2 means "changes"
@@ -21,6 +22,7 @@ _COMMAND_MODULES = ("topo.cli.core", "topo.cli.analyze", "topo.cli.runtime")
 
 
 def _register() -> None:
+    """Import every command module (for tests and tools that walk ``cli.commands``)."""
     for module in _COMMAND_MODULES:
         try:
             importlib.import_module(module)
@@ -30,7 +32,6 @@ def _register() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    _register()
     sys.exit(run(argv))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -33,7 +34,33 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+COMMANDS: dict[str, str] = {
+    "validate": "topo.cli.core",
+    "plan": "topo.cli.core",
+    "apply": "topo.cli.core",
+    "export": "topo.cli.core",
+    "route": "topo.cli.analyze",
+    "lint": "topo.cli.analyze",
+    "graph": "topo.cli.analyze",
+    "publish": "topo.cli.runtime",
+    "consume": "topo.cli.runtime",
+    "bench": "topo.cli.runtime",
+}
+"""Which module defines each command: a command's module is imported only when it runs (or for --help),
+so `topo plan` does not pay for the runtime's or the graph's imports."""
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(COMMANDS[cmd_name])  # registers its commands on `cli`
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(package_name="topo")
 @click.pass_context
