@@ -45,7 +45,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
-from topo.errors import TopoError
+from topo.errors import DevBrokerError, TopoError
 
 __all__ = [
     "DevBrokerError",
@@ -73,10 +73,6 @@ INSTALL_HINT = (
 
 # rabbitmqctl's own distribution listener uses 35672-35682 unless told otherwise: keep our nodes off it.
 _CTL_DIST_PORTS = range(35672, 35683)
-
-
-class DevBrokerError(TopoError):
-    """A private broker node could not be started, reached or stopped."""
 
 
 class _ExitedWhileStarting(DevBrokerError):

@@ -16,7 +16,10 @@ never a traceback unless ``--debug`` is given. Library users catch the same clas
     │   └── ApplyFailed             a write failed part-way through an apply
     ├── UnsafeChange                apply refused: a queue with messages would be deleted/replaced
     ├── NotConverged                after an apply, the broker still differs from the files
-    └── RuntimeClientError          the AMQP runtime (see topo.runtime.errors)
+    ├── GraphError                  `topo graph` could not render
+    │   └── GraphvizNotFound        --format svg without Graphviz's `dot`
+    ├── DevBrokerError              a private broker node (topo.devbroker) could not start or stop
+    └── RuntimeClientError          the AMQP runtime: its subtree is drawn in topo.runtime.errors
 
 Messages never contain passwords: URLs are shown through :func:`topo.urls.redact`.
 """
@@ -31,6 +34,9 @@ __all__ = [
     "AuthenticationFailed",
     "BrokerError",
     "BrokerUnreachable",
+    "DevBrokerError",
+    "GraphError",
+    "GraphvizNotFound",
     "NotConverged",
     "PermissionDenied",
     "Problem",
@@ -130,6 +136,18 @@ class UnsafeChange(TopoError):
 
 class NotConverged(TopoError):
     """After an apply, re-reading the broker still shows differences from the files."""
+
+
+class GraphError(TopoError):
+    """Graphviz failed to render the graph."""
+
+
+class GraphvizNotFound(GraphError):
+    """``--format svg`` needs Graphviz's ``dot`` program, which is not installed."""
+
+
+class DevBrokerError(TopoError):
+    """A private broker node could not be started, reached or stopped."""
 
 
 class RuntimeClientError(TopoError):

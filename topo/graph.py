@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from topo.errors import TopoError
+from topo.errors import GraphError, GraphvizNotFound
 from topo.model import Binding, Exchange, Topology, VHost
 from topo.routing import BUILTIN_EXCHANGES, dead_letter_target, effective_alternate_exchange
 
@@ -33,14 +33,6 @@ __all__ = [
 
 FORMATS = ("mermaid", "dot", "svg")
 EdgeKind = Literal["binding", "alternate-exchange", "dead-letter"]
-
-
-class GraphError(TopoError):
-    """Graphviz failed to render the graph."""
-
-
-class GraphvizNotFound(GraphError):
-    """``--format svg`` needs Graphviz's ``dot`` program, which is not installed."""
 
 
 @dataclass(frozen=True, slots=True)
