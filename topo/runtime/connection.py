@@ -7,7 +7,8 @@ backoff and jitter and each :class:`~topo.runtime.channel.Channel` restores itse
 confirm mode, QoS, consumers, and the publishes that were not confirmed).
 
 Writes are coalesced: frames are appended to a buffer that is flushed once per event-loop iteration, so
-a burst of publishes costs one system call.
+a burst of publishes costs few system calls; a buffer that grows past ``WRITE_CHUNK`` bytes in one
+iteration is written at once, so the broker works on the start of a long burst while the rest is built.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class Connection:
         self._session: Session | None = None
         self._channels: dict[int, Channel] = {}
         self._wbuf: list[bytes] = []
+        self._wsize = 0  # bytes in _wbuf
         self.retired: dict[str, int] = {}  # counters of closed channels
         self._ack_channels: list[Settling] = []  # channels with acks to write at the next flush
         self._flush_scheduled = False
@@ -174,10 +176,17 @@ class Connection:
 
     # -- writing --------------------------------------------------------------------------------------
 
+    # Bytes buffered in one loop iteration before they are written without waiting for the flush: a
+    # burst of thousands of publishes otherwise reaches the broker as one late write of megabytes.
+    WRITE_CHUNK = 64 * 1024
+
     def _send(self, data: bytes) -> None:
         """Queue frames for the current session; they go out with the next flush (same loop iteration)."""
         self._wbuf.append(data)
-        if not self._flush_scheduled:
+        self._wsize += len(data)
+        if self._wsize >= self.WRITE_CHUNK:
+            self._write_buffer()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
@@ -211,14 +220,18 @@ class Connection:
             for channel in channels:
                 channel._emit_acks()
         self._flush_scheduled = False
-        if not self._wbuf:
-            return
+        if self._wbuf:
+            self._write_buffer()
+
+    def _write_buffer(self) -> None:
         session = self._session
+        wbuf = self._wbuf
+        self._wsize = 0
         if session is None or session.transport is None or session.transport.is_closing():
-            self._wbuf.clear()
+            wbuf.clear()
             return
-        data = b"".join(self._wbuf) if len(self._wbuf) > 1 else self._wbuf[0]
-        self._wbuf.clear()
+        data = b"".join(wbuf) if len(wbuf) > 1 else wbuf[0]
+        wbuf.clear()
         session.transport.write(data)
         self._last_write = session.loop.time()
 
@@ -366,6 +379,7 @@ class Connection:
         self._session = None
         self._ready.clear()
         self._wbuf.clear()
+        self._wsize = 0
         self._writable.set()
         self.blocked = None
         self._unblocked.set()
