@@ -461,7 +461,7 @@ class _Builder:
                         "the default exchange cannot be bound to: it routes to the queue named by the key",
                         "publish to the default exchange with the queue's name as routing key instead",
                     )
-                elif binding.source not in known:
+                else:
                     self._ref_problem(
                         where,
                         binding.origin,
@@ -469,39 +469,48 @@ class _Builder:
                         "declare it under `exchanges:`",
                     )
             for queue in vhost.queues.values():
-                dlx = queue.dead_letter_exchange
-                if dlx and dlx not in known:
-                    origin, path = self.dlx_places.get(
-                        (vhost.name, queue.name),
-                        (queue.origin, str(Address("queue", vhost.name, queue.name)) + ".dead-letter-exchange"),
-                    )
-                    self._ref_problem(
-                        path,
-                        origin,
-                        f"dead-letter {_missing(dlx, vhost.name)}",
-                        "declare it, or dead letters are dropped",
-                    )
+                self._exchange_ref(
+                    vhost.name,
+                    known,
+                    Address("queue", vhost.name, queue.name),
+                    queue.dead_letter_exchange,
+                    queue.origin,
+                    self.dlx_places,
+                    "dead-letter",
+                    "declare it, or dead letters are dropped",
+                )
             for exchange in vhost.exchanges.values():
-                alt = exchange.alternate_exchange
-                if alt and alt not in known:
-                    origin, path = self.ae_places.get(
-                        (vhost.name, exchange.name),
-                        (exchange.origin, str(Address("exchange", vhost.name, exchange.name)) + ".alternate-exchange"),
-                    )
-                    self._ref_problem(
-                        path,
-                        origin,
-                        f"alternate {_missing(alt, vhost.name)}",
-                        "declare it, or unroutable messages are dropped",
-                    )
+                self._exchange_ref(
+                    vhost.name,
+                    known,
+                    Address("exchange", vhost.name, exchange.name),
+                    exchange.alternate_exchange,
+                    exchange.origin,
+                    self.ae_places,
+                    "alternate",
+                    "declare it, or unroutable messages are dropped",
+                )
+
+    def _exchange_ref(
+        self,
+        vhost: str,
+        known: set[str],
+        owner: Address,
+        target: str | None,
+        origin: Origin | None,
+        places: Mapping[tuple[str, str], tuple[Origin | None, str]],
+        role: str,
+        hint: str,
+    ) -> None:
+        """A dead-letter or alternate exchange that ``owner`` names must be declared in its vhost."""
+        if not target or target in known:
+            return
+        where, path = places.get((vhost, owner.name), (origin, f"{owner}.{role}-exchange"))
+        self._ref_problem(path, where, f"{role} {_missing(target, vhost)}", hint)
 
     def _ref_problem(self, path: str, origin: Origin | None, message: str, hint: str) -> None:
-        if origin is None:
-            self.problems.append(Problem(message, path=path, hint=hint))
-        else:
-            self.problems.append(
-                Problem(message, file=origin.file, line=origin.line, col=origin.col, path=path, hint=hint)
-            )
+        file, line, col = (origin.file, origin.line, origin.col) if origin else (None, None, None)
+        self.problems.append(Problem(message, file=file, line=line, col=col, path=path, hint=hint))
 
 
 def _missing(exchange: str, vhost: str) -> str:
