@@ -4,8 +4,11 @@
     python benches/runtime_bench.py --amqp-url amqp://guest:guest@localhost:5672/ -n 50000
     python benches/runtime_bench.py --memory 1000000      # RSS while 1,000,000 messages go through
 
-Every scenario: 256-byte persistent messages to a durable classic queue (fresh per scenario, purged
-after), publisher confirms on. Publishing: topo (``Publisher.send`` with a confirm window), aiormq
+Every scenario: 256-byte persistent messages to a durable queue (fresh per scenario, deleted after),
+publisher confirms on; the whole set runs once against a classic queue and once against a quorum queue
+(``--queue-type``). Publishing: topo (``Publisher.send`` with a confirm window), topo's low-level
+``Channel``, a raw client writing pre-marshalled frames (``raw_client.py``: the broker's ceiling for one
+publisher; once with aiormq's frames, once with topo's: ``mandatory`` and a ``message_id``), aiormq
 (pipelined: ``basic_publish`` calls gathered in batches, its fastest pattern), pika
 (``BlockingConnection`` + ``confirm_delivery``, one round trip per message: what most code does).
 Consuming: prefetch 200, one ack per message (topo ``client.consume`` vs aiormq ``basic_consume``).
@@ -26,6 +29,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from raw_client import raw_publish  # a sibling file; benches/ is not a package
 
 BODY = b"x" * 256
 PREFETCH = 200
@@ -50,13 +56,17 @@ def topology_for(vhost: str, queue: str) -> Any:
     return Topology({vhost: v})
 
 
+QUEUE_TYPES = ("classic", "quorum")
+QUEUE_TYPE = "classic"  # the type of the next reset_queue (set per pass by main)
+
+
 async def reset_queue(url: str, queue: str) -> None:
     from topo.runtime import Connection, parse_url
 
     conn = await Connection(parse_url(url), reconnect=False).open()
     ch = await conn.channel()
     await ch.queue_delete(queue)
-    await ch.queue_declare(queue, durable=True)
+    await ch.queue_declare(queue, durable=True, arguments={"x-queue-type": QUEUE_TYPE})
     await conn.close()
 
 
@@ -241,7 +251,42 @@ def broker(amqp_url: str | None) -> Iterator[str]:
             node.stop()
 
 
+PAIRS = {
+    "publish topo/aiormq": ("publish topo", "publish aiormq"),
+    "publish topo/pika": ("publish topo", "publish pika"),
+    "publish channel/aiormq": ("publish channel", "publish aiormq"),
+    "publish raw/aiormq": ("publish raw", "publish aiormq"),  # the most any client could show on this queue
+    "publish topo/raw": ("publish topo", "publish raw"),  # how close topo comes to the broker's ceiling
+    # the same frames as topo sends (mandatory, message_id): what is left is topo's own overhead
+    "publish topo/raw-as-topo": ("publish topo", "publish raw-as-topo"),
+    "consume topo/aiormq": ("consume topo", "consume aiormq"),
+}
+
+
+def run_rounds(scenarios: dict[str, Callable[[], float]], runs: int, label: str) -> dict[str, Any]:
+    """Every scenario once per round (a shared machine's load hits them alike); medians and ratios."""
+    rates: dict[str, list[float]] = {name: [] for name in scenarios}
+    for round_ in range(runs):
+        for name, fn in scenarios.items():
+            rates[name].append(fn())
+            print(f"{label} round {round_ + 1}: {name:16} {rates[name][-1]:>9,.0f} msg/s", flush=True)
+    results: dict[str, Any] = {}
+    for name, values in rates.items():
+        median = statistics.median(values)
+        results[name] = {"median": round(median), "runs": [round(r) for r in values]}
+        print(f"{label} {name:16} {median:>9,.0f} msg/s   runs: {', '.join(f'{r:,.0f}' for r in values)}")
+    results["ratios"] = {}
+    for pair, (a, b) in PAIRS.items():
+        if a in rates and b in rates:
+            per_round = [x / y for x, y in zip(rates[a], rates[b], strict=True)]
+            median = statistics.median(per_round)
+            results["ratios"][pair] = {"median": round(median, 2), "rounds": [round(r, 2) for r in per_round]}
+            print(f"{label} {pair:24} {median:5.2f}x   rounds: " + ", ".join(f"{r:.2f}" for r in per_round))
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
+    global QUEUE_TYPE
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--amqp-url", help="use this broker (default: start a private node)")
     parser.add_argument("-n", type=int, default=50_000, help="messages per publish/consume run")
@@ -250,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", type=int, default=0, metavar="N", help="also run N messages for memory")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--only", nargs="*", help="run only the scenarios whose name has one of these words")
+    parser.add_argument(
+        "--queue-type", nargs="+", choices=QUEUE_TYPES, default=list(QUEUE_TYPES), help="the durable queue's types"
+    )
     args = parser.parse_args(argv)
     queue = "bench"
     results: dict[str, Any] = {"n": args.n, "pika_n": args.pika_n, "python": sys.version.split()[0]}
@@ -260,55 +308,30 @@ def main(argv: list[str] | None = None) -> int:
 
         def run(coro_fn: Callable[[], Awaitable[float]]) -> float:
             asyncio.run(reset_queue(url, queue))
-            rate = asyncio.run(coro_fn())  # type: ignore[arg-type]
-            return rate
-
-        scenarios: dict[str, Callable[[], float]] = {
-            "publish topo": lambda: run(lambda: topo_publish(url, vhost, queue, args.n)),
-            "publish channel": lambda: run(lambda: channel_publish(url, vhost, queue, args.n)),
-            "publish aiormq": lambda: run(lambda: aiormq_publish(url, vhost, queue, args.n)),
-            "publish pika": lambda: (asyncio.run(reset_queue(url, queue)), pika_publish(url, queue, args.pika_n))[1],
-        }
+            return asyncio.run(coro_fn())  # type: ignore[arg-type]
 
         def consume_with(fn: Callable[[], Awaitable[float]]) -> float:
             asyncio.run(reset_queue(url, queue))
             asyncio.run(fill(url, vhost, queue, args.n))
             return asyncio.run(fn())  # type: ignore[arg-type]
 
-        scenarios["consume topo"] = lambda: consume_with(lambda: topo_consume(url, vhost, queue, args.n))
-        scenarios["consume aiormq"] = lambda: consume_with(lambda: aiormq_consume(url, vhost, queue, args.n))
+        scenarios: dict[str, Callable[[], float]] = {
+            "publish topo": lambda: run(lambda: topo_publish(url, vhost, queue, args.n)),
+            "publish channel": lambda: run(lambda: channel_publish(url, vhost, queue, args.n)),
+            "publish raw": lambda: run(lambda: raw_publish(url, queue, args.n, BODY)),
+            "publish raw-as-topo": lambda: run(lambda: raw_publish(url, queue, args.n, BODY, like_topo=True)),
+            "publish aiormq": lambda: run(lambda: aiormq_publish(url, vhost, queue, args.n)),
+            "publish pika": lambda: (asyncio.run(reset_queue(url, queue)), pika_publish(url, queue, args.pika_n))[1],
+            "consume topo": lambda: consume_with(lambda: topo_consume(url, vhost, queue, args.n)),
+            "consume aiormq": lambda: consume_with(lambda: aiormq_consume(url, vhost, queue, args.n)),
+        }
         if args.only:
             scenarios = {k: v for k, v in scenarios.items() if any(word in k for word in args.only)}
-        # Rounds: every scenario once per round, so the load of a shared machine hits them alike; the
-        # ratios are taken within each round, and their median reported.
-        rates: dict[str, list[float]] = {name: [] for name in scenarios}
-        for round_ in range(args.runs):
-            for name, fn in scenarios.items():
-                rates[name].append(fn())
-                print(f"round {round_ + 1}: {name:16} {rates[name][-1]:>9,.0f} msg/s", flush=True)
-        for name, values in rates.items():
-            median = statistics.median(values)
-            results[name] = {"median": round(median), "runs": [round(r) for r in values]}
-            print(f"{name:16} {median:>9,.0f} msg/s   runs: {', '.join(f'{r:,.0f}' for r in values)}", flush=True)
-        pairs = {
-            "publish topo/aiormq": ("publish topo", "publish aiormq"),
-            "publish topo/pika": ("publish topo", "publish pika"),
-            "publish channel/aiormq": ("publish channel", "publish aiormq"),
-            "consume topo/aiormq": ("consume topo", "consume aiormq"),
-        }
-        results["ratios"] = {}
-        for label, (a, b) in pairs.items():
-            if a in rates and b in rates:
-                per_round = [x / y for x, y in zip(rates[a], rates[b], strict=True)]
-                results["ratios"][label] = {
-                    "median": round(statistics.median(per_round), 2),
-                    "rounds": [round(r, 2) for r in per_round],
-                }
-                print(
-                    f"{label:24} {statistics.median(per_round):5.2f}x   rounds: "
-                    + ", ".join(f"{r:.2f}" for r in per_round)
-                )
+        for queue_type in args.queue_type:
+            QUEUE_TYPE = queue_type
+            results[queue_type] = run_rounds(scenarios, args.runs, f"[{queue_type}]")
         if args.memory:
+            QUEUE_TYPE = "classic"
             asyncio.run(reset_queue(url, queue))
             samples = asyncio.run(memory_run(url, vhost, queue, args.memory))
             results["memory_mb"] = [(n, round(mb, 1)) for n, mb in samples]

@@ -23,8 +23,11 @@ def test_runtime_bench_runs(amqp_url: str, tmp_path: Path, capsys: pytest.Captur
                         "--memory", "2000", "--json", str(out)])  # fmt: skip
     assert code == 0
     results = json.loads(out.read_text())
-    assert set(results["ratios"]) == {
-        "publish topo/aiormq", "publish topo/pika", "publish channel/aiormq", "consume topo/aiormq"
-    }  # fmt: skip
+    for queue_type in ("classic", "quorum"):
+        assert set(results[queue_type]["ratios"]) == {
+            "publish topo/aiormq", "publish topo/pika", "publish channel/aiormq", "publish raw/aiormq",
+            "publish topo/raw", "publish topo/raw-as-topo", "consume topo/aiormq",
+        }  # fmt: skip
+        assert results[queue_type]["publish raw"]["median"] > 0
     assert len(results["memory_mb"]) == 20
-    assert "consume topo/aiormq" in capsys.readouterr().out
+    assert "[quorum] consume topo/aiormq" in capsys.readouterr().out
