@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from topo.broker.client import ManagementClient
 from topo.broker.reader import Observed, queue_message_counts, read
-from topo.broker.writer import Progress, execute
+from topo.broker.writer import Progress, doomed_queue_warning, execute
 from topo.errors import NotConverged
 from topo.loader import load
 from topo.model import Topology
@@ -90,7 +90,14 @@ def _plan_from(client: ManagementClient, desired: Topology, observed: Observed) 
             for name, count in queue_message_counts(client, vhost, names).items()
         }
         result.changes = [
-            replace(c, messages=counts.get((c.vhost, c.address.name), 0)) if c in doomed else c for c in result.changes
+            replace(
+                c,
+                messages=counts.get((c.vhost, c.address.name), 0),
+                warnings=c.warnings + doomed_queue_warning(c, client.exact_counts),
+            )
+            if c in doomed
+            else c
+            for c in result.changes
         ]
     return result
 

@@ -4,7 +4,9 @@ Order: vhosts (and their limits), binding deletions, queue/exchange deletions fo
 every exchange, queue and binding to create in one ``POST /api/definitions/{vhost}`` per vhost (the
 broker's own bulk path; only creates go there, since an import silently keeps an existing queue's
 arguments), then policies and operator policies. A queue that holds messages is never deleted: the
-plan refuses first, and a classic queue is deleted with ``if-empty`` so the broker refuses too.
+plan refuses first, and a classic queue is deleted with ``if-empty`` so the broker refuses too (quorum
+queues have no such guard: they are dropped only on an exact count taken just before; streams, which
+cannot be counted exactly, are never dropped).
 
 A failure part-way raises :class:`~topo.errors.ApplyFailed`; what was done stays done, and the next
 apply converges from there (every step is idempotent on a re-plan).
@@ -23,7 +25,7 @@ from topo.errors import ApplyFailed, BrokerError, UnsafeChange
 from topo.model import Binding, Exchange, Policy, Queue, canonical_json
 from topo.plan.model import Change, Plan
 
-__all__ = ["Progress", "check_safety", "definitions_for", "execute"]
+__all__ = ["Progress", "check_safety", "definitions_for", "doomed_queue_warning", "execute"]
 
 Progress = Callable[[str, int], None]
 """Called with a short description and the number of changes it completes."""
@@ -53,21 +55,56 @@ def definitions_for(changes: list[Change]) -> dict[str, dict[str, list[dict[str,
     return dict(docs)
 
 
+INEXACT_COUNT = (
+    "this count comes from the Management API's statistics, which lag up to ~5 s: AMQP did not answer "
+    "for this broker (see --amqp-url)"
+)
+UNCOUNTABLE_STREAM = (
+    "a stream's messages cannot be counted exactly (over AMQP RabbitMQ answers 0 for a stream; the "
+    "statistics lag up to ~5 s), so apply will refuse to drop it"
+)
+_STREAM_HINT = (
+    "delete the stream yourself once its messages may go, then apply; x-max-age and x-max-length-bytes "
+    "can also change through a policy, without replacing the stream"
+)
+
+
+def _queue_type(change: Change) -> str:
+    return change.before.type if isinstance(change.before, Queue) else "classic"
+
+
+def doomed_queue_warning(change: Change, exact: bool) -> tuple[str, ...]:
+    """What a plan says of a queue it would drop, beside its message count."""
+    if _queue_type(change) == "stream":
+        return (UNCOUNTABLE_STREAM,)
+    return () if exact else (INEXACT_COUNT,)
+
+
 def check_safety(client: ManagementClient, plan: Plan) -> None:
     """Refuse (before any write) a plan that would drop a queue holding messages, counting afresh; and one
-    that would delete a queue in use, which RabbitMQ refuses (apply would stop half-way)."""
-    doomed: dict[str, list[str]] = defaultdict(list)
+    that would delete a queue in use, which RabbitMQ refuses (apply would stop half-way).
+
+    Without an exact count (AMQP unreachable), only classic queues may be dropped: their delete carries
+    ``if-empty``, so the broker itself refuses one that filled up since the lagging statistics were read.
+    Quorum queues have no such guard, so they are refused rather than risked; streams are always refused
+    (no exact count exists for them, and they keep messages after they are read)."""
+    doomed: dict[str, dict[str, str]] = defaultdict(dict)
     for change in plan.changes:
         if change.kind == "queue" and change.action in ("replace", "delete"):
-            doomed[change.vhost].append(change.address.name)
-    problems, busy = [], []
+            doomed[change.vhost][change.address.name] = _queue_type(change)
+    problems, busy, unguarded, streams = [], [], [], []
+    client.exact_counts = True  # this count's own verdict, not an earlier one's
     for vhost, names in sorted(doomed.items()):
         for name, (count, consumers) in sorted(queue_usage(client, vhost, names).items()):
+            where = f"queue {name!r} in vhost {vhost!r}"
             if count:
-                problems.append(f"queue {name!r} in vhost {vhost!r} holds {count} message{'s' if count != 1 else ''}")
+                problems.append(f"{where} holds {count} message{'s' if count != 1 else ''}")
             if consumers:
-                plural = "s" if consumers != 1 else ""
-                busy.append(f"queue {name!r} in vhost {vhost!r} has {consumers} consumer{plural}")
+                busy.append(f"{where} has {consumers} consumer{'s' if consumers != 1 else ''}")
+            if names[name] == "stream":
+                streams.append(f"stream {where}")
+            elif not client.exact_counts and names[name] != "classic":
+                unguarded.append(f"{names[name]} {where}")
     if problems:
         raise UnsafeChange(
             "refusing to replace or delete a queue that holds messages: " + "; ".join(problems),
@@ -77,6 +114,16 @@ def check_safety(client: ManagementClient, plan: Plan) -> None:
         raise UnsafeChange(
             "refusing to replace or delete a queue that is in use: " + "; ".join(busy),
             hint="stop its consumers first: RabbitMQ refuses to delete a queue in use",
+        )
+    if streams:
+        raise UnsafeChange("refusing to replace a stream, whose messages cannot be counted exactly: "
+                           + "; ".join(streams), hint=_STREAM_HINT)  # fmt: skip
+    if unguarded:
+        raise UnsafeChange(
+            "refusing to replace or delete a queue without an exact message count: " + "; ".join(unguarded),
+            hint="topo counts over AMQP, which did not answer for this broker; give --amqp-url (or "
+            "$TOPO_AMQP_URL). The Management API's statistics lag up to ~5 s, and RabbitMQ cannot refuse "
+            "to delete a non-empty quorum queue (no if-empty), so messages published meanwhile would be lost",
         )
 
 
@@ -149,9 +196,9 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
             if change.action != "replace":
                 continue
             if isinstance(change.before, Queue):
-                params = {"if-unused": "true"}
-                if change.before.type == "classic":
-                    params["if-empty"] = "true"
+                # The broker's own guards, where it has them: RabbitMQ refuses if-unused on a quorum queue
+                # (and ignores both on a stream), so those rely on the exact count just taken.
+                params = {"if-unused": "true", "if-empty": "true"} if change.before.type == "classic" else {}
                 path = f"/queues/{enc(change.vhost)}/{enc(change.address.name)}"
                 client.delete(path, params=params, vhost=change.vhost, ok_missing=True)
                 dropped.append((change.vhost, f"{change.kind} {change.address}"))
