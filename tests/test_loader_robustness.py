@@ -32,6 +32,10 @@ def problems_of(file: Path) -> list[Problem]:
     raise AssertionError("expected a ValidationError")
 
 
+LAUGHS = "version: 1\nx-a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"x-{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)
+)  # nine levels of ten: a billion values from 462 bytes
+
 NASTY: dict[str, str | bytes] = {
     "top-level-list": "- a\n- b\n",
     "top-level-scalar": "hello\n",
@@ -71,6 +75,7 @@ NASTY: dict[str, str | bytes] = {
     "alias-contains-itself": "version: 1\nvhosts: &a\n  v: *a\n",
     "alias-list-contains-itself": "version: 1\nvhosts:\n  v:\n    tags: &t [a, *t]\n",
     "undefined-alias": "version: 1\nvhosts: *nope\n",
+    "billion-laughs": LAUGHS,
     "deep-nesting": "version: 1\nvhosts: " + "[" * 3000 + "]" * 3000 + "\n",
     "binary-value": HEAD + "    queues:\n      q: {arguments: {x-blob: !!binary aGVsbG8=}}\n",
     "nan": HEAD + "    queues:\n      q: {arguments: {x-weight: .nan}}\n",
@@ -122,6 +127,7 @@ def test_nasty_input_gives_problems_never_a_crash(tmp_path: Path, name: str) -> 
         ("not-utf8", "not a UTF-8 text file (byte 0xe9 at offset 20)"),
         ("nul-byte", "invalid YAML: character U+0000 is not allowed"),
         ("undefined-alias", "invalid YAML: found undefined alias"),
+        ("billion-laughs", "its aliases expand to more than 100,"),
         ("only-document-markers", "the file is empty"),
     ],
 )
@@ -236,3 +242,18 @@ def test_odd_values_under_structural_keys_everywhere(tmp_path: Path) -> None:
                 _get(document, path)[key] = value
                 _try_load(tmp_path / "t.yaml", f"{'.'.join(map(str, path))}.{key}={value!r}", document, failures)
     assert not failures, "\n".join(failures[:20])
+
+
+def test_merge_keys_on_every_queue_stay_within_the_alias_budget(tmp_path: Path) -> None:
+    # The common, legitimate use of aliases: one block of defaults merged into many queues.
+    queues = "".join(f"      q{i}: {{<<: *defaults, max-length: {i + 1}}}\n" for i in range(1, 3000))
+    text = (
+        "version: 1\nvhosts:\n  v:\n    exchanges:\n      dlx: {type: fanout}\n    queues:\n"
+        "      q0: &defaults\n        durable: true\n        message-ttl: 60s\n        dead-letter-exchange: dlx\n"
+        "        arguments: {x-overflow: reject-publish, x-queue-mode: lazy}\n" + queues
+    )
+    file = tmp_path / "t.yaml"
+    file.write_text(text, encoding="utf-8")
+    topology = load(file, {}, environ={})
+    assert len(topology.vhosts["v"].queues) == 3000
+    assert topology.vhosts["v"].queues["q7"].arguments["x-overflow"] == "reject-publish"

@@ -118,11 +118,39 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[
     return unique, problems
 
 
+# Aliases share one node, and building copies it at every use: `a: &a [x, x]`, `b: &b [*a, *a]`, ... nine
+# levels deep is a billion values from a few hundred bytes. Building stops past this many values for
+# each value written in the file (plus a floor, so that a small file may use its aliases freely).
+ALIAS_EXPANSION = 10
+ALIAS_FLOOR = 100_000
+
+
+class _TooManyValues(Exception):
+    pass
+
+
+def _distinct_nodes(root: yaml.Node) -> int:
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack += (key, value)
+    return len(seen)
+
+
 class _Builder:
     """Turns a composed YAML node tree into plain values, recording positions and interpolating."""
 
-    def __init__(self, file: str, variables: Mapping[str, str], environ: Mapping[str, str]) -> None:
+    def __init__(self, file: str, variables: Mapping[str, str], environ: Mapping[str, str], budget: int) -> None:
         self.doc = Document(file, None)
+        self.budget = budget  # values left to build before the aliases count as a bomb
         self.variables = variables
         self.environ = environ
         self.problems: list[Problem] = []
@@ -132,6 +160,9 @@ class _Builder:
         self._own_keys: dict[int, set[int]] = {}  # mapping node -> its own key nodes (not merged in)
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _TooManyValues
         self.doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
             if id(node) in self._open:  # `a: &x {b: *x}`: an alias inside the collection it names
@@ -360,9 +391,22 @@ def read_document(
                 hint="split the documents into separate files",
             )
         ]
-    builder = _Builder(name, variables, environ if environ is not None else os.environ)
+    written = _distinct_nodes(nodes[0])
+    budget = ALIAS_FLOOR + ALIAS_EXPANSION * written
+    builder = _Builder(name, variables, environ if environ is not None else os.environ, budget)
     try:
         builder.doc.data = builder.build(nodes[0], ())
     except RecursionError:
         return None, [Problem("the document is nested too deeply to read", file=name, line=1, col=1)]
+    except _TooManyValues:
+        return None, [
+            Problem(
+                f"its aliases expand to more than {budget:,} values, from {written:,} written in the file",
+                file=name,
+                line=1,
+                col=1,
+                hint=f"topo reads at most {ALIAS_EXPANSION} times the values written (plus {ALIAS_FLOOR:,}): "
+                "an alias that repeats aliases that repeat aliases multiplies; use fewer levels",
+            )
+        ]
     return builder.doc, builder.problems
