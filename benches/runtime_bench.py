@@ -269,19 +269,19 @@ def run_rounds(scenarios: dict[str, Callable[[], float]], runs: int, label: str)
     for round_ in range(runs):
         for name, fn in scenarios.items():
             rates[name].append(fn())
-            print(f"{label} round {round_ + 1}: {name:16} {rates[name][-1]:>9,.0f} msg/s", flush=True)
+            print(f"{label} round {round_ + 1}: {name:19} {rates[name][-1]:>9,.0f} msg/s", flush=True)
     results: dict[str, Any] = {}
     for name, values in rates.items():
         median = statistics.median(values)
         results[name] = {"median": round(median), "runs": [round(r) for r in values]}
-        print(f"{label} {name:16} {median:>9,.0f} msg/s   runs: {', '.join(f'{r:,.0f}' for r in values)}")
+        print(f"{label} {name:19} {median:>9,.0f} msg/s   runs: {', '.join(f'{r:,.0f}' for r in values)}")
     results["ratios"] = {}
     for pair, (a, b) in PAIRS.items():
         if a in rates and b in rates:
             per_round = [x / y for x, y in zip(rates[a], rates[b], strict=True)]
             median = statistics.median(per_round)
             results["ratios"][pair] = {"median": round(median, 2), "rounds": [round(r, 2) for r in per_round]}
-            print(f"{label} {pair:24} {median:5.2f}x   rounds: " + ", ".join(f"{r:.2f}" for r in per_round))
+            print(f"{label} {pair:26} {median:5.2f}x   rounds: " + ", ".join(f"{r:.2f}" for r in per_round))
     return results
 
 
