@@ -160,6 +160,12 @@ def publish_cmd(
 @click.option("--timeout", type=float, default=None, help="Stop when no message came for this many seconds.")
 @click.option("--requeue", is_flag=True, help="Put the messages back (nack with requeue) instead of acking.")
 @click.option("--prefetch", type=int, help="Prefetch (default: the queue's declared prefetch).")
+@click.option(
+    "--offset",
+    metavar="WHERE",
+    help="For a stream: first, last, next (the default), an offset (0, 1, ...), an ISO date-time, or an "
+    "interval such as 1h or 7D.",
+)
 @_AMQP_URL
 @vars_option
 def consume_cmd(
@@ -170,6 +176,7 @@ def consume_cmd(
     timeout: float | None,
     requeue: bool,
     prefetch: int | None,
+    offset: str | None,
     amqp_url: str,
     variables: tuple[str, ...],
 ) -> int:
@@ -178,7 +185,14 @@ def consume_cmd(
     from topo.runtime import connect
 
     client = connect(topology, vhost=vhost, url=amqp_url, reconnect=False, name="topo consume")
-    stream = client.consume(queue, prefetch=prefetch if prefetch is not None else (count or None))
+    if requeue and client.queue(queue).type == "stream":
+        raise UsageError(
+            f"--requeue does not apply to stream {queue!r}: a stream keeps its messages when they are read",
+            hint="leave --requeue out; read the stream again with --offset",
+        )
+    stream = client.consume(
+        queue, prefetch=prefetch if prefetch is not None else (count or None), offset=_stream_offset(offset)
+    )
 
     async def go() -> int:
         seen = 0
@@ -197,6 +211,23 @@ def consume_cmd(
 
     asyncio.run(go())
     return 0
+
+
+def _stream_offset(text: str | None) -> str | int | dt.datetime | None:
+    """``--offset``: digits are an offset, an ISO date-time a timestamp; the rest is checked by the client."""
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if "-" in text[1:] or "T" in text:
+        try:
+            return dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise UsageError(
+                f"--offset {text!r} is not a date-time", hint="write it as 2026-11-22T10:00:00 (ISO 8601)"
+            ) from None
+    return text
 
 
 @cli.command("bench")

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import itertools
 import json
 import os
+import re
 import secrets
 import ssl
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any
 
+from topo.errors import UsageError
 from topo.model import Queue, Topology, VHost
 from topo.runtime import codec
 from topo.runtime.channel import Channel
@@ -179,12 +182,34 @@ class Client:
 
     # -- consuming and RPC (implemented in topo.runtime.consume) --------------------------------------------
 
-    def consume(self, queue: str, *, prefetch: int | None = None, no_ack: bool = False) -> Any:
-        """An async context manager and iterator of the queue's messages (manual acks, declared prefetch)."""
+    def consume(
+        self,
+        queue: str,
+        *,
+        prefetch: int | None = None,
+        no_ack: bool = False,
+        offset: StreamOffset | None = None,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """An async context manager and iterator of the queue's messages (manual acks, declared prefetch).
+
+        ``offset``, for a stream only: where to start reading: ``"first"``, ``"last"``, ``"next"`` (the
+        broker's default: only messages published from now on), an offset (``int``, from 0), a
+        ``datetime``, or an interval such as ``"1h"`` (``x-stream-offset``). ``arguments`` are other
+        consumer arguments (``x-priority``...).
+        """
         from topo.runtime.consume import MessageStream
 
         declared = self.queue(queue)
-        return MessageStream(self, declared.name, self._prefetch(declared, prefetch), no_ack=no_ack)
+        consumer_arguments = _consumer_arguments(declared, offset, arguments, no_ack)
+        return MessageStream(
+            self,
+            declared.name,
+            self._prefetch(declared, prefetch),
+            no_ack=no_ack,
+            arguments=consumer_arguments,
+            stream=declared.type == "stream",
+        )
 
     async def subscribe(
         self,
@@ -193,13 +218,21 @@ class Client:
         *,
         prefetch: int | None = None,
         concurrency: int = 1,
+        offset: StreamOffset | None = None,
+        arguments: Mapping[str, Any] | None = None,
     ) -> Any:
         """Run ``handler`` for each message: ack on success; on an exception, retry per the queue's retry
-        policy, else reject to its dead-letter exchange, else requeue. Returns a :class:`Subscription`."""
+        policy, else reject to its dead-letter exchange, else requeue. Returns a :class:`Subscription`.
+
+        ``offset`` and ``arguments``: as for :meth:`consume`. A stream keeps every message: one whose
+        handler failed is not delivered again (read the stream again from its offset)."""
         from topo.runtime.consume import Subscription
 
         declared = self.queue(queue)
-        subscription = Subscription(self, declared, handler, self._prefetch(declared, prefetch), concurrency)
+        consumer_arguments = _consumer_arguments(declared, offset, arguments, False)
+        subscription = Subscription(
+            self, declared, handler, self._prefetch(declared, prefetch), concurrency, arguments=consumer_arguments
+        )
         await subscription.start()
         self._closers.append(subscription.cancel)
         return subscription
@@ -401,3 +434,33 @@ class Publisher:
             if not (conn._unblocked.is_set() and conn._writable.is_set()):
                 await conn.wait_publishable()
             await channel.wait_outstanding(at_most)
+
+
+StreamOffset = str | int | datetime.datetime
+_NAMED_OFFSETS = ("first", "last", "next")
+_INTERVAL = re.compile(r"[0-9]+[YMDhms]")  # RabbitMQ's x-stream-offset intervals: 7D, 1h, 30s...
+
+
+def _consumer_arguments(
+    queue: Queue, offset: StreamOffset | None, arguments: Mapping[str, Any] | None, no_ack: bool
+) -> dict[str, Any] | None:
+    """The consumer arguments for ``queue``: ``arguments`` plus ``x-stream-offset``; misuse fails before I/O."""
+    result = dict(arguments or {})
+    if queue.type == "stream" and no_ack:
+        raise UsageError(f"stream {queue.name!r} cannot be consumed with no_ack", hint="RabbitMQ needs acks on streams")
+    if offset is None:
+        return result or None
+    if queue.type != "stream":
+        raise UsageError(
+            f"offset applies to streams, and queue {queue.name!r} is a {queue.type} queue",
+            hint="leave offset out: a queue hands each message to one consumer and forgets it",
+        )
+    if isinstance(offset, bool) or (isinstance(offset, int) and offset < 0):
+        raise UsageError(f"stream offset {offset!r} is not an offset", hint="offsets count from 0")
+    if isinstance(offset, str) and not (offset in _NAMED_OFFSETS or _INTERVAL.fullmatch(offset)):
+        raise UsageError(
+            f"stream offset {offset!r} is not one RabbitMQ reads",
+            hint="first, last, next, an offset (0, 1, ...), a datetime, or an interval such as 30s, 10m, 1h, 7D",
+        )
+    result["x-stream-offset"] = offset
+    return result

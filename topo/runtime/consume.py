@@ -54,11 +54,22 @@ class MessageStream:
     channel, so unsettled messages go back to the queue.
     """
 
-    def __init__(self, client: Client, queue: str, prefetch: int, *, no_ack: bool = False) -> None:
+    def __init__(
+        self,
+        client: Client,
+        queue: str,
+        prefetch: int,
+        *,
+        no_ack: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+        stream: bool = False,
+    ) -> None:
         self.client = client
         self.queue = queue
         self.prefetch = prefetch
         self.no_ack = no_ack
+        self.arguments = arguments
+        self.stream = stream
         self.channel: Channel | None = None
         self._items: asyncio.Queue[Message | _End] = asyncio.Queue()
         self._tag = ""
@@ -67,12 +78,20 @@ class MessageStream:
         await self.client.open()
         self.channel = await self.client.connection.channel(prefetch=self.prefetch)
         self._tag = await self.channel.consume(
-            self.queue, self._items.put_nowait, no_ack=self.no_ack, on_cancel=self._cancelled
+            self.queue,
+            self._from_stream if self.stream else self._items.put_nowait,
+            no_ack=self.no_ack,
+            on_cancel=self._cancelled,
+            arguments=self.arguments,
         )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def _from_stream(self, message: Message) -> None:
+        message.from_stream = True
+        self._items.put_nowait(message)
 
     def _cancelled(self, error: Exception) -> None:
         self._items.put_nowait(_End(error if not isinstance(error, ClientClosed) else None))
@@ -116,6 +135,7 @@ class Subscription:
         concurrency: int,
         *,
         reply: bool = False,
+        arguments: Mapping[str, Any] | None = None,
     ) -> None:
         from topo.routing import dead_letter_target
 
@@ -126,7 +146,7 @@ class Subscription:
         self.handled = 0
         self.failed = 0
         self.dead_letter_exchange, _ = dead_letter_target(client.vhost, queue)
-        self._stream = MessageStream(client, queue.name, prefetch)
+        self._stream = MessageStream(client, queue.name, prefetch, arguments=arguments, stream=queue.type == "stream")
         self._workers: list[asyncio.Task[None]] = []
         self._concurrency = max(1, concurrency)
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -198,6 +218,9 @@ class Subscription:
             channel.publish_nowait("", request.reply_to, body, props)
 
     async def _failed(self, message: Message) -> None:
+        if message.from_stream:  # a stream keeps it (and refuses a reject): the failure is logged, that is all
+            await message.ack()
+            return
         delays = self.queue.retry_delays
         if delays:
             count = message.headers.get(RETRY_HEADER, 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from topo.errors import UsageError
 from topo.runtime.codec import Properties
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ class Message:
         "consumer_tag",
         "delivery_tag",
         "exchange",
+        "from_stream",
         "properties",
         "redelivered",
         "routing_key",
@@ -56,6 +58,7 @@ class Message:
         self._channel = channel
         self._generation = generation
         self.settled = channel is None
+        self.from_stream = False  # delivered by a stream: ack only (RabbitMQ closes the connection on a nack)
 
     def __repr__(self) -> str:
         return (
@@ -108,6 +111,13 @@ class Message:
             return None  # delivered on a lost connection: the broker redelivers it
         return channel
 
+    def _check_rejectable(self) -> None:
+        if self.from_stream:
+            raise UsageError(
+                "a stream's message cannot be rejected or requeued: RabbitMQ would close the connection",
+                hint="ack it (a stream keeps every message; read it again from its offset)",
+            )
+
     def ack_nowait(self) -> None:
         channel = self._settle()
         if channel is not None:
@@ -119,12 +129,14 @@ class Message:
 
     async def nack(self, requeue: bool = True) -> None:
         """Negative acknowledge: requeue it, or (``requeue=False``) dead-letter or drop it."""
+        self._check_rejectable()
         channel = self._settle()
         if channel is not None:
             channel.nack(self.delivery_tag, requeue=requeue)
 
     async def reject(self, requeue: bool = False) -> None:
         """Reject: dead-letter it (when the queue has a dead-letter exchange) or drop it; or requeue."""
+        self._check_rejectable()
         channel = self._settle()
         if channel is not None:
             channel.reject(self.delivery_tag, requeue=requeue)

@@ -17,11 +17,11 @@ import asyncio
 import concurrent.futures
 import ssl
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any, TypeVar
 
 from topo.model import Topology
-from topo.runtime.client import Client, connect
+from topo.runtime.client import Client, StreamOffset, connect
 from topo.runtime.consume import MessageStream
 from topo.runtime.message import Message
 
@@ -131,13 +131,21 @@ class SyncClient:
         return None
 
     def consume(
-        self, queue: str, *, count: int | None = None, timeout: float | None = None, prefetch: int | None = None
+        self,
+        queue: str,
+        *,
+        count: int | None = None,
+        timeout: float | None = None,
+        prefetch: int | None = None,
+        offset: StreamOffset | None = None,
+        arguments: Mapping[str, Any] | None = None,
     ) -> Iterator[SyncMessage]:
         """Messages of the queue until ``count`` were received or none came for ``timeout`` seconds.
 
-        Unsettled messages go back to the queue when the iteration ends.
+        Unsettled messages go back to the queue when the iteration ends. ``offset`` and ``arguments``:
+        see :meth:`Client.consume <topo.runtime.client.Client.consume>`.
         """
-        stream: MessageStream = self.client.consume(queue, prefetch=prefetch)
+        stream: MessageStream = self.client.consume(queue, prefetch=prefetch, offset=offset, arguments=arguments)
         self._call(stream.__aenter__())
         received = 0
         try:
