@@ -131,6 +131,13 @@ CASES = [
         "dead-letter-strategy does not apply to a stream queue (only to quorum queues)",
     ),
     Case(
+        "retry-on-a-stream",
+        "    queues:\n      q:\n        type: stream\n        retry: {delays: [1s]}   # <-\n",
+        "vhosts.v.queues.q.retry",
+        "retry does not apply to a stream: a stream keeps every message and delivers nothing again",
+        "reads the stream again from its offset",
+    ),
+    Case(
         "stream-only-argument-on-classic",
         "    queues:\n      q:\n        max-age: 7D   # <-\n",
         "vhosts.v.queues.q.max-age",

@@ -335,6 +335,14 @@ class _Builder:
             )
             self.dlx_places[(vhost.name, name)] = self.place(doc, dlx_path)
         delays = tuple(parse_duration(d) for d in (body.get("retry") or {}).get("delays", []))
+        if delays and qtype == "stream":
+            self.problem(
+                doc,
+                (*path, "retry"),
+                "retry does not apply to a stream: a stream keeps every message and delivers nothing again",
+                "remove `retry:`; a consumer that failed reads the stream again from its offset",
+            )
+            delays = ()
         vhost.queues[name] = Queue(
             name=name,
             type=qtype,
