@@ -137,3 +137,50 @@ def test_cli_consume_offset(
     assert "--offset '2026-13-01T00:00:00' is not a date-time" in err and "Traceback" not in err
     assert cli_run([*base, "--offset", "first", "--requeue"]) == 1
     assert "--requeue does not apply to stream 'events'" in capsys.readouterr().err
+
+
+def test_a_stream_consumer_resumes_after_the_last_delivery_when_reconnected(
+    topology: Topology, amqp_url: str, vhost: str, mgmt: Any
+) -> None:
+    """An operator closes the connection (320) mid-read; messages published meanwhile are not skipped
+    (the default offset is "next") and none comes twice (the offset first given was "first")."""
+    from urllib.parse import quote
+
+    run(_fill(topology, vhost, amqp_url, 10))
+
+    async def main() -> None:
+        async with connect(topology, vhost=vhost, url=amqp_url, name="stream-reader") as client:
+            got: list[int] = []
+            async with client.consume("events", prefetch=10, offset="first") as messages:
+                while len(got) < 5:
+                    message = await messages.get(5)
+                    assert message is not None
+                    got.append(message.headers["x-stream-offset"])
+                    await message.ack()
+                names: list[str] = []
+                for _ in range(100):  # the Management API lists connections after a stats interval
+                    names = [
+                        c["name"]
+                        for c in mgmt.get(f"/api/vhosts/{quote(vhost, safe='')}/connections").json()
+                        if c.get("client_properties", {}).get("connection_name") == "stream-reader"
+                    ]
+                    if names:
+                        break
+                    await asyncio.sleep(0.1)
+                assert len(names) == 1
+                mgmt.delete(f"/api/connections/{quote(names[0], safe='')}", headers={"X-Reason": "ops"})
+                for _ in range(200):
+                    if client.connection.is_open and client.connection.reconnects == 1:
+                        break
+                    await asyncio.sleep(0.05)
+                assert client.connection.reconnects == 1
+                await _fill(topology, vhost, amqp_url, 5)  # offsets 10-14, published after the loss
+                while len(got) < 15:
+                    message = await messages.get(5)
+                    assert message is not None, f"stopped after {got}"
+                    got.append(message.headers["x-stream-offset"])
+                    await message.ack()
+                assert await messages.get(1) is None  # nothing more: no repeats
+            assert got == list(range(15))
+
+    run(main())

@@ -64,7 +64,7 @@ class _Consumer:
     on_cancel: Callable[[Exception], None] | None
     no_ack: bool
     exclusive: bool
-    arguments: Mapping[str, Any] | None
+    arguments: dict[str, Any]  # restored with these after a reconnection
 
 
 class Channel(ChannelMethods, Settling):
@@ -377,7 +377,7 @@ class Channel(ChannelMethods, Settling):
     ) -> str:
         """Start a consumer; ``on_message`` is called (synchronously) for each delivery. Returns its tag."""
         tag = consumer_tag or f"topo.{id(self):x}.{self.number}.{len(self._consumers)}.{self._received}"
-        consumer = _Consumer(tag, queue, on_message, on_cancel, no_ack, exclusive, arguments)
+        consumer = _Consumer(tag, queue, on_message, on_cancel, no_ack, exclusive, dict(arguments or {}))
         await self._send_consume(consumer)
         return consumer.tag
 
@@ -388,7 +388,7 @@ class Channel(ChannelMethods, Settling):
             consumer_tag=consumer.tag,
             no_ack=consumer.no_ack,
             exclusive=consumer.exclusive,
-            arguments=dict(consumer.arguments or {}),
+            arguments=dict(consumer.arguments),
         )
         self._consumers[consumer.tag] = consumer  # before the call: deliveries may follow ConsumeOk at once
         try:
@@ -396,6 +396,12 @@ class Channel(ChannelMethods, Settling):
         except BaseException:
             self._consumers.pop(consumer.tag, None)
             raise
+
+    def restore_consumer_with(self, consumer_tag: str, name: str, value: Any) -> None:
+        """Set a consumer argument for its restoration after a reconnection (a stream's next offset)."""
+        consumer = self._consumers.get(consumer_tag)
+        if consumer is not None:
+            consumer.arguments[name] = value
 
     async def cancel(self, consumer_tag: str) -> None:
         """Stop a consumer (Basic.Cancel); messages already delivered stay to be settled."""

@@ -92,6 +92,11 @@ class MessageStream:
     def _from_stream(self, message: Message) -> None:
         message.from_stream = True
         self._items.put_nowait(message)
+        # After a reconnection, go on after the last message delivered (those still buffered here are
+        # handed out all the same), not from the offset first given: no gap with "next", no repeats.
+        offset = message.headers.get("x-stream-offset")
+        if isinstance(offset, int) and not isinstance(offset, bool) and self.channel is not None:
+            self.channel.restore_consumer_with(message.consumer_tag, "x-stream-offset", offset + 1)
 
     def _cancelled(self, error: Exception) -> None:
         self._items.put_nowait(_End(error if not isinstance(error, ClientClosed) else None))
