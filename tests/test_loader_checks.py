@@ -430,9 +430,24 @@ CASES = [
     ),
     Case(
         "exchange-type",
+        "    exchanges:\n      e:\n        type: topc   # <-\n",
+        "vhosts.v.exchanges.e.type",
+        "expected one of 'direct', 'fanout', 'topic', 'headers', or a plugin's type (x-...), got the string 'topc'",
+        "did you mean 'topic'?",
+    ),
+    Case(
+        "delayed-message-without-its-type",
         "    exchanges:\n      e:\n        type: x-delayed-message   # <-\n",
         "vhosts.v.exchanges.e.type",
-        "expected one of 'direct', 'fanout', 'topic', 'headers', got the string 'x-delayed-message'",
+        "an x-delayed-message exchange routes as its x-delayed-type says, and none is given",
+        "x-delayed-type: direct",
+    ),
+    Case(
+        "delayed-message-with-a-wrong-type",
+        "    exchanges:\n      e:\n        type: x-delayed-message\n"
+        "        arguments: {x-delayed-type: x-random}   # <-\n",
+        "vhosts.v.exchanges.e.arguments.x-delayed-type",
+        "an x-delayed-message exchange routes as its x-delayed-type says, and 'x-random' is not an exchange type",
     ),
     Case(
         "exchange-without-type",

@@ -338,3 +338,31 @@ def test_result_is_json_serialisable() -> None:
     t = topo_of([Exchange("t", "topic")], ["q"], [qb("t", "q", "#")])
     data = route(t, "v", "t", "a", {"h": b"bytes"}, dead_letter=True).to_json()
     assert json.loads(json.dumps(data))["queues"] == ["q"]
+
+
+def test_a_delayed_message_exchange_routes_as_its_delayed_type() -> None:
+    t = topo_of(
+        [Exchange("later", "x-delayed-message", arguments={"x-delayed-type": "topic"})],
+        ["a", "b"],
+        [qb("later", "a", "order.*"), qb("later", "b", "user.#")],
+    )
+    result = route(t, "v", "later", "order.new")
+    assert result.queues == ("a",)
+    assert any("routes as a topic exchange, after the message's x-delay" in n for n in result.notes)
+    dropped = route(t, "v", "later", "invoice.new")
+    assert dropped.dropped and "no binding of exchange 'later' matches routing key 'invoice.new'" in (
+        dropped.reason or ""
+    )
+
+
+def test_a_plugin_exchange_may_take_any_of_its_bindings() -> None:
+    t = topo_of(
+        [Exchange("hash", "x-consistent-hash"), Exchange("lonely", "x-random")],
+        ["a", "b"],
+        [qb("hash", "a", "1"), qb("hash", "b", "2")],
+    )
+    result = route(t, "v", "hash", "order-42")
+    assert result.queues == ("a", "b")
+    assert any("plugin type 'x-consistent-hash'" in n and "possible route" in n for n in result.notes)
+    dropped = route(t, "v", "lonely", "k")
+    assert dropped.dropped and dropped.reason == "exchange 'lonely' has no bindings"

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "DELAYED_MESSAGE",
     "EXCHANGE_TYPES",
     "OPERATOR_POLICY_KEYS",
+    "PLUGIN_EXCHANGE_TYPE",
     "POLICY_APPLY_TO",
     "POLICY_KEYS",
     "QUEUE_ARGUMENTS",
@@ -23,6 +25,9 @@ __all__ = [
 ValueKind = Literal["duration", "size", "int", "bool", "string", "enum", "string-list"]
 QUEUE_TYPES = ("classic", "quorum", "stream")
 EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
+PLUGIN_EXCHANGE_TYPE = r"^x-[A-Za-z0-9][A-Za-z0-9._-]*$"
+"""A plugin's exchange type (x-consistent-hash, x-delayed-message, x-random, ...): RabbitMQ's own names."""
+DELAYED_MESSAGE = "x-delayed-message"  # routes as its argument x-delayed-type says, after the delay
 POLICY_APPLY_TO = ("all", "queues", "exchanges", "classic_queues", "quorum_queues", "streams")
 
 ALL: frozenset[str] = frozenset(QUEUE_TYPES)

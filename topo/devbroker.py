@@ -6,7 +6,7 @@ A node lives in one directory (``base_dir``)::
     ├── node.json            name, ports and pid of the node (the CLI's state file)
     ├── url, amqp_url        the URLs to use, written by ``ensure`` (mode 0600: they hold a password)
     ├── rabbitmq.conf        listeners on 127.0.0.1 only, management plugin's listener
-    ├── enabled_plugins      [rabbitmq_management].
+    ├── enabled_plugins      [rabbitmq_management,rabbitmq_consistent_hash_exchange].
     ├── rabbitmq-env.conf    empty, so /etc/rabbitmq/rabbitmq-env.conf is not read
     ├── home/                $HOME of the node and of rabbitmqctl (the Erlang cookie)
     ├── mnesia/              the node's data
@@ -412,7 +412,8 @@ def _write_config(node: Node) -> None:
         "log.console = false\n"
         "log.file.level = info\n"
     )
-    (base / "enabled_plugins").write_text("[rabbitmq_management].\n")
+    # the management API, and the plugin exchange type shipped with RabbitMQ that topologies use most
+    (base / "enabled_plugins").write_text("[rabbitmq_management,rabbitmq_consistent_hash_exchange].\n")
     (base / "rabbitmq-env.conf").write_text("")
 
 

@@ -16,12 +16,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
+from topo.arguments import EXCHANGE_TYPES
 from topo.broker.client import ManagementClient
 from topo.broker.reader import Observed, queue_message_counts, read
 from topo.broker.writer import Progress, doomed_queue_warning, execute
-from topo.errors import NotConverged
+from topo.errors import MissingExchangeType, NotConverged
 from topo.loader import load
-from topo.model import Topology
+from topo.model import Exchange, Topology
 from topo.plan.diff import diff
 from topo.plan.model import Plan
 
@@ -79,6 +80,7 @@ def plan(client: ManagementClient, desired: Topology) -> Plan:
 
 def _plan_from(client: ManagementClient, desired: Topology, observed: Observed) -> Plan:
     result = diff(desired, observed.topology)
+    _check_exchange_types(client, result)
     doomed = [c for c in result.changes if c.kind == "queue" and c.action in ("replace", "delete")]
     if doomed:
         by_vhost: dict[str, list[str]] = {}
@@ -129,3 +131,35 @@ def apply(
                 hint="another client may be changing the same resources; run `topo plan` to see the state",
             )
     return planned
+
+
+def _check_exchange_types(client: ManagementClient, result: Plan) -> None:
+    """Refuse a plan that would declare an exchange of a plugin's type the broker does not have (RabbitMQ
+    would refuse it half-way through the apply)."""
+    wanted: dict[str, list[str]] = {}
+    for change in result.changes:
+        after = change.after
+        if change.action in ("create", "replace") and isinstance(after, Exchange) and after.type not in EXCHANGE_TYPES:
+            wanted.setdefault(after.type, []).append(f"exchange {after.name!r} in vhost {change.vhost!r}")
+    if not wanted:
+        return
+    overview = client.get("/overview", params={"columns": "exchange_types"}) or {}
+    have = {item.get("name") for item in overview.get("exchange_types") or [] if isinstance(item, dict)}
+    missing = sorted(kind for kind in wanted if kind not in have)
+    if missing:
+        listed = "; ".join(f"{kind} (for {', '.join(wanted[kind])})" for kind in missing)
+        plugins = ", ".join(_PLUGINS.get(kind, "the plugin that provides " + kind) for kind in missing)
+        raise MissingExchangeType(
+            f"the broker has no exchange type {listed}",
+            hint=f"enable {plugins} on the broker (rabbitmq-plugins enable ...), or change the type",
+        )
+
+
+_PLUGINS = {
+    "x-consistent-hash": "rabbitmq_consistent_hash_exchange",
+    "x-delayed-message": "rabbitmq_delayed_message_exchange (a community plugin)",
+    "x-random": "rabbitmq_random_exchange",
+    "x-recent-history": "rabbitmq_recent_history_exchange",
+    "x-jms-topic": "rabbitmq_jms_topic_exchange",
+    "x-modulus-hash": "rabbitmq_sharding",
+}

@@ -13,6 +13,7 @@ never a traceback unless ``--debug`` is given. Library users catch the same clas
     │   ├── AuthenticationFailed    401: wrong user or password
     │   ├── PermissionDenied        403: the user lacks the rights
     │   ├── VhostNotFound           a vhost the command needs does not exist
+    │   ├── MissingExchangeType     the files declare a plugin's exchange type the broker lacks
     │   └── ApplyFailed             a write failed part-way through an apply
     ├── UnsafeChange                apply refused: a queue with messages would be deleted/replaced
     ├── NotConverged                after an apply, the broker still differs from the files
@@ -37,6 +38,7 @@ __all__ = [
     "DevBrokerError",
     "GraphError",
     "GraphvizNotFound",
+    "MissingExchangeType",
     "NotConverged",
     "PermissionDenied",
     "Problem",
@@ -124,6 +126,10 @@ class PermissionDenied(BrokerError):
 
 class VhostNotFound(BrokerError):
     """A vhost the command needs does not exist on the broker."""
+
+
+class MissingExchangeType(BrokerError):
+    """The files declare an exchange of a plugin's type that the broker does not have."""
 
 
 class ApplyFailed(BrokerError):

@@ -13,7 +13,15 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from topo.arguments import EXCHANGE_TYPES, POLICY_APPLY_TO, POLICY_KEYS, QUEUE_ARGUMENTS, QUEUE_TYPES, ArgSpec
+from topo.arguments import (
+    EXCHANGE_TYPES,
+    PLUGIN_EXCHANGE_TYPE,
+    POLICY_APPLY_TO,
+    POLICY_KEYS,
+    QUEUE_ARGUMENTS,
+    QUEUE_TYPES,
+    ArgSpec,
+)
 from topo.units import DURATION_PATTERN, MAX_AGE_FORM, MAX_AGE_PATTERN, SIZE_PATTERN
 
 __all__ = ["SCHEMA_ID", "build_schema", "load_schema"]
@@ -88,7 +96,10 @@ def build_schema() -> dict[str, Any]:
     for key, spec in QUEUE_ARGUMENTS.items():
         queue_props[key] = _value_schema(spec)
     exchange_props: dict[str, Any] = {
-        "type": {"enum": list(EXCHANGE_TYPES)},
+        "type": {
+            "anyOf": [{"enum": list(EXCHANGE_TYPES)}, {"type": "string", "pattern": PLUGIN_EXCHANGE_TYPE}],
+            "description": "one of " + ", ".join(map(repr, EXCHANGE_TYPES)) + ", or a plugin's type (x-...)",
+        },
         "durable": {"type": "boolean", "default": True},
         "auto-delete": {"type": "boolean", "default": False},
         "internal": {"type": "boolean", "default": False},

@@ -9,7 +9,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from topo.arguments import POLICY_KEYS, QUEUE_ARGUMENTS, QUEUE_TYPES, ArgSpec, queue_argument
+from topo.arguments import (
+    DELAYED_MESSAGE,
+    EXCHANGE_TYPES,
+    POLICY_KEYS,
+    QUEUE_ARGUMENTS,
+    QUEUE_TYPES,
+    ArgSpec,
+    queue_argument,
+)
 from topo.errors import Problem
 from topo.loader.source import Document, Path_, dotted
 from topo.model import Address, Binding, DestinationType, Exchange, Origin, Policy, Queue, Topology, VHost
@@ -250,6 +258,15 @@ class _Builder:
                 doc,
                 (*path, "arguments", "alternate-exchange"),
                 f"expected an exchange name, got {arguments['alternate-exchange']!r}",
+            )
+        if body["type"] == DELAYED_MESSAGE and arguments.get("x-delayed-type") not in EXCHANGE_TYPES:
+            given = arguments.get("x-delayed-type")
+            self.problem(
+                doc,
+                (*path, "arguments", "x-delayed-type") if given is not None else (*path, "type"),
+                f"an {DELAYED_MESSAGE} exchange routes as its x-delayed-type says, "
+                + (f"and {given!r} is not an exchange type" if given is not None else "and none is given"),
+                "add `arguments: {x-delayed-type: direct}` (or fanout, topic, headers)",
             )
         if "alternate-exchange" in arguments:
             ae_key = "alternate-exchange" if "alternate-exchange" in body else "arguments"

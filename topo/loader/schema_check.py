@@ -74,6 +74,16 @@ def _describe_expected(schema: Any) -> str:
     return names.get(str(kind), "a valid value")
 
 
+def _choices(schema: Any) -> list[str]:
+    """The strings an ``enum`` accepts, directly or inside an ``anyOf``."""
+    if not isinstance(schema, dict):
+        return []
+    found = [v for v in schema.get("enum", []) if isinstance(v, str)]
+    for option in schema.get("anyOf", []):
+        found += _choices(option)
+    return found
+
+
 def _takes_integer(schema: Any) -> bool:
     """Whether a schema accepts an integer (directly, or as a duration or size)."""
     if not isinstance(schema, dict):
@@ -147,6 +157,9 @@ def _problems(doc: Document, error: SchemaError) -> Iterator[Problem]:
         if isinstance(error.instance, str) and error.instance.strip().isdigit() and _takes_integer(schema):
             number = error.instance.strip()
             hint = f'write it without quotes: RabbitMQ compares argument types, and "{number}" is not {number}'
+        elif isinstance(error.instance, str):
+            near = difflib.get_close_matches(error.instance, _choices(schema), n=1, cutoff=0.6)
+            hint = f"did you mean {near[0]!r}?" if near else None
         yield doc.problem(path, f"expected {expected}, got {_type_name(error.instance)}", hint=hint)
         return
     if validator in ("minimum", "maximum"):

@@ -26,10 +26,11 @@ its dead-letter routing key, or the message's own routing keys when none is set.
 from topo.routing.matching import X_MATCH_KINDS, headers_match, split_topic_key, topic_matches
 from topo.routing.policies import applied_policy, dead_letter_target, effective_alternate_exchange, policy_matches
 from topo.routing.result import DeadLetter, Hop, Path, Refusal, RouteResult
-from topo.routing.router import BUILTIN_EXCHANGES, Router, route, route_within
+from topo.routing.router import BUILTIN_EXCHANGES, PLUGIN, Router, route, route_within, routing_type
 
 __all__ = [
     "BUILTIN_EXCHANGES",
+    "PLUGIN",
     "X_MATCH_KINDS",
     "DeadLetter",
     "Hop",
@@ -44,6 +45,7 @@ __all__ = [
     "policy_matches",
     "route",
     "route_within",
+    "routing_type",
     "split_topic_key",
     "topic_matches",
 ]

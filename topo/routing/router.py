@@ -7,12 +7,13 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from topo.arguments import DELAYED_MESSAGE, EXCHANGE_TYPES
 from topo.model import Binding, Exchange, Topology, VHost
 from topo.routing.matching import headers_match, topic_matches
 from topo.routing.policies import dead_letter_target, effective_alternate_exchange
 from topo.routing.result import DeadLetter, Hop, Path, Refusal, RouteResult, jsonable, quoted
 
-__all__ = ["BUILTIN_EXCHANGES", "Router", "route", "route_within"]
+__all__ = ["BUILTIN_EXCHANGES", "PLUGIN", "Router", "route", "route_within", "routing_type"]
 
 BUILTIN_EXCHANGES: dict[str, Exchange] = {
     x.name: x
@@ -27,8 +28,23 @@ BUILTIN_EXCHANGES: dict[str, Exchange] = {
 }
 """The exchanges every vhost has without declaring them (besides the default exchange ``""``)."""
 
+PLUGIN = "plugin"
+"""How :func:`routing_type` names a plugin's exchange type that topo cannot route exactly."""
+
+
+def routing_type(exchange: Exchange) -> str:
+    """How ``exchange`` routes: its type; an x-delayed-message exchange as its ``x-delayed-type`` says;
+    any other plugin type (x-consistent-hash, x-random...): :data:`PLUGIN`."""
+    if exchange.type in EXCHANGE_TYPES:
+        return exchange.type
+    if exchange.type == DELAYED_MESSAGE:
+        delayed = exchange.arguments.get("x-delayed-type")
+        if delayed in EXCHANGE_TYPES:
+            return str(delayed)
+    return PLUGIN
+
+
 _REPLY_TO_PREFIX = "amq.rabbitmq.reply-to."
-_MAX_DEAD_LETTER_STEPS = 200
 _MAX_DEAD_LETTER_STEPS = 200
 
 
@@ -159,6 +175,7 @@ class Router:
         ordered = tuple(sorted(paths.values(), key=lambda p: (p.queue, len(p.hops), p.describe())))
         reason = None if queues else "; ".join(trace)
         notes = tuple(f"direct reply-to key {quoted(k)} is not a queue" for k in keys if _is_reply_to(start, k))
+        notes += tuple(note for name in order if (note := self._plugin_note(name)) is not None)
         return RouteResult(self.vhost.name, start, keys, headers, queues, ordered, reason, tuple(order), notes=notes)
 
     def _type_route(self, name: str, keys: tuple[str, ...], headers: Mapping[str, Any]) -> list[Hop]:
@@ -168,7 +185,7 @@ class Router:
                 for key in dict.fromkeys(keys)
                 if key in self.queues and not key.startswith(_REPLY_TO_PREFIX)
             ]
-        kind = self.exchanges[name].type
+        kind = routing_type(self.exchanges[name])
         if kind == "direct":
             found = {id(b): b for key in dict.fromkeys(keys) for b in self.direct.get((name, key), ())}
             ordered = sorted(found.values(), key=lambda b: (b.destination_type, b.destination, b.routing_key))
@@ -183,11 +200,25 @@ class Router:
                 ok = any(topic_matches(b.routing_key, key) for key in keys)
             elif kind == "headers":
                 ok = headers_match(b.arguments, headers)
-            else:  # an exchange type of a plugin: topo cannot know how it routes
-                ok = False
+            else:  # a plugin's exchange type: topo cannot compute its choice, so each binding may be taken
+                ok = True
             if ok:
                 hops.append(Hop("binding", name, b.destination, b.destination_type, b))
         return hops
+
+    def _plugin_note(self, name: str) -> str | None:
+        exchange = self.exchanges.get(name)
+        if exchange is None or exchange.type in EXCHANGE_TYPES:
+            return None
+        if exchange.type == DELAYED_MESSAGE:
+            return (
+                f"exchange {quoted(name)} ({DELAYED_MESSAGE}) routes as a {routing_type(exchange)} exchange, "
+                "after the message's x-delay"
+            )
+        return (
+            f"exchange {quoted(name)} has the plugin type {quoted(exchange.type)}: topo cannot compute its choice "
+            "and counts each of its bindings as a possible route"
+        )
 
     def _no_match(self, name: str, keys: tuple[str, ...], headers: Mapping[str, Any]) -> str:
         if name == "":
@@ -195,13 +226,11 @@ class Router:
                 "no queue named " + " or ".join(map(quoted, keys)) + " is declared (the default exchange"
                 " routes to the queue named by the routing key)"
             )
-        kind = self.exchanges[name].type
-        if kind in ("fanout", "headers") and not self.by_source.get(name):
+        kind = routing_type(self.exchanges[name])
+        if kind in ("fanout", "headers", PLUGIN) and not self.by_source.get(name):
             return f"exchange {quoted(name)} has no bindings"
         if kind == "headers":
             return f"no binding of exchange {quoted(name)} matches headers {_format_headers(headers)}"
-        if kind not in ("direct", "topic"):
-            return f"exchange {quoted(name)} has type {quoted(kind)}, which topo cannot route"
         what = "routing key " + quoted(keys[0]) if len(keys) == 1 else "routing keys " + ", ".join(map(quoted, keys))
         return f"no binding of exchange {quoted(name)} matches {what}"
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from topo.errors import UsageError
 from topo.model import Queue, Topology, VHost
+from topo.routing import routing_type
 from topo.runtime import codec
 from topo.runtime.channel import Channel
 from topo.runtime.codec import Properties
@@ -283,7 +284,7 @@ class Publisher:
         self.check_routing = check_routing
         self._routes: dict[str, tuple[str | None, bool]] = {}  # routing key -> (drop reason, persistent)
         declared = client.vhost.exchanges.get(exchange)
-        self._by_headers = declared is not None and declared.type == "headers"
+        self._by_headers = declared is not None and routing_type(declared) == "headers"
         self._prefixes: dict[tuple[str | None, int], tuple[int, bytes]] = {}
 
     def route(self, routing_key: str, headers: Mapping[str, Any] | None = None) -> tuple[str | None, bool]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from topo.lint.core import Context, Draft, rule
 from topo.lint.rules.dead_letters import dead_letter_edges
 from topo.model import Binding
-from topo.routing import BUILTIN_EXCHANGES, X_MATCH_KINDS, effective_alternate_exchange, split_topic_key
+from topo.routing import BUILTIN_EXCHANGES, X_MATCH_KINDS, effective_alternate_exchange, routing_type, split_topic_key
 
 __all__: list[str] = []
 
@@ -19,7 +19,7 @@ def _dest(b: Binding) -> str:
 def _bindings_from(ctx: Context, exchange_type: str) -> Iterator[Binding]:
     for binding in ctx.vhost.bindings.values():
         source = ctx.exchanges.get(binding.source)
-        if source is not None and source.type == exchange_type:
+        if source is not None and routing_type(source) == exchange_type:
             yield binding
 
 

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from topo.lint.core import Context, Draft, rule
 from topo.model import Queue
-from topo.routing import applied_policy, dead_letter_target, split_topic_key
+from topo.routing import applied_policy, dead_letter_target, routing_type, split_topic_key
 
 __all__ = ["dead_letter_edges", "dead_letter_keys", "queue_setting"]
 
@@ -43,7 +43,8 @@ def dead_letter_keys(ctx: Context, queue: Queue) -> tuple[tuple[str, ...], bool]
         source = ctx.exchanges.get(binding.source)
         words = split_topic_key(binding.routing_key)
         literal = "*" not in words and "#" not in words
-        if source is not None and (source.type == "direct" or (source.type == "topic" and literal)):
+        kind = routing_type(source) if source is not None else None
+        if kind == "direct" or (kind == "topic" and literal):
             keys.append(binding.routing_key)
         else:
             complete = False
@@ -86,7 +87,7 @@ def dead_letter_nowhere(ctx: Context) -> Iterator[Draft]:
         reason = ""
         for key in keys:
             result = ctx.router.route_within(dlx, (key,))
-            if any(ctx.exchanges[x].type == "headers" for x in result.exchanges if x in ctx.exchanges):
+            if any(routing_type(ctx.exchanges[x]) == "headers" for x in result.exchanges if x in ctx.exchanges):
                 continue  # depends on the message's headers, which topo cannot know
             if result.dropped:
                 lost.append(key)
