@@ -64,3 +64,20 @@ async def declare(topology: Topology, vhost: str, url: str) -> None:
                 await ch.exchange_bind(b.destination, b.source, b.routing_key, b.arguments)
     finally:
         await conn.close()
+
+
+async def force_close(mgmt: Any, vhost: str, connection_name: str) -> None:
+    """Close the client connection named ``connection_name`` as an operator would (Connection.Close 320),
+    through the Management API, which lists a connection only after a statistics interval."""
+    names: list[str] = []
+    for _ in range(100):
+        names = [
+            c["name"]
+            for c in mgmt.get(f"/api/vhosts/{quote(vhost, safe='')}/connections").json()
+            if c.get("client_properties", {}).get("connection_name") == connection_name
+        ]
+        if names:
+            break
+        await asyncio.sleep(0.1)
+    assert len(names) == 1, names
+    mgmt.delete(f"/api/connections/{quote(names[0], safe='')}", headers={"X-Reason": "ops"})

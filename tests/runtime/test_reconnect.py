@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from rt_helpers import declare, make_topology, run
+from rt_helpers import declare, force_close, make_topology, run
 
 from topo.model import Queue
 from topo.runtime import Message, connect
@@ -95,8 +95,6 @@ def test_50000_publishes_survive_a_node_restart(broker: Any, vhost: str, amqp_ur
 def test_forced_close_reconnects_and_rpc_recovers(vhost: str, amqp_url: str, mgmt: Any) -> None:
     """The broker's Connection.Close 320 (an operator closing the connection): pending RPC calls fail
     with ConnectionLost, then the client reconnects and both sides (reply consumer, server) work again."""
-    from urllib.parse import quote
-
     from topo.runtime import ConnectionLost
 
     topology = make_topology(vhost, queues=[Queue("rpc"), Queue("slow")])
@@ -116,18 +114,7 @@ def test_forced_close_reconnects_and_rpc_recovers(vhost: str, amqp_url: str, mgm
             assert await client.rpc("rpc", 1) == {"echo": 1}
             waiting = asyncio.ensure_future(client.rpc("slow", "x", timeout=20))
             await asyncio.sleep(0.3)
-            names: list[str] = []
-            for _ in range(100):  # the Management API lists connections after a stats interval
-                names = [
-                    c["name"]
-                    for c in mgmt.get(f"/api/vhosts/{quote(vhost, safe='')}/connections").json()
-                    if c.get("client_properties", {}).get("connection_name") == "rpc-client"
-                ]
-                if names:
-                    break
-                await asyncio.sleep(0.1)
-            assert len(names) == 1
-            mgmt.delete(f"/api/connections/{quote(names[0], safe='')}", headers={"X-Reason": "ops"})
+            await force_close(mgmt, vhost, "rpc-client")
             try:
                 await waiting
             except ConnectionLost:

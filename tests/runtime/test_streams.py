@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rt_helpers import declare, make_topology, run
+from rt_helpers import declare, force_close, make_topology, run
 
 from topo.cli import _register
 from topo.cli.common import run as cli_run
@@ -144,8 +144,6 @@ def test_a_stream_consumer_resumes_after_the_last_delivery_when_reconnected(
 ) -> None:
     """An operator closes the connection (320) mid-read; messages published meanwhile are not skipped
     (the default offset is "next") and none comes twice (the offset first given was "first")."""
-    from urllib.parse import quote
-
     run(_fill(topology, vhost, amqp_url, 10))
 
     async def main() -> None:
@@ -157,18 +155,7 @@ def test_a_stream_consumer_resumes_after_the_last_delivery_when_reconnected(
                     assert message is not None
                     got.append(message.headers["x-stream-offset"])
                     await message.ack()
-                names: list[str] = []
-                for _ in range(100):  # the Management API lists connections after a stats interval
-                    names = [
-                        c["name"]
-                        for c in mgmt.get(f"/api/vhosts/{quote(vhost, safe='')}/connections").json()
-                        if c.get("client_properties", {}).get("connection_name") == "stream-reader"
-                    ]
-                    if names:
-                        break
-                    await asyncio.sleep(0.1)
-                assert len(names) == 1
-                mgmt.delete(f"/api/connections/{quote(names[0], safe='')}", headers={"X-Reason": "ops"})
+                await force_close(mgmt, vhost, "stream-reader")
                 for _ in range(200):
                     if client.connection.is_open and client.connection.reconnects == 1:
                         break
