@@ -436,6 +436,23 @@ CASES = [
         "did you mean 'topic'?",
     ),
     Case(
+        "consistent-hash-binding-without-a-weight",
+        "    exchanges:\n      h: {type: x-consistent-hash}\n    queues:\n"
+        "      q: {bindings: [{exchange: h, routing-key: orders}]}   # <-\n",
+        'vhosts.v.queues.q.bindings[h "orders"]',
+        "a binding of x-consistent-hash exchange 'h' needs a weight as its routing key (a whole number from 1), "
+        "got 'orders'",
+        'routing-key: "1"',
+    ),
+    Case(
+        "routing-key-written-as-a-number",
+        "    exchanges:\n      h: {type: x-consistent-hash}\n    queues:\n"
+        "      q: {bindings: [{exchange: h, routing-key: 2}]}   # <-\n",
+        "vhosts.v.queues.q.bindings[0].routing-key",
+        "expected a string, got the number 2",
+        'quote it to make it text: "2"',
+    ),
+    Case(
         "delayed-message-without-its-type",
         "    exchanges:\n      e:\n        type: x-delayed-message   # <-\n",
         "vhosts.v.exchanges.e.type",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "CONSISTENT_HASH",
     "DELAYED_MESSAGE",
     "EXCHANGE_TYPES",
     "OPERATOR_POLICY_KEYS",
@@ -28,6 +29,7 @@ EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
 PLUGIN_EXCHANGE_TYPE = r"^x-[A-Za-z0-9][A-Za-z0-9._-]*$"
 """A plugin's exchange type (x-consistent-hash, x-delayed-message, x-random, ...): RabbitMQ's own names."""
 DELAYED_MESSAGE = "x-delayed-message"  # routes as its argument x-delayed-type says, after the delay
+CONSISTENT_HASH = "x-consistent-hash"  # its bindings' routing keys are weights: whole numbers from 1
 POLICY_APPLY_TO = ("all", "queues", "exchanges", "classic_queues", "quorum_queues", "streams")
 
 ALL: frozenset[str] = frozenset(QUEUE_TYPES)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from topo.arguments import (
+    CONSISTENT_HASH,
     DELAYED_MESSAGE,
     EXCHANGE_TYPES,
     POLICY_KEYS,
@@ -475,7 +476,16 @@ class _Builder:
                 continue
             skipped = {name for kind, v, name in self.skipped if kind == "exchange" and v == vhost.name}
             known = set(vhost.exchanges) | PREDEFINED_EXCHANGES | skipped
+            hashed = {name for name, x in vhost.exchanges.items() if x.type == CONSISTENT_HASH}
             for binding in vhost.bindings.values():
+                if binding.source in hashed and not _is_weight(binding.routing_key):
+                    self._ref_problem(
+                        str(binding.address(vhost.name)),
+                        binding.origin,
+                        f"a binding of {CONSISTENT_HASH} exchange {binding.source!r} needs a weight as its routing "
+                        f"key (a whole number from 1), got {binding.routing_key!r}",
+                        'RabbitMQ refuses any other key; give each queue its share, e.g. routing-key: "1"',
+                    )
                 if binding.source != "" and binding.source in known:
                     continue  # the common case: nothing to report, no address to format
                 where = str(binding.address(vhost.name))
@@ -536,6 +546,10 @@ class _Builder:
     def _ref_problem(self, path: str, origin: Origin | None, message: str, hint: str) -> None:
         file, line, col = (origin.file, origin.line, origin.col) if origin else (None, None, None)
         self.problems.append(Problem(message, file=file, line=line, col=col, path=path, hint=hint))
+
+
+def _is_weight(key: str) -> bool:
+    return key.isascii() and key.isdigit() and int(key) > 0
 
 
 def _missing(exchange: str, vhost: str) -> str:

@@ -74,6 +74,10 @@ def _describe_expected(schema: Any) -> str:
     return names.get(str(kind), "a valid value")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _choices(schema: Any) -> list[str]:
     """The strings an ``enum`` accepts, directly or inside an ``anyOf``."""
     if not isinstance(schema, dict):
@@ -160,6 +164,8 @@ def _problems(doc: Document, error: SchemaError) -> Iterator[Problem]:
         elif isinstance(error.instance, str):
             near = difflib.get_close_matches(error.instance, _choices(schema), n=1, cutoff=0.6)
             hint = f"did you mean {near[0]!r}?" if near else None
+        elif _is_number(error.instance) and isinstance(schema, dict) and schema.get("type") == "string":
+            hint = f'quote it to make it text: "{error.instance}"'
         yield doc.problem(path, f"expected {expected}, got {_type_name(error.instance)}", hint=hint)
         return
     if validator in ("minimum", "maximum"):
