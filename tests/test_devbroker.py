@@ -242,21 +242,12 @@ def test_start_refuses_a_port_in_use(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_node_that_cannot_boot_fails_fast_with_its_logs(
-    broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_node_that_cannot_boot_fails_fast_with_its_logs(broker: Broker, tmp_path: Path) -> None:
     if broker.node is None:
         pytest.skip("needs rabbitmq-server on this machine")
-    write_config = devbroker._write_config
-
-    def broken_config(node: devbroker.Node) -> None:
-        write_config(node)
-        (node.base_dir / "rabbitmq.conf").write_text("this is = not a valid = setting\n")
-
-    monkeypatch.setattr(devbroker, "_write_config", broken_config)
     started = time.monotonic()
     with pytest.raises(devbroker.DevBrokerError, match="exited while starting") as info:
-        devbroker.start(tmp_path / "broken", timeout=60)
+        devbroker.start(tmp_path / "broken", timeout=60, extra_config="this is = not a valid = setting\n")
     assert time.monotonic() - started < 45
     assert "failed_to_parse_configuration_file" in info.value.message
     assert devbroker._vm_pids(tmp_path / "broken" / "home") == []

@@ -6,7 +6,7 @@ A node lives in one directory (``base_dir``)::
     ├── node.json            name, ports and pid of the node (the CLI's state file)
     ├── url, amqp_url        the URLs to use, written by ``ensure`` (mode 0600: they hold a password)
     ├── rabbitmq.conf        listeners on 127.0.0.1 only, management plugin's listener
-    ├── enabled_plugins      [rabbitmq_management,rabbitmq_consistent_hash_exchange].
+    ├── enabled_plugins      PLUGINS (management, consistent-hash exchange) and those asked for
     ├── rabbitmq-env.conf    empty, so /etc/rabbitmq/rabbitmq-env.conf is not read
     ├── home/                $HOME of the node and of rabbitmqctl (the Erlang cookie)
     ├── mnesia/              the node's data
@@ -400,7 +400,11 @@ def _log_tails(node: Node) -> str:
     return "\n".join(parts) or f"(no log written under {node.base_dir / 'log'})"
 
 
-def _write_config(node: Node) -> None:
+PLUGINS = ("rabbitmq_management", "rabbitmq_consistent_hash_exchange")
+"""Enabled on every node: the Management API, and the plugin exchange type topologies use most."""
+
+
+def _write_config(node: Node, extra_config: str = "", plugins: Sequence[str] = ()) -> None:
     base = node.base_dir
     for sub in ("home", "mnesia", "log"):
         (base / sub).mkdir(parents=True, exist_ok=True)
@@ -410,10 +414,9 @@ def _write_config(node: Node) -> None:
         "management.tcp.ip = 127.0.0.1\n"
         f"management.tcp.port = {node.http_port}\n"
         "log.console = false\n"
-        "log.file.level = info\n"
+        "log.file.level = info\n" + extra_config
     )
-    # the management API, and the plugin exchange type shipped with RabbitMQ that topologies use most
-    (base / "enabled_plugins").write_text("[rabbitmq_management,rabbitmq_consistent_hash_exchange].\n")
+    (base / "enabled_plugins").write_text("[" + ",".join(dict.fromkeys((*PLUGINS, *plugins))) + "].\n")
     (base / "rabbitmq-env.conf").write_text("")
 
 
@@ -429,6 +432,8 @@ def start(
     name: str | None = None,
     timeout: float = 60,
     owner_pid: int | None = None,
+    extra_config: str = "",
+    plugins: Sequence[str] = (),
 ) -> Node:
     """Start a private node whose files live under ``base_dir``; return it once its Management API answers.
 
@@ -439,6 +444,8 @@ def start(
 
     With ``owner_pid``, a small watcher process stops the node when that process ends without
     stopping it (a test run killed by a timeout or SIGKILL), so no orphaned node is left behind.
+    ``extra_config`` is appended to the node's ``rabbitmq.conf`` (a TLS listener, say) and ``plugins`` are
+    enabled besides :data:`PLUGINS`.
     """
     server = find_executable("rabbitmq-server")
     find_executable("rabbitmqctl")
@@ -461,7 +468,7 @@ def start(
         taken.append(http)
         node = Node(name=node_name, amqp_port=amqp, http_port=http, base_dir=base_dir, dist_port=free_port(taken))
         try:
-            _launch(node, server, timeout)
+            _launch(node, server, timeout, extra_config, plugins)
             break
         except _ExitedWhileStarting as exc:
             if attempt == attempts or not any(w in exc.message for w in ("eaddrinuse", "could_not_start_listener")):
@@ -473,9 +480,9 @@ def start(
     return node
 
 
-def _launch(node: Node, server: Path, timeout: float) -> None:
+def _launch(node: Node, server: Path, timeout: float, extra_config: str = "", plugins: Sequence[str] = ()) -> None:
     """Write the node's files, run ``rabbitmq-server -detached`` and wait until the node is ready."""
-    _write_config(node)
+    _write_config(node, extra_config, plugins)
     for stale in (node.pid_file, node.crash_dump):  # a stale pid file would make us watch a dead pid
         with contextlib.suppress(OSError):
             stale.unlink()

@@ -70,32 +70,24 @@ def tls_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, in
     _write(certs / "client", *_cert("guest", ca_key, ca))
     _write(certs / "stranger", *_cert("guest", *_cert("other CA", None, None, ca=True)))
     tls_port = devbroker.free_port()
-    original = devbroker._write_config
-
-    def write_config(node: Any) -> None:
-        original(node)
-        with (node.base_dir / "rabbitmq.conf").open("a") as conf:
-            conf.write(
-                f"listeners.ssl.default = 127.0.0.1:{tls_port}\n"
-                f"ssl_options.cacertfile = {certs / 'ca.pem'}\n"
-                f"ssl_options.certfile = {certs / 'server.pem'}\n"
-                f"ssl_options.keyfile = {certs / 'server.key'}\n"
-                "ssl_options.verify = verify_peer\n"
-                "ssl_options.fail_if_no_peer_cert = false\n"
-                "auth_mechanisms.1 = PLAIN\n"
-                "auth_mechanisms.2 = AMQPLAIN\n"
-                "auth_mechanisms.3 = EXTERNAL\n"
-                "ssl_cert_login_from = common_name\n"
-            )
-        (node.base_dir / "enabled_plugins").write_text("[rabbitmq_management,rabbitmq_auth_mechanism_ssl].\n")
-
-    devbroker._write_config = write_config  # type: ignore[assignment]
+    extra = (
+        f"listeners.ssl.default = 127.0.0.1:{tls_port}\n"
+        f"ssl_options.cacertfile = {certs / 'ca.pem'}\n"
+        f"ssl_options.certfile = {certs / 'server.pem'}\n"
+        f"ssl_options.keyfile = {certs / 'server.key'}\n"
+        "ssl_options.verify = verify_peer\n"
+        "ssl_options.fail_if_no_peer_cert = false\n"
+        "auth_mechanisms.1 = PLAIN\n"
+        "auth_mechanisms.2 = AMQPLAIN\n"
+        "auth_mechanisms.3 = EXTERNAL\n"
+        "ssl_cert_login_from = common_name\n"
+    )
     try:
-        node = devbroker.start(tmp_path_factory.mktemp("tls-node"))
+        node = devbroker.start(
+            tmp_path_factory.mktemp("tls-node"), extra_config=extra, plugins=["rabbitmq_auth_mechanism_ssl"]
+        )
     except devbroker.DevBrokerError as exc:
         pytest.fail(f"could not start a TLS node: {exc}")
-    finally:
-        devbroker._write_config = original  # type: ignore[assignment]
     try:
         yield node, tls_port, certs
     finally:
