@@ -22,6 +22,7 @@ from topo.arguments import (
 from topo.errors import Problem
 from topo.loader.source import Document, Path_, dotted
 from topo.model import Address, Binding, DestinationType, Exchange, Origin, Policy, Queue, Topology, VHost
+from topo.pcre import compile_pattern
 from topo.units import MAX_AGE_FORM, MAX_AGE_PATTERN, parse_duration, parse_size
 
 __all__ = ["PREDEFINED_EXCHANGES", "build_topology", "retry_queue_name"]
@@ -450,7 +451,7 @@ class _Builder:
         if origin is None:
             return
         try:
-            re.compile(body["pattern"])
+            compile_pattern(body["pattern"])
         except re.error as exc:
             self.problem(doc, (*path, "pattern"), f"invalid regular expression: {exc}")
         definition = {

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from topo.model import Exchange, Policy, Queue, VHost
+from topo.pcre import Unknown, compile_pattern
 
 __all__ = ["applied_policy", "dead_letter_target", "effective_alternate_exchange", "policy_matches"]
 
@@ -35,9 +36,10 @@ def policy_matches(policy: Policy, kind: Literal["queue", "exchange"], name: str
     if not _applies_to(policy.apply_to, kind, queue_type):
         return False
     try:
-        return re.search(policy.pattern, name) is not None
+        compiled = compile_pattern(policy.pattern)
     except re.error:
         return False
+    return not isinstance(compiled, Unknown) and compiled.search(name) is not None
 
 
 def _applies_to(apply_to: str, kind: str, queue_type: str) -> bool:
