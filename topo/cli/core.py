@@ -118,8 +118,8 @@ def apply_cmd(
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
             return 0
-        check_safety(client, plan)  # refuse before asking: nothing to confirm
         if not assume_yes:
+            check_safety(client, plan)  # refuse before asking: nothing to confirm (apply counts again after)
             if not sys.stdin.isatty():
                 raise UsageError(
                     "apply needs confirmation, but there is no terminal to ask on",
