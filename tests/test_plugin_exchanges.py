@@ -94,3 +94,17 @@ def test_a_type_the_broker_lacks_fails_the_plan_before_any_write(
     assert cli_run(["plan", str(tmp_path), "--url", broker.url]) == 1
     err = capsys.readouterr().err
     assert "the broker has no exchange type x-delayed-message" in err and "Traceback" not in err
+
+
+def test_publishes_to_a_delayed_message_exchange_are_not_mandatory(tmp_path: Path) -> None:
+    """The plugin routes after the delay, so the broker would return every mandatory message at once
+    (rabbitmq-delayed-message-exchange#7): topo checks those offline only, with the x-delayed-type."""
+    (tmp_path / "t.yaml").write_text(
+        DELAYED.format(vhost="v") + "    queues:\n      q: {bindings: [{exchange: later, routing-key: k}]}\n"
+    )
+    client = connect(load(tmp_path), vhost="v", url="amqp://guest:guest@127.0.0.1:1/")  # no I/O below
+    later = client.publisher("later")
+    assert later.mandatory is False and client.publisher("now").mandatory is True
+    assert later.route("k") == (None, True)
+    reason, _ = later.route("other")
+    assert reason is not None and "no binding of exchange 'later' matches routing key 'other'" in reason

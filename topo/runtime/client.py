@@ -21,6 +21,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any
 
+from topo.arguments import DELAYED_MESSAGE
 from topo.errors import UsageError
 from topo.model import Queue, Topology, VHost
 from topo.routing import routing_type
@@ -285,6 +286,10 @@ class Publisher:
         self._routes: dict[str, tuple[str | None, bool]] = {}  # routing key -> (drop reason, persistent)
         declared = client.vhost.exchanges.get(exchange)
         self._by_headers = declared is not None and routing_type(declared) == "headers"
+        # The delayed-message plugin routes after the delay, so the broker returns every mandatory message
+        # to such an exchange at once (rabbitmq-delayed-message-exchange#7), routed or not: the offline
+        # check is all there is for those.
+        self.mandatory = declared is None or declared.type != DELAYED_MESSAGE
         self._prefixes: dict[tuple[str | None, int], tuple[int, bytes]] = {}
 
     def route(self, routing_key: str, headers: Mapping[str, Any] | None = None) -> tuple[str | None, bool]:
@@ -383,14 +388,14 @@ class Publisher:
                 prefix[0],
                 prefix[1] + bytes((len(raw),)) + raw,
                 mid,
-                mandatory=True,
+                mandatory=self.mandatory,
             )
             assert future is not None
             return future
         data, props = self._properties(
             routing_key, body, headers, check_routing, persistent, message_id, content_type, properties, fields
         )
-        future = channel.publish_nowait(self.exchange, routing_key, data, props, mandatory=True)
+        future = channel.publish_nowait(self.exchange, routing_key, data, props, mandatory=self.mandatory)
         assert future is not None
         return future
 
@@ -421,7 +426,7 @@ class Publisher:
             routing_key, body, headers, check_routing, persistent, message_id, content_type, properties, fields
         )
         channel = await self.client.publishing_channel()
-        await channel.publish(self.exchange, routing_key, data, props, mandatory=True)
+        await channel.publish(self.exchange, routing_key, data, props, mandatory=self.mandatory)
 
     async def flush(self) -> None:
         """Wait until everything sent through this client's publishing channel is confirmed."""
