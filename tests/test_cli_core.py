@@ -13,7 +13,6 @@ import secrets
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 import pytest
+from support import publish, wait_for_messages
 
 from topo.cli import _register
 from topo.cli.common import run
@@ -119,23 +119,6 @@ def user(mgmt: httpx.Client) -> Iterator[Any]:
     yield make
     for name in created:
         mgmt.delete(f"/api/users/{name}")
-
-
-def publish(mgmt: httpx.Client, vhost: str, exchange: str, routing_key: str) -> bool:
-    body = {"properties": {}, "routing_key": routing_key, "payload": "m", "payload_encoding": "string"}
-    response = mgmt.post(f"/api/exchanges/{quote(vhost, safe='')}/{quote(exchange, safe='')}/publish", json=body)
-    response.raise_for_status()
-    return bool(response.json()["routed"])
-
-
-def wait_for_messages(mgmt: httpx.Client, vhost: str, queue: str, timeout: float = 20) -> int:
-    """Poll until the Management API's message count (it lags up to ~5 s) shows some."""
-    deadline = time.monotonic() + timeout
-    while True:
-        count = int(mgmt.get(f"/api/queues/{quote(vhost, safe='')}/{queue}").json().get("messages") or 0)
-        if count or time.monotonic() > deadline:
-            return count
-        time.sleep(0.2)
 
 
 # -- validate ---------------------------------------------------------------------------------------

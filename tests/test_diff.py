@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from support import build_vhost
 
 from topo.model import Address, Binding, Exchange, Policy, Queue, Topology, VHost
 from topo.plan.diff import diff, exchange_replace_reasons, queue_replace_reasons
@@ -18,24 +19,8 @@ from topo.plan.model import Change, Plan
 V = "v"
 
 
-def vhost(
-    *items: Exchange | Queue | Binding,
-    name: str = V,
-    policies: tuple[Policy, ...] = (),
-    operator_policies: tuple[Policy, ...] = (),
-    **meta: Any,
-) -> VHost:
-    result = VHost(name, **meta)
-    for item in items:
-        if isinstance(item, Exchange):
-            result.exchanges[item.name] = item
-        elif isinstance(item, Queue):
-            result.queues[item.name] = item
-        else:
-            result.add_binding(item)
-    result.policies = {p.name: p for p in policies}
-    result.operator_policies = {p.name: p for p in operator_policies}
-    return result
+def vhost(*items: Exchange | Queue | Binding, name: str = V, **kw: Any) -> VHost:
+    return build_vhost(name, *items, **kw)
 
 
 def topology(*vhosts: VHost) -> Topology:

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from support import publish, take, wait_for_messages
 
 from topo import engine
 from topo.broker import writer
@@ -52,39 +53,6 @@ def files(tmp_path: Path, vhost: str) -> Any:
 
 def actions(plan: Plan) -> list[tuple[str, str]]:
     return [(c.action, str(c.address)) for c in plan.changes]
-
-
-def publish(mgmt: httpx.Client, vhost: str, exchange: str, routing_key: str, *, headers: Any = None) -> bool:
-    body = {
-        "properties": {"headers": headers or {}},
-        "routing_key": routing_key,
-        "payload": "m",
-        "payload_encoding": "string",
-    }
-    name = "amq.default" if exchange == "" else exchange
-    response = mgmt.post(f"/api/exchanges/{q(vhost)}/{q(name)}/publish", json=body)
-    response.raise_for_status()
-    return bool(response.json()["routed"])
-
-
-def take(mgmt: httpx.Client, vhost: str, queue: str) -> int:
-    """Messages taken (and acked) from ``queue`` right now: no stats lag."""
-    response = mgmt.post(
-        f"/api/queues/{q(vhost)}/{q(queue)}/get",
-        json={"count": 100, "ackmode": "ack_requeue_false", "encoding": "auto"},
-    )
-    response.raise_for_status()
-    return len(response.json())
-
-
-def wait_for_messages(mgmt: httpx.Client, vhost: str, queue: str, timeout: float = 20) -> int:
-    """Poll until the Management API's (lagging, up to ~5 s) message count of ``queue`` shows some."""
-    deadline = time.monotonic() + timeout
-    while True:
-        count = int(mgmt.get(f"/api/queues/{q(vhost)}/{q(queue)}").json().get("messages") or 0)
-        if count or time.monotonic() > deadline:
-            return count
-        time.sleep(0.2)
 
 
 def queue_bindings(mgmt: httpx.Client, vhost: str, queue: str) -> set[tuple[str, str]]:

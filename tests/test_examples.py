@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support import drain, publish
 
 import topo
 from topo import engine
@@ -26,31 +27,8 @@ def _example_in(vhost: str, file: str, declared_vhost: str) -> Topology:
     return Topology({vhost: replace(topology.vhost(declared_vhost), name=vhost)}, name=topology.name)
 
 
-def _publish(mgmt: httpx.Client, vhost: str, exchange: str, key: str, body: str, headers: dict[str, Any]) -> bool:
-    response = mgmt.post(
-        f"/api/exchanges/{enc(vhost)}/{enc(exchange or 'amq.default')}/publish",
-        json={
-            "properties": {"headers": headers} if headers else {},
-            "routing_key": key,
-            "payload": body,
-            "payload_encoding": "string",
-        },
-    )
-    response.raise_for_status()
-    return bool(response.json()["routed"])
-
-
-def _drain(mgmt: httpx.Client, vhost: str, queue: str) -> list[str]:
-    response = mgmt.post(
-        f"/api/queues/{enc(vhost)}/{enc(queue)}/get",
-        json={"count": 100, "ackmode": "ack_requeue_false", "encoding": "auto"},
-    )
-    response.raise_for_status()
-    return [m["payload"] for m in response.json()]
-
-
 def _where(mgmt: httpx.Client, vhost: str, queues: list[str], body: str) -> set[str]:
-    return {q for q in queues if body in _drain(mgmt, vhost, q)}
+    return {q for q in queues if body in drain(mgmt, vhost, q)}
 
 
 # (file, declared vhost, exchange, routing key, headers, queues the message must reach)
@@ -113,20 +91,20 @@ def test_messages_land_where_the_file_says(
     desired = _example_in(vhost, file, declared)
     engine.apply(client, desired)
     body = json.dumps({"case": [exchange, key, headers]})
-    routed = _publish(mgmt, vhost, exchange, key, body, headers)
+    routed = publish(mgmt, vhost, exchange, key, body=body, headers=headers)
     assert routed == bool(expected)
     assert _where(mgmt, vhost, sorted(desired.vhosts[vhost].queues), body) == expected
 
 
 def test_expired_orders_reach_the_dead_letter_queue(vhost: str, client: ManagementClient, mgmt: httpx.Client) -> None:
     engine.apply(client, _example_in(vhost, "dead-lettering.yaml", "orders"))
-    assert _publish(mgmt, vhost, "orders", "created", "order-42", {})
+    assert publish(mgmt, vhost, "orders", "created", body="order-42")
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        letters = _drain(mgmt, vhost, "payment-timeouts")
+        letters = drain(mgmt, vhost, "payment-timeouts")
         if letters:
             assert letters == ["order-42"]
-            assert _drain(mgmt, vhost, "awaiting-payment") == []
+            assert drain(mgmt, vhost, "awaiting-payment") == []
             return
         time.sleep(0.5)
     pytest.fail("the expired order never reached payment-timeouts")
@@ -134,7 +112,7 @@ def test_expired_orders_reach_the_dead_letter_queue(vhost: str, client: Manageme
 
 def test_rejected_thumbnail_job_is_dead_lettered(vhost: str, client: ManagementClient, mgmt: httpx.Client) -> None:
     engine.apply(client, _example_in(vhost, "work-queue.yaml", "jobs"))
-    assert _publish(mgmt, vhost, "", "thumbnails", "job-7", {})
+    assert publish(mgmt, vhost, "", "thumbnails", body="job-7")
     response = mgmt.post(
         f"/api/queues/{enc(vhost)}/thumbnails/get",
         json={"count": 1, "ackmode": "reject_requeue_false", "encoding": "auto"},
@@ -142,7 +120,7 @@ def test_rejected_thumbnail_job_is_dead_lettered(vhost: str, client: ManagementC
     assert [m["payload"] for m in response.json()] == ["job-7"]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        letters = _drain(mgmt, vhost, "thumbnails.failed")
+        letters = drain(mgmt, vhost, "thumbnails.failed")
         if letters:
             assert letters == ["job-7"]
             return
@@ -154,10 +132,10 @@ def test_retry_delay_queue_returns_the_message(vhost: str, client: ManagementCli
     desired = _example_in(vhost, "work-queue.yaml", "jobs")
     assert desired.vhosts[vhost].queues["thumbnails.retry.1"].arguments["x-message-ttl"] == 5000
     engine.apply(client, desired)
-    assert _publish(mgmt, vhost, "", "thumbnails.retry.1", "job-8", {})
+    assert publish(mgmt, vhost, "", "thumbnails.retry.1", body="job-8")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        back = _drain(mgmt, vhost, "thumbnails")
+        back = drain(mgmt, vhost, "thumbnails")
         if back:
             assert back == ["job-8"]
             return

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support import build_vhost
 
 from topo.errors import ValidationError
 from topo.export import export_data, export_yaml
@@ -19,18 +20,9 @@ from topo.plan.diff import diff
 
 def vhost(name: str, *items: Any, policies: tuple[Policy, ...] = (), ops: tuple[Policy, ...] = (), **kw: Any) -> VHost:
     """A vhost as the reader returns it: metadata always known."""
-    result = VHost(name, description=kw.pop("description", ""), tags=kw.pop("tags", ()), limits=kw.pop("limits", {}))
-    for item in items:
-        if isinstance(item, Exchange):
-            result.exchanges[item.name] = item
-        elif isinstance(item, Queue):
-            result.queues[item.name] = item
-        else:
-            result.add_binding(item)
-    result.policies = {p.name: p for p in policies}
-    result.operator_policies = {p.name: p for p in ops}
+    meta = {"description": kw.pop("description", ""), "tags": kw.pop("tags", ()), "limits": kw.pop("limits", {})}
     assert not kw
-    return result
+    return build_vhost(name, *items, policies=policies, operator_policies=ops, **meta)
 
 
 def round_trip(tmp_path: Path, observed: Topology) -> Topology:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import build_vhost
 
 from topo import __version__
 from topo.model import Binding, Exchange, Policy, Queue, Topology, VHost
@@ -29,17 +30,7 @@ DOCS = Path(__file__).parent.parent / "docs" / "plan-json.md"
 def _vhost(
     name: str, *items: Any, policies: tuple[Policy, ...] = (), ops: tuple[Policy, ...] = (), **meta: Any
 ) -> VHost:
-    vhost = VHost(name, **meta)
-    for item in items:
-        if isinstance(item, Exchange):
-            vhost.exchanges[item.name] = item
-        elif isinstance(item, Queue):
-            vhost.queues[item.name] = item
-        else:
-            vhost.add_binding(item)
-    vhost.policies = {p.name: p for p in policies}
-    vhost.operator_policies = {p.name: p for p in ops}
-    return vhost
+    return build_vhost(name, *items, policies=policies, operator_policies=ops, **meta)
 
 
 def sample_plan() -> Plan:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from support import build_vhost
 
 from topo.errors import UsageError
-from topo.model import Binding, Exchange, Policy, Queue, Topology, VHost
+from topo.model import Binding, Exchange, Policy, Queue, Topology
 from topo.routing import headers_match, route, split_topic_key, topic_matches
 
 
@@ -18,17 +19,8 @@ def topo_of(
     bindings: list[Binding],
     policies: list[Policy] | None = None,
 ) -> Topology:
-    vh = VHost("v")
-    for x in exchanges:
-        vh.exchanges[x.name] = x
-    for q in queues:
-        queue = Queue(q) if isinstance(q, str) else q
-        vh.queues[queue.name] = queue
-    for b in bindings:
-        vh.add_binding(b)
-    for p in policies or []:
-        vh.policies[p.name] = p
-    return Topology({"v": vh})
+    items = [Queue(q) if isinstance(q, str) else q for q in queues]
+    return Topology({"v": build_vhost("v", *exchanges, *items, *bindings, policies=tuple(policies or ()))})
 
 
 def qb(source: str, queue: str, key: str = "", **args: Any) -> Binding:

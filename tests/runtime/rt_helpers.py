@@ -6,7 +6,9 @@ import asyncio
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from topo.model import Binding, Exchange, Queue, Topology, VHost
+from support import build_vhost
+
+from topo.model import Binding, Exchange, Queue, Topology
 from topo.runtime import Connection, parse_url
 
 
@@ -27,14 +29,7 @@ def make_topology(
     queues: list[Queue] | None = None,
     bindings: list[Binding] | None = None,
 ) -> Topology:
-    v = VHost(vhost)
-    for x in exchanges or []:
-        v.exchanges[x.name] = x
-    for q in queues or []:
-        v.queues[q.name] = q
-    for b in bindings or []:
-        v.add_binding(b)
-    return Topology({vhost: v})
+    return Topology({vhost: build_vhost(vhost, *(exchanges or []), *(queues or []), *(bindings or []))})
 
 
 async def declare(topology: Topology, vhost: str, url: str) -> None:
