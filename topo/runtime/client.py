@@ -24,7 +24,7 @@ from typing import Any
 from topo.arguments import DELAYED_MESSAGE
 from topo.errors import UsageError
 from topo.model import Queue, Topology, VHost
-from topo.routing import routing_type
+from topo.routing import route, routing_type
 from topo.runtime import codec
 from topo.runtime.channel import Channel
 from topo.runtime.codec import Properties
@@ -299,8 +299,6 @@ class Publisher:
             known = self._routes.get(routing_key)
             if known is not None:
                 return known
-        from topo.routing import route
-
         result = route(self.client.topology, self.client.vhost.name, self.exchange, routing_key, headers)
         queues = self.client.vhost.queues
         durable = any(queues[name].durable for name in result.queues if name in queues)
@@ -312,6 +310,16 @@ class Publisher:
                 self._routes.clear()
             self._routes[routing_key] = answer
         return answer
+
+    def _checked_delivery_mode(
+        self, routing_key: str, headers: Mapping[str, Any] | None, check_routing: bool | None, persistent: bool | None
+    ) -> int:
+        """Raise :class:`UnroutableError` (before any I/O) when the declared layout drops the message and
+        the check is on; else its delivery mode: persistent (2) when it reaches a durable queue."""
+        reason, durable = self.route(routing_key, headers)
+        if reason is not None and (self.check_routing if check_routing is None else check_routing):
+            raise UnroutableError(self.exchange, routing_key, reason, hint=_ROUTING_HINT)
+        return 2 if (durable if persistent is None else persistent) else 1
 
     def _properties(
         self,
@@ -325,15 +333,7 @@ class Publisher:
         properties: Properties | None,
         fields: Mapping[str, Any],
     ) -> tuple[bytes, Properties]:
-        reason, durable = self.route(routing_key, headers)
-        check = self.check_routing if check_routing is None else check_routing
-        if reason is not None and check:
-            raise UnroutableError(
-                self.exchange,
-                routing_key,
-                reason,
-                hint=_ROUTING_HINT,
-            )
+        mode = self._checked_delivery_mode(routing_key, headers, check_routing, persistent)
         data, ctype = encode_body(body, content_type)
         props = properties if properties is not None else Properties(**fields)
         if props.content_type is None:
@@ -341,7 +341,7 @@ class Publisher:
         if headers is not None:
             props.headers = dict(headers)
         if props.delivery_mode is None:
-            props.delivery_mode = 2 if (durable if persistent is None else persistent) else 1
+            props.delivery_mode = mode
         if props.message_id is None:
             props.message_id = message_id or self.client.new_message_id()
         return data, props
@@ -370,11 +370,8 @@ class Publisher:
             raise ClientClosed("call `await publisher.ready()` (or publish once) before send()")
         if properties is None and headers is None and not fields:
             # the common case, without building a Properties: content type, delivery mode, message id
-            reason, durable = self.route(routing_key)
-            if reason is not None and (self.check_routing if check_routing is None else check_routing):
-                raise UnroutableError(self.exchange, routing_key, reason, hint=_ROUTING_HINT)
+            mode = self._checked_delivery_mode(routing_key, None, check_routing, persistent)
             data, ctype = encode_body(body, content_type)
-            mode = 2 if (durable if persistent is None else persistent) else 1
             prefix = self._prefixes.get((ctype, mode))
             if prefix is None:
                 flags, encoded = codec.encode_properties(Properties(content_type=ctype, delivery_mode=mode))
