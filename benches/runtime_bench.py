@@ -57,16 +57,15 @@ def topology_for(vhost: str, queue: str) -> Any:
 
 
 QUEUE_TYPES = ("classic", "quorum")
-QUEUE_TYPE = "classic"  # the type of the next reset_queue (set per pass by main)
 
 
-async def reset_queue(url: str, queue: str) -> None:
+async def reset_queue(url: str, queue: str, queue_type: str = "classic") -> None:
     from topo.runtime import Connection, parse_url
 
     conn = await Connection(parse_url(url), reconnect=False).open()
     ch = await conn.channel()
     await ch.queue_delete(queue)
-    await ch.queue_declare(queue, durable=True, arguments={"x-queue-type": QUEUE_TYPE})
+    await ch.queue_declare(queue, durable=True, arguments={"x-queue-type": queue_type})
     await conn.close()
 
 
@@ -286,7 +285,6 @@ def run_rounds(scenarios: dict[str, Callable[[], float]], runs: int, label: str)
 
 
 def main(argv: list[str] | None = None) -> int:
-    global QUEUE_TYPE
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--amqp-url", help="use this broker (default: start a private node)")
     parser.add_argument("-n", type=int, default=50_000, help="messages per publish/consume run")
@@ -306,32 +304,36 @@ def main(argv: list[str] | None = None) -> int:
 
         vhost = parse_url(url).vhost
 
-        def run(coro_fn: Callable[[], Awaitable[float]]) -> float:
-            asyncio.run(reset_queue(url, queue))
-            return asyncio.run(coro_fn())  # type: ignore[arg-type]
+        def scenarios_for(queue_type: str) -> dict[str, Callable[[], float]]:
+            def reset() -> None:
+                asyncio.run(reset_queue(url, queue, queue_type))
 
-        def consume_with(fn: Callable[[], Awaitable[float]]) -> float:
-            asyncio.run(reset_queue(url, queue))
-            asyncio.run(fill(url, vhost, queue, args.n))
-            return asyncio.run(fn())  # type: ignore[arg-type]
+            def run(coro_fn: Callable[[], Awaitable[float]]) -> float:
+                reset()
+                return asyncio.run(coro_fn())  # type: ignore[arg-type]
 
-        scenarios: dict[str, Callable[[], float]] = {
-            "publish topo": lambda: run(lambda: topo_publish(url, vhost, queue, args.n)),
-            "publish channel": lambda: run(lambda: channel_publish(url, vhost, queue, args.n)),
-            "publish raw": lambda: run(lambda: raw_publish(url, queue, args.n, BODY)),
-            "publish raw-as-topo": lambda: run(lambda: raw_publish(url, queue, args.n, BODY, like_topo=True)),
-            "publish aiormq": lambda: run(lambda: aiormq_publish(url, vhost, queue, args.n)),
-            "publish pika": lambda: (asyncio.run(reset_queue(url, queue)), pika_publish(url, queue, args.pika_n))[1],
-            "consume topo": lambda: consume_with(lambda: topo_consume(url, vhost, queue, args.n)),
-            "consume aiormq": lambda: consume_with(lambda: aiormq_consume(url, vhost, queue, args.n)),
-        }
-        if args.only:
-            scenarios = {k: v for k, v in scenarios.items() if any(word in k for word in args.only)}
+            def consume_with(fn: Callable[[], Awaitable[float]]) -> float:
+                reset()
+                asyncio.run(fill(url, vhost, queue, args.n))
+                return asyncio.run(fn())  # type: ignore[arg-type]
+
+            scenarios: dict[str, Callable[[], float]] = {
+                "publish topo": lambda: run(lambda: topo_publish(url, vhost, queue, args.n)),
+                "publish channel": lambda: run(lambda: channel_publish(url, vhost, queue, args.n)),
+                "publish raw": lambda: run(lambda: raw_publish(url, queue, args.n, BODY)),
+                "publish raw-as-topo": lambda: run(lambda: raw_publish(url, queue, args.n, BODY, like_topo=True)),
+                "publish aiormq": lambda: run(lambda: aiormq_publish(url, vhost, queue, args.n)),
+                "publish pika": lambda: (reset(), pika_publish(url, queue, args.pika_n))[1],
+                "consume topo": lambda: consume_with(lambda: topo_consume(url, vhost, queue, args.n)),
+                "consume aiormq": lambda: consume_with(lambda: aiormq_consume(url, vhost, queue, args.n)),
+            }
+            if args.only:
+                scenarios = {k: v for k, v in scenarios.items() if any(word in k for word in args.only)}
+            return scenarios
+
         for queue_type in args.queue_type:
-            QUEUE_TYPE = queue_type
-            results[queue_type] = run_rounds(scenarios, args.runs, f"[{queue_type}]")
+            results[queue_type] = run_rounds(scenarios_for(queue_type), args.runs, f"[{queue_type}]")
         if args.memory:
-            QUEUE_TYPE = "classic"
             asyncio.run(reset_queue(url, queue))
             samples = asyncio.run(memory_run(url, vhost, queue, args.memory))
             results["memory_mb"] = [(n, round(mb, 1)) for n, mb in samples]
