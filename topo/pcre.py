@@ -44,7 +44,7 @@ _POSIX = {
     "graph": "\\x21-\\x7e",
 }
 # Constructs of PCRE that Python's re lacks and that cannot be rewritten into it.
-_PCRE_ONLY = re.compile(r"\\[pPRKXGCgN]|\(\?[R&(+\d-]|\(\*|\[:\^")
+_PCRE_ONLY = re.compile(r"\\[pPRKXGCgN]|\(\?[R&(+\d-]|\(\*")  # ([:^...:] is caught by _translate)
 
 
 class _Untranslatable(Exception):
