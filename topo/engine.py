@@ -18,8 +18,8 @@ from dataclasses import replace
 
 from topo.arguments import EXCHANGE_TYPES
 from topo.broker.client import ManagementClient
-from topo.broker.reader import Observed, queue_message_counts, read
-from topo.broker.writer import Progress, doomed_queue_warning, execute
+from topo.broker.reader import Observed, read
+from topo.broker.writer import Progress, doomed_queue_warning, doomed_usage, dropped_queues, execute
 from topo.errors import MissingExchangeType, NotConverged
 from topo.loader import load
 from topo.model import Exchange, Topology
@@ -81,21 +81,14 @@ def plan(client: ManagementClient, desired: Topology) -> Plan:
 def _plan_from(client: ManagementClient, desired: Topology, observed: Observed) -> Plan:
     result = diff(desired, observed.topology)
     _check_exchange_types(client, result)
-    doomed = [c for c in result.changes if c.kind == "queue" and c.action in ("replace", "delete")]
+    doomed = dropped_queues(result)
     if doomed:
-        by_vhost: dict[str, list[str]] = {}
-        for change in doomed:
-            by_vhost.setdefault(change.vhost, []).append(change.address.name)
-        counts = {
-            (vhost, name): count
-            for vhost, names in by_vhost.items()
-            for name, count in queue_message_counts(client, vhost, names).items()
-        }
+        usage, exact = doomed_usage(client, result)
         result.changes = [
             replace(
                 c,
-                messages=counts.get((c.vhost, c.address.name), 0),
-                warnings=c.warnings + doomed_queue_warning(c, client.exact_counts),
+                messages=usage.get((c.vhost, c.address.name), (0, 0))[0],
+                warnings=c.warnings + doomed_queue_warning(c, exact),
             )
             if c in doomed
             else c

@@ -16,7 +16,7 @@ from topo.broker.amqp_probe import exact_usage
 from topo.broker.client import ManagementClient, enc
 from topo.model import Binding, Exchange, Policy, Queue, Topology, VHost
 
-__all__ = ["Observed", "queue_message_counts", "queue_usage", "read", "vhost_from_definitions"]
+__all__ = ["Observed", "queue_usage", "read", "vhost_from_definitions"]
 
 
 @dataclass
@@ -146,8 +146,3 @@ def queue_usage(client: ManagementClient, vhost: str, queues: Iterable[str]) -> 
                 old_messages, old_consumers = usage.get(name, (0, 0))
                 usage[name] = (max(messages, old_messages), max(consumers, old_consumers))
     return usage
-
-
-def queue_message_counts(client: ManagementClient, vhost: str, queues: Iterable[str]) -> dict[str, int]:
-    """Messages (ready + unacknowledged) in each named queue; queues that do not exist are left out."""
-    return {name: messages for name, (messages, _consumers) in queue_usage(client, vhost, queues).items()}

@@ -25,7 +25,15 @@ from topo.errors import ApplyFailed, BrokerError, UnsafeChange
 from topo.model import Binding, Exchange, Policy, Queue, canonical_json
 from topo.plan.model import Change, Plan
 
-__all__ = ["Progress", "check_safety", "definitions_for", "doomed_queue_warning", "execute"]
+__all__ = [
+    "Progress",
+    "check_safety",
+    "definitions_for",
+    "doomed_queue_warning",
+    "doomed_usage",
+    "dropped_queues",
+    "execute",
+]
 
 Progress = Callable[[str, int], None]
 """Called with a short description and the number of changes it completes."""
@@ -80,6 +88,26 @@ def doomed_queue_warning(change: Change, exact: bool) -> tuple[str, ...]:
     return () if exact else (INEXACT_COUNT,)
 
 
+def dropped_queues(plan: Plan) -> list[Change]:
+    """The changes that delete a queue (a replace or a delete)."""
+    return [c for c in plan.changes if c.kind == "queue" and c.action in ("replace", "delete")]
+
+
+def doomed_usage(client: ManagementClient, plan: Plan) -> tuple[dict[tuple[str, str], tuple[int, int]], bool]:
+    """(messages, consumers) of each queue the plan would drop, by (vhost, name), counted now (queues that
+    do not exist are left out); and whether every count was exact (over AMQP)."""
+    by_vhost: dict[str, list[str]] = defaultdict(list)
+    for change in dropped_queues(plan):
+        by_vhost[change.vhost].append(change.address.name)
+    client.exact_counts = True  # this pass's own verdict, not an earlier one's
+    usage = {
+        (vhost, name): counts
+        for vhost, names in sorted(by_vhost.items())
+        for name, counts in queue_usage(client, vhost, names).items()
+    }
+    return usage, client.exact_counts
+
+
 def check_safety(client: ManagementClient, plan: Plan) -> None:
     """Refuse (before any write) a plan that would drop a queue holding messages, counting afresh; and one
     that would delete a queue in use, which RabbitMQ refuses (apply would stop half-way).
@@ -88,23 +116,20 @@ def check_safety(client: ManagementClient, plan: Plan) -> None:
     ``if-empty``, so the broker itself refuses one that filled up since the lagging statistics were read.
     Quorum queues have no such guard, so they are refused rather than risked; streams are always refused
     (no exact count exists for them, and they keep messages after they are read)."""
-    doomed: dict[str, dict[str, str]] = defaultdict(dict)
-    for change in plan.changes:
-        if change.kind == "queue" and change.action in ("replace", "delete"):
-            doomed[change.vhost][change.address.name] = _queue_type(change)
+    types = {(c.vhost, c.address.name): _queue_type(c) for c in dropped_queues(plan)}
+    usage, exact = doomed_usage(client, plan)
     problems, busy, unguarded, streams = [], [], [], []
-    client.exact_counts = True  # this count's own verdict, not an earlier one's
-    for vhost, names in sorted(doomed.items()):
-        for name, (count, consumers) in sorted(queue_usage(client, vhost, names).items()):
-            where = f"queue {name!r} in vhost {vhost!r}"
-            if count:
-                problems.append(f"{where} holds {count} message{'s' if count != 1 else ''}")
-            if consumers:
-                busy.append(f"{where} has {consumers} consumer{'s' if consumers != 1 else ''}")
-            if names[name] == "stream":
-                streams.append(f"stream {where}")
-            elif not client.exact_counts and names[name] != "classic":
-                unguarded.append(f"{names[name]} {where}")
+    for (vhost, name), (count, consumers) in sorted(usage.items()):
+        where = f"queue {name!r} in vhost {vhost!r}"
+        if count:
+            problems.append(f"{where} holds {count} message{'s' if count != 1 else ''}")
+        if consumers:
+            busy.append(f"{where} has {consumers} consumer{'s' if consumers != 1 else ''}")
+        queue_type = types[(vhost, name)]
+        if queue_type == "stream":
+            streams.append(f"stream {where}")
+        elif not exact and queue_type != "classic":
+            unguarded.append(f"{queue_type} {where}")
     if problems:
         raise UnsafeChange(
             "refusing to replace or delete a queue that holds messages: " + "; ".join(problems),
