@@ -210,11 +210,9 @@ class Router:
         exchange = self.exchanges.get(name)
         if exchange is None or exchange.type in EXCHANGE_TYPES:
             return None
-        if exchange.type == DELAYED_MESSAGE:
-            return (
-                f"exchange {quoted(name)} ({DELAYED_MESSAGE}) routes as a {routing_type(exchange)} exchange, "
-                "after the message's x-delay"
-            )
+        kind = routing_type(exchange)
+        if kind != PLUGIN:  # x-delayed-message, which routes as its x-delayed-type
+            return f"exchange {quoted(name)} ({exchange.type}) routes as a {kind} exchange, after the message's x-delay"
         return (
             f"exchange {quoted(name)} has the plugin type {quoted(exchange.type)}: topo cannot compute its choice "
             "and counts each of its bindings as a possible route"
