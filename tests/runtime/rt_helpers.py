@@ -61,6 +61,28 @@ async def declare(topology: Topology, vhost: str, url: str) -> None:
         await conn.close()
 
 
+async def depth(url: str, vhost: str, queue: str) -> int:
+    """The exact number of ready messages in ``queue`` (a passive declare: no statistics lag)."""
+    conn = await Connection(parse_url(url).with_vhost(vhost), reconnect=False).open()
+    try:
+        ch = await conn.channel()
+        _, count, _ = await ch.queue_declare(queue, passive=True)
+        return count
+    finally:
+        await conn.close()
+
+
+async def exists(url: str, vhost: str, queue: str) -> bool:
+    """Whether ``queue`` exists on the broker (a passive declare)."""
+    from topo.runtime import NotFound
+
+    try:
+        await depth(url, vhost, queue)
+    except NotFound:
+        return False
+    return True
+
+
 async def force_close(mgmt: Any, vhost: str, connection_name: str) -> None:
     """Close the client connection named ``connection_name`` as an operator would (Connection.Close 320),
     through the Management API, which lists a connection only after a statistics interval."""

@@ -30,6 +30,7 @@ from topo.runtime.channel import Channel
 from topo.runtime.codec import Properties
 from topo.runtime.connection import Connection
 from topo.runtime.errors import ClientClosed, NotDeclared, UnroutableError
+from topo.runtime.failures import Backoff
 from topo.runtime.message import Message
 from topo.runtime.url import parse_url
 
@@ -222,9 +223,19 @@ class Client:
         concurrency: int = 1,
         offset: StreamOffset | None = None,
         arguments: Mapping[str, Any] | None = None,
+        verify: bool = True,
+        backoff: Backoff | None = None,
     ) -> Any:
         """Run ``handler`` for each message: ack on success; on an exception, retry per the queue's retry
-        policy, else reject to its dead-letter exchange, else requeue. Returns a :class:`Subscription`.
+        policy, else dead-letter it, else requeue it after a back-off (never in a tight loop, never
+        dropped): see :mod:`topo.runtime.failures`. Returns a :class:`Subscription`.
+
+        First it checks that the broker's queue (its arguments, its retry queues, its dead-letter
+        exchange) is what the files declare, and raises :class:`TopologyMismatch` naming the difference
+        otherwise (:mod:`topo.runtime.verify`; needs the configure permission on the queue).
+        ``verify=False`` skips that; the runtime then dead-letters failed messages itself (confirmed)
+        rather than rely on the broker's queue. ``backoff``: the requeue delays when the queue declares
+        no ``retry:`` (default: 1 s, doubling, at most 60 s).
 
         ``offset`` and ``arguments``: as for :meth:`consume`. A stream keeps every message: one whose
         handler failed is not delivered again (read the stream again from its offset)."""
@@ -233,7 +244,14 @@ class Client:
         declared = self.queue(queue)
         consumer_arguments = _consumer_arguments(declared, offset, arguments, False)
         subscription = Subscription(
-            self, declared, handler, self._prefetch(declared, prefetch), concurrency, arguments=consumer_arguments
+            self,
+            declared,
+            handler,
+            self._prefetch(declared, prefetch),
+            concurrency,
+            arguments=consumer_arguments,
+            verify=verify,
+            backoff=backoff,
         )
         await subscription.start()
         self._closers.append(subscription.cancel)
@@ -246,13 +264,24 @@ class Client:
         *,
         prefetch: int | None = None,
         concurrency: int = 1,
+        verify: bool = True,
+        backoff: Backoff | None = None,
     ) -> Any:
-        """Answer RPC requests on ``queue``: the handler's return value is the reply (JSON unless bytes/str)."""
+        """Answer RPC requests on ``queue``: the handler's return value is the reply (JSON unless bytes/str);
+        when it raises, the reply says so (:class:`RemoteError` for the caller). ``verify``, ``backoff``:
+        as for :meth:`subscribe` (a request without ``reply_to`` is treated as a subscription's message)."""
         from topo.runtime.consume import Subscription
 
         declared = self.queue(queue)
         subscription = Subscription(
-            self, declared, handler, self._prefetch(declared, prefetch), concurrency, reply=True
+            self,
+            declared,
+            handler,
+            self._prefetch(declared, prefetch),
+            concurrency,
+            reply=True,
+            verify=verify,
+            backoff=backoff,
         )
         await subscription.start()
         self._closers.append(subscription.cancel)
