@@ -290,3 +290,73 @@ def bench_cmd(
     if consumed is not None:
         click.echo(f"consume: {consumed:,.0f} msg/s (prefetch 200, acked)")
     return 0
+
+
+@cli.group("dlq")
+def dlq_group() -> None:
+    """Dead-letter queues: send dead letters back where they came from."""
+
+
+@dlq_group.command("replay")
+@PATHS
+@_VHOST
+@click.option("--queue", required=True, help="The dead-letter queue (declared in the topology).")
+@click.option("--count", type=int, help="Replay at most N dead letters (default: all it holds now).")
+@click.option("--dry-run", is_flag=True, help="Show what would go where; move nothing.")
+@_AMQP_URL
+@vars_option
+def dlq_replay_cmd(
+    paths: tuple[str, ...],
+    vhost: str,
+    queue: str,
+    count: int | None,
+    dry_run: bool,
+    amqp_url: str,
+    variables: tuple[str, ...],
+) -> int:
+    """Republish dead letters to their original exchange and routing key, each acked only once its copy is
+    confirmed (stopped half-way, nothing is lost; the one in flight may exist twice). Dead letters whose
+    route is unknown or no longer declared are skipped and stay. Exits 1 when any was skipped."""
+    if count is not None and count < 1:
+        raise UsageError(f"--count must be at least 1, got {count}")
+    topology = load_paths(paths, variables)
+    from topo.runtime import connect
+    from topo.runtime.dlq import DeadLetter, ReplayReport
+
+    client = connect(topology, vhost=vhost, url=amqp_url, reconnect=False, name="topo dlq replay")
+    client.queue(queue)
+
+    def show(item: DeadLetter) -> None:
+        parts = [f"{item.status:<12}", item.message_id or "(no message id)"]
+        if item.exchange is not None:
+            parts.append(f"-> {item.exchange or '(default exchange)'} {item.routing_key!r}  (from {item.source})")
+        if item.reason:
+            parts.append(item.reason)
+        click.echo("  ".join(parts))
+
+    async def go() -> ReplayReport:
+        async with client:
+            return await client.replay_dead_letters(queue, count=count, dry_run=dry_run, on_item=show)
+
+    report = asyncio.run(go())
+    letters = len(report.items) - report.skipped
+
+    def plural(n: int) -> str:
+        return f"{n} dead letter{'' if n == 1 else 's'}"
+
+    if not report.items and report.error is None:
+        click.echo(f"No dead letters in {queue!r}.")
+        return 0
+    skipped = f"; {report.skipped} skipped (left in the queue)" if report.skipped else ""
+    if dry_run:
+        click.echo(f"Dry run: would replay {plural(letters)} from {queue!r}{skipped}; nothing was moved.")
+    else:
+        click.echo(f"Replayed {plural(report.replayed)} from {queue!r}{skipped}.")
+    if report.error is not None:
+        from topo.errors import RuntimeClientError
+
+        raise RuntimeClientError(
+            f"the replay stopped: {report.error.message}",
+            hint=f"the dead letters not replayed are still in {queue!r}; fix the cause and run it again",
+        )
+    return 1 if report.skipped else 0

@@ -19,7 +19,7 @@ import re
 import secrets
 import ssl
 from collections.abc import Awaitable, Callable, Generator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from topo.arguments import DELAYED_MESSAGE
 from topo.errors import UsageError
@@ -33,6 +33,9 @@ from topo.runtime.errors import ClientClosed, NotDeclared, UnroutableError
 from topo.runtime.failures import Backoff
 from topo.runtime.message import Message
 from topo.runtime.url import parse_url
+
+if TYPE_CHECKING:
+    from topo.runtime.dlq import DeadLetter, ReplayReport
 
 __all__ = ["DEFAULT_AMQP_URL", "DEFAULT_PREFETCH", "Client", "Publisher", "connect", "encode_body"]
 
@@ -298,6 +301,21 @@ class Client:
             self._rpc = RpcClient(self)
             self._closers.append(self._rpc.close)
         return await self._rpc.call(queue, body, timeout=timeout, headers=headers)
+
+    async def replay_dead_letters(
+        self,
+        queue: str,
+        *,
+        count: int | None = None,
+        dry_run: bool = False,
+        on_item: Callable[[DeadLetter], None] | None = None,
+    ) -> ReplayReport:
+        """Republish (at most ``count``) dead letters of ``queue`` to the route each came by, acking each
+        only once its copy is confirmed; ``dry_run`` moves nothing. Returns a
+        :class:`~topo.runtime.dlq.ReplayReport`; see :mod:`topo.runtime.dlq`."""
+        from topo.runtime.dlq import replay_dead_letters
+
+        return await replay_dead_letters(self, queue, count=count, dry_run=dry_run, on_item=on_item)
 
     def _prefetch(self, queue: Queue, prefetch: int | None) -> int:
         if prefetch is not None:
