@@ -291,16 +291,25 @@ class Client:
         return subscription
 
     async def rpc(
-        self, queue: str, body: Any, *, timeout: float = 5.0, headers: Mapping[str, Any] | None = None
+        self,
+        queue: str,
+        body: Any,
+        *,
+        timeout: float = 5.0,
+        headers: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
     ) -> Any:
-        """Send a request to ``queue`` (through the default exchange) and return the decoded reply."""
+        """Send a request to ``queue`` (through the default exchange) and return the decoded reply.
+
+        :class:`RpcTimeout` when no reply came within ``timeout`` seconds (the request expires then);
+        :class:`RemoteError` when the server's handler raised."""
         from topo.runtime.consume import RpcClient
 
         self.queue(queue)
         if self._rpc is None:
             self._rpc = RpcClient(self)
             self._closers.append(self._rpc.close)
-        return await self._rpc.call(queue, body, timeout=timeout, headers=headers)
+        return await self._rpc.call(queue, body, timeout=timeout, headers=headers, content_type=content_type)
 
     async def replay_dead_letters(
         self,

@@ -280,12 +280,20 @@ class RpcClient:
             if not future.done():
                 future.set_exception(ConnectionLost("connection lost while waiting for an RPC reply"))
 
-    async def call(self, queue: str, body: Any, *, timeout: float, headers: Mapping[str, Any] | None = None) -> Any:
+    async def call(
+        self,
+        queue: str,
+        body: Any,
+        *,
+        timeout: float,
+        headers: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
+    ) -> Any:
         from topo.runtime.client import encode_body
 
         await self.client.open()
         channel = await self._ensure()
-        data, ctype = encode_body(body)
+        data, ctype = encode_body(body, content_type)
         correlation_id = f"{self._prefix}.{next(self._ids)}"
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._waiting[correlation_id] = future
@@ -302,7 +310,10 @@ class RpcClient:
             await channel.publish("", queue, data, props, mandatory=True)
             reply = await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            raise RpcTimeout(f"no reply from {queue!r} within {timeout:g} s") from None
+            raise RpcTimeout(
+                f"no reply from {queue!r} within {timeout:g} s",
+                hint="is a server consuming the queue? The request expires unanswered; a longer timeout may help",
+            ) from None
         finally:
             self._waiting.pop(correlation_id, None)
         if reply.headers.get("x-error"):
