@@ -262,3 +262,32 @@ def test_backoff_delays() -> None:
     assert [b.delay(n, declared=(5000, 60000)) for n in (1, 2, 3, 9)] == [5, 60, 60, 60]
     with pytest.raises(ValueError):
         Backoff(first=0)
+
+
+@pytest.mark.parametrize(
+    ("reply_text", "expected"),
+    [
+        (
+            "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue 'q' in vhost 'v': received the value "
+            "'quorum' of type 'longstr' but current is none",
+            "x-queue-type: 'quorum' in the files, none on the broker",
+        ),
+        (
+            "PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue 'q' in vhost 'v': received none but "
+            "current is the value '1000' of type 'signedint'",
+            "x-message-ttl: none in the files, 1000 on the broker",
+        ),
+        (
+            "PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'q' in vhost 'v': received 'false' but "
+            "current is 'true'",
+            "durable: false in the files, true on the broker",
+        ),
+        ("PRECONDITION_FAILED - something else", "differs from the files: PRECONDITION_FAILED - something else"),
+    ],
+)
+def test_describe_mismatch(reply_text: str, expected: str) -> None:
+    """The broker's texts (seen on 3.10.8) become "argument: declared vs on the broker"."""
+    from topo.runtime.verify import describe_mismatch
+
+    text = describe_mismatch("q", reply_text)
+    assert text.startswith("queue 'q' on the broker differs from the files: ") and text.endswith(expected)
