@@ -91,7 +91,7 @@ def test_subscribe_refuses_a_missing_queue_and_does_not_create_it(amqp_url: str,
     run(main())
 
 
-def test_subscribe_checks_the_retry_queues_and_the_dead_letter_exchange(amqp_url: str, vhost: str) -> None:
+def test_subscribe_checks_the_retry_queues(amqp_url: str, vhost: str) -> None:
     retrying = Queue("orders", arguments=DLX, retry_delays=(100,))
     retry_1 = Queue(
         "orders.retry.1",
