@@ -72,6 +72,18 @@ async def depth(url: str, vhost: str, queue: str) -> int:
         await conn.close()
 
 
+async def settled_depth(url: str, vhost: str, queue: str, expected: int, timeout: float = 10) -> int:
+    """:func:`depth`, polled until it is ``expected`` (returned) or ``timeout`` passed (the last value).
+    A quorum queue's count lags: a passive declare right after a requeue or an ack (from another
+    connection) was seen saying 0 of 3 requeued messages; it catches up within milliseconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        count = await depth(url, vhost, queue)
+        if count == expected or asyncio.get_running_loop().time() > deadline:
+            return count
+        await asyncio.sleep(0.05)
+
+
 async def exists(url: str, vhost: str, queue: str) -> bool:
     """Whether ``queue`` exists on the broker (a passive declare)."""
     from topo.runtime import NotFound

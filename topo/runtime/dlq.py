@@ -5,8 +5,11 @@ itself dead-letters) a message, ``x-topo-original-exchange`` and ``x-topo-origin
 (:mod:`topo.runtime.failures`); without them, from the broker's ``x-death`` entry of the first death
 (``x-first-death-queue``): its exchange and first routing key.
 
-Dead letters are taken one at a time (``Basic.Get``) from the queue, at most as many as it held when the
-replay started (so that one dead-lettered again meanwhile is not read twice). Each is republished to its
+Dead letters are taken one at a time (``Basic.Get``) until the queue has none left that this run has not
+seen: one that comes back meanwhile (say its copy was dead-lettered again at once) is recognised by its
+``message_id`` (else exchange, routing key and body) and left for the next run, so each dead letter is
+replayed at most once per run and a run always ends. (Not bounded by the queue's message count: a quorum
+queue's count lags behind requeues and acks.) Each is republished to its
 route through the declared topology (``mandatory``, with publisher confirms) and acked only once the
 broker has confirmed the copy: stopped half-way (an error, Ctrl-C, a lost connection), every dead letter
 not yet acked stays in the queue. The one in flight at that moment may exist twice (republished and
@@ -25,14 +28,14 @@ the ``x-topo-original-*`` headers stay.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from topo.errors import UsageError
 from topo.runtime.codec import Properties
 from topo.runtime.errors import NotDeclared, RuntimeClientError, UnroutableError
-from topo.runtime.failures import ORIGINAL_EXCHANGE, ORIGINAL_ROUTING_KEY, RETRY_HEADER
+from topo.runtime.failures import ORIGINAL_EXCHANGE, ORIGINAL_ROUTING_KEY, RETRY_HEADER, message_key
 from topo.runtime.message import Message
 
 if TYPE_CHECKING:
@@ -143,14 +146,27 @@ async def replay_dead_letters(
         if on_item is not None:
             on_item(item)
 
+    seen: set[Hashable] = set()
     try:
-        _, waiting, _ = await channel.queue_declare(queue, passive=True)
-        for _ in range(waiting):
-            if count is not None and report.replayed + report.would_replay >= count:
-                break
+        while count is None or report.replayed + report.would_replay < count:
             message = await channel.get(queue)
             if message is None:
                 break
+            key = message_key(message)
+            if key in seen:
+                held.append(message)
+                note(
+                    DeadLetter(
+                        message.message_id,
+                        None,
+                        None,
+                        None,
+                        "skipped",
+                        "came back during this replay (dead-lettered again?): left for the next run",
+                    )
+                )
+                continue
+            seen.add(key)
             route = original_route(message)
             if route is None:
                 held.append(message)

@@ -56,6 +56,7 @@ __all__ = [
     "RETRY_HEADER",
     "Backoff",
     "Failures",
+    "message_key",
     "retry_count",
     "retry_queue_name",
     "with_original_route",
@@ -116,7 +117,8 @@ def with_original_route(message: Message, queue: str) -> dict[str, Any]:
     return headers
 
 
-def _key(message: Message) -> Hashable:
+def message_key(message: Message) -> Hashable:
+    """What identifies a message across deliveries: its ``message_id``, else exchange, routing key and body."""
     if message.message_id:
         return message.message_id
     return (message.exchange, message.routing_key, hashlib.blake2b(message.body, digest_size=12).digest())
@@ -144,7 +146,7 @@ class Failures:
 
     def succeeded(self, message: Message) -> None:
         if self._attempts:
-            self._attempts.pop(_key(message), None)
+            self._attempts.pop(message_key(message), None)
 
     async def failed(self, message: Message, error: BaseException) -> None:
         """Settle a message whose handler raised ``error``, and log one line saying how."""
@@ -203,7 +205,7 @@ class Failures:
         await channel.publish(exchange, routing_key, message.body, props, mandatory=True)
 
     def _hold(self, message: Message) -> str:
-        key = _key(message)
+        key = message_key(message)
         n = self._attempts.pop(key, 0) + 1
         self._attempts[key] = n
         if len(self._attempts) > _TRACKED:
