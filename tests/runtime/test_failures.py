@@ -8,6 +8,7 @@ are requeued after a back-off, never in a tight loop, and never dropped.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from typing import Any
 from urllib.parse import quote
@@ -176,10 +177,27 @@ def test_retries_exhausted_without_a_dead_letter_exchange_keep_the_message(amqp_
         async with connect(topology, vhost=vhost, url=amqp_url) as client:
             await client.publish("", "jobs", "work")
 
-    run(publish())
-    calls = _count_window(amqp_url, vhost, topology, "jobs", 2.5)
-    # 1 + 2 retries, then requeued in place every 0.2 s (the last declared delay): bounded either way
-    assert 3 <= len(calls) <= 16, len(calls)
+    calls: list[float] = []
+
+    async def main() -> None:
+        async with connect(topology, vhost=vhost, url=amqp_url) as client:
+            await client.publish("", "jobs", "work")
+
+            def handler(m: Message) -> None:
+                calls.append(asyncio.get_running_loop().time())
+                raise ValueError("cannot handle it")
+
+            sub = await client.subscribe("jobs", handler)
+            for _ in range(300):  # 1 + 2 retries, then two more failures: requeued in place, not dropped
+                if len(calls) >= 5:
+                    break
+                await asyncio.sleep(0.05)
+            await sub.cancel()
+
+    run(main())
+    assert len(calls) >= 5
+    # in place, each requeue waits the last declared delay (0.2 s): never a tight loop
+    assert all(b - a >= 0.18 for a, b in itertools.pairwise(calls[2:])), calls
     assert run(depth(amqp_url, vhost, "jobs")) == 1
 
 
