@@ -309,7 +309,17 @@ class _Builder:
                 return whole
             table = self.environ if source == "env" else self.variables
             if name in table:
-                return table[name]
+                value = table[name]
+                bad = _not_utf8(value)
+                if bad is not None:
+                    what = "environment variable" if source == "env" else "variable"
+                    report(
+                        f"{what} {name} is not UTF-8 text (it holds {bad})",
+                        "RabbitMQ names, keys and arguments are UTF-8 text: set it to UTF-8 text "
+                        "(its bytes come from whatever set it, e.g. a file in another encoding or a locale)",
+                    )
+                    return ""
+                return value
             if default is not None:
                 return default
             if source == "env":
@@ -322,6 +332,24 @@ class _Builder:
             return ""
 
         return _INTERPOLATION.sub(replace, text)
+
+
+def _not_utf8(value: str) -> str | None:
+    """None when ``value`` encodes as UTF-8; else what stands in the way, for a message.
+
+    Python decodes bytes that are not UTF-8 in the environment and the command line to "surrogate
+    escapes" (b"\\xff" becomes "\\udcff"), which no request to the broker can carry.
+    """
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(value[exc.start])
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"the byte {code - 0xDC00:#04x}"
+        return f"U+{code:04X}, a lone surrogate"
+    return None
 
 
 def read_document(
