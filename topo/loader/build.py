@@ -23,6 +23,7 @@ from topo.errors import Problem
 from topo.loader.source import Document, Path_, dotted
 from topo.model import Address, Binding, DestinationType, Exchange, Origin, Policy, Queue, Topology, VHost
 from topo.pcre import compile_pattern
+from topo.shortstr import SHORTSTR_MAX, shortstr_excess, too_long_message
 from topo.units import MAX_AGE_FORM, MAX_AGE_PATTERN, parse_duration, parse_size
 
 __all__ = ["PREDEFINED_EXCHANGES", "build_topology", "retry_queue_name"]
@@ -157,12 +158,28 @@ class _Builder:
     def problem(self, doc: Document, path: Path_, message: str, hint: str | None = None) -> None:
         self.problems.append(doc.problem(path, message, hint=hint))
 
+    def check_shortstr(self, doc: Document, path: Path_, text: str, what: str, *, key: bool = False) -> bool:
+        """A problem when ``text`` (a routing key, an argument's name, ...) does not fit an AMQP short string."""
+        size = shortstr_excess(text)
+        if size is None:
+            return True
+        hint = "shorten it"
+        if what.endswith("routing key"):
+            hint = "no client can publish a message with this key over AMQP 0-9-1; shorten it"
+        self.problems.append(doc.problem(path, too_long_message(what, size), hint=hint, key=key))
+        return False
+
+    def check_argument_names(self, doc: Document, path: Path_, table: Mapping[str, Any], what: str) -> None:
+        """The names of a field table's entries (arguments, headers) are short strings too."""
+        for name in table:
+            self.check_shortstr(doc, (*path, name), name, what, key=True)
+
     def check_name(self, doc: Document, path: Path_, name: str, kind: str) -> None:
         """Reported at the name itself (the key), not at the body."""
         if not name:
             message, hint = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} needs a non-empty name", None
-        elif len(name.encode("utf-8")) > 255:
-            message, hint = f"{kind} name is longer than 255 bytes of UTF-8", None
+        elif shortstr_excess(name) is not None:
+            message, hint = f"{kind} name is longer than {SHORTSTR_MAX} bytes of UTF-8", "shorten it"
         elif kind in ("queue", "exchange") and name.startswith("amq."):
             message, hint = f"{kind} names starting with 'amq.' are reserved for the broker", "choose another name"
         else:
@@ -193,8 +210,8 @@ class _Builder:
             self.vhost(doc, ("vhosts", vhost_name), vhost_name, body or {})
 
     def vhost(self, doc: Document, path: Path_, name: str, body: Mapping[str, Any]) -> None:
+        self.check_name(doc, path, name, "vhost")
         if not name:
-            self.check_name(doc, path, name, "vhost")
             return
         if self.broken_here(path) or any(self.broken_here((*path, c)) for c in _COLLECTIONS):
             self.skipped.add(("vhost", name, ""))
@@ -246,6 +263,7 @@ class _Builder:
         if origin is None:
             return
         arguments = dict(body.get("arguments") or {})
+        self.check_argument_names(doc, (*path, "arguments"), arguments, "argument name")
         if "alternate-exchange" in body:
             if "alternate-exchange" in arguments:
                 self.problem(
@@ -296,6 +314,7 @@ class _Builder:
         for key, spec in QUEUE_ARGUMENTS.items():
             if key in body:
                 arguments[spec.argument] = self.value(doc, (*path, key), spec, body[key])
+        self.check_argument_names(doc, (*path, "arguments"), body.get("arguments") or {}, "argument name")
         for arg, value in (body.get("arguments") or {}).items():
             arg_path = (*path, "arguments", arg)
             if arg == "x-queue-type":
@@ -353,6 +372,14 @@ class _Builder:
                 else (*path, "arguments", "x-dead-letter-exchange")
             )
             self.dlx_places[(vhost.name, name)] = self.place(doc, dlx_path)
+        dlrk = arguments.get("x-dead-letter-routing-key")
+        if isinstance(dlrk, str):  # a dead letter carries it as its routing key
+            key_path = (
+                (*path, "dead-letter-routing-key")
+                if "dead-letter-routing-key" in body
+                else (*path, "arguments", "x-dead-letter-routing-key")
+            )
+            self.check_shortstr(doc, key_path, dlrk, "dead-letter routing key")
         delays = tuple(parse_duration(d) for d in (body.get("retry") or {}).get("delays", []))
         if delays and qtype == "stream":
             self.problem(
@@ -375,6 +402,14 @@ class _Builder:
         )
         for attempt, delay in enumerate(delays, start=1):
             retry_name = retry_queue_name(name, attempt)
+            if shortstr_excess(retry_name) is not None:
+                self.problem(
+                    doc,
+                    (*path, "retry"),
+                    f"the retry queue name {retry_name!r} is longer than {SHORTSTR_MAX} bytes of UTF-8",
+                    "shorten the queue's name: its retry queues are called <queue>.retry.N",
+                )
+                break
             if self._claim(doc, (*path, "retry"), vhost, "queue", retry_name) is None:
                 continue
             vhost.queues[retry_name] = Queue(
@@ -413,6 +448,10 @@ class _Builder:
         for index, item in enumerate(items):
             b_path = (*path, "bindings", index)
             arguments = dict(item.get("arguments") or {})
+            routing_key = str(item.get("routing-key", ""))
+            self.check_shortstr(doc, (*b_path, "routing-key"), routing_key, "routing key")
+            self.check_argument_names(doc, (*b_path, "arguments"), arguments, "argument name")
+            self.check_argument_names(doc, (*b_path, "headers"), item.get("headers") or {}, "header name")
             if "match" in item or "headers" in item:
                 if "x-match" in arguments:
                     self.problem(doc, b_path, "x-match is given twice (`match:` and under `arguments:`)")
@@ -425,7 +464,7 @@ class _Builder:
                 source=item["exchange"],
                 destination=destination,
                 destination_type=destination_type,
-                routing_key=str(item.get("routing-key", "")),
+                routing_key=routing_key,
                 arguments=arguments,
                 origin=self.origin(doc, b_path),
             )
