@@ -13,7 +13,9 @@ with like. Normalisation happens on the way in:
   arguments), which is what RabbitMQ itself uses.
 
 ``origin`` fields record where a declaration came from (``file:line:col``); they never take part in
-comparisons.
+comparisons. Neither does :attr:`Queue.generated_by`, which marks the queues topo declares itself (the
+retry delay queues of a queue with ``retry:``): the broker has them like any other, but no user wrote
+them, so lint never reports them and the graph draws them as part of their queue's retries.
 """
 
 from __future__ import annotations
@@ -129,6 +131,9 @@ class Queue:
     prefetch: int | None = field(default=None, compare=False)
     retry_delays: tuple[int, ...] = field(default=(), compare=False)  # milliseconds
     lint_disable: frozenset[str] = field(default=frozenset(), compare=False)  # lint codes off here
+    # Set on a queue topo declares itself: the name of the queue whose `retry:` asked for it (None: a
+    # queue of the files, or read from a broker).
+    generated_by: str | None = field(default=None, compare=False)
 
     @property
     def dead_letter_exchange(self) -> str | None:

@@ -420,6 +420,7 @@ class _Builder:
                     "x-dead-letter-routing-key": name,
                 },
                 origin=origin,
+                generated_by=name,
             )
         self.bindings(doc, path, vhost, name, "queue", body.get("bindings") or [])
 
