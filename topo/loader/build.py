@@ -21,7 +21,18 @@ from topo.arguments import (
 )
 from topo.errors import Problem
 from topo.loader.source import Document, Path_, dotted
-from topo.model import Address, Binding, DestinationType, Exchange, Origin, Policy, Queue, Topology, VHost
+from topo.model import (
+    Address,
+    Binding,
+    BindingPattern,
+    DestinationType,
+    Exchange,
+    Origin,
+    Policy,
+    Queue,
+    Topology,
+    VHost,
+)
 from topo.pcre import compile_pattern
 from topo.shortstr import SHORTSTR_MAX, shortstr_excess, too_long_message
 from topo.units import MAX_AGE_FORM, MAX_AGE_PATTERN, parse_duration, parse_size
@@ -49,6 +60,7 @@ _STRUCTURAL_KEYS = frozenset(
         "apply-to",
         "priority",
         "definition",
+        "keep-bindings",
     }
 )
 
@@ -56,6 +68,16 @@ _STRUCTURAL_KEYS = frozenset(
 def retry_queue_name(queue: str, attempt: int) -> str:
     """The delay queue that holds a message of ``queue`` before its ``attempt``-th retry (1-based)."""
     return f"{queue}.retry.{attempt}"
+
+
+def keep_bindings(value: Any) -> tuple[BindingPattern, ...] | None:
+    """``keep-bindings:`` as patterns (schema-valid input): ``all`` is one pattern that matches anything;
+    None when the key is not given."""
+    if value is None:
+        return None
+    if value == "all":
+        return (BindingPattern(),)
+    return tuple(BindingPattern(item.get("exchange"), item.get("routing-key")) for item in value)
 
 
 def normalise_value(spec: ArgSpec, value: Any) -> Any:
@@ -219,7 +241,7 @@ class _Builder:
         vhost = self.topology.vhosts.get(name)
         if vhost is None:
             vhost = self.topology.vhosts[name] = VHost(name, origin=self.origin(doc, path))
-        for key in ("description", "tags", "limits"):
+        for key in ("description", "tags", "limits", "keep-bindings"):
             if any(p[: len(path) + 1] == (*path, key) for p in self.bad):
                 body = {k: v for k, v in body.items() if k != key}  # reported by the schema check already
             if key in body:
@@ -238,6 +260,8 @@ class _Builder:
             vhost.tags = tuple(sorted(set(body["tags"])))
         if "limits" in body:
             vhost.limits = dict(body["limits"])
+        if "keep-bindings" in body:
+            vhost.keep_bindings = keep_bindings(body["keep-bindings"]) or ()
         for ex_name, ex_body in (body.get("exchanges") or {}).items():
             self.exchange(doc, (*path, "exchanges", ex_name), vhost, ex_name, ex_body or {})
         for q_name, q_body in (body.get("queues") or {}).items():
@@ -301,6 +325,7 @@ class _Builder:
             arguments=arguments,
             origin=origin,
             lint_disable=frozenset(body.get("lint", {}).get("disable", [])),
+            keep_bindings=keep_bindings(body.get("keep-bindings")),
         )
         self.bindings(doc, path, vhost, name, "exchange", body.get("bindings") or [])
 
@@ -399,6 +424,7 @@ class _Builder:
             prefetch=body.get("prefetch"),
             retry_delays=delays,
             lint_disable=frozenset(body.get("lint", {}).get("disable", [])),
+            keep_bindings=keep_bindings(body.get("keep-bindings")),
         )
         for attempt, delay in enumerate(delays, start=1):
             retry_name = retry_queue_name(name, attempt)
