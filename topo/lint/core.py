@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import Literal
 
 from topo.errors import UsageError
-from topo.model import Address, Binding, Exchange, Origin, Policy, Queue, Topology, VHost
+from topo.model import Address, Binding, BindingPattern, Exchange, Origin, Policy, Queue, Topology, VHost
 from topo.routing import BUILTIN_EXCHANGES, Router, applied_policy
 
 __all__ = [
@@ -153,6 +153,23 @@ class Context:
         if isinstance(subject, Binding):
             return subject.address(name)
         return Address("policy", name, subject.name)
+
+    def kept_patterns(self, subject: Queue | Exchange) -> tuple[BindingPattern, ...]:
+        """The ``keep-bindings`` patterns in force for a queue or exchange (its own, else its vhost's): an
+        application may bind it at run time."""
+        return subject.keep_bindings if subject.keep_bindings is not None else self.vhost.keep_bindings
+
+    @cached_property
+    def runtime_sources(self) -> frozenset[str] | None:
+        """Exchanges that ``keep-bindings`` says an application may bind from at run time; None: any."""
+        found: set[str] = set()
+        subjects: list[Queue | Exchange] = [*self.vhost.queues.values(), *self.vhost.exchanges.values()]
+        for subject in subjects:
+            for pattern in self.kept_patterns(subject):
+                if pattern.exchange is None:
+                    return None
+                found.add(pattern.exchange)
+        return frozenset(found)
 
     def generated(self, subject: Subject) -> bool:
         """Whether topo declared ``subject`` itself (a retry delay queue, or a binding declared on one)."""
