@@ -21,7 +21,7 @@ import yaml
 
 from topo.errors import Problem
 
-__all__ = ["Document", "Path_", "discover", "read_document"]
+__all__ = ["MAX_FILE_SIZE", "Document", "Path_", "discover", "read_document"]
 
 Path_ = tuple[str | int, ...]
 
@@ -117,6 +117,56 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[
             seen.add(resolved)
             unique.append(f)
     return unique, problems
+
+
+MAX_FILE_SIZE = 10 * 1024 * 1024
+"""The largest topology file topo reads: 10 MiB, some 50,000 queues with their arguments and a binding
+each. Loading costs about half a second and 55 MB of memory per MiB of YAML, so a file several times this
+size is far more likely a mistake (a data file, a generated dump) than a topology; a real one this large
+is split into several files, which make one topology."""
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB ({size:,} bytes)"
+
+
+def _limit(size: int) -> str:
+    return f"{size // 2**20} MiB" if size % 2**20 == 0 else f"{size:,} bytes"
+
+
+def _too_big(name: str, size: int, limit: int) -> Problem:
+    return Problem(
+        f"the file is {_mib(size)}, over topo's limit of {_limit(limit)} for one topology file",
+        file=name,
+        hint="split it into several files: all the *.yaml/*.yml files below a directory make one topology "
+        "(a vhost may be spread over files); or check that this file is a topology at all",
+    )
+
+
+def _read_text(file: Path, limit: int) -> str | Problem:
+    """The file's text, or the problem that stops it: too large (checked before reading, and while reading
+    in case it grows), not UTF-8, unreadable."""
+    name = str(file)
+    try:
+        size = file.stat().st_size
+        if size > limit:
+            return _too_big(name, size, limit)
+        with file.open("rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        return Problem(f"cannot read the file: {exc.strerror or exc}", file=name)
+    if len(raw) > limit:
+        return _too_big(name, len(raw), limit)
+    try:
+        # universal newlines, as Path.read_text: YAML positions count "\r\n" as one line break
+        text = raw.decode("utf-8")
+        return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+    except UnicodeDecodeError as exc:
+        return Problem(
+            f"not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset {exc.start})",
+            file=name,
+            hint="topology files are YAML text in UTF-8",
+        )
 
 
 # Aliases share one node, and building copies it at every use: `a: &a [x, x]`, `b: &b [*a, *a]`, ... nine
@@ -309,7 +359,17 @@ class _Builder:
                 return whole
             table = self.environ if source == "env" else self.variables
             if name in table:
-                return table[name]
+                value = table[name]
+                bad = _not_utf8(value)
+                if bad is not None:
+                    what = "environment variable" if source == "env" else "variable"
+                    report(
+                        f"{what} {name} is not UTF-8 text (it holds {bad})",
+                        "RabbitMQ names, keys and arguments are UTF-8 text: set it to UTF-8 text "
+                        "(its bytes come from whatever set it, e.g. a file in another encoding or a locale)",
+                    )
+                    return ""
+                return value
             if default is not None:
                 return default
             if source == "env":
@@ -324,23 +384,36 @@ class _Builder:
         return _INTERPOLATION.sub(replace, text)
 
 
-def read_document(
-    file: Path, variables: Mapping[str, str], environ: Mapping[str, str] | None = None
-) -> tuple[Document | None, list[Problem]]:
-    """Parse one file. Returns the document (None when it cannot be parsed) and the problems found."""
-    name = str(file)
+def _not_utf8(value: str) -> str | None:
+    """None when ``value`` encodes as UTF-8; else what stands in the way, for a message.
+
+    Python decodes bytes that are not UTF-8 in the environment and the command line to "surrogate
+    escapes" (b"\\xff" becomes "\\udcff"), which no request to the broker can carry.
+    """
+    if value.isascii():
+        return None
     try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        return None, [
-            Problem(
-                f"not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset {exc.start})",
-                file=name,
-                hint="topology files are YAML text in UTF-8",
-            )
-        ]
-    except OSError as exc:
-        return None, [Problem(f"cannot read the file: {exc.strerror or exc}", file=name)]
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(value[exc.start])
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"the byte {code - 0xDC00:#04x}"
+        return f"U+{code:04X}, a lone surrogate"
+    return None
+
+
+def read_document(
+    file: Path,
+    variables: Mapping[str, str],
+    environ: Mapping[str, str] | None = None,
+    max_size: int = MAX_FILE_SIZE,
+) -> tuple[Document | None, list[Problem]]:
+    """Parse one file (at most ``max_size`` bytes). Returns the document (None when it cannot be parsed)
+    and the problems found."""
+    name = str(file)
+    text = _read_text(file, max_size)
+    if isinstance(text, Problem):
+        return None, [text]
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
