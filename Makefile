@@ -1,6 +1,7 @@
 # topo: developer entry points. `make demo` and `make test` are all a new user needs.
 #
 #   make test        run the tests (installs rabbitmq-server if missing; each run starts a private node)
+#   make lock        re-resolve the dev/test install to today's newest releases into constraints.txt
 #   make lint        ruff + mypy --strict
 #   make demo        apply topologies/ to a broker, then show that a second plan has no changes
 #   make demo-stop   stop the demo's private node (if the demo started one)
@@ -16,6 +17,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# Every distribution of the dev/test install, pinned (tests/test_constraints.py checks that none is
+# missing), so that a new upstream release cannot turn `make test` red by itself. pyproject.toml keeps
+# ranges: users of the package are not pinned. `make lock` refreshes the file.
+CONSTRAINTS := constraints.txt
+LOCK_VENV := .venv-lock
 PYTEST_ARGS ?=
 LINT_DIRS := $(wildcard topo tests benches)
 
@@ -26,17 +32,30 @@ TOPO_URL ?= http://guest:guest@localhost:15672
 # Passed through the environment so that make never echoes a password.
 export TOPO_URL
 
-.PHONY: help venv rabbitmq test lint demo demo-stop clean distclean
+.PHONY: help venv lock rabbitmq test lint demo demo-stop clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
 
-$(INSTALLED): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --disable-pip-version-check -q -e '.[dev]'
+# Rebuilt from scratch (--clear) when either file changes, so that nothing of an older install stays.
+$(INSTALLED): pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv --clear $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check -q -c $(CONSTRAINTS) -e '.[dev]'
 	touch $@
 
 venv: $(INSTALLED)
+
+# Resolves pyproject.toml's ranges afresh, without constraints, in a throwaway venv, and writes what was
+# installed. Review the diff, run `make test` (which rebuilds .venv from the new file), then commit.
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --disable-pip-version-check -q -e '.[dev]'
+	{ echo "# The dev/test install, every distribution pinned: made (and refreshed) by \`make lock\` with $$($(LOCK_VENV)/bin/python --version)."; \
+	  echo "# Used by \`make venv\` (and so \`make test\`, \`.ci/run\`) as pip -c; pyproject.toml keeps ranges."; \
+	  $(LOCK_VENV)/bin/pip freeze --disable-pip-version-check --exclude-editable; } > $(CONSTRAINTS).new
+	rm -rf $(LOCK_VENV)
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 rabbitmq:
 	bash .ci/ensure-rabbitmq.sh
@@ -63,7 +82,7 @@ demo-stop: $(INSTALLED)
 
 clean:
 	@if [ -x $(PY) ] && [ -f $(DEMO_DIR)/node.json ]; then $(PY) -m topo.devbroker stop --dir $(DEMO_DIR); fi
-	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
+	rm -rf $(DEMO_DIR) $(LOCK_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
