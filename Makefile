@@ -3,12 +3,13 @@
 #   make test        run the tests (installs rabbitmq-server if missing; each run starts a private node)
 #   make lock        re-resolve the dev/test install to today's newest releases into constraints.txt
 #   make lint        ruff + mypy --strict
-#   make demo        apply topologies/ to a broker, then show that a second plan has no changes
+#   make demo        apply topologies/ to a private node (or $TOPO_URL's broker), then plan again: no changes
 #   make demo-stop   stop the demo's private node (if the demo started one)
 #   make clean       stop the demo node, remove caches and .devbroker/ (distclean: also .venv/)
 #
 # Variables: PYTHON (python3), PYTEST_ARGS (extra pytest arguments, e.g. PYTEST_ARGS='-m "not slow"'),
-# TOPO_URL (the Management API the demo tries first; default http://guest:guest@localhost:15672).
+# TOPO_URL (a broker for the demo to use instead of its private node: only when you set it),
+# DEMO_DIR (.devbroker), DEMO_AMQP_PORT (5673), DEMO_HTTP_PORT (15673): the private node's.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -16,6 +17,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+TOPO_CLI := $(VENV)/bin/topo
 INSTALLED := $(VENV)/.installed
 # Every distribution of the dev/test install, pinned (tests/test_constraints.py checks that none is
 # missing), so that a new upstream release cannot turn `make test` red by itself. pyproject.toml keeps
@@ -28,8 +30,8 @@ LINT_DIRS := $(wildcard topo tests benches)
 DEMO_DIR := .devbroker
 DEMO_AMQP_PORT := 5673
 DEMO_HTTP_PORT := 15673
-TOPO_URL ?= http://guest:guest@localhost:15672
-# Passed through the environment so that make never echoes a password.
+# No default TOPO_URL here: the demo must tell a broker the user named from none. A TOPO_URL given on
+# make's command line reaches the recipes through the environment, so that make never echoes a password.
 export TOPO_URL
 
 .PHONY: help venv lock rabbitmq test lint demo demo-stop clean distclean
@@ -67,15 +69,20 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff check $(LINT_DIRS)
 	$(VENV)/bin/mypy
 
-# The demo uses the broker at $TOPO_URL when its Management API answers; otherwise it starts a private
-# node on 127.0.0.1:$(DEMO_AMQP_PORT)/$(DEMO_HTTP_PORT) (kept running; `make demo-stop` stops it).
-# `devbroker ensure` writes the URL it decided on to $(DEMO_DIR)/url, which the topo commands read.
+# The demo writes only to a broker the user named: the one at $TOPO_URL when it is set (it must answer);
+# otherwise a private node on 127.0.0.1:$(DEMO_AMQP_PORT)/$(DEMO_HTTP_PORT), started if needed and kept
+# running (`make demo-stop` stops it). No other broker is asked, not even one on localhost:15672.
+# `devbroker ensure` says which broker before anything is written, and writes its URLs to $(DEMO_DIR)/url
+# and amqp_url, which the topo commands get as TOPO_URL and TOPO_AMQP_URL. For a private node, the demo
+# ends with the `export TOPO_URL=... TOPO_AMQP_URL=...` line that points a shell at it.
 demo: $(INSTALLED)
-	@$(PY) -m topo.devbroker status --url "$$TOPO_URL" >/dev/null || bash .ci/ensure-rabbitmq.sh
-	$(PY) -m topo.devbroker ensure --url "$$TOPO_URL" --dir $(DEMO_DIR) \
-		--amqp-port $(DEMO_AMQP_PORT) --http-port $(DEMO_HTTP_PORT)
-	$(VENV)/bin/topo apply topologies/ --url "$$(cat $(DEMO_DIR)/url)" --yes
-	$(VENV)/bin/topo plan topologies/ --url "$$(cat $(DEMO_DIR)/url)"
+	@[ -n "$$TOPO_URL" ] || bash .ci/ensure-rabbitmq.sh
+	$(PY) -m topo.devbroker ensure --dir $(DEMO_DIR) --amqp-port $(DEMO_AMQP_PORT) --http-port $(DEMO_HTTP_PORT)
+	@export TOPO_URL="$$(cat $(DEMO_DIR)/url)"; \
+	if [ -f $(DEMO_DIR)/amqp_url ]; then export TOPO_AMQP_URL="$$(cat $(DEMO_DIR)/amqp_url)"; fi; \
+	echo "$(TOPO_CLI) apply topologies/ --yes" && $(TOPO_CLI) apply topologies/ --yes && \
+	echo "$(TOPO_CLI) plan topologies/" && $(TOPO_CLI) plan topologies/
+	@[ -n "$$TOPO_URL" ] || { echo; $(PY) -m topo.devbroker env --dir $(DEMO_DIR); }
 
 demo-stop: $(INSTALLED)
 	$(PY) -m topo.devbroker stop --dir $(DEMO_DIR)
