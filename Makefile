@@ -30,9 +30,9 @@ LINT_DIRS := $(wildcard topo tests benches)
 DEMO_DIR := .devbroker
 DEMO_AMQP_PORT := 5673
 DEMO_HTTP_PORT := 15673
-# No default TOPO_URL here: the demo must tell a broker the user named from none. A TOPO_URL given on
-# make's command line reaches the recipes through the environment, so that make never echoes a password.
-export TOPO_URL
+# No TOPO_URL here (no default, no export): the demo must tell a broker the user named from none. One set
+# in the environment or on make's command line reaches the recipes through the environment, so that make
+# never echoes a password.
 
 .PHONY: help venv lock rabbitmq test lint demo demo-stop clean distclean
 
