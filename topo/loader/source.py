@@ -180,6 +180,97 @@ class _TooManyValues(Exception):
     pass
 
 
+# Mappings and lists inside each other. A topology needs a handful of levels; topo stops at this many,
+# below every YAML library's own limit (libyaml 0.2.6, in PyYAML 6.0.4: 1,000 levels, with its own
+# message) and below Python's recursion limit, so that a document nested too deeply gets one problem of
+# topo's, at its place, whichever PyYAML release reads it.
+MAX_DEPTH = 100
+# Composing the node tree is recursive: PyYAML 6.0.1-6.0.3 with libyaml crash the interpreter (C stack)
+# some tens of thousands of levels down, before any error can be raised. A file that could be nested
+# this deep (by _nesting_bound) is counted before it is composed.
+_COMPOSE_SAFE = 10_000
+
+
+class _TooDeep(Exception):
+    def __init__(self, place: tuple[int, int] | None) -> None:
+        super().__init__()
+        self.place = place  # (line, column), from 1
+
+
+def _nesting_bound(text: str) -> int:
+    """An upper bound of the nesting depth of ``text``, cheap to compute.
+
+    Every flow collection opens with ``[`` or ``{``; a block collection inside a block collection starts
+    further right on its line, except a list under a mapping key, which may share the key's column: two
+    levels at most per column of the widest line.
+    """
+    widest = max(map(len, text.splitlines()), default=0)
+    return text.count("[") + text.count("{") + 2 * (widest + 1)
+
+
+def _place(mark: Any) -> tuple[int, int] | None:
+    return None if mark is None else (mark.line + 1, mark.column + 1)
+
+
+def _first_too_deep(text: str, loader: type[Any]) -> _TooDeep | None:
+    """Where the document first nests more than MAX_DEPTH levels (that collection's start), or None.
+
+    Counted on the parser's events, which come one at a time from a loop, not a recursion, and stop
+    being read as soon as the answer is known.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return _TooDeep(_place(event.start_mark))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return None
+
+
+def _too_deep_at(text: str) -> _TooDeep | None:
+    """:func:`_first_too_deep`, on libyaml, else on the pure-Python parser, which has no nesting limit
+    of its own: libyaml's limit may stop it first (its scanner reads ahead), or another YAML error may."""
+    loaders = [_Loader] if _Loader is yaml.SafeLoader else [_Loader, yaml.SafeLoader]
+    for loader in loaders:
+        try:
+            return _first_too_deep(text, loader)
+        except yaml.YAMLError:
+            continue
+    return None
+
+
+def _compose(text: str) -> list[yaml.Node]:
+    """The documents of ``text`` as node trees; raises _TooDeep, or the YAML library's error."""
+    if _nesting_bound(text) > _COMPOSE_SAFE:
+        too_deep = _too_deep_at(text)
+        if too_deep is not None:
+            raise too_deep
+    try:
+        return list(yaml.compose_all(text, Loader=_Loader))
+    except (yaml.YAMLError, RecursionError) as exc:
+        # libyaml's own nesting limit (PyYAML 6.0.4), or pure-Python PyYAML out of recursion: count it
+        too_deep = _too_deep_at(text)
+        if too_deep is None and isinstance(exc, RecursionError):
+            too_deep = _TooDeep(None)
+        if too_deep is not None:
+            raise too_deep from None
+        raise
+
+
+def _too_deep_problem(file: str, place: tuple[int, int] | None) -> Problem:
+    return Problem(
+        f"the document is nested too deeply to read: more than {MAX_DEPTH} levels of mappings and lists",
+        file=file,
+        line=place[0] if place else None,
+        col=place[1] if place else None,
+        hint=f"topo reads at most {MAX_DEPTH} levels"
+        + (f", and this mapping or list is level {MAX_DEPTH + 1}" if place else "")
+        + "; a topology needs a few: look for unclosed [ or {, or aliases inside aliases",
+    )
+
+
 def _distinct_nodes(root: yaml.Node) -> int:
     seen: set[int] = set()
     stack = [root]
@@ -208,6 +299,7 @@ class _Builder:
         self._constructor = yaml.constructor.SafeConstructor()
         self._resolver = yaml.resolver.Resolver()
         self._open: set[int] = set()  # collections being built, to catch an alias that contains itself
+        self._depth = 0  # collections being built around the current value (aliases stack them)
         self._own_keys: dict[int, set[int]] = {}  # mapping node -> its own key nodes (not merged in)
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
@@ -220,12 +312,16 @@ class _Builder:
                 self.problems.append(self.doc.problem(path, "an alias refers to a collection that contains it"))
                 self.doc.unresolved.add(path)
                 return None
+            if self._depth >= MAX_DEPTH:
+                raise _TooDeep(_place(node.start_mark))
             self._open.add(id(node))
+            self._depth += 1
             try:
                 if isinstance(node, yaml.MappingNode):
                     return self._mapping(node, path)
                 return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
             finally:
+                self._depth -= 1
                 self._open.discard(id(node))
         assert isinstance(node, yaml.ScalarNode)
         return self._scalar(node, path)
@@ -415,7 +511,9 @@ def read_document(
     if isinstance(text, Problem):
         return None, [text]
     try:
-        nodes = list(yaml.compose_all(text, Loader=_Loader))
+        nodes = _compose(text)
+    except _TooDeep as exc:
+        return None, [_too_deep_problem(name, exc.place)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = exc.problem or "invalid YAML"
@@ -471,8 +569,10 @@ def read_document(
     builder = _Builder(name, variables, environ if environ is not None else os.environ, budget)
     try:
         builder.doc.data = builder.build(nodes[0], ())
-    except RecursionError:
-        return None, [Problem("the document is nested too deeply to read", file=name, line=1, col=1)]
+    except _TooDeep as exc:
+        return None, [_too_deep_problem(name, exc.place)]
+    except RecursionError:  # the caller's own stack was nearly full already
+        return None, [_too_deep_problem(name, None)]
     except _TooManyValues:
         return None, [
             Problem(
