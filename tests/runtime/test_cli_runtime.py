@@ -1,4 +1,4 @@
-"""``topo publish``, ``topo consume`` and ``topo bench`` against the broker."""
+"""``topo publish``, ``consume``, ``rpc`` and ``bench`` against the broker."""
 
 from __future__ import annotations
 
@@ -110,6 +110,17 @@ def test_bench(files: Path, vhost: str, capsys: pytest.CaptureFixture[str]) -> N
     )
     out = capsys.readouterr().out
     assert code == 0 and "publish:" in out and "consume:" in out
+
+
+def test_publish_refuses_a_routing_key_longer_than_255_bytes(
+    files: Path, vhost: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = "order." + "x" * 250  # matches "order.#" offline; 256 bytes
+    base = [str(files), "--vhost", vhost, "--exchange", "events", "--body", "{}"]
+    assert run(["publish", *base, "--routing-key", key]) == 1
+    err = capsys.readouterr().err
+    assert "Error: the routing key is 256 bytes of UTF-8; AMQP 0-9-1 carries at most 255" in err
+    assert run(["publish", *base, "--routing-key", key[:-1]]) == 0  # 255 bytes is fine
 
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "topologies"

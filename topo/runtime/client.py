@@ -29,10 +29,11 @@ from topo.runtime import codec
 from topo.runtime.channel import Channel
 from topo.runtime.codec import Properties
 from topo.runtime.connection import Connection
-from topo.runtime.errors import ClientClosed, NotDeclared, UnroutableError
+from topo.runtime.errors import ClientClosed, InvalidRoutingKey, NotDeclared, UnroutableError
 from topo.runtime.failures import Backoff
 from topo.runtime.message import Message
 from topo.runtime.url import parse_url
+from topo.shortstr import SHORTSTR_MAX, shortstr_excess, too_long_message
 
 if TYPE_CHECKING:
     from topo.runtime.dlq import DeadLetter, ReplayReport
@@ -44,6 +45,19 @@ DEFAULT_PREFETCH = 100
 _ROUTING_HINT = "fix the routing key or the bindings, or pass check_routing=False"
 _MESSAGE_ID_FLAG = 1 << 7
 _BUILTIN = {"amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match"}
+
+
+def _check_routing_key(routing_key: str) -> None:
+    """:class:`InvalidRoutingKey` unless ``routing_key`` fits an AMQP short string as UTF-8."""
+    try:
+        routing_key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRoutingKey(
+            f"the routing key {routing_key!r} is not UTF-8 text", hint="AMQP carries routing keys as UTF-8"
+        ) from None
+    size = shortstr_excess(routing_key)
+    if size is not None:
+        raise InvalidRoutingKey(too_long_message("routing key", size), hint="shorten it")
 
 
 def encode_body(body: Any, content_type: str | None = None) -> tuple[bytes, str | None]:
@@ -349,7 +363,11 @@ class Publisher:
         self._prefixes: dict[tuple[str | None, int], tuple[int, bytes]] = {}
 
     def route(self, routing_key: str, headers: Mapping[str, Any] | None = None) -> tuple[str | None, bool]:
-        """Offline: (the reason the declared layout drops the message or None, whether it is persistent)."""
+        """Offline: (the reason the declared layout drops the message or None, whether it is persistent).
+
+        Raises :class:`InvalidRoutingKey` for a key AMQP 0-9-1 cannot carry."""
+        if len(routing_key) > SHORTSTR_MAX // 4 or not routing_key.isascii():
+            _check_routing_key(routing_key)
         cacheable = not self._by_headers and not (headers and ("CC" in headers or "BCC" in headers))
         if cacheable:
             known = self._routes.get(routing_key)

@@ -18,6 +18,7 @@
     ├── TopologyMismatch                the broker's queue (or exchange) is not what the files declare,
     │                                   or the runtime may not check it (before consuming)
     ├── UnroutableError                 the declared layout, or the broker (Basic.Return), drops it
+    ├── InvalidRoutingKey               a routing key AMQP cannot carry (over 255 bytes, not UTF-8)
     ├── PublishNacked                   the broker refused a publish (Basic.Nack)
     ├── ConsumerCancelled               the broker cancelled a consumer (queue deleted, ...)
     ├── RpcTimeout                      no RPC reply in time (also a ``TimeoutError``)
@@ -41,6 +42,7 @@ __all__ = [
     "ConnectionFailed",
     "ConnectionLost",
     "ConsumerCancelled",
+    "InvalidRoutingKey",
     "NotDeclared",
     "NotFound",
     "PreconditionFailed",
@@ -161,6 +163,11 @@ class UnroutableError(RuntimeClientError):
             f"unroutable: {where} the message to exchange {exchange!r} with routing key {routing_key!r}: {reason}",
             hint=hint,
         )
+
+
+class InvalidRoutingKey(RuntimeClientError, ValueError):
+    """A routing key AMQP 0-9-1 cannot carry: longer than a short string (255 bytes of UTF-8), or not UTF-8
+    text. Raised before any I/O."""
 
 
 class PublishNacked(RuntimeClientError):
