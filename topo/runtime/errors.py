@@ -15,6 +15,8 @@
     │   ├── ResourceLocked              405 RESOURCE_LOCKED
     │   └── PreconditionFailed          406 PRECONDITION_FAILED (e.g. ``inequivalent arg``)
     ├── NotDeclared                     an exchange or queue is not in the topology (before any I/O)
+    ├── TopologyMismatch                the broker's queue (or exchange) is not what the files declare,
+    │                                   or the runtime may not check it (before consuming)
     ├── UnroutableError                 the declared layout, or the broker (Basic.Return), drops it
     ├── InvalidRoutingKey               a routing key AMQP cannot carry (over 255 bytes, not UTF-8)
     ├── PublishNacked                   the broker refused a publish (Basic.Nack)
@@ -50,6 +52,7 @@ __all__ = [
     "ResourceLocked",
     "RpcTimeout",
     "RuntimeClientError",
+    "TopologyMismatch",
     "UnroutableError",
     "channel_error",
     "method_name",
@@ -138,6 +141,11 @@ def channel_error(reply_code: int, reply_text: str, class_id: int = 0, method_id
 
 class NotDeclared(RuntimeClientError):
     """An exchange or queue the call names is not declared in the topology's vhost."""
+
+
+class TopologyMismatch(RuntimeClientError):
+    """The broker's queue (or exchange) differs from the declared one, or is missing, or the runtime has
+    no permission to compare them: a subscription refuses to start rather than rely on what it declares."""
 
 
 class UnroutableError(RuntimeClientError):
