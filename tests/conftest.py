@@ -18,38 +18,32 @@ import re
 import secrets
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit
+from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import httpx
 import pytest
 
 from topo import devbroker
+from topo.urls import amqp_url_for, parse_management
 
 
 @dataclass(frozen=True)
 class Broker:
-    url: str
-    amqp_url: str
+    url: str = field(repr=False)  # with a password (TOPO_TEST_URL may hold a real one)
+    amqp_url: str = field(repr=False)
     node: devbroker.Node | None
 
     @property
     def user(self) -> str:
-        return unquote(urlsplit(self.url).username or "guest")
-
-
-def _amqp_url_for(url: str) -> str:
-    parts = urlsplit(url)
-    user = parts.username or "guest"
-    password = parts.password or "guest"
-    return f"amqp://{user}:{password}@{parts.hostname or 'localhost'}:5672/"
+        return parse_management(self.url).username or "guest"
 
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     url = os.environ.get("TOPO_TEST_URL")
     if url:
-        yield Broker(url=url, amqp_url=os.environ.get("TOPO_TEST_AMQP_URL") or _amqp_url_for(url), node=None)
+        yield Broker(url=url, amqp_url=os.environ.get("TOPO_TEST_AMQP_URL") or amqp_url_for(url), node=None)
         return
     try:
         # owner_pid: if this run is killed before its teardown, a watcher stops the node.
@@ -70,11 +64,9 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 @pytest.fixture(scope="session")
 def mgmt(broker: Broker) -> Iterator[httpx.Client]:
-    parts = urlsplit(broker.url)
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port is not None else ""
-    auth = httpx.BasicAuth(unquote(parts.username or "guest"), unquote(parts.password or "guest"))
-    with httpx.Client(base_url=f"{parts.scheme}://{host}{port}", auth=auth, timeout=30, trust_env=False) as client:
+    parsed = parse_management(broker.url)
+    auth = httpx.BasicAuth(parsed.username or "guest", parsed.password if parsed.password is not None else "guest")
+    with httpx.Client(base_url=parsed.public().rstrip("/"), auth=auth, timeout=30, trust_env=False) as client:
         yield client
 
 

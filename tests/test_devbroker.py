@@ -24,19 +24,6 @@ if TYPE_CHECKING:
 # -- without a broker --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("http://guest:guest@127.0.0.1:15673", "http://guest:***@127.0.0.1:15673"),
-        ("amqp://u:p%40ss@host:5672/vh", "amqp://u:***@host:5672/vh"),
-        ("http://localhost:15672", "http://localhost:15672"),
-        ("http://u:p@[::1]:15672/x", "http://u:***@[::1]:15672/x"),
-    ],
-)
-def test_redact_url_hides_the_password(url: str, shown: str) -> None:
-    assert devbroker.redact_url(url) == shown
-
-
 def test_free_port_is_bindable_and_honours_exclude() -> None:
     first = devbroker.free_port()
     second = devbroker.free_port(exclude=[first])

@@ -11,24 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from urllib.parse import urlsplit, urlunsplit
 
 from topo.errors import TopoError
 
-__all__ = ["amqp_url_for", "exact_usage"]
-
-
-def amqp_url_for(management_url: str) -> str:
-    """The AMQP URL every RabbitMQ tool assumes beside a Management API URL: same host and
-    credentials, port 5672 (5671 and ``amqps`` for ``https``)."""
-    parts = urlsplit(management_url)
-    tls = parts.scheme == "https"
-    userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
-    host = parts.hostname or "localhost"
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{userinfo}{host}:{5671 if tls else 5672}"
-    return urlunsplit(("amqps" if tls else "amqp", netloc, "/", "", ""))
+__all__ = ["exact_usage"]
 
 
 async def _usage(

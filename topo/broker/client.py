@@ -11,20 +11,18 @@ import html
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
-from topo.broker.amqp_probe import amqp_url_for
 from topo.errors import (
     AuthenticationFailed,
     BrokerError,
     BrokerUnreachable,
     PermissionDenied,
-    UsageError,
     VhostNotFound,
 )
-from topo.urls import redact, split_credentials
+from topo.urls import DEFAULT_TIMEOUT, amqp_url_for, parse_amqp, parse_management
 
 __all__ = ["ManagementClient", "enc", "explain_broker_reason"]
 
@@ -79,27 +77,20 @@ class ManagementClient:
         self,
         url: str,
         *,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
         verify: bool | str = True,
         amqp_url: str | None = None,
     ) -> None:
-        self.display_url = redact(url)
-        try:
-            base, user, password = split_credentials(url)
-            valid = urlsplit(base).scheme in ("http", "https") and bool(urlsplit(base).hostname)
-        except ValueError:  # e.g. a bad port; its text could hold part of an unencoded password
-            valid = False
-        if not valid:
-            raise UsageError(
-                f"the Management API URL {self.display_url} is not valid",
-                hint="write it as http://USER:PASSWORD@HOST:15672, with special characters of the password "
-                "percent-encoded (/ as %2F, @ as %40, : as %3A)",
-            )
-        self.user = user or "guest"
-        auth = httpx.BasicAuth(self.user, password if password is not None else "guest")
+        parsed = parse_management(url)  # a UsageError (URL redacted) when it cannot be read
+        self.display_url = parsed.display()
+        self.user = parsed.username or "guest"
+        self.timeout = timeout
+        if amqp_url:
+            parse_amqp(amqp_url)  # a bad --amqp-url is a usage error now, not a failed count later
+        auth = httpx.BasicAuth(self.user, parsed.password if parsed.password is not None else "guest")
         self._http = httpx.Client(
-            base_url=base.rstrip("/") + "/api",
+            base_url=parsed.public().rstrip("/") + "/api",
             auth=auth,
             timeout=timeout,
             transport=transport,
@@ -111,6 +102,9 @@ class ManagementClient:
         # AMQP beside the API, for exact queue counts before a queue is dropped ("" turns that off)
         self.amqp_url = amqp_url_for(url) if amqp_url is None else amqp_url
         self.exact_counts = True  # False once an exact count could not be had over AMQP
+
+    def __repr__(self) -> str:
+        return f"<ManagementClient {self.display_url} user={self.user!r}>"
 
     def close(self) -> None:
         self._http.close()

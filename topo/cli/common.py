@@ -13,6 +13,7 @@ import click
 
 from topo.errors import TopoError, UsageError, ValidationError
 from topo.model import Topology
+from topo.urls import DEFAULT_AMQP_URL, DEFAULT_URL
 
 __all__ = [
     "DEFAULT_AMQP_URL",
@@ -28,8 +29,6 @@ __all__ = [
     "vars_option",
 ]
 
-DEFAULT_URL = "http://guest:guest@localhost:15672"
-DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,8 +76,8 @@ def url_option(f: F) -> F:
         "--url",
         envvar="TOPO_URL",
         default=DEFAULT_URL,
-        show_default="$TOPO_URL or http://guest:***@localhost:15672",
-        help="Management API URL (credentials may be embedded).",
+        show_default="$TOPO_URL or http://guest:guest@localhost:15672",
+        help="Management API URL (credentials may be embedded; never printed).",
     )(f)
 
 
