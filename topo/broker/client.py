@@ -135,8 +135,10 @@ class ManagementClient:
             response = self._http.request(method, path, json=json, params=params)
         except httpx.TimeoutException:
             raise BrokerUnreachable(
-                f"the RabbitMQ Management API at {self.display_url} did not answer in time",
-                hint="the broker may be overloaded; try again or raise the timeout",
+                f"the RabbitMQ Management API at {self.display_url} did not answer {method} {path} "
+                f"within {self.timeout:g} s",
+                hint="the broker may be overloaded: try again, or wait longer with --timeout SECONDS "
+                "(or TOPO_TIMEOUT; ManagementClient(timeout=...) in code)",
             ) from None
         except httpx.HTTPError as exc:
             raise BrokerUnreachable(

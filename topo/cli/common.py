@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
 from topo.errors import TopoError, UsageError, ValidationError
 from topo.model import Topology
-from topo.urls import DEFAULT_AMQP_URL, DEFAULT_URL
+from topo.urls import DEFAULT_AMQP_URL, DEFAULT_TIMEOUT, DEFAULT_URL
 
 __all__ = [
     "DEFAULT_AMQP_URL",
@@ -21,6 +22,7 @@ __all__ = [
     "PATHS",
     "amqp_url_option",
     "cli",
+    "connection_options",
     "echo_error",
     "load_paths",
     "parse_vars",
@@ -79,6 +81,33 @@ def url_option(f: F) -> F:
         show_default="$TOPO_URL or http://guest:guest@localhost:15672",
         help="Management API URL (credentials may be embedded; never printed).",
     )(f)
+
+
+def connection_options(f: F) -> F:
+    """``--url`` and how to reach it: ``--timeout`` (also from the environment). The command gets them as
+    one ``connection`` dict, the keyword arguments of :class:`~topo.broker.client.ManagementClient` besides
+    the URL."""
+    options = [
+        click.option(
+            "--timeout",
+            envvar="TOPO_TIMEOUT",
+            type=click.FloatRange(min=0, min_open=True),
+            default=DEFAULT_TIMEOUT,
+            show_default="$TOPO_TIMEOUT or 60",
+            metavar="SECONDS",
+            help="How long the Management API may stay silent before the command fails.",
+        ),
+    ]
+
+    def wrapper(**kwargs: Any) -> Any:
+        kwargs["connection"] = {"timeout": kwargs.pop("timeout")}
+        return f(**kwargs)
+
+    functools.update_wrapper(wrapper, f)
+    decorated: Any = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return cast(F, url_option(decorated))  # --url first in --help
 
 
 def amqp_url_option(f: F) -> F:
