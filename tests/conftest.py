@@ -7,6 +7,8 @@
 - ``mgmt`` (session): an ``httpx.Client`` on the Management API (base URL + basic auth) for raw calls,
   e.g. ``mgmt.get(f"/api/queues/{quote(vhost, safe='')}")``.
 - ``vhost`` (function): a fresh vhost ``t-<test name>-<hex>`` the broker user may use; deleted after.
+- ``tls_node`` (session): a second private node with TLS listeners for AMQP and the Management API, and
+  its certificates (tests/tls_node.py); started the first time a test asks for it.
 
 Without RabbitMQ installed, tests using these fixtures are skipped locally and fail under CI (CI set).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +26,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from tls_node import TlsNode, make_certs, start_tls_node
 
 from topo import devbroker
 from topo.urls import amqp_url_for, parse_management
@@ -60,6 +64,27 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
             node.stop()
         except devbroker.DevBrokerError as exc:  # pragma: no cover - reported, not fatal
             print(f"warning: could not stop test broker {node.name}: {exc}", file=sys.stderr)
+
+
+@pytest.fixture(scope="session")
+def tls_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsNode]:
+    """A second private node with TLS listeners (AMQP and the Management API): see tests/tls_node.py."""
+    try:
+        devbroker.find_executable("rabbitmq-server")
+    except devbroker.DevBrokerError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"no TLS test broker: {exc.message}", pytrace=False)
+        pytest.skip(f"RabbitMQ not installed: {exc.message}")
+    certs = make_certs(tmp_path_factory.mktemp("certs"))
+    try:
+        node = start_tls_node(tmp_path_factory.mktemp("tls-node"), certs)
+    except devbroker.DevBrokerError as exc:
+        pytest.fail(f"could not start a TLS node: {exc}", pytrace=False)
+    try:
+        yield node
+    finally:
+        node.node.stop()
+        shutil.rmtree(certs, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

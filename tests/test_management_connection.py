@@ -12,9 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tls_node import TlsNode, make_certs
 
+from topo.broker.client import ManagementClient
 from topo.cli import _register
 from topo.cli.common import run
+from topo.errors import UsageError
+from topo.runtime.url import parse_url
+from topo.tls import client_context
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -86,3 +91,100 @@ def test_timeout_from_the_environment(topology: str, monkeypatch: pytest.MonkeyP
 def test_a_bad_timeout_is_a_usage_error(value: str, topology: str) -> None:
     code, _, err = topo("plan", topology, "--timeout", value)
     assert code == 1 and "--timeout" in err
+
+
+# -- https -----------------------------------------------------------------------------------------
+
+
+def _https(tls_node: TlsNode, password: str = "guest") -> str:
+    return f"https://guest:{password}@127.0.0.1:{tls_node.https_port}"
+
+
+def test_https_with_a_custom_ca_and_a_client_certificate(tls_node: TlsNode, topology: str) -> None:
+    certs = tls_node.certs
+    tls = ("--ca-cert", str(certs / "ca.pem"), "--client-cert", str(certs / "client.pem"))
+    code, out, err = topo("plan", topology, "--url", _https(tls_node), *tls, "--client-key", str(certs / "client.key"))
+    assert code == 0, err
+    assert "+ queue vhosts.v.queues.q" in out
+    code, out, err = topo("export", "--url", _https(tls_node), *tls, "--client-key", str(certs / "client.key"))
+    assert code == 0, err
+    assert out.startswith(f"# exported by topo from https://***@127.0.0.1:{tls_node.https_port}")
+
+
+def test_https_settings_from_the_environment(tls_node: TlsNode, topology: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    certs = tls_node.certs
+    monkeypatch.setenv("TOPO_URL", _https(tls_node))
+    monkeypatch.setenv("TOPO_CA_CERT", str(certs / "ca.pem"))
+    monkeypatch.setenv("TOPO_CLIENT_CERT", str(certs / "client.pem"))
+    monkeypatch.setenv("TOPO_CLIENT_KEY", str(certs / "client.key"))
+    code, _, err = topo("plan", topology)
+    assert code == 0, err
+
+
+def test_https_without_the_ca_says_to_give_it(tls_node: TlsNode, topology: str) -> None:
+    certs = tls_node.certs
+    for ca in ((), ("--ca-cert", str(certs / "stranger.pem"))):
+        code, _, err = topo("plan", topology, "--url", _https(tls_node, SECRET), *ca)
+        assert code == 1
+        assert f"https://***@127.0.0.1:{tls_node.https_port}" in err
+        assert "certificate" in err and "--ca-cert" in err.split("Hint:")[1], err
+
+
+def test_https_without_a_client_certificate_says_to_give_one(tls_node: TlsNode, topology: str) -> None:
+    certs = tls_node.certs
+    for client in ((), ("--client-cert", str(certs / "stranger.pem"), "--client-key", str(certs / "stranger.key"))):
+        code, _, err = topo(
+            "plan", topology, "--url", _https(tls_node, SECRET), "--ca-cert", str(certs / "ca.pem"), *client
+        )
+        assert code == 1
+        assert "--client-cert" in err.split("Hint:")[1], err
+
+
+@pytest.mark.parametrize(
+    ("option", "name", "words"),
+    [
+        ("--ca-cert", "missing.pem", "no such file"),
+        ("--ca-cert", "client.key", "CA certificate"),
+        ("--client-cert", "missing.pem", "no such file"),
+        ("--client-cert", "ca.pem", "client certificate"),  # a certificate without its key
+    ],
+)
+def test_a_bad_certificate_file_is_a_usage_error(
+    option: str, name: str, words: str, tls_node: TlsNode, topology: str
+) -> None:
+    code, _, err = topo("plan", topology, "--url", _https(tls_node, SECRET), option, str(tls_node.certs / name))
+    assert code == 1
+    assert words in err and name in err
+    assert err.count("Error:") == 1 and "Hint:" in err
+
+
+def test_the_tls_files_also_reach_the_amqp_count(tls_node: TlsNode) -> None:
+    certs = tls_node.certs
+    files = {"ca_cert": str(certs / "ca.pem"), "client_cert": str(certs / "client.pem")}
+    with ManagementClient(_https(tls_node), client_key=str(certs / "client.key"), **files) as client:
+        assert client.get("/overview")["rabbitmq_version"]
+        params = parse_url(client.amqp_url)  # the AMQP URL beside it: amqps, the same CA and certificate
+        assert (params.port, params.password, params.ssl is not None) == (5671, "guest", True)
+        assert "cacertfile=" in client.amqp_url and "certfile=" in client.amqp_url
+
+
+def test_an_encrypted_key_fails_instead_of_prompting(tmp_path: Path) -> None:
+    serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
+    certs = make_certs(tmp_path)
+    key = serialization.load_pem_private_key((certs / "client.key").read_bytes(), None)
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"passphrase"),
+    )
+    (tmp_path / "encrypted.key").write_bytes(encrypted)
+    with pytest.raises(UsageError, match="encrypted") as info:
+        client_context(client_cert=str(certs / "client.pem"), client_key=str(tmp_path / "encrypted.key"))
+    assert "encrypted.key" in info.value.message
+    assert client_context(client_cert=str(certs / "client.pem"), client_key=str(certs / "client.key"))
+
+
+def test_tls_files_of_an_amqps_url_are_checked_too(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no such file") as info:  # was a FileNotFoundError traceback
+        parse_url(f"amqps://u:{SECRET}@h/?cacertfile={tmp_path / 'missing.pem'}")
+    assert "missing.pem" in info.value.message and SECRET not in info.value.message

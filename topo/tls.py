@@ -40,8 +40,10 @@ def client_context(
             context.load_cert_chain(client_cert, client_key or None, password=lambda: b"")
         except (OSError, ssl.SSLError) as exc:
             files = client_cert + (f" and {client_key}" if client_key else "")
+            reason = _reason(exc) if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) else None
             raise UsageError(
-                f"cannot read {what} client certificate {files}: {_reason(exc)}",
+                f"cannot read {what} client certificate {files}: "
+                + (reason or "no private key that matches the certificate (or an encrypted one)"),
                 hint="give the certificate and its unencrypted private key as PEM files "
                 "(the key may also sit in the certificate file)",
             ) from None

@@ -84,9 +84,9 @@ def url_option(f: F) -> F:
 
 
 def connection_options(f: F) -> F:
-    """``--url`` and how to reach it: ``--timeout`` (also from the environment). The command gets them as
-    one ``connection`` dict, the keyword arguments of :class:`~topo.broker.client.ManagementClient` besides
-    the URL."""
+    """``--url`` and how to reach it: ``--timeout`` and, for ``https://``, ``--ca-cert``, ``--client-cert``,
+    ``--client-key`` (each also from the environment). The command gets them as one ``connection`` dict,
+    the keyword arguments of :class:`~topo.broker.client.ManagementClient` besides the URL."""
     options = [
         click.option(
             "--timeout",
@@ -97,10 +97,36 @@ def connection_options(f: F) -> F:
             metavar="SECONDS",
             help="How long the Management API may stay silent before the command fails.",
         ),
+        click.option(
+            "--ca-cert",
+            envvar="TOPO_CA_CERT",
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="https: verify the broker against the CA certificates in this PEM file (not the system's).",
+        ),
+        click.option(
+            "--client-cert",
+            envvar="TOPO_CLIENT_CERT",
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="https: present this client certificate (PEM; may hold the key too).",
+        ),
+        click.option(
+            "--client-key",
+            envvar="TOPO_CLIENT_KEY",
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="https: the client certificate's private key (PEM, unencrypted).",
+        ),
     ]
 
     def wrapper(**kwargs: Any) -> Any:
-        kwargs["connection"] = {"timeout": kwargs.pop("timeout")}
+        kwargs["connection"] = {
+            "timeout": kwargs.pop("timeout"),
+            "ca_cert": kwargs.pop("ca_cert"),
+            "client_cert": kwargs.pop("client_cert"),
+            "client_key": kwargs.pop("client_key"),
+        }
         return f(**kwargs)
 
     functools.update_wrapper(wrapper, f)
