@@ -20,6 +20,8 @@
     ├── UnroutableError                 the declared layout, or the broker (Basic.Return), drops it
     ├── InvalidRoutingKey               a routing key AMQP cannot carry (over 255 bytes, not UTF-8)
     ├── PublishNacked                   the broker refused a publish (Basic.Nack)
+    ├── PublishTimeout                  no confirm in time (says when the broker blocks publishers;
+    │                                   also a ``TimeoutError``)
     ├── ConsumerCancelled               the broker cancelled a consumer (queue deleted, ...)
     ├── RpcTimeout                      no RPC reply in time (also a ``TimeoutError``)
     ├── RemoteError                     the RPC server's handler raised (its reply says what)
@@ -48,6 +50,7 @@ __all__ = [
     "PreconditionFailed",
     "ProtocolError",
     "PublishNacked",
+    "PublishTimeout",
     "RemoteError",
     "ResourceLocked",
     "RpcTimeout",
@@ -172,6 +175,25 @@ class InvalidRoutingKey(RuntimeClientError, ValueError):
 
 class PublishNacked(RuntimeClientError):
     """The broker answered Basic.Nack: it could not take responsibility for the message."""
+
+
+class PublishTimeout(RuntimeClientError, TimeoutError):
+    """The broker did not confirm a publish in time; ``blocked`` is its Connection.Blocked reason, when it
+    was blocking publishers (a memory or disk alarm), else None."""
+
+    def __init__(self, waited: float, blocked: str | None) -> None:
+        self.waited = waited
+        self.blocked = blocked
+        message = f"the broker did not confirm the message within {waited:g} s"
+        if blocked is not None:
+            message += f": it is blocking publishers (Connection.Blocked: {blocked})"
+            hint = (
+                "RabbitMQ blocks publishers while a resource alarm is on (memory or disk space): free some on "
+                "the broker (`rabbitmq-diagnostics alarms` shows which), or wait longer with --timeout SECONDS"
+            )
+        else:
+            hint = "the broker may be overloaded: try again, or wait longer with --timeout SECONDS"
+        super().__init__(message, hint=hint)
 
 
 class ConsumerCancelled(RuntimeClientError):
