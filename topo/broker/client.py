@@ -120,6 +120,7 @@ class ManagementClient:
             amqp_url = amqp_url_for(url, ca_cert=ca_cert, client_cert=client_cert, client_key=client_key)
         self.amqp_url = amqp_url
         self.exact_counts = True  # False once an exact count could not be had over AMQP
+        self.count_problem: str | None = None  # why not (AMQP refused the user, or did not answer)
 
     def __repr__(self) -> str:
         return f"<ManagementClient {self.display_url} user={self.user!r}>"

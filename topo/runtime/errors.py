@@ -4,7 +4,8 @@
 
     RuntimeClientError                  (topo.errors) anything the runtime reports
     ├── ConnectionFailed                could not open a connection (refused, DNS, TLS, handshake)
-    │   └── AuthenticationError         the broker refused the credentials or the mechanism
+    │   ├── AuthenticationError         the broker refused the credentials or the mechanism
+    │   └── VhostAccessRefused          the broker refused the user access to the vhost (530)
     ├── ConnectionClosed                the connection is gone: closed by the broker (reply code and
     │   │                               text) or lost; ``reply_code`` 0 means lost without a Close
     │   └── ConnectionLost              lost while a call waited, before reconnection (retry it)
@@ -57,6 +58,7 @@ __all__ = [
     "RuntimeClientError",
     "TopologyMismatch",
     "UnroutableError",
+    "VhostAccessRefused",
     "channel_error",
     "method_name",
 ]
@@ -76,6 +78,22 @@ class ConnectionFailed(RuntimeClientError):
 
 class AuthenticationError(ConnectionFailed):
     """The broker refused the credentials (or the SASL mechanism)."""
+
+
+class VhostAccessRefused(ConnectionFailed):
+    """The broker accepted the login but refused the user the vhost (530 NOT_ALLOWED: no permission on it,
+    or no such vhost). A reconnecting client stops on it rather than retrying."""
+
+    def __init__(self, user: str, vhost: str, reply_code: int, reply_text: str) -> None:
+        self.user = user
+        self.vhost = vhost
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+        super().__init__(
+            f"the broker refused user {user!r} access to vhost {vhost!r}: {reply_code} {reply_text}",
+            hint=f"give the user a permission on the vhost (rabbitmqctl set_permissions -p {vhost!r} {user!r} "
+            "'.*' '.*' '.*'), check that the vhost exists, or connect as another user",
+        )
 
 
 class _Closed(RuntimeClientError):
