@@ -16,7 +16,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -25,6 +25,7 @@ from support import publish, wait_for_messages
 from topo.cli import _register
 from topo.cli.common import run
 from topo.devbroker import free_port
+from topo.urls import parse_management
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -85,9 +86,7 @@ def topo(capsys: pytest.CaptureFixture[str]) -> Any:
 
 
 def with_credentials(url: str, user: str, password: str) -> str:
-    parts = urlsplit(url)
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return parse_management(url).with_credentials(user, password).unparse()
 
 
 @pytest.fixture

@@ -99,7 +99,7 @@ def test_a_named_broker_that_does_not_answer_is_an_error_not_a_fallback(
     monkeypatch.setenv("TOPO_URL", nothing)
     code, out, err = ensure(tmp_path)
     assert code == 1
-    assert "does not answer" in err and "http://guest:***@127.0.0.1:" in err, err
+    assert "does not answer" in err and "http://***@127.0.0.1:" in err, err
     assert "unset TOPO_URL" in err
     assert "s3cret" not in out + err
     assert not (tmp_path / "node.json").exists()

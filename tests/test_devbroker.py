@@ -11,12 +11,13 @@ import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 import pytest
 
 from topo import devbroker
+from topo.urls import parse_amqp
 
 if TYPE_CHECKING:
     from conftest import Broker
@@ -72,8 +73,8 @@ def test_broker_answers(broker: Broker, mgmt: httpx.Client) -> None:
 
 
 def test_amqp_port_accepts_connections(broker: Broker) -> None:
-    parts = urlsplit(broker.amqp_url)
-    with socket.create_connection((parts.hostname or "localhost", parts.port or 5672), timeout=5) as sock:
+    parts = parse_amqp(broker.amqp_url)
+    with socket.create_connection((parts.host or "localhost", parts.port or 5672), timeout=5) as sock:
         sock.sendall(b"AMQP\x00\x00\x09\x01")
         assert sock.recv(1) == b"\x01"  # frame type METHOD: connection.start
 

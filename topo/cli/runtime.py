@@ -28,7 +28,7 @@ _AMQP_URL = click.option(
     "--amqp-url",
     envvar="TOPO_AMQP_URL",
     default=DEFAULT_AMQP_URL,
-    show_default="$TOPO_AMQP_URL or amqp://guest:***@localhost:5672/",
+    show_default="$TOPO_AMQP_URL or amqp://guest:guest@localhost:5672/",
     help="AMQP URL (amqp:// or amqps://); its vhost is replaced by --vhost.",
 )
 
