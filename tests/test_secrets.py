@@ -4,7 +4,7 @@ A property test over hostile passwords (unencoded ``#``, ``?``, ``/``, ``[``, ``
 newlines, non-ASCII...) drives every place a URL is printed or can end up in an exception: the CLI's
 plan, apply, export, publish and consume errors (URL from the flag and from the environment, with and
 without ``--debug``), the Management API client's errors, the runtime's connection errors, the AMQP
-probe behind the safety check, and the private-node helper's command line; each against a port where
+probe behind the safety check, and the private-node helper's command line (status, ensure); each against a port where
 nothing listens and against the real test broker (where the password is wrong, or right: a user with
 that password is created on the broker). It looks for the password in stdout, stderr, ``str()`` and
 ``repr()`` of each exception (with its chain, as ``--debug`` would print it) and the runtime's log.
@@ -158,6 +158,7 @@ def setting(broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
                 "http": http,
                 "vhost": vhost,
                 "file": str(directory / "t.yaml"),
+                "dir": str(directory / "devbroker"),
                 "closed": devbroker.free_port(),
                 "mgmt": f"{parsed.host}:{parsed.port}",
                 "amqp": f"{amqp.host}:{amqp.port}",
@@ -212,6 +213,7 @@ def test_a_password_never_shows(setting: dict[str, Any], password: str) -> None:
                     client.get("/overview")
                 seen.exception(info.value)
                 assert devbroker_cli(seen, "status", "--url", url) == 1
+                assert devbroker_cli(seen, "ensure", "--url", url, "--dir", setting["dir"]) == 1  # named: must answer
         for target in (closed, setting["amqp"]):
             for url in _urls("u", password, target, "amqp", "/"):
                 common = (file, "--vhost", vhost, "--amqp-url", url)
