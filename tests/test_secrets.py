@@ -2,12 +2,13 @@
 
 A property test over hostile passwords (unencoded ``#``, ``?``, ``/``, ``[``, ``@``, ``:``, ``%``, spaces,
 newlines, non-ASCII...) drives every place a URL is printed or can end up in an exception: the CLI's
-plan, apply, export, publish and consume errors (URL from the flag and from the environment, with and
-without ``--debug``), the Management API client's errors, the runtime's connection errors, the AMQP
-probe behind the safety check, and the private-node helper's command line (status, ensure); each against a port where
-nothing listens and against the real test broker (where the password is wrong, or right: a user with
-that password is created on the broker). It looks for the password in stdout, stderr, ``str()`` and
-``repr()`` of each exception (with its chain, as ``--debug`` would print it) and the runtime's log.
+plan, apply, export, publish, consume, rpc and dlq replay errors (URL from the flag and from the
+environment, with and without ``--debug``), the Management API client's errors, the runtime's connection
+errors, the AMQP probe behind the safety check, and the private-node helper's command line (status,
+ensure); each against a port where nothing listens and against the real test broker (where the
+password is wrong, or right: a user with that password is created on the broker). It looks for the
+password in stdout, stderr, ``str()`` and ``repr()`` of each exception (with its chain, as ``--debug``
+would print it), ``repr()`` of the objects that hold it, and the runtime's log.
 """
 
 from __future__ import annotations
@@ -223,6 +224,8 @@ def test_a_password_never_shows(setting: dict[str, Any], password: str) -> None:
                         == 1
                     )
                     assert cli(seen, *debug, "consume", *common, "--queue", "q", "--count", "1") == 1
+                    assert cli(seen, *debug, "rpc", *common, "--queue", "q", "--body", "x") == 1
+                    assert cli(seen, *debug, "dlq", "replay", *common, "--queue", "q") == 1
                     assert cli(seen, *debug, "plan", file, "--url", good_mgmt, "--amqp-url", url) == 1
                 assert (
                     cli(
