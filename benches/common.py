@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
@@ -37,6 +37,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from topo import devbroker
+from topo.urls import parse_management
 
 __all__ = [
     "Bench",
@@ -84,11 +85,9 @@ def broker_url() -> Iterator[str]:
 
 def raw_client(url: str, timeout: float = 600.0) -> httpx.Client:
     """A plain httpx client on the Management API (``/api/...`` paths), for baselines and setup."""
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port is not None else ""
-    auth = httpx.BasicAuth(unquote(parts.username or "guest"), unquote(parts.password or "guest"))
-    return httpx.Client(base_url=f"{parts.scheme}://{host}{port}", auth=auth, timeout=timeout, trust_env=False)
+    parts = parse_management(url)
+    auth = httpx.BasicAuth(parts.username or "guest", parts.password if parts.password is not None else "guest")
+    return httpx.Client(base_url=parts.public().rstrip("/"), auth=auth, timeout=timeout, trust_env=False)
 
 
 def create_vhost(http: httpx.Client, name: str) -> None:

@@ -7,6 +7,8 @@
 - ``mgmt`` (session): an ``httpx.Client`` on the Management API (base URL + basic auth) for raw calls,
   e.g. ``mgmt.get(f"/api/queues/{quote(vhost, safe='')}")``.
 - ``vhost`` (function): a fresh vhost ``t-<test name>-<hex>`` the broker user may use; deleted after.
+- ``tls_node`` (session): a second private node with TLS listeners for AMQP and the Management API, and
+  its certificates (tests/tls_node.py); started the first time a test asks for it.
 
 Without RabbitMQ installed, tests using these fixtures are skipped locally and fail under CI (CI set).
 """
@@ -16,40 +18,36 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit
+from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import httpx
 import pytest
+from tls_node import TlsNode, make_certs, start_tls_node
 
 from topo import devbroker
+from topo.urls import amqp_url_for, parse_management
 
 
 @dataclass(frozen=True)
 class Broker:
-    url: str
-    amqp_url: str
+    url: str = field(repr=False)  # with a password (TOPO_TEST_URL may hold a real one)
+    amqp_url: str = field(repr=False)
     node: devbroker.Node | None
 
     @property
     def user(self) -> str:
-        return unquote(urlsplit(self.url).username or "guest")
-
-
-def _amqp_url_for(url: str) -> str:
-    parts = urlsplit(url)
-    user = parts.username or "guest"
-    password = parts.password or "guest"
-    return f"amqp://{user}:{password}@{parts.hostname or 'localhost'}:5672/"
+        return parse_management(self.url).username or "guest"
 
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     url = os.environ.get("TOPO_TEST_URL")
     if url:
-        yield Broker(url=url, amqp_url=os.environ.get("TOPO_TEST_AMQP_URL") or _amqp_url_for(url), node=None)
+        yield Broker(url=url, amqp_url=os.environ.get("TOPO_TEST_AMQP_URL") or amqp_url_for(url), node=None)
         return
     try:
         # owner_pid: if this run is killed before its teardown, a watcher stops the node.
@@ -69,12 +67,31 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 
 @pytest.fixture(scope="session")
+def tls_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsNode]:
+    """A second private node with TLS listeners (AMQP and the Management API): see tests/tls_node.py."""
+    try:
+        devbroker.find_executable("rabbitmq-server")
+    except devbroker.DevBrokerError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"no TLS test broker: {exc.message}", pytrace=False)
+        pytest.skip(f"RabbitMQ not installed: {exc.message}")
+    certs = make_certs(tmp_path_factory.mktemp("certs"))
+    try:
+        node = start_tls_node(tmp_path_factory.mktemp("tls-node"), certs)
+    except devbroker.DevBrokerError as exc:
+        pytest.fail(f"could not start a TLS node: {exc}", pytrace=False)
+    try:
+        yield node
+    finally:
+        node.node.stop()
+        shutil.rmtree(certs, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def mgmt(broker: Broker) -> Iterator[httpx.Client]:
-    parts = urlsplit(broker.url)
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port is not None else ""
-    auth = httpx.BasicAuth(unquote(parts.username or "guest"), unquote(parts.password or "guest"))
-    with httpx.Client(base_url=f"{parts.scheme}://{host}{port}", auth=auth, timeout=30, trust_env=False) as client:
+    parsed = parse_management(broker.url)
+    auth = httpx.BasicAuth(parsed.username or "guest", parsed.password if parsed.password is not None else "guest")
+    with httpx.Client(base_url=parsed.public().rstrip("/"), auth=auth, timeout=30, trust_env=False) as client:
         yield client
 
 

@@ -16,7 +16,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -25,6 +25,7 @@ from support import publish, wait_for_messages
 from topo.cli import _register
 from topo.cli.common import run
 from topo.devbroker import free_port
+from topo.urls import parse_management
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -85,9 +86,7 @@ def topo(capsys: pytest.CaptureFixture[str]) -> Any:
 
 
 def with_credentials(url: str, user: str, password: str) -> str:
-    parts = urlsplit(url)
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return parse_management(url).with_credentials(user, password).unparse()
 
 
 @pytest.fixture
@@ -354,7 +353,7 @@ def test_unreachable_broker(topo: Any, file: Any) -> None:
     for command in (["plan"], ["apply", "--yes"]):
         result = topo(*command, file(TOPOLOGY % "1m"), "--var", "VHOST=v", "--url", url)
         line = result.assert_one_error("cannot reach the RabbitMQ Management API", "connection refused")
-        assert "http://guest:***@127.0.0.1:" in line
+        assert "http://***@127.0.0.1:" in line
     result = topo("export", "--url", url)
     result.assert_one_error("cannot reach")
 
@@ -362,7 +361,7 @@ def test_unreachable_broker(topo: Any, file: Any) -> None:
 def test_unreachable_broker_through_topo_url(topo: Any, file: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOPO_URL", f"http://admin:{SECRET}@127.0.0.1:{free_port()}")
     result = topo("plan", file(TOPOLOGY % "1m"), "--var", "VHOST=v")
-    result.assert_one_error("http://admin:***@127.0.0.1:")
+    result.assert_one_error("http://***@127.0.0.1:")
 
 
 def test_a_server_that_is_not_rabbitmq(topo: Any, file: Any) -> None:
@@ -404,7 +403,7 @@ def test_wrong_password_with_debug_shows_a_traceback_but_no_password(
 def test_a_bad_url_is_one_line_without_the_password(topo: Any, file: Any) -> None:
     url = f"http://guest:{SECRET}/x@127.0.0.1:15672"  # an unencoded / in the password
     result = topo("plan", file(TOPOLOGY % "1m"), "--var", "VHOST=v", "--url", url)
-    result.assert_one_error("is not valid")
+    result.assert_one_error("cannot be read", "ambiguous")
     assert SECRET.split("-")[-1] not in result.err
 
 
@@ -489,7 +488,7 @@ def test_export_then_plan_shows_no_changes(topo: Any, file: Any, broker: Any, vh
     result = topo("export", "--vhost", vhost, "--url", broker.url)
     assert result.code == 0
     exported = result.out
-    assert exported.startswith("# exported by topo from http://guest:***@")
+    assert exported.startswith("# exported by topo from http://***@")
     assert "guest:guest@" not in exported
     (tmp_path / "exported").mkdir()
     (tmp_path / "exported" / "export.yaml").write_text(exported)

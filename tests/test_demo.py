@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from topo import devbroker
+from topo.urls import redact
 
 if TYPE_CHECKING:
     from conftest import Broker
@@ -84,7 +85,7 @@ def test_the_broker_named_by_topo_url_is_used_and_named(
     monkeypatch.delenv("TOPO_AMQP_URL", raising=False)
     code, out, err = ensure(tmp_path)
     assert code == 0, err
-    assert out.splitlines()[0] == f"Demo broker: {devbroker.redact_url(broker.url)} (named by TOPO_URL)", out
+    assert out.splitlines()[0] == f"Demo broker: {redact(broker.url)} (named by TOPO_URL)", out
     assert (tmp_path / "url").read_text().strip() == broker.url
     assert not (tmp_path / "node.json").exists()  # no private node
     password = broker.url.split("@")[0].rsplit(":", 1)[-1]
@@ -98,7 +99,7 @@ def test_a_named_broker_that_does_not_answer_is_an_error_not_a_fallback(
     monkeypatch.setenv("TOPO_URL", nothing)
     code, out, err = ensure(tmp_path)
     assert code == 1
-    assert "does not answer" in err and "http://guest:***@127.0.0.1:" in err, err
+    assert "does not answer" in err and "http://***@127.0.0.1:" in err, err
     assert "unset TOPO_URL" in err
     assert "s3cret" not in out + err
     assert not (tmp_path / "node.json").exists()
@@ -154,9 +155,7 @@ def test_make_demo_end_to_end(broker: Broker, mgmt: httpx.Client, tmp_path: Path
         out = done.stdout
         assert done.returncode == 0, out + done.stderr
         # which broker, before the first write
-        named = out.index(
-            f"Demo broker: a private node, {devbroker.redact_url(f'http://guest:guest@127.0.0.1:{http_port}')}"
-        )
+        named = out.index(f"Demo broker: a private node, {redact(f'http://guest:guest@127.0.0.1:{http_port}')}")
         assert named < out.index("Apply complete")
         assert "No changes." in out[out.index("Apply complete") :]
         # the lines to paste: the only place a password is printed

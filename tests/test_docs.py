@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -39,6 +39,7 @@ import pytest
 import topo
 from topo import engine
 from topo.broker.client import ManagementClient
+from topo.urls import parse
 
 if TYPE_CHECKING:
     from conftest import Broker
@@ -142,7 +143,7 @@ def examples_applied(broker: Broker, mgmt: httpx.Client) -> Iterator[None]:
 
 def _guard(broker: Broker) -> str:
     """Python run before a sample: refuses connections to the default broker ports, but the test broker's."""
-    allowed = {urlsplit(url).port for url in (broker.url, broker.amqp_url)}
+    allowed = {parse(url).port for url in (broker.url, broker.amqp_url)}
     refused = sorted({5672, 15672} - allowed)
     return textwrap.dedent(
         f"""\

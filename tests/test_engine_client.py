@@ -80,7 +80,7 @@ def test_unreachable_broker() -> None:
     with ManagementClient(URL, transport=httpx.MockTransport(handler)) as client, pytest.raises(BrokerUnreachable) as i:
         client.get("/overview")
     assert i.value.message == (
-        "cannot reach the RabbitMQ Management API at http://alice:***@broker.example:15672 (connection refused)"
+        "cannot reach the RabbitMQ Management API at http://***@broker.example:15672 (connection refused)"
     )
 
 
@@ -141,7 +141,7 @@ def test_a_server_that_answers_without_json_is_not_the_management_api(status: in
     with ManagementClient(URL, transport=httpx.MockTransport(handler)) as client, pytest.raises(BrokerError) as info:
         client.get("/vhosts/v", vhost="v", ok_missing=True)  # a 404 here must not mean "no such vhost"
     assert info.value.message == (
-        "the server at http://alice:***@broker.example:15672 is not the RabbitMQ Management API "
+        "the server at http://***@broker.example:15672 is not the RabbitMQ Management API "
         f"(it answered GET /vhosts/v with {status} and no JSON)"
     )
     assert "15672" in (info.value.hint or "")

@@ -10,7 +10,7 @@ import pika
 import pytest
 
 from topo import engine
-from topo.broker.amqp_probe import amqp_url_for, exact_usage
+from topo.broker.amqp_probe import exact_usage
 from topo.broker.client import ManagementClient, enc
 from topo.errors import UnsafeChange
 from topo.model import Queue, Topology, VHost
@@ -33,12 +33,6 @@ def _publish_now(amqp_url: str, vhost: str, queue: str, count: int) -> None:
 
 def _topology(vhost: str, **arguments: Any) -> Topology:
     return Topology({vhost: VHost(vhost, queues={"q": Queue("q", type="quorum", arguments=arguments)})})
-
-
-def test_amqp_url_beside_the_management_url() -> None:
-    assert amqp_url_for("http://u:p%2F@rabbit:15672") == "amqp://u:p%2F@rabbit:5672/"
-    assert amqp_url_for("https://rabbit") == "amqps://rabbit:5671/"
-    assert amqp_url_for("http://[::1]:15672") == "amqp://[::1]:5672/"
 
 
 def test_exact_counts_see_a_message_published_an_instant_ago(broker: Any, vhost: str, mgmt: httpx.Client) -> None:

@@ -22,8 +22,8 @@ Library use::
 Command line (``python -m topo.devbroker``): ``start``, ``stop``, ``status``, ``ensure`` (the demo's
 broker: the one the user named with ``--url`` / ``$TOPO_URL``, else a private node; never one nobody
 named) and ``env`` (the ``export TOPO_URL=... TOPO_AMQP_URL=...`` line for the private node); see
-``--help``. Passwords are never printed (URLs are shown as ``http://guest:***@...``), except the private
-node's own throwaway one by ``env``.
+``--help``. Passwords are never printed (URLs are shown through :func:`topo.urls.redact`:
+``http://***@127.0.0.1:15673``), except the private node's own throwaway one by ``env``.
 """
 
 from __future__ import annotations
@@ -44,11 +44,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
 from topo.errors import DevBrokerError, TopoError
+from topo.urls import parse_management, redact
 
 __all__ = [
     "DevBrokerError",
@@ -58,7 +58,6 @@ __all__ = [
     "free_port",
     "load",
     "management_answers",
-    "redact_url",
     "start",
     "watch",
 ]
@@ -81,19 +80,6 @@ _CTL_DIST_PORTS = range(35672, 35683)
 
 class _ExitedWhileStarting(DevBrokerError):
     """The node's VM went away before it was ready (a port taken, a bad config, ...)."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for anything printed or logged)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def find_executable(name: str) -> Path:
@@ -132,7 +118,8 @@ def _port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool
 
 
 def management_answers(url: str, timeout: float = 2.0) -> bool:
-    """True when ``GET {url}/api/overview`` answers 200 (credentials taken from the URL)."""
+    """True when ``GET {url}/api/overview`` answers 200 (credentials taken from the URL); a
+    :class:`~topo.errors.UsageError` when ``url`` cannot be read."""
     try:
         with _client(url, timeout) as client:
             return client.get("/api/overview").status_code == 200
@@ -142,14 +129,10 @@ def management_answers(url: str, timeout: float = 2.0) -> bool:
 
 @contextlib.contextmanager
 def _client(url: str, timeout: float) -> Iterator[httpx.Client]:
-    parts = urlsplit(url)
-    auth = httpx.BasicAuth(unquote(parts.username or "guest"), unquote(parts.password or "guest"))
-    host = parts.hostname or "localhost"
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port is not None else ""
-    base = f"{parts.scheme or 'http'}://{host}{port}{parts.path.rstrip('/')}"
-    with httpx.Client(base_url=base, auth=auth, timeout=timeout, trust_env=False) as client:
+    """A plain client on the API's root (``/api/...`` paths); a UsageError, URL redacted, when ``url`` is bad."""
+    parsed = parse_management(url)
+    auth = httpx.BasicAuth(parsed.username or "guest", parsed.password if parsed.password is not None else "guest")
+    with httpx.Client(base_url=parsed.public().rstrip("/"), auth=auth, timeout=timeout, trust_env=False) as client:
         yield client
 
 
@@ -576,7 +559,7 @@ def ensure(url: str | None, base_dir: Path, amqp_port: int, http_port: int) -> N
         if management_answers(url):
             return None
         raise DevBrokerError(
-            f"the broker named by TOPO_URL does not answer: {redact_url(url)}",
+            f"the broker named by TOPO_URL does not answer: {redact(url)}",
             hint="check the URL and that the broker's Management API is enabled; "
             "or unset TOPO_URL, and the demo uses a private node on 127.0.0.1",
         )
@@ -591,8 +574,8 @@ def ensure(url: str | None, base_dir: Path, amqp_port: int, http_port: int) -> N
 
 def _print_node(node: Node, prefix: str) -> None:
     print(f"{prefix} {node.name} (files in {node.base_dir})")
-    print(f"  Management API: {redact_url(node.url)}")
-    print(f"  AMQP:           {redact_url(node.amqp_url)}")
+    print(f"  Management API: {redact(node.url)}")
+    print(f"  AMQP:           {redact(node.amqp_url)}")
 
 
 def _write_secret(path: Path, text: str) -> None:
@@ -640,7 +623,7 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     if args.url:
         ok = management_answers(args.url)
-        print(f"{redact_url(args.url)}: {'answers' if ok else 'does not answer'}")
+        print(f"{redact(args.url)}: {'answers' if ok else 'does not answer'}")
         return 0 if ok else 1
     node = load(Path(args.dir))
     if node is None:
@@ -671,12 +654,12 @@ def _cmd_ensure(args: argparse.Namespace) -> int:
     node = ensure(url, base_dir, amqp_port=args.amqp_port, http_port=args.http_port)
     if node is not None:
         how = "already running" if was_running else f"started in {time.monotonic() - t0:.1f} s"
-        print(f"Demo broker: a private node, {redact_url(node.url)} ({how}; TOPO_URL names no broker)")
+        print(f"Demo broker: a private node, {redact(node.url)} ({how}; TOPO_URL names no broker)")
         _print_node(node, "  Node")
         use_url = node.url
         amqp_url = node.amqp_url
     elif url is not None:  # the broker the user named answers
-        print(f"Demo broker: {redact_url(url)} (named by TOPO_URL)")
+        print(f"Demo broker: {redact(url)} (named by TOPO_URL)")
         use_url = url
         amqp_url = os.environ.get("TOPO_AMQP_URL", "")
     else:  # pragma: no cover - ensure() starts a node when no broker is named

@@ -88,7 +88,7 @@ def _plan_from(client: ManagementClient, desired: Topology, observed: Observed) 
             replace(
                 c,
                 messages=usage.get((c.vhost, c.address.name), (0, 0))[0],
-                warnings=c.warnings + doomed_queue_warning(c, exact),
+                warnings=c.warnings + doomed_queue_warning(c, exact, client.count_problem),
             )
             if c in doomed
             else c

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from support import build_vhost
 
 from topo.model import Binding, Exchange, Queue, Topology
 from topo.runtime import Connection, parse_url
+from topo.urls import parse_amqp
 
 
 def run(coro: Any, timeout: float = 60) -> Any:
@@ -18,9 +20,8 @@ def run(coro: Any, timeout: float = 60) -> Any:
 
 
 def vhost_url(amqp_url: str, vhost: str, **query: Any) -> str:
-    parts = urlsplit(amqp_url)
     q = "&".join(f"{k}={v}" for k, v in query.items())
-    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(vhost, safe=""), q, ""))
+    return replace(parse_amqp(amqp_url), path="/" + quote(vhost, safe=""), query=q, fragment="").unparse()
 
 
 def make_topology(

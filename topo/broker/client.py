@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import html
 import re
+import ssl
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
-from topo.broker.amqp_probe import amqp_url_for
 from topo.errors import (
     AuthenticationFailed,
     BrokerError,
     BrokerUnreachable,
     PermissionDenied,
-    UsageError,
     VhostNotFound,
 )
-from topo.urls import redact, split_credentials
+from topo.tls import client_context
+from topo.urls import DEFAULT_TIMEOUT, amqp_url_for, parse_amqp, parse_management
 
 __all__ = ["ManagementClient", "enc", "explain_broker_reason"]
 
@@ -73,44 +73,57 @@ def explain_broker_reason(reason: str) -> tuple[str, str | None]:
 
 
 class ManagementClient:
-    """Requests against the Management API at ``url`` (``http://user:password@host:15672``)."""
+    """Requests against the Management API at ``url`` (``http://user:password@host:15672``).
+
+    ``timeout``: seconds the API may stay silent before a request fails (``--timeout``). For
+    ``https://``: ``ca_cert`` (verify the broker against these CAs only), ``client_cert`` and
+    ``client_key`` (present a client certificate), or a ready ``ssl_context``. The AMQP URL for exact
+    counts is derived from ``url`` with the same TLS files unless ``amqp_url`` is given (``""`` turns
+    exact counts off).
+    """
 
     def __init__(
         self,
         url: str,
         *,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
-        verify: bool | str = True,
         amqp_url: str | None = None,
+        ca_cert: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.display_url = redact(url)
-        try:
-            base, user, password = split_credentials(url)
-            valid = urlsplit(base).scheme in ("http", "https") and bool(urlsplit(base).hostname)
-        except ValueError:  # e.g. a bad port; its text could hold part of an unencoded password
-            valid = False
-        if not valid:
-            raise UsageError(
-                f"the Management API URL {self.display_url} is not valid",
-                hint="write it as http://USER:PASSWORD@HOST:15672, with special characters of the password "
-                "percent-encoded (/ as %2F, @ as %40, : as %3A)",
-            )
-        self.user = user or "guest"
-        auth = httpx.BasicAuth(self.user, password if password is not None else "guest")
+        parsed = parse_management(url)  # a UsageError (URL redacted) when it cannot be read
+        self.display_url = parsed.display()
+        self.user = parsed.username or "guest"
+        self.timeout = timeout
+        if amqp_url:
+            parse_amqp(amqp_url)  # a bad --amqp-url is a usage error now, not a failed count later
+        uses_tls = parsed.scheme == "https"
+        context = ssl_context
+        if context is None and uses_tls:
+            context = client_context(ca_cert=ca_cert, client_cert=client_cert, client_key=client_key)
+        auth = httpx.BasicAuth(self.user, parsed.password if parsed.password is not None else "guest")
         self._http = httpx.Client(
-            base_url=base.rstrip("/") + "/api",
+            base_url=parsed.public().rstrip("/") + "/api",
             auth=auth,
             timeout=timeout,
             transport=transport,
-            verify=verify,
+            verify=context if context is not None else True,
             headers={"content-type": "application/json"},
         )
         self.requests = 0  # requests sent, for tests and benchmarks
         self.writes = 0  # PUT/POST/DELETE sent
         # AMQP beside the API, for exact queue counts before a queue is dropped ("" turns that off)
-        self.amqp_url = amqp_url_for(url) if amqp_url is None else amqp_url
+        if amqp_url is None:
+            amqp_url = amqp_url_for(url, ca_cert=ca_cert, client_cert=client_cert, client_key=client_key)
+        self.amqp_url = amqp_url
         self.exact_counts = True  # False once an exact count could not be had over AMQP
+        self.count_problem: str | None = None  # why not (AMQP refused the user, or did not answer)
+
+    def __repr__(self) -> str:
+        return f"<ManagementClient {self.display_url} user={self.user!r}>"
 
     def close(self) -> None:
         self._http.close()
@@ -141,13 +154,20 @@ class ManagementClient:
             response = self._http.request(method, path, json=json, params=params)
         except httpx.TimeoutException:
             raise BrokerUnreachable(
-                f"the RabbitMQ Management API at {self.display_url} did not answer in time",
-                hint="the broker may be overloaded; try again or raise the timeout",
+                f"the RabbitMQ Management API at {self.display_url} did not answer {method} {path} "
+                f"within {self.timeout:g} s",
+                hint="the broker may be overloaded: try again, or wait longer with --timeout SECONDS "
+                "(or TOPO_TIMEOUT; ManagementClient(timeout=...) in code)",
             ) from None
         except httpx.HTTPError as exc:
             raise BrokerUnreachable(
                 f"cannot reach the RabbitMQ Management API at {self.display_url} ({_short(exc)})",
-                hint="is RabbitMQ running with the management plugin? set --url or TOPO_URL",
+                hint=_tls_hint(str(exc))
+                or (
+                    "the server there does not speak HTTP: if it is the https listener, write https:// in --url"
+                    if isinstance(exc, httpx.RemoteProtocolError)
+                    else "is RabbitMQ running with the management plugin? set --url or TOPO_URL"
+                ),
             ) from None
         if response.content and "json" not in response.headers.get("content-type", ""):
             # The Management API always answers JSON: anything else is another server (a wrong port or
@@ -232,6 +252,41 @@ class ManagementClient:
             )
         message, hint = explain_broker_reason(reason or response.reason_phrase)
         return BrokerError(f"the broker refused {method} {path}: {message}", hint=hint, status=status)
+
+
+_TLS_HINTS = (
+    (
+        ("Hostname mismatch", "IP address mismatch"),
+        "the broker's certificate is not for the host in --url: use a name the certificate gives",
+    ),
+    (
+        ("CERTIFICATE_VERIFY_FAILED",),
+        "the broker's certificate is not signed by a CA topo trusts: give that CA's certificate with "
+        "--ca-cert FILE (or TOPO_CA_CERT)",
+    ),
+    (
+        ("CERTIFICATE_REQUIRED", "HANDSHAKE_FAILURE"),
+        "the broker asks for a client certificate: give --client-cert FILE and --client-key FILE (or "
+        "TOPO_CLIENT_CERT, TOPO_CLIENT_KEY)",
+    ),
+    (
+        ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN", "DECRYPT_ERROR"),
+        "the broker does not accept this client certificate: give one signed by a CA it trusts with "
+        "--client-cert FILE and --client-key FILE",
+    ),
+    (
+        ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"),
+        "this port does not speak TLS: use http:// for it, or the port of the https listener (usually 15671)",
+    ),
+)
+
+
+def _tls_hint(text: str) -> str | None:
+    """What to do about a TLS failure (httpx passes OpenSSL's reason on: ``[SSL: CODE] text``)."""
+    for words, hint in _TLS_HINTS:
+        if any(word in text for word in words):
+            return hint
+    return None
 
 
 def _short(exc: Exception) -> str:

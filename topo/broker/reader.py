@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from topo.broker.amqp_probe import exact_usage
+from topo.broker.amqp_probe import NoExactCount, count_exactly
 from topo.broker.client import ManagementClient, enc
 from topo.model import Binding, Exchange, Policy, Queue, Topology, VHost
 
@@ -129,7 +129,8 @@ def queue_usage(client: ManagementClient, vhost: str, queues: Iterable[str]) -> 
 
     The Management API's statistics (ready + unacknowledged messages) lag up to ~5 s behind the queue;
     where AMQP answers (``client.amqp_url``), a passive declare adds the exact count at this instant, and
-    the larger of the two is kept. ``client.exact_counts`` says whether the exact count was had."""
+    the larger of the two is kept. ``client.exact_counts`` says whether the exact count was had, and
+    ``client.count_problem`` why not."""
     names = list(queues)
     usage: dict[str, tuple[int, int]] = {}
     for name in names:
@@ -138,9 +139,10 @@ def queue_usage(client: ManagementClient, vhost: str, queues: Iterable[str]) -> 
             usage[name] = (int(info.get("messages") or 0), int(info.get("consumers") or 0))
     if client.amqp_url and usage:
         overview = client.get("/overview", params={"columns": "cluster_name"}) or {}
-        exact = exact_usage(client.amqp_url, vhost, list(usage), cluster=overview.get("cluster_name"))
-        if exact is None:
+        exact = count_exactly(client.amqp_url, vhost, list(usage), cluster=overview.get("cluster_name"))
+        if isinstance(exact, NoExactCount):
             client.exact_counts = False
+            client.count_problem = exact.reason
         else:
             for name, (messages, consumers) in exact.items():
                 old_messages, old_consumers = usage.get(name, (0, 0))

@@ -67,6 +67,15 @@ INEXACT_COUNT = (
     "this count comes from the Management API's statistics, which lag up to ~5 s: AMQP did not answer "
     "for this broker (see --amqp-url)"
 )
+
+
+def inexact_count(problem: str | None) -> str:
+    """The plan's warning beside a count from the statistics, saying why there is no exact one."""
+    if problem is None:
+        return INEXACT_COUNT
+    return f"this count comes from the Management API's statistics, which lag up to ~5 s: {problem} (see --amqp-url)"
+
+
 UNCOUNTABLE_STREAM = (
     "a stream's messages cannot be counted exactly (over AMQP RabbitMQ answers 0 for a stream; the "
     "statistics lag up to ~5 s), so apply will refuse to drop it"
@@ -81,11 +90,12 @@ def _queue_type(change: Change) -> str:
     return change.before.type if isinstance(change.before, Queue) else "classic"
 
 
-def doomed_queue_warning(change: Change, exact: bool) -> tuple[str, ...]:
-    """What a plan says of a queue it would drop, beside its message count."""
+def doomed_queue_warning(change: Change, exact: bool, problem: str | None = None) -> tuple[str, ...]:
+    """What a plan says of a queue it would drop, beside its message count (``problem``: why the count is
+    not exact, when it is not)."""
     if _queue_type(change) == "stream":
         return (UNCOUNTABLE_STREAM,)
-    return () if exact else (INEXACT_COUNT,)
+    return () if exact else (inexact_count(problem),)
 
 
 def dropped_queues(plan: Plan) -> list[Change]:
@@ -99,7 +109,7 @@ def doomed_usage(client: ManagementClient, plan: Plan) -> tuple[dict[tuple[str, 
     by_vhost: dict[str, list[str]] = defaultdict(list)
     for change in dropped_queues(plan):
         by_vhost[change.vhost].append(change.address.name)
-    client.exact_counts = True  # this pass's own verdict, not an earlier one's
+    client.exact_counts, client.count_problem = True, None  # this pass's own verdict, not an earlier one's
     usage = {
         (vhost, name): counts
         for vhost, names in sorted(by_vhost.items())
@@ -146,9 +156,10 @@ def check_safety(client: ManagementClient, plan: Plan) -> None:
     if unguarded:
         raise UnsafeChange(
             "refusing to replace or delete a queue without an exact message count: " + "; ".join(unguarded),
-            hint="topo counts over AMQP, which did not answer for this broker; give --amqp-url (or "
-            "$TOPO_AMQP_URL). The Management API's statistics lag up to ~5 s, and RabbitMQ cannot refuse "
-            "to delete a non-empty quorum queue (no if-empty), so messages published meanwhile would be lost",
+            hint=f"topo counts over AMQP, and {client.count_problem or 'AMQP did not answer for this broker'}; "
+            "give --amqp-url (or $TOPO_AMQP_URL) of a user AMQP lets in. The Management API's statistics lag up "
+            "to ~5 s, and RabbitMQ cannot refuse to delete a non-empty quorum queue (no if-empty), so messages "
+            "published meanwhile would be lost",
         )
 
 

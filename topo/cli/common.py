@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
 from topo.errors import TopoError, UsageError, ValidationError
 from topo.model import Topology
+from topo.urls import DEFAULT_AMQP_URL, DEFAULT_TIMEOUT, DEFAULT_URL
 
 __all__ = [
     "DEFAULT_AMQP_URL",
@@ -20,6 +22,7 @@ __all__ = [
     "PATHS",
     "amqp_url_option",
     "cli",
+    "connection_options",
     "echo_error",
     "load_paths",
     "parse_vars",
@@ -28,8 +31,6 @@ __all__ = [
     "vars_option",
 ]
 
-DEFAULT_URL = "http://guest:guest@localhost:15672"
-DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,9 +78,62 @@ def url_option(f: F) -> F:
         "--url",
         envvar="TOPO_URL",
         default=DEFAULT_URL,
-        show_default="$TOPO_URL or http://guest:***@localhost:15672",
-        help="Management API URL (credentials may be embedded).",
+        show_default="$TOPO_URL or http://guest:guest@localhost:15672",
+        help="Management API URL (credentials may be embedded; never printed).",
     )(f)
+
+
+def connection_options(f: F) -> F:
+    """``--url`` and how to reach it: ``--timeout`` and, for ``https://``, ``--ca-cert``, ``--client-cert``,
+    ``--client-key`` (each also from the environment). The command gets them as one ``connection`` dict,
+    the keyword arguments of :class:`~topo.broker.client.ManagementClient` besides the URL."""
+    options = [
+        click.option(
+            "--timeout",
+            envvar="TOPO_TIMEOUT",
+            type=click.FloatRange(min=0, min_open=True),
+            default=DEFAULT_TIMEOUT,
+            show_default="$TOPO_TIMEOUT or 60",
+            metavar="SECONDS",
+            help="How long the Management API may stay silent before the command fails.",
+        ),
+        click.option(
+            "--ca-cert",
+            envvar="TOPO_CA_CERT",
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="https: verify the broker against the CA certificates in this PEM file (not the system's).",
+        ),
+        click.option(
+            "--client-cert",
+            envvar="TOPO_CLIENT_CERT",
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="https: present this client certificate (PEM; may hold the key too).",
+        ),
+        click.option(
+            "--client-key",
+            envvar="TOPO_CLIENT_KEY",
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="https: the client certificate's private key (PEM, unencrypted).",
+        ),
+    ]
+
+    def wrapper(**kwargs: Any) -> Any:
+        kwargs["connection"] = {
+            "timeout": kwargs.pop("timeout"),
+            "ca_cert": kwargs.pop("ca_cert"),
+            "client_cert": kwargs.pop("client_cert"),
+            "client_key": kwargs.pop("client_key"),
+        }
+        return f(**kwargs)
+
+    functools.update_wrapper(wrapper, f)
+    decorated: Any = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return cast(F, url_option(decorated))  # --url first in --help
 
 
 def amqp_url_option(f: F) -> F:

@@ -14,7 +14,7 @@ from topo import engine
 from topo.broker.client import ManagementClient
 from topo.broker.reader import read
 from topo.broker.writer import check_safety
-from topo.cli.common import PATHS, amqp_url_option, cli, load_paths, parse_vars, url_option, vars_option
+from topo.cli.common import PATHS, amqp_url_option, cli, connection_options, load_paths, parse_vars, vars_option
 from topo.errors import UsageError
 from topo.export import export_yaml
 from topo.model import Topology
@@ -37,8 +37,8 @@ def _styler() -> Any:
 
 
 @contextmanager
-def _client(url: str, amqp_url: str | None = None) -> Iterator[ManagementClient]:
-    client = ManagementClient(url, amqp_url=amqp_url)
+def _client(url: str, connection: dict[str, Any], amqp_url: str | None = None) -> Iterator[ManagementClient]:
+    client = ManagementClient(url, amqp_url=amqp_url, **connection)
     try:
         yield client
     finally:
@@ -75,7 +75,7 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
 
 @cli.command("plan")
 @PATHS
-@url_option
+@connection_options
 @amqp_url_option
 @_VHOST
 @vars_option
@@ -84,6 +84,7 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
 def plan_cmd(
     paths: tuple[str, ...],
     url: str,
+    connection: dict[str, Any],
     amqp_url: str | None,
     vhosts: tuple[str, ...],
     variables: tuple[str, ...],
@@ -91,7 +92,7 @@ def plan_cmd(
     detailed_exitcode: bool,
 ) -> int:
     """Show what apply would change on the broker."""
-    with _client(url, amqp_url) as client:
+    with _client(url, connection, amqp_url) as client:
         desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts)
     click.echo(_render(plan, fmt, desired), nl=False)
     return 2 if detailed_exitcode and not plan.empty else 0
@@ -99,7 +100,7 @@ def plan_cmd(
 
 @cli.command("apply")
 @PATHS
-@url_option
+@connection_options
 @amqp_url_option
 @_VHOST
 @vars_option
@@ -107,13 +108,14 @@ def plan_cmd(
 def apply_cmd(
     paths: tuple[str, ...],
     url: str,
+    connection: dict[str, Any],
     amqp_url: str | None,
     vhosts: tuple[str, ...],
     variables: tuple[str, ...],
     assume_yes: bool,
 ) -> int:
     """Make the broker match the files (shows the plan, then asks)."""
-    with _client(url, amqp_url) as client:
+    with _client(url, connection, amqp_url) as client:
         desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts)
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
@@ -148,12 +150,12 @@ def apply_cmd(
 
 
 @cli.command("export")
-@url_option
+@connection_options
 @_VHOST
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE, not stdout.")
-def export_cmd(url: str, vhosts: tuple[str, ...], output: str | None) -> int:
+def export_cmd(url: str, connection: dict[str, Any], vhosts: tuple[str, ...], output: str | None) -> int:
     """Write what the broker has, in the topology file format."""
-    with _client(url) as client:
+    with _client(url, connection) as client:
         names = list(vhosts) or [v["name"] for v in client.get("/vhosts", params={"columns": "name"}) or []]
         observed = read(client, names)
         if observed.missing:

@@ -19,6 +19,7 @@ import click
 
 from topo.cli.common import DEFAULT_AMQP_URL, PATHS, cli, load_paths, vars_option
 from topo.errors import UsageError
+from topo.urls import DEFAULT_TIMEOUT
 
 __all__ = ["bench_cmd", "consume_cmd", "dlq_replay_cmd", "message_json", "publish_cmd", "read_body", "rpc_cmd"]
 
@@ -27,7 +28,7 @@ _AMQP_URL = click.option(
     "--amqp-url",
     envvar="TOPO_AMQP_URL",
     default=DEFAULT_AMQP_URL,
-    show_default="$TOPO_AMQP_URL or amqp://guest:***@localhost:5672/",
+    show_default="$TOPO_AMQP_URL or amqp://guest:guest@localhost:5672/",
     help="AMQP URL (amqp:// or amqps://); its vhost is replaced by --vhost.",
 )
 
@@ -145,6 +146,16 @@ def message_json(message: Any) -> dict[str, Any]:
     default=None,
     help="Delivery mode 2 or 1 [default: persistent when it reaches a durable queue].",
 )
+@click.option(
+    "--timeout",
+    envvar="TOPO_TIMEOUT",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIMEOUT,
+    show_default="$TOPO_TIMEOUT or 60",
+    metavar="SECONDS",
+    help="Give up when the broker has not confirmed the message after this long (e.g. while a memory "
+    "alarm blocks publishers).",
+)
 @_AMQP_URL
 @vars_option
 def publish_cmd(
@@ -164,6 +175,7 @@ def publish_cmd(
     type_: str | None,
     message_id: str | None,
     persistent: bool | None,
+    timeout: float,
     amqp_url: str,
     variables: tuple[str, ...],
 ) -> int:
@@ -192,7 +204,7 @@ def publish_cmd(
     async def go() -> str:
         async with client:
             mid = message_id or client.new_message_id()
-            await publisher.publish(
+            sent = publisher.publish(
                 routing_key,
                 data,
                 headers=header_values,
@@ -201,6 +213,14 @@ def publish_cmd(
                 persistent=persistent,
                 **fields,
             )
+            try:
+                await asyncio.wait_for(sent, timeout)
+            except TimeoutError:
+                from topo.runtime.errors import PublishTimeout
+
+                blocked = client.connection.blocked
+                await client.connection.close(timeout=1)  # a blocked broker reads nothing, not even Close
+                raise PublishTimeout(timeout, blocked) from None
             return mid
 
     message_id = asyncio.run(go())

@@ -34,13 +34,13 @@ from topo.runtime.failures import Backoff
 from topo.runtime.message import Message
 from topo.runtime.url import parse_url
 from topo.shortstr import SHORTSTR_MAX, shortstr_excess, too_long_message
+from topo.urls import DEFAULT_AMQP_URL
 
 if TYPE_CHECKING:
     from topo.runtime.dlq import DeadLetter, ReplayReport
 
 __all__ = ["DEFAULT_AMQP_URL", "DEFAULT_PREFETCH", "Client", "Publisher", "connect", "encode_body"]
 
-DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 DEFAULT_PREFETCH = 100
 _ROUTING_HINT = "fix the routing key or the bindings, or pass check_routing=False"
 _MESSAGE_ID_FLAG = 1 << 7

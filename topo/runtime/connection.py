@@ -29,6 +29,7 @@ from topo.runtime.errors import (
     ConnectionFailed,
     ConnectionLost,
     ProtocolError,
+    VhostAccessRefused,
 )
 from topo.runtime.protocol import Session
 from topo.runtime.url import ConnectionParams
@@ -299,6 +300,8 @@ class Connection:
                     f"the broker refused the login of {self.params.username!r}: {text}",
                     hint="check the user name and password (or the client certificate)",
                 )
+            if method.reply_code == 530:  # NOT_ALLOWED, in answer to Connection.Open
+                raise VhostAccessRefused(self.params.username, self.params.vhost, 530, method.reply_text or "")
             raise ConnectionFailed(f"the broker refused the connection: {text}")
         if not isinstance(method, expected):
             raise ProtocolError(f"unexpected {method.name} during the handshake")
@@ -421,7 +424,7 @@ class Connection:
             delay = min(delay * 2, self.reconnect_max_delay)
             try:
                 await self._open_session()
-            except AuthenticationError as exc:
+            except (AuthenticationError, VhostAccessRefused) as exc:  # trying again would not change it
                 log.error("reconnection refused: %s", exc)
                 self._finish(exc)
                 return

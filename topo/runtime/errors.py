@@ -4,7 +4,8 @@
 
     RuntimeClientError                  (topo.errors) anything the runtime reports
     ├── ConnectionFailed                could not open a connection (refused, DNS, TLS, handshake)
-    │   └── AuthenticationError         the broker refused the credentials or the mechanism
+    │   ├── AuthenticationError         the broker refused the credentials or the mechanism
+    │   └── VhostAccessRefused          the broker refused the user access to the vhost (530)
     ├── ConnectionClosed                the connection is gone: closed by the broker (reply code and
     │   │                               text) or lost; ``reply_code`` 0 means lost without a Close
     │   └── ConnectionLost              lost while a call waited, before reconnection (retry it)
@@ -20,6 +21,8 @@
     ├── UnroutableError                 the declared layout, or the broker (Basic.Return), drops it
     ├── InvalidRoutingKey               a routing key AMQP cannot carry (over 255 bytes, not UTF-8)
     ├── PublishNacked                   the broker refused a publish (Basic.Nack)
+    ├── PublishTimeout                  no confirm in time (says when the broker blocks publishers;
+    │                                   also a ``TimeoutError``)
     ├── ConsumerCancelled               the broker cancelled a consumer (queue deleted, ...)
     ├── RpcTimeout                      no RPC reply in time (also a ``TimeoutError``)
     ├── RemoteError                     the RPC server's handler raised (its reply says what)
@@ -48,12 +51,14 @@ __all__ = [
     "PreconditionFailed",
     "ProtocolError",
     "PublishNacked",
+    "PublishTimeout",
     "RemoteError",
     "ResourceLocked",
     "RpcTimeout",
     "RuntimeClientError",
     "TopologyMismatch",
     "UnroutableError",
+    "VhostAccessRefused",
     "channel_error",
     "method_name",
 ]
@@ -73,6 +78,22 @@ class ConnectionFailed(RuntimeClientError):
 
 class AuthenticationError(ConnectionFailed):
     """The broker refused the credentials (or the SASL mechanism)."""
+
+
+class VhostAccessRefused(ConnectionFailed):
+    """The broker accepted the login but refused the user the vhost (530 NOT_ALLOWED: no permission on it,
+    or no such vhost). A reconnecting client stops on it rather than retrying."""
+
+    def __init__(self, user: str, vhost: str, reply_code: int, reply_text: str) -> None:
+        self.user = user
+        self.vhost = vhost
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+        super().__init__(
+            f"the broker refused user {user!r} access to vhost {vhost!r}: {reply_code} {reply_text}",
+            hint=f"give the user a permission on the vhost (rabbitmqctl set_permissions -p {vhost!r} {user!r} "
+            "'.*' '.*' '.*'), check that the vhost exists, or connect as another user",
+        )
 
 
 class _Closed(RuntimeClientError):
@@ -172,6 +193,25 @@ class InvalidRoutingKey(RuntimeClientError, ValueError):
 
 class PublishNacked(RuntimeClientError):
     """The broker answered Basic.Nack: it could not take responsibility for the message."""
+
+
+class PublishTimeout(RuntimeClientError, TimeoutError):
+    """The broker did not confirm a publish in time; ``blocked`` is its Connection.Blocked reason, when it
+    was blocking publishers (a memory or disk alarm), else None."""
+
+    def __init__(self, waited: float, blocked: str | None) -> None:
+        self.waited = waited
+        self.blocked = blocked
+        message = f"the broker did not confirm the message within {waited:g} s"
+        if blocked is not None:
+            message += f": it is blocking publishers (Connection.Blocked: {blocked})"
+            hint = (
+                "RabbitMQ blocks publishers while a resource alarm is on (memory or disk space): free some on "
+                "the broker (`rabbitmq-diagnostics alarms` shows which), or wait longer with --timeout SECONDS"
+            )
+        else:
+            hint = "the broker may be overloaded: try again, or wait longer with --timeout SECONDS"
+        super().__init__(message, hint=hint)
 
 
 class ConsumerCancelled(RuntimeClientError):

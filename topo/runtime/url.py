@@ -3,18 +3,21 @@
 ``amqp://user:pass@host:5672/vhost?heartbeat=30&frame_max=131072&channel_max=2047&connection_timeout=10``;
 ``amqps://`` adds TLS with ``cacertfile``, ``certfile``, ``keyfile``, ``verify=verify_none`` and
 ``server_name_indication``; ``auth_mechanism=external`` authenticates with the client certificate.
-The vhost is the percent-decoded path (``%2f`` is ``/``); no path or ``/`` means ``/``.
+The vhost is the percent-decoded path (``%2f`` is ``/``); no path or ``/`` means ``/``. The URL itself is
+read by :mod:`topo.urls` (one reader and one redactor for every URL topo takes).
 """
 
 from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field, replace
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote
 
 from topo.errors import UsageError
+from topo.tls import client_context
+from topo.urls import URL, parse_amqp
 
-__all__ = ["ConnectionParams", "parse_url", "redact"]
+__all__ = ["ConnectionParams", "parse_url"]
 
 
 @dataclass(frozen=True)
@@ -37,19 +40,9 @@ class ConnectionParams:
         return replace(self, vhost=vhost)
 
     def display(self) -> str:
-        scheme = "amqps" if self.ssl else "amqp"
-        from urllib.parse import quote
-
-        return f"{scheme}://{self.username}:***@{self.host}:{self.port}/{quote(self.vhost, safe='')}"
-
-
-def redact(url: str) -> str:
-    """The URL with its password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+        """The broker's address as it may be printed (no credentials): ``amqp://***@host:5672/vhost``."""
+        address = URL("amqps" if self.ssl else "amqp", self.host, self.port, "/" + quote(self.vhost, safe=""))
+        return address.with_credentials(self.username, None).display()
 
 
 def _int(query: dict[str, list[str]], key: str, default: int) -> int:
@@ -63,35 +56,28 @@ def _int(query: dict[str, list[str]], key: str, default: int) -> int:
 
 def parse_url(url: str, *, ssl_context: ssl.SSLContext | None = None) -> ConnectionParams:
     """Settings from an AMQP URL; ``ssl_context`` overrides the TLS options of an ``amqps://`` URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("amqp", "amqps"):
-        raise UsageError(f"not an AMQP URL (amqp:// or amqps://): {redact(url)}")
+    parts = parse_amqp(url)
     tls = parts.scheme == "amqps"
     query = parse_qs(parts.query)
-    path = parts.path
-    vhost = "/" if path in ("", "/") else unquote(path[1:])
-    try:
-        port = parts.port or (5671 if tls else 5672)
-    except ValueError:
-        raise UsageError(f"bad port in AMQP URL: {redact(url)}") from None
+    vhost = "/" if parts.path in ("", "/") else unquote(parts.path[1:])
     mechanism = query.get("auth_mechanism", ["plain"])[-1].upper()
     if mechanism not in ("PLAIN", "EXTERNAL"):
         raise UsageError(f"unsupported auth_mechanism {mechanism!r} (plain or external)")
     context = ssl_context
     server_hostname = query.get("server_name_indication", [None])[-1]
     if tls and context is None:
-        context = ssl.create_default_context(cafile=query.get("cacertfile", [None])[-1])
-        certfile = query.get("certfile", [None])[-1]
-        if certfile:
-            context.load_cert_chain(certfile, query.get("keyfile", [None])[-1])
-        if query.get("verify", [""])[-1] == "verify_none":
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+        context = client_context(
+            ca_cert=query.get("cacertfile", [None])[-1],
+            client_cert=query.get("certfile", [None])[-1],
+            client_key=query.get("keyfile", [None])[-1],
+            insecure=query.get("verify", [""])[-1] == "verify_none",
+            what="the AMQP URL's",
+        )
     return ConnectionParams(
-        host=parts.hostname or "localhost",
-        port=port,
-        username=unquote(parts.username) if parts.username is not None else "guest",
-        password=unquote(parts.password) if parts.password is not None else "guest",
+        host=parts.host or "localhost",
+        port=parts.port or (5671 if tls else 5672),
+        username=parts.username if parts.username is not None else "guest",
+        password=parts.password if parts.password is not None else "guest",
         vhost=vhost,
         heartbeat=_int(query, "heartbeat", 60),
         frame_max=_int(query, "frame_max", 131072),

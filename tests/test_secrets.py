@@ -1,0 +1,269 @@
+"""A password never appears in what topo prints or raises, whatever characters it holds.
+
+A property test over hostile passwords (unencoded ``#``, ``?``, ``/``, ``[``, ``@``, ``:``, ``%``, spaces,
+newlines, non-ASCII...) drives every place a URL is printed or can end up in an exception: the CLI's
+plan, apply, export, publish, consume, rpc and dlq replay errors (URL from the flag and from the
+environment, with and without ``--debug``), the Management API client's errors, the runtime's connection
+errors, the AMQP probe behind the safety check, and the private-node helper's command line (status,
+ensure); each against a port where nothing listens and against the real test broker (where the
+password is wrong, or right: a user with that password is created on the broker). It looks for the
+password in stdout, stderr, ``str()`` and ``repr()`` of each exception (with its chain, as ``--debug``
+would print it), ``repr()`` of the objects that hold it, and the runtime's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import os
+import re
+import traceback
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from topo import devbroker
+from topo.broker.amqp_probe import exact_usage
+from topo.broker.client import ManagementClient
+from topo.cli import _register
+from topo.cli.common import run
+from topo.errors import TopoError
+from topo.runtime.connection import Connection
+from topo.runtime.url import parse_url
+from topo.urls import parse_management
+
+pytestmark = pytest.mark.timeout(600)
+
+MARK = "Pw7Secr3t"
+"""Stands between every two hostile pieces of a generated password: any leaked part that holds one is seen."""
+
+HOSTILE = "#?/[]@:% \t\n\\\"'&=+;,$!~*()<>{}|^`äé€漢😀"
+_piece = st.text(
+    alphabet=st.sampled_from(HOSTILE) | st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    max_size=4,
+)
+passwords = st.lists(_piece, min_size=1, max_size=4).map(lambda pieces: MARK + MARK.join(pieces) + MARK)
+
+TOPOLOGY = """\
+version: 1
+vhosts:
+  {vhost}:
+    queues:
+      q: {{}}
+"""
+
+_ENV = (
+    "TOPO_URL",
+    "TOPO_AMQP_URL",
+    "TOPO_DEBUG",
+    "TOPO_TIMEOUT",
+    "TOPO_CA_CERT",
+    "TOPO_CLIENT_CERT",
+    "TOPO_CLIENT_KEY",
+)
+
+
+class Seen:
+    """Everything a run showed: printed text, exceptions (str, repr, formatted chain), log records."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def exception(self, exc: BaseException) -> None:
+        self.parts += [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
+        if isinstance(exc, TopoError):
+            self.parts.append(exc.hint or "")
+
+    def assert_clean(self, password: str) -> None:
+        text = "\n".join(self.parts)
+        for secret in {password, quote(password, safe=""), MARK}:
+            assert secret not in text, f"{secret!r} leaked in:\n{text}"
+
+
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    saved = {name: os.environ.pop(name, None) for name in (*_ENV, *values)}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value
+
+
+class _Records(logging.Handler):
+    def __init__(self, seen: Seen) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen = seen
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.parts.append(self.format(record))
+
+
+@contextlib.contextmanager
+def watching(seen: Seen) -> Iterator[None]:
+    handler = _Records(seen)
+    logger = logging.getLogger("topo")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
+def cli(seen: Seen, *args: str, **env: str) -> int:
+    """``topo ARGS`` in this process; its stdout and stderr go to ``seen``. A crash fails the test."""
+    out, err = io.StringIO(), io.StringIO()
+    with environment(**env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run(list(args))
+    seen.parts += [out.getvalue(), err.getvalue()]
+    assert "Traceback" not in err.getvalue() or "--debug" in args, err.getvalue()
+    return code
+
+
+def devbroker_cli(seen: Seen, *args: str) -> int:
+    out, err = io.StringIO(), io.StringIO()
+    with environment(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = devbroker.main(list(args))
+    seen.parts += [out.getvalue(), err.getvalue()]
+    return code
+
+
+@pytest.fixture(scope="module")
+def setting(broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A vhost on the test broker, its topology file, a port where nothing listens, the broker's ports."""
+    _register()
+    parsed = parse_management(broker.url)
+    amqp = parse_url(broker.amqp_url)
+    auth = httpx.BasicAuth(parsed.username or "guest", parsed.password or "guest")
+    vhost = "t-secrets-" + os.urandom(3).hex()
+    directory = tmp_path_factory.mktemp("secrets")
+    (directory / "t.yaml").write_text(TOPOLOGY.format(vhost=vhost))
+    with httpx.Client(base_url=parsed.public().rstrip("/"), auth=auth, timeout=30) as http:
+        http.put(f"/api/vhosts/{vhost}").raise_for_status()
+        http.put(f"/api/queues/{vhost}/q", json={"durable": True}).raise_for_status()
+        try:
+            yield {
+                "http": http,
+                "vhost": vhost,
+                "file": str(directory / "t.yaml"),
+                "dir": str(directory / "devbroker"),
+                "closed": devbroker.free_port(),
+                "mgmt": f"{parsed.host}:{parsed.port}",
+                "amqp": f"{amqp.host}:{amqp.port}",
+            }
+        finally:
+            http.delete(f"/api/vhosts/{vhost}")
+            for user in http.get("/api/users").json():
+                if user["name"].startswith("t-secrets-"):
+                    http.delete(f"/api/users/{quote(user['name'], safe='')}")
+
+
+def _user(setting: dict[str, Any], password: str) -> str:
+    """A user on the test broker with ``password``, administrator, with every permission on the vhost."""
+    http: httpx.Client = setting["http"]
+    name = "t-secrets-" + os.urandom(3).hex()
+    http.put(f"/api/users/{name}", json={"password": password, "tags": "administrator"}).raise_for_status()
+    http.put(
+        f"/api/permissions/{setting['vhost']}/{name}", json={"configure": ".*", "write": ".*", "read": ".*"}
+    ).raise_for_status()
+    return name
+
+
+def _urls(user: str, password: str, where: str, scheme: str, path: str = "") -> list[str]:
+    """The URL as a user may type it (password as it is) and percent-encoded."""
+    return [
+        f"{scheme}://{user}:{password}@{where}{path}",
+        f"{scheme}://{user}:{quote(password, safe='')}@{where}{path}",
+    ]
+
+
+@settings(
+    max_examples=int(os.environ.get("TOPO_SECRETS_EXAMPLES", "20")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(password=passwords)
+def test_a_password_never_shows(setting: dict[str, Any], password: str) -> None:
+    seen = Seen()
+    file, vhost = setting["file"], setting["vhost"]
+    closed = f"127.0.0.1:{setting['closed']}"
+    good_mgmt = f"http://guest:guest@{closed}"
+    with watching(seen):
+        for target in (closed, setting["mgmt"]):  # nothing listens there / the broker, with a wrong password
+            for url in _urls("u", password, target, "http"):
+                for debug in ((), ("--debug",)):
+                    commands = (("plan", file), ("apply", file, "--yes"), ("export",)) if target == closed else ()
+                    for command in commands or (("plan", file),):  # a wrong password: one path for the three
+                        assert cli(seen, *debug, *command, "--url", url) == 1
+                    assert cli(seen, *debug, "plan", file, **{"TOPO_URL": url}) == 1
+                with pytest.raises(TopoError) as info, ManagementClient(url, timeout=10) as client:
+                    seen.parts.append(repr(client))
+                    client.get("/overview")
+                seen.exception(info.value)
+                assert devbroker_cli(seen, "status", "--url", url) == 1
+                assert devbroker_cli(seen, "ensure", "--url", url, "--dir", setting["dir"]) == 1  # named: must answer
+        for target in (closed, setting["amqp"]):
+            for url in _urls("u", password, target, "amqp", "/"):
+                common = (file, "--vhost", vhost, "--amqp-url", url)
+                for debug in ((), ("--debug",)):
+                    assert (
+                        cli(seen, *debug, "publish", *common, "--exchange", "", "--routing-key", "q", "--body", "x")
+                        == 1
+                    )
+                    assert cli(seen, *debug, "consume", *common, "--queue", "q", "--count", "1") == 1
+                    assert cli(seen, *debug, "rpc", *common, "--queue", "q", "--body", "x") == 1
+                    assert cli(seen, *debug, "dlq", "replay", *common, "--queue", "q") == 1
+                    assert cli(seen, *debug, "plan", file, "--url", good_mgmt, "--amqp-url", url) == 1
+                assert (
+                    cli(
+                        seen,
+                        "publish",
+                        file,
+                        "--vhost",
+                        vhost,
+                        "--exchange",
+                        "",
+                        "--routing-key",
+                        "q",
+                        "--body",
+                        "x",
+                        TOPO_AMQP_URL=url,
+                    )
+                    == 1
+                )
+                try:
+                    params = parse_url(url)
+                    seen.parts += [repr(params), params.display()]
+                    connection = Connection(params.with_vhost(vhost), reconnect=False)
+                    seen.parts.append(repr(connection))
+                    asyncio.run(asyncio.wait_for(connection.open(), 30))
+                except TopoError as exc:
+                    seen.exception(exc)
+                else:
+                    pytest.fail("a wrong password or a closed port was let in")
+                try:
+                    seen.parts.append(repr(exact_usage(url, vhost, ["q"])))
+                except TopoError as exc:
+                    seen.exception(exc)
+        # the right password, on the real broker: it works when it can be read, and nothing shows it
+        user = _user(setting, password)
+        typed, encoded = _urls(user, password, setting["mgmt"], "http")
+        readable = not any(c in password for c in "/?#") and not re.search("%[0-9A-Fa-f]{2}", password)
+        assert cli(seen, "plan", file, "--url", typed) == (0 if readable else 1), seen.parts[-1]
+        assert cli(seen, "plan", file, "--url", encoded) == 0, seen.parts[-1]
+        amqp = _urls(user, password, setting["amqp"], "amqp", "/")[1]
+        assert exact_usage(amqp, vhost, ["q", "missing"]) == {"q": (0, 0)}
+    seen.assert_clean(password)
