@@ -22,7 +22,10 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from topo.monitor.spec import MonitorBlock
 
 __all__ = [
     "Address",
@@ -129,6 +132,7 @@ class Queue:
     prefetch: int | None = field(default=None, compare=False)
     retry_delays: tuple[int, ...] = field(default=(), compare=False)  # milliseconds
     lint_disable: frozenset[str] = field(default=frozenset(), compare=False)  # lint codes off here
+    monitor: MonitorBlock | None = field(default=None, compare=False)  # `monitor:` (topo.monitor)
 
     @property
     def dead_letter_exchange(self) -> str | None:
@@ -203,6 +207,7 @@ class VHost:
     policies: dict[str, Policy] = field(default_factory=dict)
     operator_policies: dict[str, Policy] = field(default_factory=dict)
     origin: Origin | None = field(default=None, compare=False)
+    monitor: MonitorBlock | None = field(default=None, compare=False)  # defaults for its queues
 
     def bindings_to(self, destination: str, destination_type: DestinationType) -> Iterator[Binding]:
         for binding in self.bindings.values():
@@ -226,6 +231,7 @@ class Topology:
     name: str | None = None
     version: int = 1
     lint_disable: frozenset[str] = frozenset()  # lint codes disabled for the whole topology
+    monitor: MonitorBlock | None = None  # `monitor:` defaults for every queue (topo.monitor)
 
     def vhost(self, name: str) -> VHost:
         """The vhost called ``name``; a :class:`~topo.errors.UsageError` naming the known ones if absent."""
@@ -249,4 +255,5 @@ class Topology:
             name=self.name,
             version=self.version,
             lint_disable=self.lint_disable,
+            monitor=self.monitor,
         )

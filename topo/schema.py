@@ -22,6 +22,7 @@ from topo.arguments import (
     QUEUE_TYPES,
     ArgSpec,
 )
+from topo.monitor.spec import monitor_schema
 from topo.units import DURATION_PATTERN, MAX_AGE_FORM, MAX_AGE_PATTERN, SIZE_PATTERN
 
 __all__ = ["SCHEMA_ID", "build_schema", "load_schema"]
@@ -92,6 +93,7 @@ def build_schema() -> dict[str, Any]:
             "additionalProperties": False,
         },
         "lint": _lint(),
+        "monitor": {"$ref": "#/$defs/monitor"},
     }
     for key, spec in QUEUE_ARGUMENTS.items():
         queue_props[key] = _value_schema(spec)
@@ -139,6 +141,7 @@ def build_schema() -> dict[str, Any]:
             "version": {"const": 1},
             "name": {"type": "string", "description": "the stack these files make"},
             "lint": _lint(),
+            "monitor": {"$ref": "#/$defs/monitor"},
             "vhosts": {"type": "object", "additionalProperties": {"$ref": "#/$defs/vhost"}},
         },
         "additionalProperties": False,
@@ -156,6 +159,7 @@ def build_schema() -> dict[str, Any]:
                 "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": SIZE_PATTERN}],
             },
             "binding": binding,
+            "monitor": monitor_schema(),
             "queue": {"type": "object", "properties": queue_props, "additionalProperties": False},
             "exchange": {
                 "type": "object",
@@ -185,6 +189,7 @@ def build_schema() -> dict[str, Any]:
                         "type": "object",
                         "additionalProperties": {"$ref": "#/$defs/operator-policy"},
                     },
+                    "monitor": {"$ref": "#/$defs/monitor"},
                 },
                 "additionalProperties": False,
             },
