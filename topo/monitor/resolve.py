@@ -144,8 +144,8 @@ def dead_letter_roles(vhost: VHost) -> tuple[dict[str, set[str]], set[str]]:
     for source, targets in edges.items():
         if source not in retry:
             reached |= targets
-    targets = (dead_letter_target(vhost, queue)[0] for queue in vhost.queues.values())
-    dead_letter_exchanges = {dlx for dlx in targets if dlx}  # not the default exchange, not None
+    named = (dead_letter_target(vhost, queue)[0] for queue in vhost.queues.values())
+    dead_letter_exchanges = {dlx for dlx in named if dlx}  # not the default exchange, not None
     bound: dict[str, list[str]] = {}
     for binding in vhost.bindings.values():
         if binding.destination_type == "queue":
