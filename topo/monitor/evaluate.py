@@ -18,7 +18,8 @@ How each check compares (levels are maximums, except ``consumers``, whose levels
   published into the queues that dead-letter there (when several queues share a dead-letter queue, the
   share is theirs together, and the result says so); with dead letters and nothing published, the
   share is infinite (it can only be CRITICAL);
-* ``message-age``: now minus the head message's timestamp (0 for an empty queue).
+* ``message-age``: now minus the head message's timestamp (RabbitMQ's head is the oldest message,
+  ready or unacknowledged; 0 for an empty queue).
 
 A declared queue that the broker does not have is CRITICAL (``exists``).
 """
@@ -206,7 +207,8 @@ def _result(check: Check, shown: str, values: Mapping[str, float], note: str | N
         state = State.OK
     if state == State.UNKNOWN and note is None:
         note = "the broker reports no figure for it yet"
-    return Result(check.name, state, shown, dict(values), warning, critical, note)
+    used = {b.unit for b in (warning, critical) if b is not None}
+    return Result(check.name, state, shown, {u: v for u, v in values.items() if u in used}, warning, critical, note)
 
 
 # -- the figures of each check ---------------------------------------------------------------------------
@@ -234,14 +236,15 @@ def _depth(expectation: Expectation, q: QueueFigures) -> tuple[str, dict[str, fl
 
 
 def _age(q: QueueFigures, now: float) -> tuple[str, dict[str, float], str | None]:
-    if q.messages_ready == 0 or (q.messages_ready is None and q.messages == 0):
+    """The broker's head timestamp is the oldest of the ready and the unacknowledged messages."""
+    if q.head_timestamp is not None:
+        age = max(0.0, now - q.head_timestamp)
+        return format_seconds(age), {"seconds": age}, None
+    if q.messages == 0:
         return "empty", {"seconds": 0.0}, None
-    if q.head_timestamp is None:
-        if q.head_reported:
-            return "—", {}, "the head message has no timestamp: publish with the AMQP timestamp property"
-        return "—", {}, None
-    age = max(0.0, now - q.head_timestamp)
-    return format_seconds(age), {"seconds": age}, None
+    if q.head_reported and q.messages is not None:
+        return "—", {}, "the head message has no timestamp: publish with the AMQP timestamp property"
+    return "—", {}, None
 
 
 def _dead_letters(

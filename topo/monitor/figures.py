@@ -31,7 +31,6 @@ is the live adapter on :class:`~topo.broker.client.ManagementClient`.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -73,6 +72,7 @@ DEAD_LETTER_COLUMNS = ("name", "messages_details.samples")
 MAX_PAGE_SIZE = 500  # the Management API's own limit
 _REGEX_CHARS = 3000  # names per filtered request: keeps the request line far below the broker's limit
 _REMOVED = ("ack", "deliver_no_ack", "get_no_ack")
+_PCRE_META = frozenset("\\^$.|?*+()[]{}")
 
 
 class QueueSource(Protocol):
@@ -209,7 +209,7 @@ def _name_filters(names: Iterable[str]) -> Iterator[str]:
     chunk: list[str] = []
     size = 0
     for name in sorted(set(names)):
-        escaped = re.escape(name)
+        escaped = "".join("\\" + c if c in _PCRE_META else c for c in name)
         if chunk and size + len(escaped) > _REGEX_CHARS:
             yield "^(" + "|".join(chunk) + ")$"
             chunk, size = [], 0
