@@ -157,26 +157,51 @@ def _gauge_rules(vhost: VHostExpectations, metrics: Metrics) -> Iterator[_Rule]:
     for e, check in _checks(vhost, "message-age"):
         for level, t in _levels(check):
             items.append((("message-age", level, "head", t.value, format_seconds(t.value)), e.queue))
+    yield from _merged(items, v, metrics)
+
+
+_GAUGES = {  # check -> (alert, comparison, words for the summary, what $value is)
+    "depth": ("TopoQueueDepth", ">", "holds more than", "ready messages (bytes, against max-length-bytes)"),
+    "consumers": ("TopoQueueConsumers", "<", "has fewer than", "consumers"),
+    "unacked": ("TopoQueueUnacked", ">", "has more than", "unacknowledged messages"),
+    "message-age": ("TopoQueueMessageAge", ">", "has a head message older than", "seconds"),
+}
+
+
+def _number(value: float) -> str:
+    """A threshold exactly as PromQL reads it (no exponent that loses digits)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _merged(items: list[tuple[tuple[Any, ...], str]], v: str, metrics: Metrics) -> Iterator[_Rule]:
+    """One rule per check and level: the queues that share a threshold in one comparison, the
+    comparisons joined by ``or`` (rules of one name and the same labels would be duplicates)."""
     order = {"warning": 0, "critical": 1}
-    grouped = sorted(_group_by(items).items(), key=lambda kv: (kv[0][0], order[kv[0][1]], kv[0][2], kv[0][3]))
-    for (check_name, level, series, value, text), queues in grouped:
-        selector = f"{metric(series, metrics)}{{vhost={v},{_queues(queues)}}}"
-        gauge = f"max by (vhost, queue) ({selector})"
-        number = f"{value:g}"
-        alert, expr, verb = {
-            "depth": ("TopoQueueDepth", f"{gauge} > {number}", "holds more than"),
-            "consumers": ("TopoQueueConsumers", f"{gauge} < {number}", "has fewer than"),
-            "unacked": ("TopoQueueUnacked", f"{gauge} > {number}", "has more than"),
-            "message-age": ("TopoQueueMessageAge", f"time() - {gauge} > {number}", "has a head message older than"),
-        }[check_name]
-        yield _Rule(
-            alert,
-            check_name,
-            level,
-            expr,
-            f"Queue {{{{ $labels.queue }}}} in vhost {{{{ $labels.vhost }}}} {verb} {text}",
-            f"Now {{{{ $value }}}}; the topology's {level} level: {text}.",
-        )
+    by_rule: dict[tuple[str, str], list[tuple[tuple[Any, ...], list[str]]]] = {}
+    for key, queues in _group_by(items).items():
+        by_rule.setdefault((key[0], key[1]), []).append((key, queues))
+    for check_name, level in sorted(by_rule, key=lambda k: (k[0], order[k[1]])):
+        alert, comparison, verb, unit = _GAUGES[check_name]
+        parts = []
+        groups = sorted(by_rule[(check_name, level)], key=lambda kv: (kv[0][2], kv[0][3]))
+        for (_, _, series, value, _text), queues in groups:
+            gauge = f"max by (vhost, queue) ({metric(series, metrics)}{{vhost={v},{_queues(queues)}}})"
+            figure = f"time() - {gauge}" if check_name == "message-age" else gauge
+            parts.append(f"{figure} {comparison} {_number(value)}")
+        expr = " or ".join(f"({part})" for part in parts) if len(parts) > 1 else parts[0]
+        if len(groups) == 1:
+            text = groups[0][0][4]
+            summary = f"Queue {{{{ $labels.queue }}}} in vhost {{{{ $labels.vhost }}}} {verb} {text}"
+            description = f"Now {{{{ $value }}}}; the topology's {level} level: {text}."
+        else:
+            summary = (
+                f"Queue {{{{ $labels.queue }}}} in vhost {{{{ $labels.vhost }}}}: {check_name} past its {level} level"
+            )
+            description = (
+                f"Now {{{{ $value }}}} {unit}; each queue's {level} level is in the topology "
+                "(`topo status` shows it beside the figure)."
+            )
+        yield _Rule(alert, check_name, level, expr, summary, description)
 
 
 def _publish_rules(vhost: VHostExpectations, metrics: Metrics, window: float) -> Iterator[_Rule]:
@@ -188,17 +213,26 @@ def _publish_rules(vhost: VHostExpectations, metrics: Metrics, window: float) ->
                 f" ({t.text} of {format_count(check.capacity or 0)}/s)" if t.relative else ""
             )
             items.append(((level, rate, text), e.queue))
-    order = {"warning": 0, "critical": 1}
-    for (level, rate, text), queues in sorted(_group_by(items).items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
-        selector = f"{metric('published', metrics)}{{queue_vhost={_string(vhost.vhost)},{_queues(queues)}}}"
-        renamed = f'label_replace(rate({selector}[{_duration(window)}]), "vhost", "$1", "queue_vhost", "(.*)")'
+    selector = metric("published", metrics)
+    w = _duration(window)
+    for level in ("warning", "critical"):
+        groups = sorted((key, queues) for key, queues in _group_by(items).items() if key[0] == level)
+        if not groups:
+            continue
+        parts = []
+        for (_, rate, _text), queues in groups:
+            series = f"{selector}{{queue_vhost={_string(vhost.vhost)},{_queues(queues)}}}"
+            renamed = f'label_replace(rate({series}[{w}]), "vhost", "$1", "queue_vhost", "(.*)")'
+            parts.append(f"sum by (vhost, queue) ({renamed}) > {_number(rate)}")
+        expr = " or ".join(f"({part})" for part in parts) if len(parts) > 1 else parts[0]
+        text = groups[0][0][2] if len(groups) == 1 else f"its {level} level"
         yield _Rule(
             "TopoQueuePublishRate",
             "publish-rate",
             level,
-            f"sum by (vhost, queue) ({renamed}) > {rate:g}",
+            expr,
             f"Queue {{{{ $labels.queue }}}} in vhost {{{{ $labels.vhost }}}} is published to faster than {text}",
-            f"Now {{{{ $value }}}} messages per second over {_duration(window)}; the topology's {level} level: {text}.",
+            f"Now {{{{ $value }}}} messages per second over {w}; the topology's {level} level: {text}.",
         )
 
 
@@ -221,7 +255,7 @@ def _dead_letter_rules(vhost: VHostExpectations, metrics: Metrics, window: float
                     "TopoQueueDeadLetterRate",
                     "dead-letter-rate",
                     level,
-                    f"{received} / {published} > {t.value:g}",
+                    f"{received} / {published} > {_number(t.value)}",
                     f"Queue {e.queue} in vhost {vhost.vhost}: more than {t.text} of its messages dead-lettered "
                     f"into {dlq}{shared}",
                     f"{{{{ $value | humanizePercentage }}}} of the messages published over {w} reached "
