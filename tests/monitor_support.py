@@ -89,7 +89,11 @@ def promtool_test(
                 "interval": "1m",
                 "input_series": input_series,
                 "alert_rule_test": [
-                    {"eval_time": eval_time, "alertname": name, "exp_alerts": [{"exp_labels": labels} for labels in expected]}
+                    {
+                        "eval_time": eval_time,
+                        "alertname": name,
+                        "exp_alerts": [{"exp_labels": labels} for labels in expected],
+                    }
                     for name, expected in sorted(alerts.items())
                 ],
             }
@@ -97,5 +101,10 @@ def promtool_test(
     }
     (tmp_path / "test.yml").write_text(yaml.safe_dump(test, sort_keys=False), encoding="utf-8")
     return subprocess.run(
-        [promtool(), "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+        [promtool(), "test", "rules", "test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )

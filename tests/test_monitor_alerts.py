@@ -63,14 +63,18 @@ def test_no_duplicate_rules_when_queues_have_different_levels(tmp_path: Path) ->
 def test_one_group_per_vhost_with_vhost_and_queue_labels(tmp_path: Path) -> None:
     file = tmp_path / "t.yaml"
     file.write_text(
-        "version: 1\nvhosts:\n  a:\n    queues: {q: {}}\n  b:\n    queues: {q: {}, r.1: {}}\n  c: {}\n", encoding="utf-8"
+        "version: 1\nvhosts:\n  a:\n    queues: {q: {}}\n  b:\n    queues: {q: {}, r.1: {}}\n  c: {}\n",
+        encoding="utf-8",
     )
     document = rules(load(file))
     assert [g["name"] for g in document["groups"]] == ["topo-a", "topo-b", "topo-c"]
     b = document["groups"][1]["rules"]
     consumers = [r for r in b if r["alert"] == "TopoQueueConsumers"]
     assert [r["labels"]["severity"] for r in consumers] == ["warning", "critical"]
-    assert consumers[0]["expr"] == 'max by (vhost, queue) (rabbitmq_detailed_queue_consumers{vhost="b",queue=~"q|r\\\\.1"}) < 2'
+    assert (
+        consumers[0]["expr"]
+        == 'max by (vhost, queue) (rabbitmq_detailed_queue_consumers{vhost="b",queue=~"q|r\\\\.1"}) < 2'
+    )
     assert document["groups"][2]["rules"] == []
 
 
@@ -80,7 +84,12 @@ def test_every_metric_the_rules_use_is_in_the_real_scrape() -> None:
         assert metric(name, "detailed") in scraped, name
     # delivered without ack and basic.get without ack: present once a consumer has used the queue
     assert metric("delivered_no_ack", "detailed") in scraped and metric("got_no_ack", "detailed") in scraped
-    assert set(FAMILIES) == {"queue_coarse_metrics", "queue_metrics", "channel_queue_metrics", "channel_queue_exchange_metrics"}
+    assert set(FAMILIES) == {
+        "queue_coarse_metrics",
+        "queue_metrics",
+        "channel_queue_metrics",
+        "channel_queue_exchange_metrics",
+    }
 
 
 def _scenario(name: str, labels: dict[str, str], value: str) -> str:

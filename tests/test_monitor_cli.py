@@ -84,7 +84,9 @@ def test_watch_redraws_in_place_on_a_terminal() -> None:
     shown: list[str] = []
     codes = iter([(f"round {i}\n", i % 3) for i in range(3)])
     sleeps: list[float] = []
-    code = watch(lambda: next(codes), 5, tty=True, echo=shown.append, sleep=sleeps.append, clock=lambda: 0, iterations=3)
+    code = watch(
+        lambda: next(codes), 5, tty=True, echo=shown.append, sleep=sleeps.append, clock=lambda: 0, iterations=3
+    )
     assert code == 2  # the last round's
     assert all(text.startswith("\x1b[H\x1b[2J(every 5 s; ") for text in shown)
     assert [text.rsplit("\n\n", 1)[1] for text in shown] == ["round 0\n", "round 1\n", "round 2\n"]
@@ -93,7 +95,9 @@ def test_watch_redraws_in_place_on_a_terminal() -> None:
 
 def test_watch_without_a_terminal_keeps_every_round() -> None:
     shown: list[str] = []
-    code = watch(lambda: ("OK: ...\n", 0), 2, tty=False, echo=shown.append, sleep=lambda _s: None, clock=lambda: 0, iterations=2)
+    code = watch(
+        lambda: ("OK: ...\n", 0), 2, tty=False, echo=shown.append, sleep=lambda _s: None, clock=lambda: 0, iterations=2
+    )
     assert code == 0
     assert all(text.startswith("--- ") and "\x1b" not in text for text in shown)
     assert len(shown) == 2

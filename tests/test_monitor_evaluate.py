@@ -25,7 +25,7 @@ from topo.monitor.status import status
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path("tests") / "fixtures" / "monitor"  # relative: the place in the golden files is portable
 CAPTURE = json.loads((ROOT / FIXTURES / "queues-shop-3.10.8.json").read_text())
-NOW = 1796137926.0  # the capture's time: orders' head message (timestamp 1796137825) is 101 s old
+NOW = 1796138137.0  # the capture's time: orders' head message (timestamp 1796138036) is 101 s old
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,16 @@ from typing import Any
 
 import pytest
 
-from topo.monitor.figures import COLUMNS, Window, parse_queue, read_depths, read_vhost
+from topo.monitor.figures import (
+    COLUMNS,
+    DEAD_LETTER_COLUMNS,
+    Window,
+    parse_dead_letter_queue,
+    parse_queue,
+    read_depths,
+    read_vhost,
+    sampling,
+)
 
 CAPTURE = json.loads((Path(__file__).parent / "fixtures" / "monitor" / "queues-shop-3.10.8.json").read_text())
 
@@ -53,12 +62,26 @@ class FakeBroker:
 
 def test_a_real_item_is_parsed() -> None:
     orders = next(q for q in CAPTURE["main"] if q["name"] == "orders")
-    f = parse_queue(orders)
+    f = parse_queue(orders, 30)
     assert (f.messages, f.messages_ready, f.unacked, f.consumers) == (10, 0, 10, 1)
-    assert f.head_timestamp == 1796137825 and f.head_reported and f.has_message_stats
-    assert f.published == Window(0, 40, 1796137890.0, 1796137920.0)
-    assert f.removed is not None and f.removed.delta == 20  # 20 acked, nothing taken without ack
-    assert f.depth is None
+    assert f.head_timestamp == 1796138036 and f.head_reported and f.has_message_stats
+    assert f.published == Window(0, 40, 1796138105.0, 1796138135.0)  # the newest sample, and 30 s before
+    assert f.removed is None and f.depth is None  # only read for dead-letter queues
+
+
+def test_a_dead_letter_queue_item_is_parsed() -> None:
+    (item,) = CAPTURE["dead_letter_depths"]["items"]
+    depth, removed = parse_dead_letter_queue(item, 30)
+    assert depth == Window(0, 10, 1796138110.0, 1796138140.0)
+    assert removed is None  # nobody consumed from it: no message_stats at all
+    consumed = {
+        "name": "d",
+        "message_stats": {
+            key: {"samples": [{"sample": n, "timestamp": 100_000}, {"sample": 0, "timestamp": 70_000}]}
+            for key, n in (("ack_details", 5), ("deliver_no_ack_details", 2), ("get_no_ack_details", 1))
+        },
+    }
+    assert parse_dead_letter_queue(consumed, 30)[1] == Window(0, 8, 70.0, 100.0)
 
 
 def test_quorum_queues_and_streams_report_no_head_timestamp() -> None:
@@ -82,7 +105,8 @@ def test_one_request_per_vhost_with_the_columns_and_the_window() -> None:
     assert sorted(figures.queues) == ["audit", "orders", "orders.dlq", "payments"]
     ((vhost, params),) = broker.calls
     assert vhost == "shop"
-    assert params == {"columns": ",".join(COLUMNS), "msg_rates_age": "30", "msg_rates_incr": "30"}
+    assert params == {"columns": ",".join(COLUMNS), "msg_rates_age": "30", "msg_rates_incr": "5"}
+    assert sampling(300) == (300, 50) and sampling(10) == (10, 2) and sampling(3600) == (3600, 600)
 
 
 def test_a_vhost_the_broker_lacks() -> None:
@@ -134,9 +158,11 @@ def test_dead_letter_depths_in_one_filtered_request() -> None:
     read_depths(broker, figures, ["orders.dlq"], 30)
     assert figures.requests == 2
     params = broker.calls[-1][1]
-    assert params["lengths_age"] == "30" and params["lengths_incr"] == "1" and params["page_size"] == "500"
+    assert params["columns"] == ",".join(DEAD_LETTER_COLUMNS) and params["page_size"] == "500"
+    assert (params["lengths_age"], params["lengths_incr"]) == ("30", "5")
+    assert (params["msg_rates_age"], params["msg_rates_incr"]) == ("30", "5")
     depth = figures.queues["orders.dlq"].depth
-    assert depth is not None and depth.delta == 10 and depth.seconds == pytest.approx(30, abs=1)
+    assert depth is not None and depth.delta == 10 and depth.seconds == 30
 
 
 def test_many_dead_letter_queues_are_asked_for_in_a_few_requests() -> None:

@@ -1,13 +1,13 @@
 """The live figures of a vhost's queues, read through the Management API in a bounded number of requests.
 
 **The requests.** One ``GET /api/queues/{vhost}`` per vhost, whatever the number of queues, with
-``columns=`` naming only the fields the checks use and ``msg_rates_age``/``msg_rates_incr`` equal to the
-window, so each counter comes back as two samples that bound the window. When some queue of the vhost
-has a dead-letter rate to measure, one more request (filtered to the dead-letter queues by a name
-regex, ``page_size`` 500: one page per 500 dead-letter queues) reads their depth over the window. With
-``page_size`` the main listing is paged instead (``ceil(n / page_size)`` requests); the broker then
-lists every queue once per page, which cost 1.7x one request for 10,000 queues (benches/RESULTS.md),
-so the default is one request.
+``columns=`` naming only the fields the checks use, and the publish counter sampled over the window
+(``msg_rates_age`` = the window, ``msg_rates_incr`` = a sixth of it: seven samples). When some queue of
+the vhost has a dead-letter rate to measure, one more request, filtered to the dead-letter queues by a
+name regex (``page_size`` 500: one page per 500 dead-letter queues), reads their depth and what their
+consumers removed over the same window. With ``page_size`` the main listing is paged instead
+(``ceil(n / page_size)`` requests); the broker then lists every queue once per page, which cost 1.7x
+one request for 10,000 queues (benches/RESULTS.md), so the default is one request.
 
 **What the numbers mean** (RabbitMQ 3.10.8, checked on a real node):
 
@@ -18,11 +18,12 @@ so the default is one request.
   dead-letter queue received over the window is its depth's change plus what its consumers removed
   (``ack`` + ``deliver_no_ack`` + ``get_no_ack``); what it dropped itself (its own TTL or limit) is not
   seen;
-* ``head_message_timestamp`` is the AMQP ``timestamp`` property of the message at the head, in seconds;
-  null when that message has none; absent for quorum queues and streams;
-* statistics lag behind the queue by up to ``collect_statistics_interval`` (5 s by default), and the
-  samples are kept at the granularity of the management plugin's retention policy (5 s by default),
-  so rates over a window are exact to about one interval at each end.
+* ``head_message_timestamp`` is the AMQP ``timestamp`` property (seconds) of the oldest message, ready
+  or unacknowledged; null when that message has none; absent for quorum queues and streams;
+* samples are aligned on multiples of ``msg_rates_incr``: the window ends at the newest one, at most a
+  sixth of the window ago; statistics lag behind the queue by up to ``collect_statistics_interval``
+  (5 s by default) and are kept at the retention policy's granularity (5 s for the last 10 minutes,
+  then 1 minute for the last hour, by default): windows longer than an hour find no samples.
 
 :class:`QueueSource` is the port this module needs from a broker (one method); :class:`ManagementQueues`
 is the live adapter on :class:`~topo.broker.client.ManagementClient`.
@@ -46,9 +47,11 @@ __all__ = [
     "VHostFigures",
     "Window",
     "main_params",
+    "parse_dead_letter_queue",
     "parse_queue",
     "read_depths",
     "read_vhost",
+    "sampling",
 ]
 
 COLUMNS = (
@@ -60,14 +63,17 @@ COLUMNS = (
     "consumers",
     "head_message_timestamp",
     "message_stats.publish_details.samples",
+)
+"""The fields ``topo status`` reads of every queue."""
+
+DEAD_LETTER_COLUMNS = (
+    "name",
+    "messages_details.samples",
     "message_stats.ack_details.samples",
     "message_stats.deliver_no_ack_details.samples",
     "message_stats.get_no_ack_details.samples",
 )
-"""The fields ``topo status`` reads of every queue."""
-
-DEAD_LETTER_COLUMNS = ("name", "messages_details.samples")
-"""What the second request reads of the dead-letter queues: their depth over the window."""
+"""What the second request reads of the dead-letter queues: their depth and what consumers removed."""
 
 MAX_PAGE_SIZE = 500  # the Management API's own limit
 _REGEX_CHARS = 3000  # names per filtered request: keeps the request line far below the broker's limit
@@ -169,19 +175,15 @@ def _details(stats: Mapping[str, Any], key: str) -> Any:
     return details.get("samples") if isinstance(details, dict) else None
 
 
-def parse_queue(item: Mapping[str, Any]) -> QueueFigures:
-    """One item of ``GET /api/queues/{vhost}`` (with :data:`COLUMNS`) as figures (pure)."""
+def _stats(item: Mapping[str, Any]) -> Mapping[str, Any]:
     stats = item.get("message_stats")
-    stats = stats if isinstance(stats, dict) else {}
-    removed: Window | None = None
-    parts = [w for w in (_window(_details(stats, key)) for key in _REMOVED) if w is not None]
-    if parts:
-        removed = Window(
-            sum(w.first for w in parts),
-            sum(w.last for w in parts),
-            min(w.t_first for w in parts),
-            max(w.t_last for w in parts),
-        )
+    return stats if isinstance(stats, dict) else {}
+
+
+def parse_queue(item: Mapping[str, Any], window: float | None = None) -> QueueFigures:
+    """One item of ``GET /api/queues/{vhost}`` (with :data:`COLUMNS`) as figures (pure); the publish
+    counter over ``window`` seconds (the whole span of the samples without it)."""
+    stats = _stats(item)
     head = item.get("head_message_timestamp")
     return QueueFigures(
         name=str(item.get("name", "")),
@@ -193,15 +195,20 @@ def parse_queue(item: Mapping[str, Any]) -> QueueFigures:
         head_timestamp=float(head) if isinstance(head, int | float) and not isinstance(head, bool) else None,
         head_reported="head_message_timestamp" in item,
         has_message_stats=bool(stats),
-        published=_window(_details(stats, "publish")),
-        removed=removed,
+        published=_window(_details(stats, "publish"), window),
     )
 
 
+def sampling(window: float) -> tuple[int, int]:
+    """(age, increment) of the samples for a window of ``window`` seconds: seven samples."""
+    age = max(1, math.ceil(window))
+    return age, max(1, round(age / 6))
+
+
 def main_params(window: float) -> dict[str, str]:
-    """The query of the main listing: :data:`COLUMNS`, counters sampled at both ends of the window."""
-    seconds = str(max(1, math.ceil(window)))
-    return {"columns": ",".join(COLUMNS), "msg_rates_age": seconds, "msg_rates_incr": seconds}
+    """The query of the main listing: :data:`COLUMNS`, the publish counter sampled over the window."""
+    age, incr = sampling(window)
+    return {"columns": ",".join(COLUMNS), "msg_rates_age": str(age), "msg_rates_incr": str(incr)}
 
 
 def _name_filters(names: Iterable[str]) -> Iterator[str]:
@@ -250,7 +257,7 @@ def read_vhost(
             figures.exists = False
             return figures
         for item in body if isinstance(body, list) else []:
-            figures.queues[str(item.get("name"))] = parse_queue(item)
+            figures.queues[str(item.get("name"))] = parse_queue(item, window)
         return figures
     for body in _pages(source, vhost, params, min(page_size, MAX_PAGE_SIZE)):
         figures.requests += 1
@@ -258,31 +265,51 @@ def read_vhost(
             figures.exists = False
             return figures
         for item in body.get("items") or [] if isinstance(body, dict) else []:
-            figures.queues[str(item.get("name"))] = parse_queue(item)
+            figures.queues[str(item.get("name"))] = parse_queue(item, window)
     unseen = [name for name in declared if name not in figures.queues]
     for item in _filtered(source, vhost, unseen, params, figures):
-        figures.queues[str(item.get("name"))] = parse_queue(item)
+        figures.queues[str(item.get("name"))] = parse_queue(item, window)
     return figures
 
 
 def read_depths(source: QueueSource, figures: VHostFigures, names: Iterable[str], window: float) -> None:
-    """Add the depth over the window of the queues ``names`` (the dead-letter queues whose rate is
-    measured) to ``figures``: one filtered request per 500 of them."""
+    """Add what the queues ``names`` (the dead-letter queues whose rate is measured) held and lost to
+    consumers over the window to ``figures``: one filtered request per 500 of them."""
     wanted = [name for name in names if name in figures.queues]
     if not wanted:
         return
-    seconds = max(1, math.ceil(window))
+    age, incr = sampling(window)
     params = {
         "columns": ",".join(DEAD_LETTER_COLUMNS),
-        "lengths_age": str(seconds),
-        "lengths_incr": str(max(1, seconds // 60)),  # at most 61 samples per queue
+        "lengths_age": str(age),
+        "lengths_incr": str(incr),
+        "msg_rates_age": str(age),
+        "msg_rates_incr": str(incr),
     }
     for item in _filtered(source, figures.vhost, wanted, params, figures):
         name = str(item.get("name"))
-        details = item.get("messages_details")
-        depth = _window(details.get("samples") if isinstance(details, dict) else None, float(seconds))
         if name in figures.queues:
-            figures.queues[name] = replace(figures.queues[name], depth=depth)
+            depth, removed = parse_dead_letter_queue(item, window)
+            figures.queues[name] = replace(figures.queues[name], depth=depth, removed=removed)
+
+
+def parse_dead_letter_queue(
+    item: Mapping[str, Any], window: float | None = None
+) -> tuple[Window | None, Window | None]:
+    """(depth, removed by consumers) over the window, from one item of the dead-letter request (pure)."""
+    details = item.get("messages_details")
+    depth = _window(details.get("samples") if isinstance(details, dict) else None, window)
+    stats = _stats(item)
+    parts = [w for w in (_window(_details(stats, key), window) for key in _REMOVED) if w is not None]
+    removed = None
+    if parts:
+        removed = Window(
+            sum(w.first for w in parts),
+            sum(w.last for w in parts),
+            min(w.t_first for w in parts),
+            max(w.t_last for w in parts),
+        )
+    return depth, removed
 
 
 def _filtered(
