@@ -17,7 +17,7 @@ from monitor_support import check_golden, run_promtool
 
 from topo.loader import load
 from topo.monitor.evaluate import QueueReport, Report, State, evaluate, evaluate_vhost, format_seconds, worst
-from topo.monitor.figures import QueueFigures, VHostFigures, Window
+from topo.monitor.figures import QueueFigures, Series, VHostFigures, Window
 from topo.monitor.render import render_json, render_prometheus, render_text, summary
 from topo.monitor.resolve import resolve
 from topo.monitor.status import status
@@ -184,7 +184,7 @@ def test_dead_letters_with_nothing_published(tmp_path: Path) -> None:
         "v",
         queues={
             "q": QueueFigures("q", unacked=0, has_message_stats=False),
-            "d": QueueFigures("d", unacked=0, depth=Window(0, 3, 0, 60)),
+            "d": QueueFigures("d", unacked=0, depth=Series(((0, 0), (30, 1), (60, 3)))),
         },
     )
     (q, _d) = sorted(evaluate_vhost(expectations, figures, 0, 60), key=lambda r: r.queue != "q")

@@ -20,6 +20,7 @@ import pytest
 from topo.monitor.figures import (
     COLUMNS,
     DEAD_LETTER_COLUMNS,
+    Series,
     Window,
     parse_dead_letter_queue,
     parse_queue,
@@ -71,8 +72,10 @@ def test_a_real_item_is_parsed() -> None:
 
 def test_a_dead_letter_queue_item_is_parsed() -> None:
     (item,) = CAPTURE["dead_letter_depths"]["items"]
-    depth, removed = parse_dead_letter_queue(item, 30)
-    assert depth == Window(0, 10, 1796138110.0, 1796138140.0)
+    depth, removed = parse_dead_letter_queue(item)
+    assert depth is not None and depth.points[0] == (1796138110.0, 0) and depth.points[-1] == (1796138140.0, 10)
+    # the same two samples as the publish counter's window: the dead letters fell between them
+    assert depth.change(1796138105.0, 1796138135.0) == 10
     assert removed is None  # nobody consumed from it: no message_stats at all
     consumed = {
         "name": "d",
@@ -81,7 +84,14 @@ def test_a_dead_letter_queue_item_is_parsed() -> None:
             for key, n in (("ack_details", 5), ("deliver_no_ack_details", 2), ("get_no_ack_details", 1))
         },
     }
-    assert parse_dead_letter_queue(consumed, 30)[1] == Window(0, 8, 70.0, 100.0)
+    assert parse_dead_letter_queue(consumed)[1] == Series(((70.0, 0.0), (100.0, 8.0)))
+
+
+def test_a_series_between_two_times_takes_the_nearest_samples() -> None:
+    series = Series(((40, 1), (69, 3), (70, 4), (99, 8), (100, 9)))
+    assert series.at(71) == 4 and series.change(70, 100) == 5
+    assert series.window(30) == Window(4, 9, 70.0, 100.0)
+    assert Series(((1, 1),)).window(30) is None
 
 
 def test_quorum_queues_and_streams_report_no_head_timestamp() -> None:
@@ -162,7 +172,7 @@ def test_dead_letter_depths_in_one_filtered_request() -> None:
     assert (params["lengths_age"], params["lengths_incr"]) == ("30", "5")
     assert (params["msg_rates_age"], params["msg_rates_incr"]) == ("30", "5")
     depth = figures.queues["orders.dlq"].depth
-    assert depth is not None and depth.delta == 10 and depth.seconds == 30
+    assert depth is not None and len(depth.points) == 7 and depth.change(1796138105, 1796138135) == 10
 
 
 def test_many_dead_letter_queues_are_asked_for_in_a_few_requests() -> None:
@@ -175,13 +185,3 @@ def test_many_dead_letter_queues_are_asked_for_in_a_few_requests() -> None:
     assert all(len(p["name"]) < 3200 for p in filtered)
     seen = {n for n in names for p in filtered if re.search(p["name"], n)}
     assert seen == set(names)
-
-
-def test_window_ends_are_the_samples_nearest_the_window() -> None:
-    samples = [{"sample": v, "timestamp": t * 1000} for t, v in [(100, 9), (99, 8), (70, 4), (69, 3), (40, 1)]]
-    item = {"name": "d", "messages_details": {"samples": samples}}
-    broker = FakeBroker({"v": [{"name": "d"}]})
-    figures = read_vhost(broker, "v", 30)
-    broker.list_queues = lambda vhost, params: {"items": [item], "page_count": 1}  # type: ignore[method-assign]
-    read_depths(broker, figures, ["d"], 30)
-    assert figures.queues["d"].depth == Window(4, 9, 70.0, 100.0)

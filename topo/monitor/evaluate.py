@@ -248,10 +248,11 @@ def _age(q: QueueFigures, now: float) -> tuple[str, dict[str, float], str | None
 
 
 def _dead_letters(
-    expectation: Expectation, figures: VHostFigures, sources: Mapping[str, tuple[str, ...]]
+    expectation: Expectation, figures: VHostFigures, sources: Mapping[str, tuple[str, ...]], window: float
 ) -> tuple[str, dict[str, float], str | None]:
     """The share of what was published into the dead-lettering queues that their dead-letter queues
-    received, over the window; the fullest dead-letter queue counts."""
+    received, between the same two samples (the publish counters' window); the fullest dead-letter queue
+    counts."""
     best: tuple[float, str, str | None] | None = None
     for dlq in expectation.dead_letter_queues:
         d = figures.queues.get(dlq)
@@ -259,13 +260,16 @@ def _dead_letters(
             return "—", {}, f"its dead-letter queue {dlq!r} is missing on the broker"
         if d.depth is None:
             return "—", {}, f"no depth history of dead-letter queue {dlq!r} over the window yet"
-        received = max(0.0, d.depth.delta + (d.removed.delta if d.removed is not None else 0.0))
         feeders = sources.get(dlq, (expectation.queue,))
-        published = 0.0
-        for name in feeders:
-            f = figures.queues.get(name)
-            if f is not None and f.published is not None:
-                published += max(0.0, f.published.delta)
+        windows = [f.published for n in feeders if (f := figures.queues.get(n)) is not None and f.published]
+        span = windows[0] if windows else d.depth.window(window)
+        if span is None:
+            return "—", {}, f"no depth history of dead-letter queue {dlq!r} over the window yet"
+        received = d.depth.change(span.t_first, span.t_last)
+        if d.removed is not None:
+            received += d.removed.change(span.t_first, span.t_last)
+        received = max(0.0, received)
+        published = sum(max(0.0, w.delta) for w in windows)
         ratio = received / published if published > 0 else (math.inf if received > 0 else 0.0)
         text = f"{_percent(ratio)} ({format_count(received)} dead-lettered of {format_count(published)} published)"
         others = [n for n in feeders if n != expectation.queue]
@@ -314,7 +318,7 @@ def evaluate_vhost(
                 else:
                     shown, values, note = "—", {}, f"no publish history over the last {format_seconds(window)} yet"
             elif check.name == "dead-letter-rate":
-                shown, values, note = _dead_letters(e, figures, expectations.dead_letter_sources)
+                shown, values, note = _dead_letters(e, figures, expectations.dead_letter_sources, window)
             else:
                 shown, values, note = _age(q, now)
             results.append(_result(check, shown, values, note))

@@ -44,6 +44,7 @@ __all__ = [
     "ManagementQueues",
     "QueueFigures",
     "QueueSource",
+    "Series",
     "VHostFigures",
     "Window",
     "main_params",
@@ -117,6 +118,29 @@ class Window:
 
 
 @dataclass(frozen=True, slots=True)
+class Series:
+    """Samples of a counter or gauge, oldest first: (seconds since the epoch, value)."""
+
+    points: tuple[tuple[float, float], ...]
+
+    def at(self, t: float) -> float:
+        """The value of the sample nearest ``t``."""
+        return min(self.points, key=lambda p: abs(p[0] - t))[1]
+
+    def change(self, t_first: float, t_last: float) -> float:
+        """How much it changed between the samples nearest ``t_first`` and ``t_last``."""
+        return self.at(t_last) - self.at(t_first)
+
+    def window(self, seconds: float) -> Window | None:
+        """The newest sample and the one nearest ``seconds`` before it."""
+        if len(self.points) < 2:
+            return None
+        t_last, last = self.points[-1]
+        t_first, first = min(self.points[:-1], key=lambda p: abs(t_last - seconds - p[0]))
+        return Window(first, last, t_first, t_last) if t_last > t_first else None
+
+
+@dataclass(frozen=True, slots=True)
 class QueueFigures:
     """One queue as the broker reports it. None where the broker reported nothing (yet)."""
 
@@ -130,8 +154,8 @@ class QueueFigures:
     head_reported: bool = False  # the broker has the field (classic queues), even if null
     has_message_stats: bool = False  # any channel ever published to, or consumed from, the queue
     published: Window | None = None
-    removed: Window | None = None  # acked + delivered without ack + got without ack
-    depth: Window | None = None  # dead-letter queues only (the second request)
+    depth: Series | None = None  # dead-letter queues only (the second request)
+    removed: Series | None = None  # dead-letter queues only: acked + delivered without ack + got without ack
 
 
 @dataclass(slots=True)
@@ -146,9 +170,8 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _window(samples: Any, window: float | None = None) -> Window | None:
-    """The newest sample and the oldest one (or, with ``window``, the one nearest ``window`` seconds
-    before the newest); None with fewer than two samples."""
+def _series(samples: Any) -> Series | None:
+    """The samples of one ``*_details`` (None when there are none)."""
     if not isinstance(samples, list):
         return None
     points = sorted(
@@ -158,16 +181,19 @@ def _window(samples: Any, window: float | None = None) -> Window | None:
         and isinstance(s.get("timestamp"), int | float)
         and isinstance(s.get("sample"), int | float)
     )
-    if len(points) < 2:
+    return Series(tuple(points)) if points else None
+
+
+def _window(samples: Any, window: float | None = None) -> Window | None:
+    """The newest sample and the oldest one (or, with ``window``, the one nearest ``window`` seconds
+    before the newest); None with fewer than two samples."""
+    series = _series(samples)
+    if series is None or len(series.points) < 2:
         return None
-    t_last, last = points[-1]
     if window is None:
-        t_first, first = points[0]
-    else:
-        t_first, first = min(points[:-1], key=lambda p: abs(t_last - window - p[0]))
-    if t_last <= t_first:
-        return None
-    return Window(first, last, t_first, t_last)
+        (t_first, first), (t_last, last) = series.points[0], series.points[-1]
+        return Window(first, last, t_first, t_last) if t_last > t_first else None
+    return series.window(window)
 
 
 def _details(stats: Mapping[str, Any], key: str) -> Any:
@@ -289,26 +315,22 @@ def read_depths(source: QueueSource, figures: VHostFigures, names: Iterable[str]
     for item in _filtered(source, figures.vhost, wanted, params, figures):
         name = str(item.get("name"))
         if name in figures.queues:
-            depth, removed = parse_dead_letter_queue(item, window)
+            depth, removed = parse_dead_letter_queue(item)
             figures.queues[name] = replace(figures.queues[name], depth=depth, removed=removed)
 
 
-def parse_dead_letter_queue(
-    item: Mapping[str, Any], window: float | None = None
-) -> tuple[Window | None, Window | None]:
-    """(depth, removed by consumers) over the window, from one item of the dead-letter request (pure)."""
+def parse_dead_letter_queue(item: Mapping[str, Any]) -> tuple[Series | None, Series | None]:
+    """(depth, removed by consumers) as samples, from one item of the dead-letter request (pure). The
+    three counters of what consumers removed are summed sample by sample (one request: one alignment)."""
     details = item.get("messages_details")
-    depth = _window(details.get("samples") if isinstance(details, dict) else None, window)
+    depth = _series(details.get("samples") if isinstance(details, dict) else None)
     stats = _stats(item)
-    parts = [w for w in (_window(_details(stats, key), window) for key in _REMOVED) if w is not None]
-    removed = None
-    if parts:
-        removed = Window(
-            sum(w.first for w in parts),
-            sum(w.last for w in parts),
-            min(w.t_first for w in parts),
-            max(w.t_last for w in parts),
-        )
+    totals: dict[float, float] = {}
+    for key in _REMOVED:
+        series = _series(_details(stats, key))
+        for t, value in series.points if series is not None else ():
+            totals[t] = totals.get(t, 0.0) + value
+    removed = Series(tuple(sorted(totals.items()))) if totals else None
     return depth, removed
 
 
