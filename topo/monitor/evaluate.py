@@ -30,6 +30,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import lru_cache
 from typing import Literal
 
 from topo.model import Origin
@@ -160,22 +161,28 @@ def format_seconds(seconds: float) -> str:
 def _bound(check: Check, level: Threshold | None) -> Bound | None:
     if level is None:
         return None
-    sign = ">" if check.name in MAXIMUM_CHECKS else "<"
-    if check.name == "depth":
+    return _bound_of(check.name, level, check.capacity)
+
+
+@lru_cache(maxsize=4096)
+def _bound_of(name: str, level: Threshold, capacity: float | None) -> Bound:
+    """How a level compares (cached: most queues share the same levels)."""
+    sign = ">" if name in MAXIMUM_CHECKS else "<"
+    if name == "depth":
         if level.relative:
             return Bound("ratio", level.value, f"{sign} {level.text}")
         return Bound("messages", level.value, f"{sign} {format_count(level.value)}")
-    if check.name == "consumers":
+    if name == "consumers":
         return Bound("consumers", level.value, f"{sign} {format_count(level.value)}")
-    if check.name == "unacked":
+    if name == "unacked":
         return Bound("messages", level.value, f"{sign} {format_count(level.value)}")
-    if check.name == "publish-rate":
+    if name == "publish-rate":
         if level.relative:
-            capacity = check.capacity or 0.0
+            capacity = capacity or 0.0
             per_second = level.value * capacity
             return Bound("messages_per_second", per_second, f"{sign} {level.text} ({format_count(per_second)}/s)")
         return Bound("messages_per_second", level.value, f"{sign} {format_count(level.value)}/s")
-    if check.name == "dead-letter-rate":
+    if name == "dead-letter-rate":
         return Bound("ratio", level.value, f"{sign} {level.text}")
     return Bound("seconds", level.value, f"{sign} {format_seconds(level.value)}")
 

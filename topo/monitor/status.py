@@ -45,12 +45,11 @@ def _measured_dead_letter_queues(expectations: VHostExpectations) -> set[str]:
 
 def _finish(
     source: QueueSource,
-    topology: Topology,
+    expectations: dict[str, VHostExpectations],
     figures: dict[str, VHostFigures],
     window: float,
     now: float | None,
 ) -> Report:
-    expectations = resolve(topology)
     needed = {name: _measured_dead_letter_queues(e) for name, e in expectations.items()}
     jobs = [(figures[name], names) for name, names in needed.items() if names and figures[name].exists]
     if jobs:
@@ -76,8 +75,11 @@ def status(
             read = pool.map(
                 lambda n: read_vhost(source, n, window, declared=topology.vhosts[n].queues, page_size=page_size), names
             )
+            expectations = resolve(topology)  # while the broker answers
             figures = dict(zip(names, read, strict=True))
-    return _finish(source, topology, figures, window, now)
+    else:
+        expectations = {}
+    return _finish(source, expectations, figures, window, now)
 
 
 def load_and_status(
@@ -100,6 +102,7 @@ def load_and_status(
 
     try:
         topology = load(paths, variables, on_vhosts=start).only(only)
+        expectations = resolve(topology)  # while the broker answers
         figures: dict[str, VHostFigures] = {}
         for name in sorted(topology.vhosts):
             future = pending.get(name)
@@ -111,4 +114,4 @@ def load_and_status(
             )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    return topology, _finish(source, topology, figures, window, None)
+    return topology, _finish(source, expectations, figures, window, None)
