@@ -186,14 +186,24 @@ def _series(samples: Any) -> Series | None:
 
 def _window(samples: Any, window: float | None = None) -> Window | None:
     """The newest sample and the oldest one (or, with ``window``, the one nearest ``window`` seconds
-    before the newest); None with fewer than two samples."""
-    series = _series(samples)
-    if series is None or len(series.points) < 2:
+    before the newest); None with fewer than two samples. (Called for every queue: plain loops.)"""
+    if not isinstance(samples, list) or len(samples) < 2:
         return None
-    if window is None:
-        (t_first, first), (t_last, last) = series.points[0], series.points[-1]
-        return Window(first, last, t_first, t_last) if t_last > t_first else None
-    return series.window(window)
+    try:
+        newest = max(samples, key=lambda s: s["timestamp"])
+        t_last = newest["timestamp"]
+        if window is None:
+            oldest = min(samples, key=lambda s: s["timestamp"])
+        else:
+            target = t_last - window * 1000
+            oldest = min((s for s in samples if s is not newest), key=lambda s: abs(s["timestamp"] - target))
+        t_first = oldest["timestamp"]
+        first, last = float(oldest["sample"]), float(newest["sample"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not t_last > t_first:
+        return None
+    return Window(first, last, t_first / 1000, t_last / 1000)
 
 
 def _details(stats: Mapping[str, Any], key: str) -> Any:
