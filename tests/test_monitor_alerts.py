@@ -60,6 +60,13 @@ def test_no_duplicate_rules_when_queues_have_different_levels(tmp_path: Path) ->
     assert [r["expr"].count(" or ") for r in unacked] == [2, 1]  # three levels for warning, two for critical
 
 
+def test_no_duplicate_rules_across_vhosts(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yml"
+    path.write_text(render_rules(load(ROOT / "topologies")), encoding="utf-8")
+    checked = run_promtool("check", "rules", "--lint=all", "--lint-fatal", str(path))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_one_group_per_vhost_with_vhost_and_queue_labels(tmp_path: Path) -> None:
     file = tmp_path / "t.yaml"
     file.write_text(

@@ -45,6 +45,8 @@ COMMANDS: dict[str, str] = {
     "publish": "topo.cli.runtime",
     "consume": "topo.cli.runtime",
     "bench": "topo.cli.runtime",
+    "rpc": "topo.cli.runtime",
+    "dlq": "topo.cli.runtime",
     "status": "topo.cli.observe",
     "alerts": "topo.cli.observe",
 }

@@ -301,7 +301,9 @@ def rules(
             entry: dict[str, Any] = {"alert": rule.alert, "expr": rule.expr}
             if for_:
                 entry["for"] = _duration(for_)
-            entry["labels"] = {"severity": rule.severity, "check": rule.check, **dict(rule.labels)}
+            # the vhost as a static label too: the same value the series carry, and it keeps rules of one
+            # name in different groups from being duplicates (promtool check rules --lint)
+            entry["labels"] = {"severity": rule.severity, "check": rule.check, "vhost": name, **dict(rule.labels)}
             entry["annotations"] = {"summary": rule.summary, "description": rule.description}
             entries.append(entry)
         groups.append({"name": f"topo-{name}", "rules": entries})

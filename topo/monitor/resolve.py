@@ -124,13 +124,8 @@ def length_limits(vhost: VHost, queue: Queue) -> tuple[Limit, ...]:
 
 def _retry_origin(vhost: VHost, name: str) -> str | None:
     """The queue whose ``retry:`` generated the queue ``name``, if it is one."""
-    base, sep, attempt = name.rpartition(".retry.")
-    if not sep or not attempt.isdigit():
-        return None
-    origin = vhost.queues.get(base)
-    if origin is None or not 1 <= int(attempt) <= len(origin.retry_delays):
-        return None
-    return base
+    queue = vhost.queues.get(name)
+    return queue.generated_by if queue is not None else None
 
 
 def dead_letter_roles(vhost: VHost) -> tuple[dict[str, set[str]], set[str]]:
