@@ -61,6 +61,18 @@ def test_usage_errors_are_unknown(capsys: pytest.CaptureFixture[str], args: tupl
     assert words in unknown(capsys, SHOP, *args)
 
 
+def test_a_bug_is_unknown_too(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import topo.monitor.status
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom at http://guest:s3cret@host:15672")
+
+    monkeypatch.setattr(topo.monitor.status, "load_and_status", broken)
+    err = unknown(capsys, SHOP, "--url", f"http://127.0.0.1:{free_port()}")
+    assert err.startswith("Error: internal error: RuntimeError: boom at http://guest:***@host:15672\nHint: ")
+    assert "s3cret" not in err
+
+
 def test_no_paths_is_unknown(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Missing argument" in unknown(capsys)
 

@@ -22,6 +22,7 @@ import click
 from topo.cli.common import PATHS, cli, echo_error, load_paths, parse_vars, url_option, vars_option
 from topo.errors import TopoError, UsageError
 from topo.units import parse_duration
+from topo.urls import redact_text
 
 __all__ = ["alerts_cmd", "status_cmd", "watch"]
 
@@ -40,12 +41,21 @@ class MonitoringCommand(click.Command):
             raise click.exceptions.Exit(UNKNOWN) from None
 
     def invoke(self, ctx: click.Context) -> Any:
+        debug = bool((ctx.find_root().obj or {}).get("debug") or os.environ.get("TOPO_DEBUG"))
         try:
             return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
         except TopoError as exc:
-            if (ctx.find_root().obj or {}).get("debug") or os.environ.get("TOPO_DEBUG"):
+            if debug:
                 traceback.print_exc()
             echo_error(exc)
+            raise click.exceptions.Exit(UNKNOWN) from None
+        except Exception as exc:  # a bug: still UNKNOWN for the monitoring system, never WARNING
+            if debug:
+                traceback.print_exc()
+            click.echo(f"Error: internal error: {type(exc).__name__}: {redact_text(str(exc))}", err=True)
+            click.echo("Hint: run `topo --debug status ...` for the traceback, and please report it", err=True)
             raise click.exceptions.Exit(UNKNOWN) from None
 
 

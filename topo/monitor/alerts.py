@@ -44,7 +44,7 @@ import yaml
 from topo.model import Topology
 from topo.monitor.evaluate import format_count, format_seconds
 from topo.monitor.resolve import Check, Expectation, VHostExpectations, resolve
-from topo.monitor.spec import Threshold
+from topo.monitor.spec import CheckName, Threshold
 
 __all__ = ["FAMILIES", "Metrics", "render_rules", "rules"]
 
@@ -116,9 +116,9 @@ def _group_by(items: Iterable[tuple[tuple[Any, ...], str]]) -> dict[tuple[Any, .
     return out
 
 
-def _checks(vhost: VHostExpectations, name: str) -> Iterator[tuple[Expectation, Check]]:
+def _checks(vhost: VHostExpectations, name: CheckName) -> Iterator[tuple[Expectation, Check]]:
     for e in vhost.queues:
-        check = e.check(name)  # type: ignore[arg-type]
+        check = e.check(name)
         if check is not None and check.problem is None:
             yield e, check
 
@@ -144,10 +144,11 @@ def _gauge_rules(vhost: VHostExpectations, metrics: Metrics) -> Iterator[_Rule]:
                 value = t.value * limit.value
                 text = f"{format_count(value)} {what} ({t.text} of {limit.key} {format_count(limit.value)})"
                 items.append((("depth", level, series, value, text), e.queue))
-    for name, series, what in (
+    counted: tuple[tuple[CheckName, str, str], ...] = (
         ("consumers", "consumers", "consumers"),
         ("unacked", "unacked", "unacknowledged messages"),
-    ):
+    )
+    for name, series, what in counted:
         for e, check in _checks(vhost, name):
             for level, t in _levels(check):
                 text = (
