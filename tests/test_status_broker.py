@@ -16,7 +16,12 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import secrets
+import select
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -425,3 +430,53 @@ def test_alert_rules_fire_on_the_node_s_own_series(
     rules_text = render_rules(load(tmp_path / "topology.yaml"))
     done = promtool_test(tmp_path, rules_text, series, expected)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- --watch, as a process ---------------------------------------------------------------------------------
+
+
+def _watch(node: Node, file: Path, terminal: bool) -> tuple[int, str]:
+    """Run `topo status FILE --watch --interval 1s` until two rounds are shown, then Ctrl-C (SIGINT)."""
+    command = [sys.executable, "-c", "from topo.cli import main; main()", "status", str(file), "--url", node.url]
+    command += ["--watch", "--interval", "1s"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOPO_") and k != "NO_COLOR"}
+    main_fd, secondary = pty.openpty() if terminal else os.pipe()
+    process = subprocess.Popen(command, stdout=secondary, stderr=subprocess.DEVNULL, env=env)
+    os.close(secondary)
+    seen = b""
+    marker = b"\x1b[H\x1b[2J" if terminal else b"--- "
+    deadline = time.monotonic() + DEADLINE
+    try:
+        while seen.count(marker) < 2 and time.monotonic() < deadline:
+            ready, _, _ = select.select([main_fd], [], [], 1)
+            if ready:
+                try:
+                    chunk = os.read(main_fd, 65536)
+                except OSError:  # the pty closes with the process
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(main_fd)
+    return code, seen.decode(errors="replace")
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "pipe"])
+def test_watch_refreshes_until_interrupted(
+    node: Node, vhost: str, apply_and_status: Any, tmp_path: Path, terminal: bool
+) -> None:
+    check = apply_and_status("    queues:\n      q: {}\n")
+    wait(check, "q", "consumers", "CRITICAL")
+    code, output = _watch(node, tmp_path / "topology.yaml", terminal)
+    assert code == 2  # the last round's state: no consumers
+    rounds = output.count("CRITICAL: 1 critical")
+    assert rounds >= 2, output
+    if terminal:
+        assert output.count("\x1b[H\x1b[2J(every 1 s; ") >= 2
+    else:
+        assert "\x1b" not in output and output.startswith("--- ")
