@@ -206,8 +206,10 @@ def status_cmd(
     help="Which of the rabbitmq_prometheus plugin's per-queue endpoints Prometheus scrapes: "
     "/metrics/detailed (rabbitmq_detailed_* names) or /metrics/per-object (rabbitmq_* names).",
 )
-@click.option("--window", default="5m", show_default=True, help="Rates are measured over this range ([5m]).")
-@click.option("--for", "for_", default="5m", show_default=True, help="How long a condition lasts before it fires.")
+@click.option("--window", default="5m", show_default=True, help="The range of the rules' rate() and increase().")
+@click.option(
+    "--for", "for_", default="5m", show_default=True, help="How long a condition lasts before it fires (0: at once)."
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), help="Write to FILE, not stdout.")
 def alerts_cmd(
     paths: tuple[str, ...],
