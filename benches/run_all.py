@@ -1,6 +1,6 @@
 """Run every benchmark of topo's core against one broker and print a summary table.
 
-    python benches/run_all.py            # full size (10,000-queue plan and load, 1,000-queue apply)
+    python benches/run_all.py            # full size (10,000-queue plan, load and status, 1,000-queue apply)
     python benches/run_all.py --small    # a quick run at small sizes
     python benches/run_all.py --only plan_noop --only load
 
@@ -25,7 +25,7 @@ from typing import Any
 from common import broker_url, broker_versions, describe_machine, machine, raw_client
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("plan_noop", "apply_cold", "load")
+BENCHES = ("plan_noop", "apply_cold", "load", "status")
 
 
 def main() -> int:

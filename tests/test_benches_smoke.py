@@ -69,6 +69,12 @@ def test_bench_apply_cold_runs(broker: Broker) -> None:
     assert "ratio: topo apply (engine.apply) / PUT/POST per resource (httpx) = " in out
 
 
+def test_bench_status_runs(broker: Broker) -> None:
+    out = _run("bench_status.py", "--queues", "20", "--repeat", "1", url=broker.url)
+    assert "ratio: topo status (CLI) / GET /api/queues (httpx) = " in out
+    assert "time: load " in out and "time: read " in out and "time: evaluate " in out
+
+
 def test_run_all_runs_and_prints_the_table(broker: Broker, tmp_path: Path) -> None:
     out = _run(
         "run_all.py", "--only", "load", "--small", "--repeat", "1", "--json", str(tmp_path / "r.json"), url=broker.url

@@ -80,6 +80,9 @@ def test_parse_amqp(url: str, host: str, port: int, vhost: str, user: str, passw
         ("http://u:s3cret@h:port", "http://***@h:port"),
         ("u:s3cret@h:15672", "***@h:15672"),  # no scheme
         ("u:x://s3cret@h", "***@h"),  # no scheme, and '://' inside the password
+        ("boom at http://u:s3cret@h:15672", "boom at http://***@h:15672"),  # free text: its words kept
+        ("error (amqp://u:a b:s3cret@h) here", "error (amqp://***@h) here"),
+        ("at x u:x://s3cret@h", "***@h"),  # '://' glued to other text is not a URL's start
     ],
 )
 def test_redact(url: str, shown: str) -> None:

@@ -25,7 +25,10 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from topo.monitor.spec import MonitorBlock
 
 __all__ = [
     "Address",
@@ -140,6 +143,7 @@ class Queue:
     generated_by: str | None = field(default=None, compare=False)
     # Bindings to it that no file declares and apply leaves alone (None: the vhost's default).
     keep_bindings: tuple[BindingPattern, ...] | None = field(default=None, compare=False)
+    monitor: MonitorBlock | None = field(default=None, compare=False)  # `monitor:` (topo.monitor)
 
     @property
     def dead_letter_exchange(self) -> str | None:
@@ -262,6 +266,7 @@ class VHost:
     origin: Origin | None = field(default=None, compare=False)
     # The default of its queues' and exchanges' keep_bindings (``keep-bindings:`` on the vhost).
     keep_bindings: tuple[BindingPattern, ...] = ()
+    monitor: MonitorBlock | None = field(default=None, compare=False)  # defaults for its queues
 
     def kept_by(self, binding: Binding) -> BindingPattern | None:
         """The ``keep-bindings`` pattern of ``binding``'s destination (or of this vhost) that matches it."""
@@ -297,6 +302,7 @@ class Topology:
     name: str | None = None
     version: int = 1
     lint_disable: frozenset[str] = frozenset()  # lint codes disabled for the whole topology
+    monitor: MonitorBlock | None = None  # `monitor:` defaults for every queue (topo.monitor)
 
     def vhost(self, name: str) -> VHost:
         """The vhost called ``name``; a :class:`~topo.errors.UsageError` naming the known ones if absent."""
@@ -320,4 +326,5 @@ class Topology:
             name=self.name,
             version=self.version,
             lint_disable=self.lint_disable,
+            monitor=self.monitor,
         )

@@ -22,6 +22,7 @@ from topo.arguments import (
     QUEUE_TYPES,
     ArgSpec,
 )
+from topo.monitor.spec import monitor_schema
 from topo.units import DURATION_PATTERN, MAX_AGE_FORM, MAX_AGE_PATTERN, SIZE_PATTERN
 
 __all__ = ["SCHEMA_ID", "build_schema", "load_schema"]
@@ -93,6 +94,7 @@ def build_schema() -> dict[str, Any]:
         },
         "lint": _lint(),
         "keep-bindings": {"$ref": "#/$defs/keep-bindings"},
+        "monitor": {"$ref": "#/$defs/monitor"},
     }
     for key, spec in QUEUE_ARGUMENTS.items():
         queue_props[key] = _value_schema(spec)
@@ -141,6 +143,7 @@ def build_schema() -> dict[str, Any]:
             "version": {"const": 1},
             "name": {"type": "string", "description": "the stack these files make"},
             "lint": _lint(),
+            "monitor": {"$ref": "#/$defs/monitor"},
             "vhosts": {"type": "object", "additionalProperties": {"$ref": "#/$defs/vhost"}},
         },
         "additionalProperties": False,
@@ -175,6 +178,7 @@ def build_schema() -> dict[str, Any]:
                 "additionalProperties": False,
                 "minProperties": 1,
             },
+            "monitor": monitor_schema(),
             "queue": {"type": "object", "properties": queue_props, "additionalProperties": False},
             "exchange": {
                 "type": "object",
@@ -205,6 +209,7 @@ def build_schema() -> dict[str, Any]:
                         "additionalProperties": {"$ref": "#/$defs/operator-policy"},
                     },
                     "keep-bindings": {"$ref": "#/$defs/keep-bindings"},
+                    "monitor": {"$ref": "#/$defs/monitor"},
                 },
                 "additionalProperties": False,
             },

@@ -45,6 +45,7 @@ DEFAULT_TIMEOUT = 60.0
 (``--timeout``, ``TOPO_TIMEOUT``)."""
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_SCHEME_SEP = re.compile(r"(?:^|(?<=[\s\"'(<\[=,]))[A-Za-z][A-Za-z0-9+.-]*://")  # a URL starts the text or a word
 _PORT = re.compile(r"[0-9]{1,5}")
 _BAD_HOST = re.compile(r"[\s/?#@\[\]\\<>\"'`{}|^]")
 _ENCODE_HINT = (
@@ -57,15 +58,15 @@ def redact(text: str) -> str:
     """``text`` with everything between ``//`` and its last ``@`` replaced by ``***`` (safe to print).
 
     Any text: ``http://u:p@h`` → ``http://***@h``; ``u:p@h`` (no scheme) → ``***@h``; a URL without ``@``
-    is returned unchanged. The last ``@`` of the whole text is taken, so a password holding ``/``, ``?``,
+    is returned unchanged; in free text (``boom at http://u:p@h``) what stands before the first URL's
+scheme is kept. The last ``@`` of the whole text is taken, so a password holding ``/``, ``?``,
     ``#`` or ``@`` is hidden whole (an ``@`` in a path hides the host too, which is safe)."""
-    scheme, sep, rest = text.partition("://")
-    if not sep or not _SCHEME.fullmatch(scheme):
-        scheme, sep, rest = "", "", text
+    match = _SCHEME_SEP.search(text)
+    head, rest = (text[: match.end()], text[match.end() :]) if match else ("", text)
     at = rest.rfind("@")
     if at < 0:
         return text
-    return f"{scheme}{sep}***@{rest[at + 1 :]}"
+    return f"{head}***@{rest[at + 1 :]}"
 
 
 @dataclass(frozen=True)

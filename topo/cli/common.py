@@ -48,6 +48,8 @@ COMMANDS: dict[str, str] = {
     "bench": "topo.cli.runtime",
     "rpc": "topo.cli.runtime",
     "dlq": "topo.cli.runtime",
+    "status": "topo.cli.observe",
+    "alerts": "topo.cli.observe",
 }
 """Which module defines each command: a command's module is imported only when it runs (or for --help),
 so `topo plan` does not pay for the runtime's or the graph's imports."""

@@ -113,8 +113,9 @@ def rule(code: str, name: str, severity: Severity) -> Callable[[Check], Check]:
 class Context:
     """One vhost under lint, with the lookups rules share."""
 
-    def __init__(self, vhost: VHost) -> None:
+    def __init__(self, vhost: VHost, topology: Topology | None = None) -> None:
         self.vhost = vhost
+        self.topology = topology  # the whole topology, for what is declared beside the vhosts (monitor:)
         self.cache: dict[str, object] = {}  # results rules share (e.g. the dead-letter graph)
 
     def finding(self, subject: Subject, message: str) -> Draft:
@@ -224,7 +225,7 @@ def lint(
     chosen = [RULES[c] for c in sorted(RULES) if (select is None or c in set(select)) and c not in off]
     findings: list[Finding] = []
     for vhost in topology.vhosts.values():
-        ctx = Context(vhost)
+        ctx = Context(vhost, topology)
         for r in chosen:
             for draft in r.check(ctx):
                 if r.code in ctx.disabled_for(draft.subject) or ctx.generated(draft.subject):

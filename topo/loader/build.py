@@ -33,6 +33,7 @@ from topo.model import (
     Topology,
     VHost,
 )
+from topo.monitor.spec import MonitorBlock, parse_block
 from topo.pcre import compile_pattern
 from topo.shortstr import SHORTSTR_MAX, shortstr_excess, too_long_message
 from topo.units import MAX_AGE_FORM, MAX_AGE_PATTERN, parse_duration, parse_size
@@ -157,6 +158,8 @@ class _Builder:
             rest = p[size:]
             if len(rest) == 1 and rest[0] not in _STRUCTURAL_KEYS:
                 continue
+            if rest and rest[0] == "monitor":
+                continue  # reported; only the block is left out (see monitor())
             if len(rest) == 2 and rest[0] == "definition":
                 continue
             return True
@@ -228,6 +231,14 @@ class _Builder:
                 )
         disabled = data.get("lint", {}).get("disable", [])
         self.topology.lint_disable = self.topology.lint_disable | frozenset(disabled)
+        if "monitor" in data:
+            block = self.monitor(doc, ("monitor",), data["monitor"])
+            origin = self.origin(doc, ("monitor",))
+            problem = self.declared.claim(("monitor",), origin, "the topology-wide monitor block", doc, ("monitor",))
+            if problem:
+                self.problems.append(problem)
+            elif block is not None:
+                self.topology.monitor = block
         for vhost_name, body in (data.get("vhosts") or {}).items():
             self.vhost(doc, ("vhosts", vhost_name), vhost_name, body or {})
 
@@ -241,7 +252,7 @@ class _Builder:
         vhost = self.topology.vhosts.get(name)
         if vhost is None:
             vhost = self.topology.vhosts[name] = VHost(name, origin=self.origin(doc, path))
-        for key in ("description", "tags", "limits", "keep-bindings"):
+        for key in ("description", "tags", "limits", "keep-bindings", "monitor"):
             if any(p[: len(path) + 1] == (*path, key) for p in self.bad):
                 body = {k: v for k, v in body.items() if k != key}  # reported by the schema check already
             if key in body:
@@ -262,6 +273,8 @@ class _Builder:
             vhost.limits = dict(body["limits"])
         if "keep-bindings" in body:
             vhost.keep_bindings = keep_bindings(body["keep-bindings"]) or ()
+        if "monitor" in body:
+            vhost.monitor = self.monitor(doc, (*path, "monitor"), body["monitor"])
         for ex_name, ex_body in (body.get("exchanges") or {}).items():
             self.exchange(doc, (*path, "exchanges", ex_name), vhost, ex_name, ex_body or {})
         for q_name, q_body in (body.get("queues") or {}).items():
@@ -425,6 +438,7 @@ class _Builder:
             retry_delays=delays,
             lint_disable=frozenset(body.get("lint", {}).get("disable", [])),
             keep_bindings=keep_bindings(body.get("keep-bindings")),
+            monitor=self.monitor(doc, (*path, "monitor"), body["monitor"]) if "monitor" in body else None,
         )
         for attempt, delay in enumerate(delays, start=1):
             retry_name = retry_queue_name(name, attempt)
@@ -449,6 +463,17 @@ class _Builder:
                 generated_by=name,
             )
         self.bindings(doc, path, vhost, name, "queue", body.get("bindings") or [])
+
+    def monitor(self, doc: Document, path: Path_, body: Mapping[str, Any]) -> MonitorBlock | None:
+        """A ``monitor:`` block; None when the schema check found a problem in it (reported already)."""
+        size = len(path)
+        if any(p[:size] == path for p in self.bad):
+            return None
+
+        def report(sub: tuple[str, ...], message: str, hint: str | None) -> None:
+            self.problem(doc, (*path, *sub), message, hint)
+
+        return parse_block(body, report, self.origin(doc, path))
 
     def value(self, doc: Document, path: Path_, spec: ArgSpec, value: Any) -> Any:
         if path in self.bad:

@@ -4,11 +4,12 @@
 * ``TL2xx`` bindings and routing,
 * ``TL3xx`` arguments,
 * ``TL4xx`` policies,
-* ``TL5xx`` the production checklist.
+* ``TL5xx`` the production checklist,
+* ``TL6xx`` monitoring expectations (``monitor:``).
 """
 
 from __future__ import annotations
 
-from topo.lint.rules import arguments, bindings, dead_letters, policies, production
+from topo.lint.rules import arguments, bindings, dead_letters, monitoring, policies, production
 
-__all__ = ["arguments", "bindings", "dead_letters", "policies", "production"]
+__all__ = ["arguments", "bindings", "dead_letters", "monitoring", "policies", "production"]
