@@ -110,7 +110,6 @@ class ManagementClient:
         self.writes = 0  # PUT/POST/DELETE sent
         # AMQP beside the API, for exact queue counts before a queue is dropped ("" turns that off)
         self.amqp_url = amqp_url_for(url) if amqp_url is None else amqp_url
-        self.exact_counts = True  # False once an exact count could not be had over AMQP
 
     def close(self) -> None:
         self._http.close()
