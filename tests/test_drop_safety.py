@@ -21,6 +21,7 @@ import pytest
 from support import build_vhost
 
 from topo import engine
+from topo.broker import drop
 from topo.broker.client import ManagementClient
 from topo.errors import UnsafeChange
 from topo.model import Binding, Exchange, Queue, Topology
@@ -114,16 +115,16 @@ class Publisher(threading.Thread):
         return i
 
 
-def _drain_ids(amqp_url: str, vhost: str, queue: str) -> set[str]:
+def _drain_ids(amqp_url: str, vhost: str, queue: str) -> list[str]:
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url.rstrip("/") + "/" + q(vhost)))
     try:
         channel = connection.channel()
-        found: set[str] = set()
+        found: list[str] = []
         while True:
             method, properties, body = channel.basic_get(queue, auto_ack=True)
             if method is None:
                 return found
-            found.add(properties.message_id or body.decode())
+            found.append(properties.message_id or body.decode())
     finally:
         connection.close()
 
@@ -167,7 +168,7 @@ def test_no_confirmed_message_is_lost_when_a_quorum_queue_is_replaced(
 
     found = _drain_ids(broker.amqp_url, vhost, "qq")
     assert not [i for i in found if i.startswith("topo-fence-probe")]  # apply took its probes back
-    lost = publisher.kept - found
+    lost = publisher.kept - set(found)
     outcome = "refused" if refused else "went through"
     assert not lost, f"{len(lost)} of {len(publisher.kept)} confirmed messages lost (apply {outcome})"
 
@@ -185,3 +186,79 @@ def test_no_confirmed_message_is_lost_when_a_quorum_queue_is_replaced(
         engine.apply(client, desired)
     assert engine.plan(client, desired).empty
     assert mgmt.get(f"/api/queues/{q(vhost)}/qq").json()["arguments"]["x-message-ttl"] == 120_000
+
+
+# -- the fence ----------------------------------------------------------------------------------------------
+
+
+def _publish(channel: Any, queue: str) -> str:
+    try:
+        channel.basic_publish("", queue, b"x", mandatory=True)
+        return "taken"
+    except pika.exceptions.NackError:
+        return "refused"
+
+
+def _channel(amqp_url: str, vhost: str) -> tuple[Any, Any]:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url.rstrip("/") + "/" + q(vhost)))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    return connection, channel
+
+
+def _fence(client: ManagementClient, vhost: str, queue: str) -> drop.QueueDrop:
+    """What an apply killed right after it fenced ``queue`` leaves: bindings cut, fence and probe in place."""
+    plan = engine.plan(client, _race_topology(vhost, 120_000, 0))
+    (change,) = [c for c in plan.changes if c.kind == "queue" and c.address.name == queue]
+    queue_drop = drop.QueueDrop(client, vhost, [change], drop.BindingIndex(client, vhost))
+    queue_drop.prepare(cluster=None)
+    assert not queue_drop.problems
+    return queue_drop
+
+
+def test_a_fence_left_by_a_killed_apply_is_removed_by_the_next_one_and_publishers_may_publish_again(
+    client: Watched, broker: Any, vhost: str, mgmt: httpx.Client
+) -> None:
+    current = _race_topology(vhost, 60_000, 0)
+    engine.apply(client, current)
+    connection, publisher = _channel(broker.amqp_url, vhost)  # a publisher of qq from before the fence
+    try:
+        assert _publish(publisher, "qq") == "taken"
+        assert len(_drain_ids(broker.amqp_url, vhost, "qq")) == 1
+        _fence(client, vhost, "qq")  # ... and the apply is killed here: bindings cut, fence and probe left
+        assert _publish(publisher, "qq") == "refused"  # the fence holds for every publisher
+
+        # the next plan (of the files as they were: nothing else to do) removes the fence
+        plan = engine.plan(client, current)
+        fences = [c for c in plan.changes if c.kind == "policy"]
+        assert [(c.action, c.address.name) for c in fences] == [("delete", "topo.fence.qq")]
+        assert "interrupted apply" in fences[0].reasons[0]
+        assert [(c.action, c.kind) for c in plan.changes if c not in fences] == [("create", "binding")]
+        engine.apply(client, current, plan)
+        assert not [p for p in mgmt.get(f"/api/policies/{q(vhost)}").json() if p["name"].startswith("topo.fence")]
+        assert engine.plan(client, current).empty  # the cut binding is back too
+        # the publisher the fence refused may publish again (RabbitMQ tells it so only because apply widened
+        # the fence before removing it), and so may a new one; apply took its probe back out of the queue
+        assert _publish(publisher, "qq") == "taken"
+        other_connection, other = _channel(broker.amqp_url, vhost)
+        assert _publish(other, "qq") == "taken"
+        other_connection.close()
+        assert len(_drain_ids(broker.amqp_url, vhost, "qq")) == 2
+    finally:
+        connection.close()
+
+
+def test_a_replacement_goes_on_after_a_killed_apply_left_a_fence_and_its_probe(
+    client: Watched, broker: Any, vhost: str, mgmt: httpx.Client
+) -> None:
+    engine.apply(client, _race_topology(vhost, 60_000, 0))
+    _fence(client, vhost, "qq")  # killed after the fence: the queue holds apply's probe
+    desired = _race_topology(vhost, 120_000, 0)
+    plan = engine.plan(client, desired)
+    (queue,) = [c for c in plan.changes if c.kind == "queue"]
+    assert queue.messages == 1  # the probe: the plan cannot tell it from a message of someone else ...
+    assert queue.blockers and "interrupted apply" in queue.blockers[0].message  # ... and says so
+    engine.apply(client, desired)  # apply takes its probe back first, then counts again: nothing stops it
+    assert engine.plan(client, desired).empty
+    assert mgmt.get(f"/api/queues/{q(vhost)}/qq").json()["arguments"]["x-message-ttl"] == 120_000
+    assert not [p for p in mgmt.get(f"/api/policies/{q(vhost)}").json() if p["name"].startswith("topo.fence")]

@@ -20,7 +20,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from topo.errors import TopoError
 
-__all__ = ["PROBE_HEADER", "DropCheck", "amqp_url_for", "check_drops", "exact_usage", "remove_probes"]
+__all__ = [
+    "PROBE_HEADER",
+    "PROBE_ID_PREFIX",
+    "DropCheck",
+    "amqp_url_for",
+    "check_drops",
+    "exact_usage",
+    "remove_probes",
+]
 
 PROBE_HEADER = "x-topo-fence-probe"
 """The header of the probe messages apply publishes to a fenced queue (see :func:`check_drops`)."""
@@ -200,31 +208,51 @@ def check_drops(
     return result
 
 
-async def _remove(amqp_url: str, vhost: str, name: str, probes: int, probe_id: str, timeout: float) -> int:
+PROBE_ID_PREFIX = "topo-fence-probe:"
+"""Every probe's ``message_id`` starts so (then the apply's own id)."""
+
+
+_REACH = 20
+"""How many messages that are not probes :func:`remove_probes` takes out (and puts back) to reach one."""
+
+
+async def _remove(
+    amqp_url: str, vhost: str, name: str, probes: int, probe_id: str | None, timeout: float
+) -> tuple[int, int]:
     import asyncio
 
     connection = await _open(amqp_url, vhost, timeout, None)
     left = probes
+    held: list[Any] = []
     try:
         channel = await connection.channel()
-        while left:
+        while left and len(held) < _REACH:
             message = await asyncio.wait_for(channel.get(name), timeout)
             if message is None:
-                return 0  # gone (a consumer took it): nothing of ours is left in the queue
-            if message.properties.message_id != probe_id:
-                await message.nack(requeue=True)  # not ours: back where it was, and stop
+                left = 0  # none further back: a consumer took it, nothing of apply's is left in the queue
                 break
-            await message.ack()
-            left -= 1
+            ident = message.properties.message_id or ""
+            if ident == probe_id or (probe_id is None and ident.startswith(PROBE_ID_PREFIX)):
+                await message.ack()
+                left -= 1
+            else:
+                held.append(message)
+        for message in held:  # back where they were, in their order (at the head of the queue)
+            await message.nack(requeue=True)
         await channel.close()
     finally:
         await connection.close()
-    return left
+    return left, len(held)
 
 
-def remove_probes(amqp_url: str, vhost: str, name: str, probes: int, probe_id: str, *, timeout: float = 10.0) -> int:
-    """Take the ``probes`` probes apply published back out of queue ``name`` (one that stays): from the
-    head of the queue, where they are unless a message got in before them. Returns how many are left
-    (when the head is a message that is not ours it is put back, and the probes stay)."""
-    left: int | None = _run(_remove(amqp_url, vhost, name, probes, probe_id, timeout))
-    return probes if left is None else left
+def remove_probes(
+    amqp_url: str, vhost: str, name: str, probes: int, probe_id: str | None, *, timeout: float = 10.0
+) -> tuple[int, int]:
+    """Take (up to) ``probes`` probes apply published back out of queue ``name`` (one that stays).
+
+    They are at the head of the queue unless messages got in before them; those (at most 20) are taken out
+    to reach the probes and put back in their order, marked redelivered. ``probe_id`` is the apply's own
+    (``None``: any apply's, for the probes an interrupted apply left). Returns how many probes are left
+    (when they are further back, or AMQP failed) and how many other messages were taken out and put back."""
+    result: tuple[int, int] | None = _run(_remove(amqp_url, vhost, name, probes, probe_id, timeout))
+    return (probes, 0) if result is None else result

@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from topo.broker.amqp_probe import PROBE_HEADER, DropCheck, check_drops, remove_probes
+from topo.broker.amqp_probe import PROBE_HEADER, PROBE_ID_PREFIX, DropCheck, check_drops, remove_probes
 from topo.broker.client import ManagementClient, enc
 from topo.definitions import policy_definition
 from topo.errors import BrokerError, UnsafeChange
@@ -44,7 +44,7 @@ from topo.model import Binding, Queue, canonical_json
 from topo.plan.model import Change
 from topo.plan.safety import FENCE_PREFIX, FENCE_RELAXED, fence_policy, listing
 
-__all__ = ["BindingIndex", "QueueDrop", "refused", "remove_fence"]
+__all__ = ["BindingIndex", "QueueDrop", "clear_fence", "refused", "remove_fence"]
 
 _Key = tuple[str, str, str, str, str]
 
@@ -115,6 +115,14 @@ def remove_fence(client: ManagementClient, vhost: str, name: str, *, relax: bool
     client.delete(path, vhost=vhost, ok_missing=True)
 
 
+def clear_fence(client: ManagementClient, vhost: str, name: str, queue: str) -> None:
+    """Remove fence policy ``name`` that an interrupted apply left on ``queue``, and the probes it left at
+    the head of the queue (while the fence held, nothing else got in before them)."""
+    if client.amqp_url:
+        remove_probes(client.amqp_url, vhost, queue, 2, None)
+    remove_fence(client, vhost, name)
+
+
 def _fence_priority(client: ManagementClient, vhost: str) -> int:
     """One above every policy of the vhost (equal priorities apply in no defined order)."""
     policies = client.get(f"/policies/{enc(vhost)}", vhost=vhost) or []
@@ -178,7 +186,7 @@ class QueueDrop:
         self.checks: dict[str, DropCheck] | None = None
         self.problems: list[tuple[str, str]] = []  # (queue, what stops it)
         self.left: list[str] = []  # what put_back could not undo, in words
-        self.probe_id = f"topo-fence-probe:{uuid.uuid4()}"
+        self.probe_id = f"{PROBE_ID_PREFIX}{uuid.uuid4()}"
 
     def prepare(self, cluster: str | None) -> None:
         """Cut each queue off, fence the quorum ones, then count them all; sets :attr:`problems`."""
@@ -210,7 +218,13 @@ class QueueDrop:
             check = self.checks.get(name) if self.checks else None
             taken = _probes_taken(check)
             if taken and client.amqp_url:
-                stays = remove_probes(client.amqp_url, vhost, name, taken, self.probe_id)
+                stays, moved = remove_probes(client.amqp_url, vhost, name, taken, self.probe_id)
+                if moved:
+                    self.left.append(
+                        f"to take its probe back, apply took {moved} message{'s' if moved != 1 else ''} out of "
+                        f"queue {name!r} of vhost {vhost!r} and put {'it' if moved == 1 else 'them'} back, in "
+                        "order, at the head of the queue (now marked redelivered)"
+                    )
                 if stays:
                     self.left.append(
                         f"{stays} probe message{'s' if stays != 1 else ''} of apply (header {PROBE_HEADER}) "

@@ -33,13 +33,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from topo.broker.client import ManagementClient, enc
-from topo.broker.drop import BindingIndex, QueueDrop, refused, remove_fence
+from topo.broker.drop import BindingIndex, QueueDrop, clear_fence, refused
 from topo.broker.reader import cluster_name, count_queues
 from topo.definitions import binding_definition, exchange_definition, policy_definition, queue_definition
 from topo.errors import ApplyFailed, BrokerError, UnsafeChange
 from topo.model import Binding, Exchange, Policy, Queue
 from topo.plan.model import Change, Plan, QueueUsage
-from topo.plan.safety import annotate, dropped_queues, fenced_queue, refusal
+from topo.plan.safety import annotate, dropped_queues, fenced_queue, leftover_fences, refusal
 
 __all__ = [
     "Progress",
@@ -138,6 +138,13 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
     if plan.empty:
         return
     cluster = cluster_name(client) if dropped_queues(plan) else None
+    fences = leftover_fences(plan)
+    if fences:  # a repair that loses nothing, first: the probes it takes away change the counts
+        for change, queue in fences:
+            clear_fence(client, change.vhost, change.address.name, queue)
+            if progress:
+                progress(f"delete {change.address}", 1)
+        recount = True
     if recount:
         check_safety(client, plan, cluster=cluster)
     elif plan.blocked:
@@ -159,13 +166,12 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
             if change.kind == "vhost":
                 _vhost(client, change)
                 step(f"{change.action} {change.address}")
-        for change in plan.changes:  # an interrupted apply's fences go before anything is declared
-            if change.kind == "policy" and change.action == "delete" and isinstance(change.before, Policy):
-                if fenced_queue(change.before) is not None:  # widened first: see remove_fence
-                    remove_fence(client, change.vhost, change.before.name)
-                else:
-                    path = f"/policies/{enc(change.vhost)}/{enc(change.before.name)}"
-                    client.delete(path, vhost=change.vhost, ok_missing=True)
+        done += len(fences)  # removed above
+        for change in plan.changes:
+            policy = change.before if change.kind == "policy" and change.action == "delete" else None
+            if isinstance(policy, Policy) and fenced_queue(policy) is None:
+                path = f"/policies/{enc(change.vhost)}/{enc(policy.name)}"
+                client.delete(path, vhost=change.vhost, ok_missing=True)
                 step(f"delete {change.address}")
         indexes: dict[str, BindingIndex] = {}
 

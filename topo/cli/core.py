@@ -19,7 +19,7 @@ from topo.export import export_yaml
 from topo.model import Topology
 from topo.plan.model import Action, Plan
 from topo.plan.render import render_json, render_markdown, render_text
-from topo.plan.safety import refusal
+from topo.plan.safety import leftover_fences, refusal
 
 __all__ = ["apply_cmd", "export_cmd", "plan_cmd", "validate_cmd"]
 
@@ -127,8 +127,8 @@ def apply_cmd(
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
             return 0
-        if plan.blocked:  # refuse before asking, in the plan's words: nothing to confirm
-            raise refusal(plan.blocked_changes)
+        if plan.blocked and not leftover_fences(plan):  # refuse before asking, in the plan's words
+            raise refusal(plan.blocked_changes)  # (after an interrupted apply, apply repairs, then counts)
         if not assume_yes:
             if not sys.stdin.isatty():
                 raise UsageError(
@@ -141,7 +141,7 @@ def apply_cmd(
                 return 1
         total = len(plan.changes)
         show_bar = total >= 20 and sys.stderr.isatty()
-        recount = not assume_yes  # after a question, count again: time passed; with --yes the plan is fresh
+        recount = not assume_yes or plan.blocked  # after a question, count again; with --yes the plan is fresh
         if show_bar:
             with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
                 engine.apply(client, desired, plan, progress=lambda _text, n: bar.update(n), recount=recount)

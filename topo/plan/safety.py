@@ -37,6 +37,7 @@ __all__ = [
     "dropped_queues",
     "fence_policy",
     "fenced_queue",
+    "leftover_fences",
     "listing",
     "refusal",
 ]
@@ -74,9 +75,10 @@ def dropped_queues(plan: Plan) -> list[Change]:
     return [c for c in plan.changes if c.kind == "queue" and c.action in ("replace", "delete")]
 
 
-def blockers(change: Change, usage: QueueUsage | None) -> tuple[Blocker, ...]:
+def blockers(change: Change, usage: QueueUsage | None, *, fenced: bool = False) -> tuple[Blocker, ...]:
     """Why apply would refuse to drop the queue of ``change``, counted as ``usage`` (``None``: the queue
-    does not exist, nothing to drop). Empty for a change that drops no queue."""
+    does not exist, nothing to drop). Empty for a change that drops no queue. ``fenced``: an interrupted
+    apply left a fence (and maybe its probe messages) on the queue."""
     if change.kind != "queue" or change.action not in ("replace", "delete") or usage is None:
         return ()
     doing = "replacing" if change.action == "replace" else "deleting"
@@ -93,10 +95,16 @@ def blockers(change: Change, usage: QueueUsage | None) -> tuple[Blocker, ...]:
         else:
             source = ""
         them = "it" if usage.messages == 1 else "them"
+        probes = (
+            " (an interrupted apply left a fence on it, and may have left its probe messages, which the count "
+            "includes: apply takes them back first, then counts again)"
+            if fenced
+            else ""
+        )
         found.append(
             Blocker(
                 "messages",
-                f"holds {_plural(usage.messages, 'message')}{source}: {doing} it would drop {them}",
+                f"holds {_plural(usage.messages, 'message')}{source}: {doing} it would drop {them}{probes}",
                 _MESSAGES_HINT,
             )
         )
@@ -140,9 +148,21 @@ def count_warnings(change: Change, usage: QueueUsage | None) -> tuple[str, ...]:
     )
 
 
+def leftover_fences(plan: Plan) -> list[tuple[Change, str]]:
+    """The plan's deletions of fences an interrupted apply left, each with the queue it fences."""
+    found = []
+    for change in plan.changes:
+        if change.kind == "policy" and change.action == "delete" and isinstance(change.before, Policy):
+            queue = fenced_queue(change.before)
+            if queue is not None:
+                found.append((change, queue))
+    return found
+
+
 def annotate(plan: Plan, usage: Mapping[tuple[str, str], QueueUsage]) -> Plan:
     """``plan`` with each dropped queue's count, warnings and blockers (``usage`` by (vhost, queue))."""
     doomed = {id(c) for c in dropped_queues(plan)}
+    fenced = {(change.vhost, queue) for change, queue in leftover_fences(plan)}
     changes = []
     for change in plan.changes:
         if id(change) in doomed:
@@ -152,7 +172,7 @@ def annotate(plan: Plan, usage: Mapping[tuple[str, str], QueueUsage]) -> Plan:
                 usage=counted,
                 messages=counted.messages if counted is not None else 0,
                 warnings=change.warnings + count_warnings(change, counted),
-                blockers=blockers(change, counted),
+                blockers=blockers(change, counted, fenced=(change.vhost, change.address.name) in fenced),
             )
         changes.append(change)
     return replace(plan, changes=changes)
