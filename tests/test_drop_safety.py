@@ -23,7 +23,7 @@ from support import build_vhost
 from topo import engine
 from topo.broker import drop
 from topo.broker.client import ManagementClient
-from topo.errors import UnsafeChange
+from topo.errors import ApplyFailed, BrokerError, UnsafeChange
 from topo.model import Binding, Exchange, Queue, Topology
 
 pytestmark = pytest.mark.timeout(240)
@@ -262,3 +262,71 @@ def test_a_replacement_goes_on_after_a_killed_apply_left_a_fence_and_its_probe(
     assert engine.plan(client, desired).empty
     assert mgmt.get(f"/api/queues/{q(vhost)}/qq").json()["arguments"]["x-message-ttl"] == 120_000
     assert not [p for p in mgmt.get(f"/api/policies/{q(vhost)}").json() if p["name"].startswith("topo.fence")]
+
+
+def test_a_fence_that_does_not_hold_stops_apply_and_apply_takes_its_probes_back(
+    client: Watched, broker: Any, vhost: str, mgmt: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine.apply(client, _race_topology(vhost, 60_000, 0))
+    theirs = {"pattern": "^qq$", "apply-to": "queues", "priority": 5, "definition": {"max-length": 1000}}
+    mgmt.put(f"/api/policies/{q(vhost)}/theirs", json=theirs).raise_for_status()
+    desired = _race_topology(vhost, 120_000, 0)
+    with monkeypatch.context() as patched:  # a fence below their policy: the broker never applies it
+        patched.setattr(drop, "_fence_priority", lambda _client, _vhost: 1)
+        with pytest.raises(UnsafeChange) as info:
+            engine.apply(client, desired)
+    assert "its fence did not hold: the broker took a second probe" in info.value.message
+    assert _drain_ids(broker.amqp_url, vhost, "qq") == []  # both probes taken back
+    assert {(b["source"], b["routing_key"]) for b in mgmt.get(f"/api/queues/{q(vhost)}/qq/bindings").json()} == {
+        ("", "qq"),
+        ("ex", "k"),
+    }
+    assert [p["name"] for p in mgmt.get(f"/api/policies/{q(vhost)}").json()] == ["theirs"]
+    # the real fence goes above every policy of the vhost: the replacement goes through
+    engine.apply(client, desired)
+    assert mgmt.get(f"/api/queues/{q(vhost)}/qq").json()["arguments"]["x-message-ttl"] == 120_000
+    assert [p["name"] for p in mgmt.get(f"/api/policies/{q(vhost)}").json()] == ["theirs"]
+
+
+def test_binding_deletions_read_the_vhosts_bindings_once(client: Watched, vhost: str) -> None:
+    # Issue 8.5: each deletion listed every binding between its pair (3,000 on one pair: ~73 ms each)
+    engine.apply(client, _race_topology(vhost, 60_000, 200))
+    desired = _race_topology(vhost, 60_000, 0)
+    plan = engine.plan(client, desired)
+    assert plan.count("delete") == 200
+    client.requests = client.writes = 0
+    engine.apply(client, desired, plan)
+    assert client.writes == 200
+    assert client.requests - client.writes == 3  # the vhost's bindings once; the re-read after (2 requests)
+    assert engine.plan(client, desired).empty
+
+
+class FailingCreates(Watched):
+    """The live client, but the broker "fails" the bulk create (a fault injected at the edge)."""
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        if method == "POST" and path.startswith("/definitions/"):
+            raise BrokerError("the broker refused POST /definitions: injected failure", status=500)
+        return super().request(method, path, **kwargs)
+
+
+def test_an_apply_that_fails_during_many_replacements_names_the_first_few(
+    broker: Any, vhost: str, client: Watched
+) -> None:
+    # Issue 8.5: a failure after 890 replacements printed one 37 KB line listing every queue
+    def topology(length: int) -> Topology:
+        queues = [Queue(f"q{i:02}", arguments={"x-max-length": length}) for i in range(12)]
+        return Topology({vhost: build_vhost(vhost, *queues)})
+
+    engine.apply(client, topology(1))
+    with FailingCreates(broker.url, amqp_url=broker.amqp_url) as failing, pytest.raises(ApplyFailed) as info:
+        engine.apply(failing, topology(2))
+    message = info.value.message
+    assert "(deleted for replacement, not declared again yet: queue vhosts." in message
+    assert "queues.q03, queue vhosts." in message and "q05" not in message
+    assert "queues.q04 and 7 more: `topo plan` lists them all" in message
+    assert len(info.value.not_declared) == 12 and info.value.not_declared[-1].endswith("queues.q11")
+    plan = engine.plan(client, topology(2))
+    assert plan.count("create") == 12  # as the message says
+    engine.apply(client, topology(2), plan)
+    assert engine.plan(client, topology(2)).empty

@@ -145,7 +145,8 @@ def _problem(name: str, queue_type: str, check: DropCheck | None) -> str | None:
             found.append(f"{check.ready} message{'s' if check.ready != 1 else ''} arrived after apply counted it")
     elif check.probe == "refused":
         found.append(
-            f"messages arrived after apply counted it (it holds {check.ready}; the fence refused apply's probe)"
+            f"{check.ready} message{'s' if check.ready != 1 else ''} arrived after apply counted it (then the "
+            "fence refused apply's probe)"
         )
     elif check.fence_holds is False:
         found.append(
