@@ -264,6 +264,29 @@ def test_a_replacement_goes_on_after_a_killed_apply_left_a_fence_and_its_probe(
     assert not [p for p in mgmt.get(f"/api/policies/{q(vhost)}").json() if p["name"].startswith("topo.fence")]
 
 
+def test_a_fence_left_after_its_queue_was_deleted_goes_before_the_new_queue_is_declared(
+    client: Watched, broker: Any, vhost: str, mgmt: httpx.Client
+) -> None:
+    engine.apply(client, _race_topology(vhost, 60_000, 0))
+    _fence(client, vhost, "qq")
+    mgmt.delete(f"/api/queues/{q(vhost)}/qq").raise_for_status()  # killed after the delete, before the rest
+    desired = _race_topology(vhost, 120_000, 0)
+    plan = engine.plan(client, desired)
+    assert sorted((c.action, c.kind) for c in plan.changes) == [
+        ("create", "binding"),
+        ("create", "queue"),
+        ("delete", "policy"),
+    ]
+    assert not plan.blocked
+    engine.apply(client, desired, plan)
+    assert engine.plan(client, desired).empty
+    connection, channel = _channel(broker.amqp_url, vhost)  # the new queue is not fenced
+    try:
+        assert [_publish(channel, "qq") for _ in range(3)] == ["taken"] * 3
+    finally:
+        connection.close()
+
+
 def test_a_fence_that_does_not_hold_stops_apply_and_apply_takes_its_probes_back(
     client: Watched, broker: Any, vhost: str, mgmt: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -372,7 +372,8 @@ def test_a_fence_left_by_an_interrupted_apply_is_deleted_by_the_plan() -> None:
     assert fence.address.name == "topo.fence.pdf-jobs"
     assert fence.reasons == (
         "left on queue 'pdf-jobs' by an interrupted apply: this fence makes the broker refuse messages published "
-        "to the queue",
+        "to the queue; apply removes it, and the probe messages (header x-topo-fence-probe) it left at the head "
+        "of the queue",
     )
     assert "topo.fence.pdf-jobs" not in {u.address.name for u in plan.unmanaged}
     # a policy that only looks like a fence (another pattern) is someone else's: not managed, left alone

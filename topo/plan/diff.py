@@ -204,7 +204,8 @@ class _VhostDiff:
                 if queue is not None:  # left by an apply stopped while it was replacing that queue
                     reason = (
                         f"left on queue {queue!r} by an interrupted apply: this fence makes the broker refuse "
-                        "messages published to the queue"
+                        "messages published to the queue; apply removes it, and the probe messages (header "
+                        "x-topo-fence-probe) it left at the head of the queue"
                     )
                     self.changes.append(Change("delete", self.addr(kind, name), before=have, reasons=(reason,)))
             elif have is None:
