@@ -133,6 +133,8 @@ def _fence_priority(client: ManagementClient, vhost: str) -> int:
 def _problem(name: str, queue_type: str, check: DropCheck | None) -> str | None:
     """What stops apply from deleting queue ``name`` now (``check``: its last look; ``None``: AMQP did not
     answer), in words; ``None`` when it may go."""
+    if queue_type not in ("classic", "quorum"):  # the plan blocks these; this holds if it did not see one
+        return f"it is a {queue_type}, whose messages cannot be counted exactly: apply never drops one"
     if check is None:
         if queue_type == "classic":
             return None  # the broker's if-empty and if-unused guards still hold
