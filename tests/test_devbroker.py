@@ -172,12 +172,11 @@ def test_cli_ensure_start_status_stop(broker: Broker, tmp_path: Path) -> None:
     if broker.node is None:
         pytest.skip("needs rabbitmq-server on this machine")
     base = tmp_path / "dev"
-    nothing = f"http://guest:guest@127.0.0.1:{devbroker.free_port()}"
     amqp_port = devbroker.free_port()
     http_port = devbroker.free_port(exclude=[amqp_port])
     ports = ("--amqp-port", str(amqp_port), "--http-port", str(http_port))
     try:
-        done = _cli("ensure", "--url", nothing, "--dir", str(base), *ports)
+        done = _cli("ensure", "--dir", str(base), *ports)  # TOPO_URL="": no broker named, a private node
         assert done.returncode == 0, done.stderr
         assert "started in" in done.stdout
         assert "guest:guest" not in done.stdout + done.stderr
@@ -191,7 +190,7 @@ def test_cli_ensure_start_status_stop(broker: Broker, tmp_path: Path) -> None:
         again = _cli("start", "--dir", str(base), *ports)
         assert again.returncode == 0, again.stderr
         assert "Already running" in again.stdout
-        assert _cli("ensure", "--url", nothing, "--dir", str(base), *ports).returncode == 0
+        assert _cli("ensure", "--dir", str(base), *ports).returncode == 0
         assert json.loads((base / "node.json").read_text())["pid"] == pid  # not started twice
 
         assert _cli("status", "--dir", str(base)).returncode == 0

@@ -49,6 +49,27 @@ def test_edges_of_every_kind() -> None:
     assert ("h", "q<1>", "binding", "any: n=1, ok=true") in kinds
 
 
+def test_retries_are_drawn_as_a_loop_back_to_the_work_queue() -> None:
+    # the runtime sends a failed message to <queue>.retry.N; it expires there and dead-letters through the
+    # exchange the loader declares for it (the default exchange) back to the work queue: no dead ends
+    graph = vhost_graph(load(SOURCES["work-queue"]).vhost("jobs"))
+    names = {n.id: n.name for n in graph.nodes}
+    edges = {(names[e.source], names[e.target], e.kind, e.label) for e in graph.edges}
+    assert ("thumbnails", "thumbnails.retry.1", "retry", "retry 1 after 5s") in edges
+    assert ("thumbnails", "thumbnails.retry.2", "retry", "retry 2 after 1m") in edges
+    assert ("thumbnails.retry.1", "(default exchange)", "dead-letter", "expires after 5s: thumbnails") in edges
+    assert ("thumbnails.retry.2", "(default exchange)", "dead-letter", "expires after 1m: thumbnails") in edges
+    assert ("(default exchange)", "thumbnails", "binding", "thumbnails") in edges
+    assert ("thumbnails", "jobs.dlx", "dead-letter", "dead letter: thumbnails") in edges
+
+
+def test_the_default_exchange_routes_dead_letters_to_the_queue_its_key_names() -> None:
+    graph = vhost_graph(load(SOURCES["tricky"]).vhost("/"))
+    names = {n.id: n.name for n in graph.nodes}
+    edges = {(names[e.source], names[e.target], e.kind, e.label) for e in graph.edges}
+    assert ("(default exchange)", "parked", "binding", "parked") in edges
+
+
 def test_only_one_vhost() -> None:
     text = render_mermaid(load(SOURCES["tricky"]), ["other"])
     assert "solo" in text and "parked" not in text

@@ -53,3 +53,43 @@ def test_every_rule_has_cases_that_fire_and_cases_that_do_not() -> None:
         cases = yaml.safe_load(file.read_text())["cases"]
         assert any(c["expect"] for c in cases), f"{code}: no case that fires"
         assert any(not c["expect"] for c in cases), f"{code}: no case that stays quiet"
+
+
+GENERATED = """
+version: 1
+lint: {disable: []}
+vhosts:
+  v:
+    exchanges:
+      x: {type: topic}
+      dlx: {type: direct}
+    queues:
+      work:
+        type: quorum
+        retry: {delays: [5s, 1m, 1h]}
+        bindings: [{exchange: x, routing-key: "work.#"}]
+      transient:
+        durable: false
+        max-priority: 50
+        retry: {delays: [1s]}
+    policies:
+      everything: {pattern: ".*", apply-to: queues, priority: 1, definition: {message-ttl: 1h, max-length: 10}}
+      again: {pattern: ".*", apply-to: queues, priority: 1, definition: {max-length: 20}}
+    operator-policies:
+      cap: {pattern: ".*", apply-to: queues, definition: {message-ttl: 2h}}
+"""
+
+
+def test_no_rule_reports_a_resource_topo_generated(tmp_path: Path) -> None:
+    # the runner, not each rule, keeps findings about generated resources (retry delay queues) out: a user
+    # cannot fix what topo declared, and `--format github` would annotate every pull request
+    path = tmp_path / "t.yaml"
+    path.write_text(GENERATED)
+    topology = load(path)
+    generated = {name for name, q in topology.vhosts["v"].queues.items() if q.generated_by is not None}
+    assert generated == {"work.retry.1", "work.retry.2", "work.retry.3", "transient.retry.1"}
+    findings = lint(topology)
+    assert findings, "the user's own resources still get findings"
+    about = {f.address for f in findings}
+    assert not any("retry" in address for address in about), about
+    assert "vhosts.v.queues.transient" in about  # TL501 and TL502 still see the user's queue

@@ -298,6 +298,61 @@ CASES = [
         "vhosts.v.exchanges." + "x" * 256,
         "exchange name is longer than 255 bytes of UTF-8",
     ),
+    # -- AMQP short strings: at most 255 bytes of UTF-8 -------------------------------------------------
+    Case(
+        "routing-key-over-255-bytes",
+        "    exchanges:\n      x: {type: topic}\n    queues:\n"
+        "      q:\n        bindings: [{exchange: x, routing-key: " + "é" * 128 + "}]   # <-\n",
+        "vhosts.v.queues.q.bindings[0].routing-key",
+        "the routing key is 256 bytes of UTF-8; AMQP 0-9-1 carries at most 255 (a short string)",
+        "no client can publish",
+    ),
+    Case(
+        "dead-letter-routing-key-over-255-bytes",
+        "    exchanges:\n      dlx: {type: direct}\n    queues:\n"
+        "      q:\n        dead-letter-exchange: dlx\n        dead-letter-routing-key: " + "k" * 300 + "   # <-\n",
+        "vhosts.v.queues.q.dead-letter-routing-key",
+        "the dead-letter routing key is 300 bytes of UTF-8; AMQP 0-9-1 carries at most 255 (a short string)",
+    ),
+    Case(
+        "dead-letter-routing-key-under-arguments-over-255-bytes",
+        "    queues:\n      q:\n        arguments: {x-dead-letter-routing-key: " + "k" * 256 + "}   # <-\n",
+        "vhosts.v.queues.q.arguments.x-dead-letter-routing-key",
+        "the dead-letter routing key is 256 bytes of UTF-8; AMQP 0-9-1 carries at most 255 (a short string)",
+    ),
+    Case(
+        "header-name-over-255-bytes",
+        "    exchanges:\n      h: {type: headers}\n    queues:\n"
+        "      q:\n        bindings: [{exchange: h, headers: {" + "h" * 256 + ": pdf}}]   # <-\n",
+        "vhosts.v.queues.q.bindings[0].headers." + "h" * 256,
+        "the header name is 256 bytes of UTF-8; AMQP 0-9-1 carries at most 255 (a short string)",
+    ),
+    Case(
+        "binding-argument-name-over-255-bytes",
+        "    exchanges:\n      h: {type: headers}\n    queues:\n"
+        "      q:\n        bindings: [{exchange: h, arguments: {" + "a" * 256 + ": 1}}]   # <-\n",
+        "vhosts.v.queues.q.bindings[0].arguments." + "a" * 256,
+        "the argument name is 256 bytes of UTF-8; AMQP 0-9-1 carries at most 255 (a short string)",
+    ),
+    Case(
+        "queue-argument-name-over-255-bytes",
+        "    queues:\n      q:\n        arguments: {x-" + "a" * 254 + ": 1}   # <-\n",
+        "vhosts.v.queues.q.arguments.x-" + "a" * 254,
+        "the argument name is 256 bytes of UTF-8; AMQP 0-9-1 carries at most 255 (a short string)",
+    ),
+    Case(
+        "exchange-argument-name-over-255-bytes",
+        "    exchanges:\n      x:\n        type: topic\n        arguments: {" + "a" * 256 + ": 1}   # <-\n",
+        "vhosts.v.exchanges.x.arguments." + "a" * 256,
+        "the argument name is 256 bytes of UTF-8; AMQP 0-9-1 carries at most 255 (a short string)",
+    ),
+    Case(
+        "retry-queue-name-over-255-bytes",
+        "    queues:\n      " + "q" * 250 + ":\n        retry: {delays: [1s]}   # <-\n",
+        "vhosts.v.queues." + "q" * 250 + ".retry",
+        "the retry queue name " + repr("q" * 250 + ".retry.1") + " is longer than 255 bytes of UTF-8...",
+        "shorten the queue's name",
+    ),
     Case(
         "empty-queue-name",
         "    queues:\n      '': {}   # <-\n",
@@ -738,6 +793,28 @@ def test_prefetch_is_kept_for_the_runtime(tmp_path: Path) -> None:
     q = load_body(tmp_path, "    queues:\n      q: {prefetch: 50}\n").vhosts["v"].queues["q"]
     assert q.prefetch == 50
     assert q.arguments == {}
+
+
+def test_a_vhost_name_over_255_bytes(tmp_path: Path) -> None:
+    # the broker's HTTP API takes it, but AMQP 0-9-1 opens a vhost by a short string: no client could connect
+    file = tmp_path / "t.yaml"
+    file.write_text("version: 1\nvhosts:\n  " + "v" * 256 + ": {}\n", encoding="utf-8")
+    with pytest.raises(ValidationError) as info:
+        load(file, environ={})
+    (problem,) = info.value.problems
+    assert problem.message == "vhost name is longer than 255 bytes of UTF-8"
+    assert (problem.line, problem.col, problem.path) == (3, 3, "vhosts." + "v" * 256)
+
+
+def test_short_strings_of_exactly_255_bytes_are_fine(tmp_path: Path) -> None:
+    key = "é" * 127 + "k"  # 255 bytes
+    t = load_body(
+        tmp_path,
+        "    exchanges:\n      x: {type: topic}\n    queues:\n"
+        f"      q:\n        dead-letter-routing-key: {key}\n        bindings: [{{exchange: x, routing-key: {key}}}]\n",
+    )
+    (binding,) = t.vhosts["v"].bindings.values()
+    assert binding.routing_key == key
 
 
 # -- retry delays --------------------------------------------------------------------------------------

@@ -214,3 +214,72 @@ def test_interpolation_inside_flow_style_needs_block_style_or_quotes(tmp_path: P
     assert problem.message.startswith("invalid YAML")
     assert problem.line == 5
     assert problem.hint and "block style" in problem.hint
+
+
+# -- values that are not UTF-8 -----------------------------------------------------------------------
+# An environment variable (or a --var from the command line) holding bytes that are not UTF-8 reaches
+# Python as text with surrogate escapes ("a\udcff" for b"a\xff"), which no broker request can carry.
+
+NOT_UTF8 = "a\udcff"  # what os.environ holds for the bytes b"a\xff"
+
+
+def test_a_non_utf8_env_value_in_a_name_is_a_problem_at_its_place(tmp_path: Path) -> None:
+    (problem,) = problems_of(tmp_path, "    queues:\n      'q${env:BAD}': {}\n", environ={"BAD": NOT_UTF8})
+    assert problem.message == "environment variable BAD is not UTF-8 text (it holds the byte 0xff)"
+    assert problem.hint and "UTF-8" in problem.hint
+    assert (problem.file, problem.line, problem.col) == (str(tmp_path / "t.yaml"), 5, 7)
+    assert problem.path == 'vhosts.v.queues["q${env:BAD}"]'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "    queues:\n      q:\n        arguments: {x-note: '${env:BAD}'}\n",
+        "    queues:\n      q:\n        dead-letter-routing-key: '${env:BAD}'\n",
+        "    policies:\n      p: {pattern: '^a${env:BAD}', definition: {max-length: 1}}\n",
+        "    description: ${env:BAD}\n",
+        "    exchanges:\n      x: {type: topic}\n    queues:\n"
+        "      q:\n        bindings: [{exchange: x, routing-key: '${env:BAD}'}]\n",
+        "    exchanges:\n      ${env:BAD}: {type: topic}\n",
+        "    tags: ['${env:BAD}']\n",
+    ],
+    ids=["argument", "dead-letter-routing-key", "policy-pattern", "description", "routing-key", "exchange", "tag"],
+)
+def test_a_non_utf8_env_value_anywhere_is_one_problem(tmp_path: Path, body: str) -> None:
+    (problem,) = problems_of(tmp_path, body, environ={"BAD": NOT_UTF8})
+    assert problem.message.startswith("environment variable BAD is not UTF-8 text"), problem.render()
+    assert problem.line is not None and problem.path
+
+
+def test_a_non_utf8_var_is_a_problem_too(tmp_path: Path) -> None:
+    (problem,) = problems_of(tmp_path, "    description: ${var:D}\n", variables={"D": "caf\udce9"})
+    assert problem.message == "variable D is not UTF-8 text (it holds the byte 0xe9)"
+    assert (problem.line, problem.path) == (4, "vhosts.v.description")
+
+
+def test_a_lone_surrogate_that_is_not_an_escaped_byte(tmp_path: Path) -> None:
+    (problem,) = problems_of(tmp_path, "    description: ${var:D}\n", variables={"D": "x\ud800"})
+    assert problem.message == "variable D is not UTF-8 text (it holds U+D800, a lone surrogate)"
+
+
+def test_non_utf8_from_the_real_environment_through_the_cli(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    file = tmp_path / "t.yaml"
+    file.write_text(HEAD + "    queues:\n      'q${env:TOPO_BAD}':\n        arguments: {x-n: '${env:TOPO_BAD}'}\n")
+    env = {**os.environ, "TOPO_BAD": "a\udcff"}  # os.environ encodes it back to the bytes b"a\xff"
+    nowhere = ["--url", "http://guest:guest@127.0.0.1:9"]  # never reached: the files are read first
+    for args in (["validate"], ["plan", *nowhere], ["apply", "--yes", *nowhere]):
+        done = subprocess.run(
+            [sys.executable, "-c", "from topo.cli import main; main()", *args, str(file)],
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+        err = done.stderr.decode()
+        assert done.returncode == 1, err
+        assert "Traceback" not in err
+        assert f"{file}:5:7:" in err and "environment variable TOPO_BAD is not UTF-8 text" in err
+        assert f"{file}:6:" in err  # the argument too

@@ -257,3 +257,53 @@ def test_merge_keys_on_every_queue_stay_within_the_alias_budget(tmp_path: Path) 
     topology = load(file, {}, environ={})
     assert len(topology.vhosts["v"].queues) == 3000
     assert topology.vhosts["v"].queues["q7"].arguments["x-overflow"] == "reject-publish"
+
+
+# -- size limit ------------------------------------------------------------------------------------------
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    from topo.loader import MAX_FILE_SIZE
+
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as f:  # sparse: instant, takes no disk space
+        f.truncate(MAX_FILE_SIZE + 1)
+    small = tmp_path / "small.yaml"
+    small.write_text(HEAD + "    queues:\n      q: {}\n", encoding="utf-8")
+    with pytest.raises(ValidationError) as info:
+        load(tmp_path, environ={})
+    (problem,) = info.value.problems  # the other file is read and fine
+    assert problem.file == str(big)
+    assert problem.message == (
+        f"the file is 10.0 MiB ({MAX_FILE_SIZE + 1:,} bytes), over topo's limit of 10 MiB for one topology file"
+    )
+    assert problem.hint and "split it" in problem.hint and "several files" in problem.hint
+
+
+def test_the_limit_is_a_parameter_and_holds_while_reading(tmp_path: Path) -> None:
+    file = tmp_path / "t.yaml"
+    file.write_text(HEAD + "    queues:\n      q: {}\n", encoding="utf-8")
+    size = file.stat().st_size
+    assert load(file, environ={}, max_file_size=size).vhosts["v"].queues
+    with pytest.raises(ValidationError, match=f"over topo's limit of {size - 1} bytes for one topology file"):
+        load(file, environ={}, max_file_size=size - 1)
+
+
+def test_a_file_over_the_limit_through_the_cli(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from topo.loader import MAX_FILE_SIZE
+
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as f:
+        f.truncate(MAX_FILE_SIZE * 5)  # the 50 MiB of the report
+    done = subprocess.run(
+        [sys.executable, "-c", "from topo.cli import main; main()", "validate", str(big)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert f"{big}: the file is 50.0 MiB" in done.stderr
+    assert "Traceback" not in done.stderr

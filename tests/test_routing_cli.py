@@ -80,6 +80,16 @@ def test_route_unknown_vhost_is_a_usage_error(capsys: pytest.CaptureFixture[str]
     assert "Error: vhost 'nope' is not declared in the topology" in err
 
 
+def test_route_refuses_a_routing_key_no_client_can_publish(capsys: pytest.CaptureFixture[str]) -> None:
+    # "sensor.#" would match it, but AMQP 0-9-1 carries a routing key in at most 255 bytes of UTF-8
+    key = "sensor." + "t" * 249  # 256 bytes
+    code, out, err = topo(capsys, "route", IOT, "--vhost", "iot", "--exchange", "sensor-data", "--routing-key", key)
+    assert code == 1 and out == ""
+    assert "Error: the routing key is 256 bytes of UTF-8; AMQP 0-9-1 carries at most 255 (a short string)" in err
+    code, out, _ = topo(capsys, "route", IOT, "--vhost", "iot", "--exchange", "sensor-data", "--routing-key", key[:-1])
+    assert code == 0 and "Routed to 2 queues" in out
+
+
 @pytest.mark.parametrize(
     ("item", "expected"),
     [

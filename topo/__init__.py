@@ -4,10 +4,16 @@ Library entry points::
 
     topology = topo.load("topologies/")              # files -> validated, normalised Topology
     topo.route(topology, "iot", "sensor-data", "sensor.temperature.line1")
+    topo.lint.lint(topology); topo.graph.render(topology, "mermaid"); topo.runtime.connect_sync(...)
+
+``import topo`` stays cheap: the submodules (``topo.lint``, ``topo.graph``, ``topo.runtime``, ...) are
+imported on first use of the attribute, so every form above works after a plain ``import topo``.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from topo.errors import TopoError, ValidationError
@@ -49,4 +55,7 @@ def __getattr__(name: str) -> Any:
         from topo.runtime import connect_sync
 
         return connect_sync
+    # A submodule or subpackage (topo.lint, topo.graph, topo.runtime, ...): imported now, on first use.
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'topo' has no attribute {name!r}")

@@ -19,9 +19,11 @@ Library use::
     node.stop_app(); node.start_app()        # to test reconnection
     node.stop()
 
-Command line (``python -m topo.devbroker``): ``start``, ``stop``, ``status`` and ``ensure`` (use the
-broker at ``--url`` when it answers, else start a private node); see ``--help``. Passwords are never
-printed: URLs are shown as ``http://guest:***@...``.
+Command line (``python -m topo.devbroker``): ``start``, ``stop``, ``status``, ``ensure`` (the demo's
+broker: the one the user named with ``--url`` / ``$TOPO_URL``, else a private node; never one nobody
+named) and ``env`` (the ``export TOPO_URL=... TOPO_AMQP_URL=...`` line for the private node); see
+``--help``. Passwords are never printed (URLs are shown as ``http://guest:***@...``), except the private
+node's own throwaway one by ``env``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import hashlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -63,6 +66,7 @@ __all__ = [
 RABBITMQ_BIN_DIR = Path("/usr/lib/rabbitmq/bin")
 """Where Debian's package keeps the real scripts (``/usr/sbin/*`` are wrappers that switch user)."""
 
+DEFAULT_DIR = ".devbroker"
 STATE_FILE = "node.json"
 URL_FILE = "url"
 AMQP_URL_FILE = "amqp_url"
@@ -560,13 +564,22 @@ def _dir_node_name(base_dir: Path) -> str:
     return f"topo-dev-{digest}@localhost"
 
 
-def ensure(url: str, base_dir: Path, amqp_port: int, http_port: int) -> Node | None:
-    """None when the Management API at ``url`` answers (use it); else a private node on those ports.
+def ensure(url: str | None, base_dir: Path, amqp_port: int, http_port: int) -> Node | None:
+    """The demo's broker: None to use ``url``, the broker the user named; without one, a private node.
 
-    A node this directory already runs is reused rather than started twice.
+    A demo writes only to a broker the user named: without ``url`` no other broker is even asked (one
+    answering on localhost:15672 may be anyone's), and a named broker that does not answer is an error,
+    not a reason to write elsewhere. The private node listens on 127.0.0.1 at those ports; a node this
+    directory already runs is reused rather than started twice.
     """
-    if management_answers(url):
-        return None
+    if url:
+        if management_answers(url):
+            return None
+        raise DevBrokerError(
+            f"the broker named by TOPO_URL does not answer: {redact_url(url)}",
+            hint="check the URL and that the broker's Management API is enabled; "
+            "or unset TOPO_URL, and the demo uses a private node on 127.0.0.1",
+        )
     existing = load(base_dir)
     if existing is not None and existing.is_running():
         return existing
@@ -651,29 +664,51 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 def _cmd_ensure(args: argparse.Namespace) -> int:
     base_dir = Path(args.dir)
-    url: str = args.url
+    url: str | None = args.url or None  # TOPO_URL="" names no broker
     t0 = time.monotonic()
     existing = load(base_dir)
     was_running = existing is not None and existing.is_running()
     node = ensure(url, base_dir, amqp_port=args.amqp_port, http_port=args.http_port)
-    if node is None:
-        print(f"Using the broker at {redact_url(url)}")
-        use_url = url
-        amqp_url = os.environ.get("TOPO_AMQP_URL", "")
-    else:
-        if was_running:
-            _print_node(node, f"Nothing answers at {redact_url(url)}; already running:")
-        else:
-            _print_node(node, f"Nothing answers at {redact_url(url)}; started in {time.monotonic() - t0:.1f} s:")
+    if node is not None:
+        how = "already running" if was_running else f"started in {time.monotonic() - t0:.1f} s"
+        print(f"Demo broker: a private node, {redact_url(node.url)} ({how}; TOPO_URL names no broker)")
+        _print_node(node, "  Node")
         use_url = node.url
         amqp_url = node.amqp_url
+    elif url is not None:  # the broker the user named answers
+        print(f"Demo broker: {redact_url(url)} (named by TOPO_URL)")
+        use_url = url
+        amqp_url = os.environ.get("TOPO_AMQP_URL", "")
+    else:  # pragma: no cover - ensure() starts a node when no broker is named
+        raise DevBrokerError("no broker to use")
+    for stale in (URL_FILE, AMQP_URL_FILE):  # what an earlier run decided is not this run's answer
+        with contextlib.suppress(OSError):
+            (base_dir / stale).unlink()
     _write_secret(base_dir / URL_FILE, use_url)
     if amqp_url:
         _write_secret(base_dir / AMQP_URL_FILE, amqp_url)
-    else:
-        with contextlib.suppress(OSError):
-            (base_dir / AMQP_URL_FILE).unlink()
-    print(f"URL to use (also in {base_dir / URL_FILE}): {redact_url(use_url)}")
+    print(f"topo writes to this broker only (its URL is in {base_dir / URL_FILE}).")
+    return 0
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    node = load(Path(args.dir))
+    if node is None or not node.is_running():
+        raise DevBrokerError(
+            f"no demo node is running in {args.dir}", hint="`make demo` starts one (with TOPO_URL unset)"
+        )
+    python = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        python = python.relative_to(Path.cwd())
+    command = f"{shlex.quote(str(python))} -m topo.devbroker env"
+    if args.dir != DEFAULT_DIR:
+        command += f" --dir {shlex.quote(args.dir)}"
+    print("# The demo node's URLs, for topo plan/apply/publish/consume in this shell: paste the line below, or run")
+    print(f'#   eval "$({command})"')
+    # The one place a password is printed, on purpose (issue 9.3: a redacted URL cannot be pasted). It is
+    # the private demo node's default guest account: a throwaway, on 127.0.0.1 only, that this node alone
+    # has. Never print a URL the user gave (TOPO_URL) or any other broker's this way.
+    print(f"export TOPO_URL={shlex.quote(node.url)} TOPO_AMQP_URL={shlex.quote(node.amqp_url)}")
     return 0
 
 
@@ -685,7 +720,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add_dir(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--dir", default=".devbroker", help="the node's directory (default: .devbroker)")
+        p.add_argument("--dir", default=DEFAULT_DIR, help=f"the node's directory (default: {DEFAULT_DIR})")
 
     def add_ports(p: argparse.ArgumentParser) -> None:
         p.add_argument("--amqp-port", type=int, default=5673, help="AMQP port (default 5673; 0: any free)")
@@ -709,16 +744,24 @@ def _parser() -> argparse.ArgumentParser:
     p_status.set_defaults(func=_cmd_status)
 
     p_ensure = sub.add_parser(
-        "ensure", help="use the broker at --url if it answers, else start a node; write the URL to DIR/url"
+        "ensure",
+        help="the demo's broker: --url if given (it must answer), else a private node (started if needed); "
+        "say which, and write its URL to DIR/url",
     )
     add_dir(p_ensure)
     add_ports(p_ensure)
     p_ensure.add_argument(
         "--url",
-        default=os.environ.get("TOPO_URL", "http://guest:guest@localhost:15672"),
-        help="Management API URL to try first (default: $TOPO_URL or http://guest:***@localhost:15672)",
+        default=os.environ.get("TOPO_URL") or None,
+        help="the Management API URL of a broker to use (default: $TOPO_URL); without one, a private node",
     )
     p_ensure.set_defaults(func=_cmd_ensure)
+
+    p_env = sub.add_parser(
+        "env", help="print the `export TOPO_URL=... TOPO_AMQP_URL=...` line for the private node in --dir"
+    )
+    add_dir(p_env)
+    p_env.set_defaults(func=_cmd_env)
 
     p_watch = sub.add_parser("watch", help="(internal) stop the node in --dir when process --pid ends")
     add_dir(p_watch)

@@ -2,7 +2,11 @@
 
 Exchanges and queues are nodes (a vhost is a box around its own); bindings are solid edges labelled with
 their routing key (or the headers they match); alternate-exchange edges are thick and dead-letter edges
-dashed, each labelled, so the paths a message can take besides the bindings stand out.
+dashed, each labelled, so the paths a message can take besides the bindings stand out. The default
+exchange routes to the queue its key names: where a queue dead-letters to it with a key that names a
+declared queue, that edge is drawn too. A queue with ``retry:`` has a dotted edge to each of its retry
+delay queues, which expire the message back to it through the exchange the loader declares for them, so a
+retry reads as a loop, not a dead end.
 
 Mermaid output renders in GitHub pull requests and issues (in a ```` ```mermaid ```` block).
 """
@@ -17,8 +21,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from topo.errors import GraphError, GraphvizNotFound
-from topo.model import Binding, Exchange, Topology, VHost
+from topo.model import Binding, Exchange, Queue, Topology, VHost
 from topo.routing import BUILTIN_EXCHANGES, dead_letter_target, effective_alternate_exchange
+from topo.units import format_duration
 
 __all__ = [
     "FORMATS",
@@ -32,7 +37,7 @@ __all__ = [
 ]
 
 FORMATS = ("mermaid", "dot", "svg")
-EdgeKind = Literal["binding", "alternate-exchange", "dead-letter"]
+EdgeKind = Literal["binding", "alternate-exchange", "dead-letter", "retry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,14 @@ def _binding_label(binding: Binding, exchange: Exchange | None) -> str:
         shown = ", ".join(f"{k}={_scalar(v)}" for k, v in sorted(args.items()))
         return f"{mode}: {shown}" if shown else str(mode)
     return binding.routing_key if binding.routing_key != "" else '""'
+
+
+def _delay(queue: Queue) -> str | None:
+    """A retry delay queue's delay as the files write it (``5s``), from its TTL."""
+    ttl = queue.arguments.get("x-message-ttl")
+    if isinstance(ttl, int) and not isinstance(ttl, bool):
+        return str(format_duration(ttl)) if ttl else "0ms"
+    return None
 
 
 def _scalar(value: object) -> str:
@@ -115,12 +128,36 @@ def vhost_graph(vhost: VHost, index: int = 0) -> VHostGraph:
         ae = effective_alternate_exchange(vhost, vhost.exchanges[name])
         if ae is not None:
             out.append(Edge(ids[("exchange", name)], ids[("exchange", ae)], "alternate-exchange", "alternate"))
+    default_routes: set[str] = set()  # queues the default exchange routes dead letters to
     for name in sorted(vhost.queues):
-        dlx, dlrk = dead_letter_target(vhost, vhost.queues[name])
+        queue = vhost.queues[name]
+        dlx, dlrk = dead_letter_target(vhost, queue)
         if dlx is not None:
             label = f"dead letter: {dlrk}" if dlrk is not None else "dead letter"
+            delay = _delay(queue) if queue.generated_by is not None else None
+            if delay is not None:  # nothing consumes a retry delay queue: its messages leave by expiring
+                label = f"expires after {delay}" + (f": {dlrk}" if dlrk is not None else "")
             out.append(Edge(ids[("queue", name)], ids[("exchange", dlx)], "dead-letter", label))
+            if dlx == "" and dlrk is not None and dlrk in vhost.queues:
+                default_routes.add(dlrk)
+    for name in sorted(default_routes):  # the default exchange's implicit binding: key = queue name
+        out.append(Edge(ids[("exchange", "")], ids[("queue", name)], "binding", name))
+    retries: dict[str, list[str]] = {}
+    for name, queue in vhost.queues.items():
+        if queue.generated_by is not None and queue.generated_by in vhost.queues:
+            retries.setdefault(queue.generated_by, []).append(name)
+    for owner in sorted(retries):
+        for attempt, name in enumerate(sorted(retries[owner], key=_natural), start=1):
+            delay = _delay(vhost.queues[name])
+            label = f"retry {attempt}" + (f" after {delay}" if delay is not None else "")
+            out.append(Edge(ids[("queue", owner)], ids[("queue", name)], "retry", label))
     return VHostGraph(f"v{index}", vhost.name, tuple(nodes), tuple(out))
+
+
+def _natural(name: str) -> tuple[str, int]:
+    """``q.retry.10`` after ``q.retry.9``."""
+    head, _, tail = name.rpartition(".")
+    return (head, int(tail)) if tail.isdigit() else (name, 0)
 
 
 def _graphs(topology: Topology, vhosts: Iterable[str] | None) -> list[VHostGraph]:
@@ -141,6 +178,7 @@ _MERMAID_ARROW = {
     "binding": ("--", "-->"),
     "alternate-exchange": ("==", "==>"),
     "dead-letter": ("-.", ".->"),
+    "retry": ("-.", ".->"),
 }
 
 
@@ -148,7 +186,7 @@ def render_mermaid(topology: Topology, vhosts: Iterable[str] | None = None) -> s
     """A Mermaid flowchart (``flowchart LR``) of the topology, one subgraph per vhost."""
     lines = ["flowchart LR"]
     classes: dict[str, list[str]] = {"exchange": [], "queue": [], "internal": []}
-    links: dict[str, list[int]] = {"alternate-exchange": [], "dead-letter": []}
+    links: dict[str, list[int]] = {"alternate-exchange": [], "dead-letter": [], "retry": []}
     link = 0
     for graph in _graphs(topology, vhosts):
         lines.append(f'  subgraph {graph.id}["vhost {_mermaid_text(graph.vhost)}"]')
@@ -179,6 +217,8 @@ def render_mermaid(topology: Topology, vhosts: Iterable[str] | None = None) -> s
         lines.append(f"  linkStyle {','.join(map(str, links['alternate-exchange']))} stroke:#e65100")
     if links["dead-letter"]:
         lines.append(f"  linkStyle {','.join(map(str, links['dead-letter']))} stroke:#b71c1c")
+    if links["retry"]:
+        lines.append(f"  linkStyle {','.join(map(str, links['retry']))} stroke:#6a1b9a")
     return "\n".join(lines) + "\n"
 
 
@@ -193,6 +233,7 @@ _DOT_EDGE = {
     "binding": "",
     "alternate-exchange": ', style=bold, color="#e65100", fontcolor="#e65100"',
     "dead-letter": ', style=dashed, color="#b71c1c", fontcolor="#b71c1c"',
+    "retry": ', style=dotted, color="#6a1b9a", fontcolor="#6a1b9a"',
 }
 
 

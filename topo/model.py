@@ -13,7 +13,10 @@ with like. Normalisation happens on the way in:
   arguments), which is what RabbitMQ itself uses.
 
 ``origin`` fields record where a declaration came from (``file:line:col``); they never take part in
-comparisons.
+comparisons. Neither does ``keep_bindings`` (which undeclared bindings apply leaves alone), nor
+:attr:`Queue.generated_by`, which marks the queues topo declares itself (the
+retry delay queues of a queue with ``retry:``): the broker has them like any other, but no user wrote
+them, so lint never reports them and the graph draws them as part of their queue's retries.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ __all__ = [
     "Address",
     "Binding",
     "BindingKey",
+    "BindingPattern",
     "DestinationType",
     "Exchange",
     "Origin",
@@ -110,6 +114,8 @@ class Exchange:
     arguments: Mapping[str, Any] = field(default_factory=dict)
     origin: Origin | None = field(default=None, compare=False)
     lint_disable: frozenset[str] = field(default=frozenset(), compare=False)  # lint codes off here
+    # Bindings to it that no file declares and apply leaves alone (None: the vhost's default).
+    keep_bindings: tuple[BindingPattern, ...] | None = field(default=None, compare=False)
 
     @property
     def alternate_exchange(self) -> str | None:
@@ -129,6 +135,11 @@ class Queue:
     prefetch: int | None = field(default=None, compare=False)
     retry_delays: tuple[int, ...] = field(default=(), compare=False)  # milliseconds
     lint_disable: frozenset[str] = field(default=frozenset(), compare=False)  # lint codes off here
+    # Set on a queue topo declares itself: the name of the queue whose `retry:` asked for it (None: a
+    # queue of the files, or read from a broker).
+    generated_by: str | None = field(default=None, compare=False)
+    # Bindings to it that no file declares and apply leaves alone (None: the vhost's default).
+    keep_bindings: tuple[BindingPattern, ...] | None = field(default=None, compare=False)
 
     @property
     def dead_letter_exchange(self) -> str | None:
@@ -176,6 +187,52 @@ class Binding:
 
 
 @dataclass(frozen=True, slots=True)
+class BindingPattern:
+    """Which undeclared bindings to a queue or exchange apply leaves alone (``keep-bindings:``).
+
+    ``exchange`` is the binding's source, exactly; ``routing_key`` a glob in which ``*`` stands for any
+    run of characters (dots included) and every other character for itself. ``None`` matches anything:
+    ``BindingPattern()`` is ``keep-bindings: all``.
+    """
+
+    exchange: str | None = None
+    routing_key: str | None = None
+
+    def matches(self, binding: Binding) -> bool:
+        if self.exchange is not None and binding.source != self.exchange:
+            return False
+        return self.routing_key is None or _glob(self.routing_key).fullmatch(binding.routing_key) is not None
+
+    def describe(self) -> str:
+        """``{exchange: tenants, routing-key: "tenant.*"}``, or ``all``."""
+        parts = []
+        if self.exchange is not None:
+            plain = _PLAIN_NAME.match(self.exchange)
+            parts.append(f"exchange: {self.exchange if plain else json.dumps(self.exchange, ensure_ascii=False)}")
+        if self.routing_key is not None:
+            parts.append(f"routing-key: {json.dumps(self.routing_key, ensure_ascii=False)}")
+        return "{" + ", ".join(parts) + "}" if parts else "all"
+
+    def to_json(self) -> dict[str, str]:
+        out = {}
+        if self.exchange is not None:
+            out["exchange"] = self.exchange
+        if self.routing_key is not None:
+            out["routing-key"] = self.routing_key
+        return out
+
+
+_GLOBS: dict[str, re.Pattern[str]] = {}
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    compiled = _GLOBS.get(pattern)
+    if compiled is None:
+        compiled = _GLOBS[pattern] = re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
+    return compiled
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     name: str
     pattern: str
@@ -203,6 +260,20 @@ class VHost:
     policies: dict[str, Policy] = field(default_factory=dict)
     operator_policies: dict[str, Policy] = field(default_factory=dict)
     origin: Origin | None = field(default=None, compare=False)
+    # The default of its queues' and exchanges' keep_bindings (``keep-bindings:`` on the vhost).
+    keep_bindings: tuple[BindingPattern, ...] = ()
+
+    def kept_by(self, binding: Binding) -> BindingPattern | None:
+        """The ``keep-bindings`` pattern of ``binding``'s destination (or of this vhost) that matches it."""
+        owner: Queue | Exchange | None = (
+            self.queues.get(binding.destination)
+            if binding.destination_type == "queue"
+            else self.exchanges.get(binding.destination)
+        )
+        if owner is None:
+            return None
+        patterns = owner.keep_bindings if owner.keep_bindings is not None else self.keep_bindings
+        return next((p for p in patterns if p.matches(binding)), None)
 
     def bindings_to(self, destination: str, destination_type: DestinationType) -> Iterator[Binding]:
         for binding in self.bindings.values():

@@ -92,6 +92,7 @@ def build_schema() -> dict[str, Any]:
             "additionalProperties": False,
         },
         "lint": _lint(),
+        "keep-bindings": {"$ref": "#/$defs/keep-bindings"},
     }
     for key, spec in QUEUE_ARGUMENTS.items():
         queue_props[key] = _value_schema(spec)
@@ -107,6 +108,7 @@ def build_schema() -> dict[str, Any]:
         "arguments": {"type": "object"},
         "bindings": {"type": "array", "items": {"$ref": "#/$defs/binding"}},
         "lint": _lint(),
+        "keep-bindings": {"$ref": "#/$defs/keep-bindings"},
     }
 
     def policy(keys: dict[str, Any]) -> dict[str, Any]:
@@ -156,6 +158,23 @@ def build_schema() -> dict[str, Any]:
                 "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": SIZE_PATTERN}],
             },
             "binding": binding,
+            "keep-bindings": {
+                "description": "`all`, or a list of {exchange: NAME, routing-key: GLOB}: the bindings no file "
+                "declares that apply leaves alone (an application adds them at run time)",
+                "type": ["string", "array"],
+                "pattern": "^all$",
+                "items": {"$ref": "#/$defs/binding-pattern"},
+            },
+            "binding-pattern": {
+                "type": "object",
+                "description": "bindings from this exchange (exactly) whose routing key matches the glob",
+                "properties": {
+                    "exchange": {"$ref": "#/$defs/name", "description": "the source exchange"},
+                    "routing-key": {"type": "string", "description": "a glob: * stands for any run of characters"},
+                },
+                "additionalProperties": False,
+                "minProperties": 1,
+            },
             "queue": {"type": "object", "properties": queue_props, "additionalProperties": False},
             "exchange": {
                 "type": "object",
@@ -185,6 +204,7 @@ def build_schema() -> dict[str, Any]:
                         "type": "object",
                         "additionalProperties": {"$ref": "#/$defs/operator-policy"},
                     },
+                    "keep-bindings": {"$ref": "#/$defs/keep-bindings"},
                 },
                 "additionalProperties": False,
             },

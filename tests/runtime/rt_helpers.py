@@ -61,6 +61,40 @@ async def declare(topology: Topology, vhost: str, url: str) -> None:
         await conn.close()
 
 
+async def depth(url: str, vhost: str, queue: str) -> int:
+    """The exact number of ready messages in ``queue`` (a passive declare: no statistics lag)."""
+    conn = await Connection(parse_url(url).with_vhost(vhost), reconnect=False).open()
+    try:
+        ch = await conn.channel()
+        _, count, _ = await ch.queue_declare(queue, passive=True)
+        return count
+    finally:
+        await conn.close()
+
+
+async def settled_depth(url: str, vhost: str, queue: str, expected: int, timeout: float = 10) -> int:
+    """:func:`depth`, polled until it is ``expected`` (returned) or ``timeout`` passed (the last value).
+    A quorum queue's count lags: a passive declare right after a requeue or an ack (from another
+    connection) was seen saying 0 of 3 requeued messages; it catches up within milliseconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        count = await depth(url, vhost, queue)
+        if count == expected or asyncio.get_running_loop().time() > deadline:
+            return count
+        await asyncio.sleep(0.05)
+
+
+async def exists(url: str, vhost: str, queue: str) -> bool:
+    """Whether ``queue`` exists on the broker (a passive declare)."""
+    from topo.runtime import NotFound
+
+    try:
+        await depth(url, vhost, queue)
+    except NotFound:
+        return False
+    return True
+
+
 async def force_close(mgmt: Any, vhost: str, connection_name: str) -> None:
     """Close the client connection named ``connection_name`` as an operator would (Connection.Close 320),
     through the Management API, which lists a connection only after a statistics interval."""

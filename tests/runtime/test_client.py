@@ -80,6 +80,39 @@ def test_unknown_names_fail_before_any_io() -> None:
         connect(t, vhost="other")
 
 
+def test_a_routing_key_longer_than_a_short_string_is_refused_before_any_io() -> None:
+    # AMQP 0-9-1 carries a routing key as a short string (at most 255 bytes of UTF-8); the codec would fail
+    # half-way through framing with a bare ValueError
+    from topo.runtime import InvalidRoutingKey
+
+    client = connect(layout("v"), vhost="v", url="amqp://guest:guest@127.0.0.1:1/")  # nothing listens there
+    sensors = client.publisher("sensor-data")
+    key = "sensor." + "é" * 125  # matches "sensor.#", 257 bytes
+    with pytest.raises(
+        InvalidRoutingKey, match="the routing key is 257 bytes of UTF-8; AMQP 0-9-1 carries at most 255"
+    ):
+        run(sensors.publish(key, b"x"))
+    with pytest.raises(InvalidRoutingKey, match="the routing key is 257 bytes"):
+        sensors.route(key)
+    with pytest.raises(InvalidRoutingKey, match="not UTF-8 text"):
+        sensors.route("sensor.\udcff")  # a byte that is not UTF-8, from a command line
+    assert isinstance(InvalidRoutingKey("x"), ValueError)  # what the codec raised so far
+
+
+def test_send_refuses_an_over_long_routing_key_and_the_channel_stays_usable(topology: Topology, amqp_url: str) -> None:
+    from topo.runtime import InvalidRoutingKey
+
+    async def main() -> None:
+        async with connect(topology, vhost=next(iter(topology.vhosts)), url=amqp_url) as client:
+            sensors = await client.publisher("sensor-data").ready()
+            with pytest.raises(InvalidRoutingKey):
+                sensors.send("sensor." + "x" * 249, b"x")  # 256 bytes
+            await sensors.send("sensor." + "x" * 248, b"x")  # 255 bytes: fine, and confirmed
+            await sensors.publish("sensor.ok", b"y")
+
+    run(main())
+
+
 def test_topo_connect_is_the_runtime_connect() -> None:
     assert topo.connect is connect
 

@@ -14,6 +14,7 @@ from topo.graph import render as render_graph
 from topo.lint import check_codes, lint
 from topo.lint.output import render as render_findings
 from topo.routing import DeadLetter, RouteResult, route
+from topo.shortstr import shortstr_excess, too_long_message
 
 __all__ = ["graph_cmd", "lint_cmd", "parse_header", "render_route_text", "route_cmd"]
 
@@ -121,6 +122,9 @@ def route_cmd(
     exchange-to-exchange bindings, alternate exchanges, internal exchanges). Exit code 0 when the
     message reaches a queue, 1 when it is dropped.
     """
+    size = shortstr_excess(routing_key)
+    if size is not None:
+        raise UsageError(too_long_message("routing key", size), hint="no client can publish it; shorten it")
     topology = load_paths(paths, variables)
     parsed = dict(parse_header(item) for item in headers)
     result = route(topology, vhost, exchange, routing_key, parsed or None, dead_letter=dead_letter)

@@ -45,6 +45,8 @@ COMMANDS: dict[str, str] = {
     "publish": "topo.cli.runtime",
     "consume": "topo.cli.runtime",
     "bench": "topo.cli.runtime",
+    "rpc": "topo.cli.runtime",
+    "dlq": "topo.cli.runtime",
 }
 """Which module defines each command: a command's module is imported only when it runs (or for --help),
 so `topo plan` does not pay for the runtime's or the graph's imports."""

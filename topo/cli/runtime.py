@@ -1,4 +1,4 @@
-"""``topo publish``, ``topo consume`` and ``topo bench``: the runtime from the command line.
+"""``topo publish``, ``consume``, ``rpc``, ``dlq replay`` and ``bench``: the runtime from the command line.
 
 They load the topology like ``plan`` does, so names are checked against it before any I/O, and talk
 AMQP to ``--amqp-url`` (``$TOPO_AMQP_URL``, default ``amqp://guest:guest@localhost:5672/``).
@@ -20,7 +20,7 @@ import click
 from topo.cli.common import DEFAULT_AMQP_URL, PATHS, cli, load_paths, vars_option
 from topo.errors import UsageError
 
-__all__ = ["bench_cmd", "consume_cmd", "message_json", "publish_cmd"]
+__all__ = ["bench_cmd", "consume_cmd", "dlq_replay_cmd", "message_json", "publish_cmd", "read_body", "rpc_cmd"]
 
 _VHOST = click.option("--vhost", required=True, metavar="NAME", help="The vhost (declared in the topology).")
 _AMQP_URL = click.option(
@@ -50,6 +50,39 @@ def parse_headers(items: tuple[str, ...]) -> dict[str, Any] | None:
             raise UsageError(f"--header {item!r} is not KEY=VALUE")
         headers[key] = _header_value(value)
     return headers
+
+
+def read_body(body: str | None, file_: Path | None, content_type: str | None) -> tuple[bytes, str | None]:
+    """``--body`` or ``--file`` as bytes, and the content type: given, else JSON or text for ``--body``."""
+    if (body is None) == (file_ is None):
+        raise UsageError("give exactly one of --body and --file")
+    if file_ is not None:
+        return file_.read_bytes(), content_type
+    assert body is not None
+    if content_type is None:
+        try:
+            json.loads(body)
+            content_type = "application/json"
+        except ValueError:
+            content_type = "text/plain; charset=utf-8"
+    return body.encode(), content_type
+
+
+def _expiration(text: str | None) -> str | None:
+    """``--expiration``: the ``expiration`` property, milliseconds as a string (AMQP's type)."""
+    if text is None:
+        return None
+    from topo.units import parse_duration
+
+    try:
+        return str(parse_duration(int(text) if text.strip().isdigit() else text))
+    except ValueError as exc:
+        raise UsageError(f"--expiration {text!r}: {exc}", hint="e.g. --expiration 30000 or --expiration 30s") from None
+
+
+def _message_fields(**fields: Any) -> dict[str, Any]:
+    """The message properties given (the library's names: ``priority``, ``expiration``, ``reply_to``...)."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def _jsonable(value: Any) -> Any:
@@ -101,6 +134,17 @@ def message_json(message: Any) -> dict[str, Any]:
 @click.option("--header", "headers", multiple=True, metavar="KEY=VALUE", help="A header (repeatable).")
 @click.option("--content-type", help="Override the content type.")
 @click.option("--no-check-routing", is_flag=True, help="Publish even if the declared bindings drop it.")
+@click.option("--priority", type=click.IntRange(0, 255), help="Message priority (a queue with max-priority).")
+@click.option("--expiration", metavar="DURATION", help="Per-message TTL: milliseconds, or 500ms, 30s, 5m, 1h.")
+@click.option("--reply-to", help="The reply_to property (a queue name).")
+@click.option("--correlation-id", help="The correlation_id property.")
+@click.option("--type", "type_", metavar="TYPE", help="The message type property.")
+@click.option("--message-id", help="The message_id (default: a new one).")
+@click.option(
+    "--persistent/--transient",
+    default=None,
+    help="Delivery mode 2 or 1 [default: persistent when it reaches a durable queue].",
+)
 @_AMQP_URL
 @vars_option
 def publish_cmd(
@@ -113,19 +157,25 @@ def publish_cmd(
     headers: tuple[str, ...],
     content_type: str | None,
     no_check_routing: bool,
+    priority: int | None,
+    expiration: str | None,
+    reply_to: str | None,
+    correlation_id: str | None,
+    type_: str | None,
+    message_id: str | None,
+    persistent: bool | None,
     amqp_url: str,
     variables: tuple[str, ...],
 ) -> int:
     """Publish one message through the declared topology and wait for the broker's confirm."""
-    if (body is None) == (file_ is None):
-        raise UsageError("give exactly one of --body and --file")
-    data: bytes = body.encode() if body is not None else file_.read_bytes()  # type: ignore[union-attr]
-    if content_type is None and body is not None:
-        try:
-            json.loads(body)
-            content_type = "application/json"
-        except ValueError:
-            content_type = "text/plain; charset=utf-8"
+    data, content_type = read_body(body, file_, content_type)
+    fields = _message_fields(
+        priority=priority,
+        expiration=_expiration(expiration),
+        reply_to=reply_to,
+        correlation_id=correlation_id,
+        type=type_,
+    )
     topology = load_paths(paths, variables)
     header_values = parse_headers(headers)
 
@@ -141,14 +191,74 @@ def publish_cmd(
 
     async def go() -> str:
         async with client:
-            message_id = client.new_message_id()
+            mid = message_id or client.new_message_id()
             await publisher.publish(
-                routing_key, data, headers=header_values, content_type=content_type, message_id=message_id
+                routing_key,
+                data,
+                headers=header_values,
+                content_type=content_type,
+                message_id=mid,
+                persistent=persistent,
+                **fields,
             )
-            return message_id
+            return mid
 
     message_id = asyncio.run(go())
     click.echo(f"Published {len(data)} bytes to {exchange or '(default)'} {routing_key!r} (message id {message_id}).")
+    return 0
+
+
+@cli.command("rpc")
+@PATHS
+@_VHOST
+@click.option("--queue", required=True, help="The request queue (declared in the topology).")
+@click.option("--body", help="The request body (JSON is sent as application/json, other text as text/plain).")
+@click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Body file.")
+@click.option("--header", "headers", multiple=True, metavar="KEY=VALUE", help="A header (repeatable).")
+@click.option("--content-type", help="Override the content type.")
+@click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to wait for the reply.")
+@_AMQP_URL
+@vars_option
+def rpc_cmd(
+    paths: tuple[str, ...],
+    vhost: str,
+    queue: str,
+    body: str | None,
+    file_: Path | None,
+    headers: tuple[str, ...],
+    content_type: str | None,
+    timeout: float,
+    amqp_url: str,
+    variables: tuple[str, ...],
+) -> int:
+    """Send a request to QUEUE over direct reply-to and print the reply (JSON as JSON, text as text).
+
+    Exits 1 when no reply came within --timeout (the request expires then), or the server's handler failed.
+    """
+    if timeout <= 0:
+        raise UsageError(f"--timeout must be positive, got {timeout:g}")
+    data, content_type = read_body(body, file_, content_type)
+    topology = load_paths(paths, variables)
+    header_values = parse_headers(headers)
+    from topo.runtime import connect
+
+    client = connect(topology, vhost=vhost, url=amqp_url, reconnect=False, name="topo rpc")
+    client.queue(queue)
+
+    async def go() -> Any:
+        async with client:
+            return await client.rpc(queue, data, timeout=timeout, headers=header_values, content_type=content_type)
+
+    reply = asyncio.run(go())
+    if isinstance(reply, bytes):
+        try:
+            click.echo(reply.decode())
+        except UnicodeDecodeError:
+            click.echo(reply, nl=False)
+    elif isinstance(reply, str):
+        click.echo(reply)
+    else:
+        click.echo(json.dumps(_jsonable(reply), ensure_ascii=False))
     return 0
 
 
@@ -290,3 +400,73 @@ def bench_cmd(
     if consumed is not None:
         click.echo(f"consume: {consumed:,.0f} msg/s (prefetch 200, acked)")
     return 0
+
+
+@cli.group("dlq")
+def dlq_group() -> None:
+    """Dead-letter queues: send dead letters back where they came from."""
+
+
+@dlq_group.command("replay")
+@PATHS
+@_VHOST
+@click.option("--queue", required=True, help="The dead-letter queue (declared in the topology).")
+@click.option("--count", type=int, help="Replay at most N dead letters (default: all it holds now).")
+@click.option("--dry-run", is_flag=True, help="Show what would go where; move nothing.")
+@_AMQP_URL
+@vars_option
+def dlq_replay_cmd(
+    paths: tuple[str, ...],
+    vhost: str,
+    queue: str,
+    count: int | None,
+    dry_run: bool,
+    amqp_url: str,
+    variables: tuple[str, ...],
+) -> int:
+    """Republish dead letters to their original exchange and routing key, each acked only once its copy is
+    confirmed (stopped half-way, nothing is lost; the one in flight may exist twice). Dead letters whose
+    route is unknown or no longer declared are skipped and stay. Exits 1 when any was skipped."""
+    if count is not None and count < 1:
+        raise UsageError(f"--count must be at least 1, got {count}")
+    topology = load_paths(paths, variables)
+    from topo.runtime import connect
+    from topo.runtime.dlq import DeadLetter, ReplayReport
+
+    client = connect(topology, vhost=vhost, url=amqp_url, reconnect=False, name="topo dlq replay")
+    client.queue(queue)
+
+    def show(item: DeadLetter) -> None:
+        parts = [f"{item.status:<12}", item.message_id or "(no message id)"]
+        if item.exchange is not None:
+            parts.append(f"-> {item.exchange or '(default exchange)'} {item.routing_key!r}  (from {item.source})")
+        if item.reason:
+            parts.append(item.reason)
+        click.echo("  ".join(parts))
+
+    async def go() -> ReplayReport:
+        async with client:
+            return await client.replay_dead_letters(queue, count=count, dry_run=dry_run, on_item=show)
+
+    report = asyncio.run(go())
+    letters = len(report.items) - report.skipped
+
+    def plural(n: int) -> str:
+        return f"{n} dead letter{'' if n == 1 else 's'}"
+
+    if not report.items and report.error is None:
+        click.echo(f"No dead letters in {queue!r}.")
+        return 0
+    skipped = f"; {report.skipped} skipped (left in the queue)" if report.skipped else ""
+    if dry_run:
+        click.echo(f"Dry run: would replay {plural(letters)} from {queue!r}{skipped}; nothing was moved.")
+    else:
+        click.echo(f"Replayed {plural(report.replayed)} from {queue!r}{skipped}.")
+    if report.error is not None:
+        from topo.errors import RuntimeClientError
+
+        raise RuntimeClientError(
+            f"the replay stopped: {report.error.message}",
+            hint=f"the dead letters not replayed are still in {queue!r}; fix the cause and run it again",
+        )
+    return 1 if report.skipped else 0

@@ -1,7 +1,10 @@
 """The lint machinery: findings, the rule registry, and the runner that applies ``lint: disable``.
 
 A rule is a function over one vhost (a :class:`Context`) that yields findings, registered with
-:func:`rule` under a stable code. Its docstring is its documentation: a one-line summary, then
+:func:`rule` under a stable code. Rules see every resource, including the ones topo declares itself
+(the retry delay queues of ``retry:``), since those take part in routing and dead-lettering; but the
+runner drops every finding *about* a generated resource, for every rule: a user cannot fix what they
+did not write (see :meth:`Context.generated`). Its docstring is its documentation: a one-line summary, then
 paragraphs that say what goes wrong (**Risk**) and what to do (**Fix**); ``docs/lint-rules.md`` is
 generated from them (``python -m topo.lint.docs``).
 """
@@ -16,7 +19,7 @@ from functools import cached_property
 from typing import Literal
 
 from topo.errors import UsageError
-from topo.model import Address, Binding, Exchange, Origin, Policy, Queue, Topology, VHost
+from topo.model import Address, Binding, BindingPattern, Exchange, Origin, Policy, Queue, Topology, VHost
 from topo.routing import BUILTIN_EXCHANGES, Router, applied_policy
 
 __all__ = [
@@ -151,6 +154,32 @@ class Context:
             return subject.address(name)
         return Address("policy", name, subject.name)
 
+    def kept_patterns(self, subject: Queue | Exchange) -> tuple[BindingPattern, ...]:
+        """The ``keep-bindings`` patterns in force for a queue or exchange (its own, else its vhost's): an
+        application may bind it at run time."""
+        return subject.keep_bindings if subject.keep_bindings is not None else self.vhost.keep_bindings
+
+    @cached_property
+    def runtime_sources(self) -> frozenset[str] | None:
+        """Exchanges that ``keep-bindings`` says an application may bind from at run time; None: any."""
+        found: set[str] = set()
+        subjects: list[Queue | Exchange] = [*self.vhost.queues.values(), *self.vhost.exchanges.values()]
+        for subject in subjects:
+            for pattern in self.kept_patterns(subject):
+                if pattern.exchange is None:
+                    return None
+                found.add(pattern.exchange)
+        return frozenset(found)
+
+    def generated(self, subject: Subject) -> bool:
+        """Whether topo declared ``subject`` itself (a retry delay queue, or a binding declared on one)."""
+        if isinstance(subject, Queue):
+            return subject.generated_by is not None
+        if isinstance(subject, Binding) and subject.destination_type == "queue":
+            owner = self.vhost.queues.get(subject.destination)
+            return owner is not None and owner.generated_by is not None
+        return False
+
     def disabled_for(self, subject: Subject) -> frozenset[str]:
         """Codes disabled on the resource itself (a binding: on its destination, where it is declared)."""
         if isinstance(subject, Queue | Exchange):
@@ -187,7 +216,8 @@ def lint(
     """Run every registered rule (or only ``select``) over every vhost; findings sorted by place.
 
     Codes in ``disable``, in ``topology.lint_disable``, and in a queue's or exchange's own
-    ``lint_disable`` (for findings about it or the bindings declared on it) are not reported.
+    ``lint_disable`` (for findings about it or the bindings declared on it) are not reported; nor is any
+    finding about a resource topo generated (:meth:`Context.generated`).
     """
     _load_rules()
     off = frozenset(disable) | topology.lint_disable
@@ -197,7 +227,7 @@ def lint(
         ctx = Context(vhost)
         for r in chosen:
             for draft in r.check(ctx):
-                if r.code in ctx.disabled_for(draft.subject):
+                if r.code in ctx.disabled_for(draft.subject) or ctx.generated(draft.subject):
                     continue
                 findings.append(
                     Finding(

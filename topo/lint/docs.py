@@ -31,6 +31,10 @@ def render_markdown() -> str:
         "`lint: {disable: [TL207]}`, for one queue or exchange (and the bindings declared on it) with the",
         "same key on that queue or exchange, or for one run with `--disable TL207`.",
         "",
+        "Resources topo declares itself (the retry delay queues `<queue>.retry.N` of a queue with `retry:`)",
+        "take part in every rule's analysis (routing, dead-lettering, policies), but no rule reports a",
+        "finding about them: you did not write them and cannot change them.",
+        "",
         "| Code | Name | Severity | Summary |",
         "|------|------|----------|---------|",
     ]

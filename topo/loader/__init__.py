@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from topo.errors import Problem, ValidationError
 from topo.loader.build import build_topology, retry_queue_name
 from topo.loader.schema_check import check_schema
-from topo.loader.source import Document, Path_, discover, read_document
+from topo.loader.source import MAX_FILE_SIZE, Document, Path_, discover, read_document
 from topo.model import Topology
 
-__all__ = ["load", "load_documents", "retry_queue_name"]
+__all__ = ["MAX_FILE_SIZE", "load", "load_documents", "retry_queue_name"]
 
 PathLike = str | os.PathLike[str]
 
@@ -42,16 +42,17 @@ def load_documents(
     variables: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
     on_vhosts: VhostsHook | None = None,
+    max_file_size: int = MAX_FILE_SIZE,
 ) -> tuple[list[tuple[Document, set[Path_]]], list[Problem]]:
     """Parse and schema-check every file; returns each parsed document with the paths that broke the
-    schema, and every problem found."""
+    schema, and every problem found. A file over ``max_file_size`` bytes is a problem, not read."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     files, problems = discover(paths)
     docs: list[Document] = []
     announced: set[str] = set()
     for file in files:
-        doc, file_problems = read_document(file, variables or {}, environ)
+        doc, file_problems = read_document(file, variables or {}, environ, max_file_size)
         problems.extend(file_problems)
         if doc is not None:
             docs.append(doc)
@@ -88,10 +89,13 @@ def load(
     *,
     environ: Mapping[str, str] | None = None,
     on_vhosts: VhostsHook | None = None,
+    max_file_size: int = MAX_FILE_SIZE,
 ) -> Topology:
-    """Load a topology from files and directories. Raises ValidationError listing every problem."""
+    """Load a topology from files and directories. Raises ValidationError listing every problem.
+
+    Each file may hold at most ``max_file_size`` bytes (:data:`MAX_FILE_SIZE`, 10 MiB, by default)."""
     with _gc_paused():
-        docs, problems = load_documents(paths, variables, environ, on_vhosts)
+        docs, problems = load_documents(paths, variables, environ, on_vhosts, max_file_size)
         topology, build_problems = build_topology(docs)
     problems.extend(build_problems)
     if problems:

@@ -21,8 +21,20 @@ from topo.arguments import (
 )
 from topo.errors import Problem
 from topo.loader.source import Document, Path_, dotted
-from topo.model import Address, Binding, DestinationType, Exchange, Origin, Policy, Queue, Topology, VHost
+from topo.model import (
+    Address,
+    Binding,
+    BindingPattern,
+    DestinationType,
+    Exchange,
+    Origin,
+    Policy,
+    Queue,
+    Topology,
+    VHost,
+)
 from topo.pcre import compile_pattern
+from topo.shortstr import SHORTSTR_MAX, shortstr_excess, too_long_message
 from topo.units import MAX_AGE_FORM, MAX_AGE_PATTERN, parse_duration, parse_size
 
 __all__ = ["PREDEFINED_EXCHANGES", "build_topology", "retry_queue_name"]
@@ -48,6 +60,7 @@ _STRUCTURAL_KEYS = frozenset(
         "apply-to",
         "priority",
         "definition",
+        "keep-bindings",
     }
 )
 
@@ -55,6 +68,16 @@ _STRUCTURAL_KEYS = frozenset(
 def retry_queue_name(queue: str, attempt: int) -> str:
     """The delay queue that holds a message of ``queue`` before its ``attempt``-th retry (1-based)."""
     return f"{queue}.retry.{attempt}"
+
+
+def keep_bindings(value: Any) -> tuple[BindingPattern, ...] | None:
+    """``keep-bindings:`` as patterns (schema-valid input): ``all`` is one pattern that matches anything;
+    None when the key is not given."""
+    if value is None:
+        return None
+    if value == "all":
+        return (BindingPattern(),)
+    return tuple(BindingPattern(item.get("exchange"), item.get("routing-key")) for item in value)
 
 
 def normalise_value(spec: ArgSpec, value: Any) -> Any:
@@ -157,12 +180,28 @@ class _Builder:
     def problem(self, doc: Document, path: Path_, message: str, hint: str | None = None) -> None:
         self.problems.append(doc.problem(path, message, hint=hint))
 
+    def check_shortstr(self, doc: Document, path: Path_, text: str, what: str, *, key: bool = False) -> bool:
+        """A problem when ``text`` (a routing key, an argument's name, ...) does not fit an AMQP short string."""
+        size = shortstr_excess(text)
+        if size is None:
+            return True
+        hint = "shorten it"
+        if what.endswith("routing key"):
+            hint = "no client can publish a message with this key over AMQP 0-9-1; shorten it"
+        self.problems.append(doc.problem(path, too_long_message(what, size), hint=hint, key=key))
+        return False
+
+    def check_argument_names(self, doc: Document, path: Path_, table: Mapping[str, Any], what: str) -> None:
+        """The names of a field table's entries (arguments, headers) are short strings too."""
+        for name in table:
+            self.check_shortstr(doc, (*path, name), name, what, key=True)
+
     def check_name(self, doc: Document, path: Path_, name: str, kind: str) -> None:
         """Reported at the name itself (the key), not at the body."""
         if not name:
             message, hint = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} needs a non-empty name", None
-        elif len(name.encode("utf-8")) > 255:
-            message, hint = f"{kind} name is longer than 255 bytes of UTF-8", None
+        elif shortstr_excess(name) is not None:
+            message, hint = f"{kind} name is longer than {SHORTSTR_MAX} bytes of UTF-8", "shorten it"
         elif kind in ("queue", "exchange") and name.startswith("amq."):
             message, hint = f"{kind} names starting with 'amq.' are reserved for the broker", "choose another name"
         else:
@@ -193,8 +232,8 @@ class _Builder:
             self.vhost(doc, ("vhosts", vhost_name), vhost_name, body or {})
 
     def vhost(self, doc: Document, path: Path_, name: str, body: Mapping[str, Any]) -> None:
+        self.check_name(doc, path, name, "vhost")
         if not name:
-            self.check_name(doc, path, name, "vhost")
             return
         if self.broken_here(path) or any(self.broken_here((*path, c)) for c in _COLLECTIONS):
             self.skipped.add(("vhost", name, ""))
@@ -202,7 +241,7 @@ class _Builder:
         vhost = self.topology.vhosts.get(name)
         if vhost is None:
             vhost = self.topology.vhosts[name] = VHost(name, origin=self.origin(doc, path))
-        for key in ("description", "tags", "limits"):
+        for key in ("description", "tags", "limits", "keep-bindings"):
             if any(p[: len(path) + 1] == (*path, key) for p in self.bad):
                 body = {k: v for k, v in body.items() if k != key}  # reported by the schema check already
             if key in body:
@@ -221,6 +260,8 @@ class _Builder:
             vhost.tags = tuple(sorted(set(body["tags"])))
         if "limits" in body:
             vhost.limits = dict(body["limits"])
+        if "keep-bindings" in body:
+            vhost.keep_bindings = keep_bindings(body["keep-bindings"]) or ()
         for ex_name, ex_body in (body.get("exchanges") or {}).items():
             self.exchange(doc, (*path, "exchanges", ex_name), vhost, ex_name, ex_body or {})
         for q_name, q_body in (body.get("queues") or {}).items():
@@ -246,6 +287,7 @@ class _Builder:
         if origin is None:
             return
         arguments = dict(body.get("arguments") or {})
+        self.check_argument_names(doc, (*path, "arguments"), arguments, "argument name")
         if "alternate-exchange" in body:
             if "alternate-exchange" in arguments:
                 self.problem(
@@ -283,6 +325,7 @@ class _Builder:
             arguments=arguments,
             origin=origin,
             lint_disable=frozenset(body.get("lint", {}).get("disable", [])),
+            keep_bindings=keep_bindings(body.get("keep-bindings")),
         )
         self.bindings(doc, path, vhost, name, "exchange", body.get("bindings") or [])
 
@@ -296,6 +339,7 @@ class _Builder:
         for key, spec in QUEUE_ARGUMENTS.items():
             if key in body:
                 arguments[spec.argument] = self.value(doc, (*path, key), spec, body[key])
+        self.check_argument_names(doc, (*path, "arguments"), body.get("arguments") or {}, "argument name")
         for arg, value in (body.get("arguments") or {}).items():
             arg_path = (*path, "arguments", arg)
             if arg == "x-queue-type":
@@ -353,6 +397,14 @@ class _Builder:
                 else (*path, "arguments", "x-dead-letter-exchange")
             )
             self.dlx_places[(vhost.name, name)] = self.place(doc, dlx_path)
+        dlrk = arguments.get("x-dead-letter-routing-key")
+        if isinstance(dlrk, str):  # a dead letter carries it as its routing key
+            key_path = (
+                (*path, "dead-letter-routing-key")
+                if "dead-letter-routing-key" in body
+                else (*path, "arguments", "x-dead-letter-routing-key")
+            )
+            self.check_shortstr(doc, key_path, dlrk, "dead-letter routing key")
         delays = tuple(parse_duration(d) for d in (body.get("retry") or {}).get("delays", []))
         if delays and qtype == "stream":
             self.problem(
@@ -372,9 +424,18 @@ class _Builder:
             prefetch=body.get("prefetch"),
             retry_delays=delays,
             lint_disable=frozenset(body.get("lint", {}).get("disable", [])),
+            keep_bindings=keep_bindings(body.get("keep-bindings")),
         )
         for attempt, delay in enumerate(delays, start=1):
             retry_name = retry_queue_name(name, attempt)
+            if shortstr_excess(retry_name) is not None:
+                self.problem(
+                    doc,
+                    (*path, "retry"),
+                    f"the retry queue name {retry_name!r} is longer than {SHORTSTR_MAX} bytes of UTF-8",
+                    "shorten the queue's name: its retry queues are called <queue>.retry.N",
+                )
+                break
             if self._claim(doc, (*path, "retry"), vhost, "queue", retry_name) is None:
                 continue
             vhost.queues[retry_name] = Queue(
@@ -385,6 +446,7 @@ class _Builder:
                     "x-dead-letter-routing-key": name,
                 },
                 origin=origin,
+                generated_by=name,
             )
         self.bindings(doc, path, vhost, name, "queue", body.get("bindings") or [])
 
@@ -413,6 +475,10 @@ class _Builder:
         for index, item in enumerate(items):
             b_path = (*path, "bindings", index)
             arguments = dict(item.get("arguments") or {})
+            routing_key = str(item.get("routing-key", ""))
+            self.check_shortstr(doc, (*b_path, "routing-key"), routing_key, "routing key")
+            self.check_argument_names(doc, (*b_path, "arguments"), arguments, "argument name")
+            self.check_argument_names(doc, (*b_path, "headers"), item.get("headers") or {}, "header name")
             if "match" in item or "headers" in item:
                 if "x-match" in arguments:
                     self.problem(doc, b_path, "x-match is given twice (`match:` and under `arguments:`)")
@@ -425,7 +491,7 @@ class _Builder:
                 source=item["exchange"],
                 destination=destination,
                 destination_type=destination_type,
-                routing_key=str(item.get("routing-key", "")),
+                routing_key=routing_key,
                 arguments=arguments,
                 origin=self.origin(doc, b_path),
             )

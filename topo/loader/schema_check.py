@@ -62,7 +62,7 @@ def _describe_expected(schema: Any) -> str:
         return repr(schema["const"])
     kind = schema.get("type")
     if isinstance(kind, list):
-        return " or ".join(kind)
+        return str(schema["description"]) if "description" in schema else " or ".join(kind)
     names = {
         "object": "a mapping",
         "array": "a list",

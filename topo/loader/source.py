@@ -21,7 +21,7 @@ import yaml
 
 from topo.errors import Problem
 
-__all__ = ["Document", "Path_", "discover", "read_document"]
+__all__ = ["MAX_FILE_SIZE", "Document", "Path_", "discover", "read_document"]
 
 Path_ = tuple[str | int, ...]
 
@@ -119,6 +119,56 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[
     return unique, problems
 
 
+MAX_FILE_SIZE = 10 * 1024 * 1024
+"""The largest topology file topo reads: 10 MiB, some 50,000 queues with their arguments and a binding
+each. Loading costs about half a second and 55 MB of memory per MiB of YAML, so a file several times this
+size is far more likely a mistake (a data file, a generated dump) than a topology; a real one this large
+is split into several files, which make one topology."""
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB ({size:,} bytes)"
+
+
+def _limit(size: int) -> str:
+    return f"{size // 2**20} MiB" if size % 2**20 == 0 else f"{size:,} bytes"
+
+
+def _too_big(name: str, size: int, limit: int) -> Problem:
+    return Problem(
+        f"the file is {_mib(size)}, over topo's limit of {_limit(limit)} for one topology file",
+        file=name,
+        hint="split it into several files: all the *.yaml/*.yml files below a directory make one topology "
+        "(a vhost may be spread over files); or check that this file is a topology at all",
+    )
+
+
+def _read_text(file: Path, limit: int) -> str | Problem:
+    """The file's text, or the problem that stops it: too large (checked before reading, and while reading
+    in case it grows), not UTF-8, unreadable."""
+    name = str(file)
+    try:
+        size = file.stat().st_size
+        if size > limit:
+            return _too_big(name, size, limit)
+        with file.open("rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        return Problem(f"cannot read the file: {exc.strerror or exc}", file=name)
+    if len(raw) > limit:
+        return _too_big(name, len(raw), limit)
+    try:
+        # universal newlines, as Path.read_text: YAML positions count "\r\n" as one line break
+        text = raw.decode("utf-8")
+        return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+    except UnicodeDecodeError as exc:
+        return Problem(
+            f"not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset {exc.start})",
+            file=name,
+            hint="topology files are YAML text in UTF-8",
+        )
+
+
 # Aliases share one node, and building copies it at every use: `a: &a [x, x]`, `b: &b [*a, *a]`, ... nine
 # levels deep is a billion values from a few hundred bytes. Building stops past this many values for
 # each value written in the file (plus a floor, so that a small file may use its aliases freely).
@@ -128,6 +178,97 @@ ALIAS_FLOOR = 100_000
 
 class _TooManyValues(Exception):
     pass
+
+
+# Mappings and lists inside each other. A topology needs a handful of levels; topo stops at this many,
+# below every YAML library's own limit (libyaml 0.2.6, in PyYAML 6.0.4: 1,000 levels, with its own
+# message) and below Python's recursion limit, so that a document nested too deeply gets one problem of
+# topo's, at its place, whichever PyYAML release reads it.
+MAX_DEPTH = 100
+# Composing the node tree is recursive: PyYAML 6.0.1-6.0.3 with libyaml crash the interpreter (C stack)
+# some tens of thousands of levels down, before any error can be raised. A file that could be nested
+# this deep (by _nesting_bound) is counted before it is composed.
+_COMPOSE_SAFE = 10_000
+
+
+class _TooDeep(Exception):
+    def __init__(self, place: tuple[int, int] | None) -> None:
+        super().__init__()
+        self.place = place  # (line, column), from 1
+
+
+def _nesting_bound(text: str) -> int:
+    """An upper bound of the nesting depth of ``text``, cheap to compute.
+
+    Every flow collection opens with ``[`` or ``{``; a block collection inside a block collection starts
+    further right on its line, except a list under a mapping key, which may share the key's column: two
+    levels at most per column of the widest line.
+    """
+    widest = max(map(len, text.splitlines()), default=0)
+    return text.count("[") + text.count("{") + 2 * (widest + 1)
+
+
+def _place(mark: Any) -> tuple[int, int] | None:
+    return None if mark is None else (mark.line + 1, mark.column + 1)
+
+
+def _first_too_deep(text: str, loader: type[Any]) -> _TooDeep | None:
+    """Where the document first nests more than MAX_DEPTH levels (that collection's start), or None.
+
+    Counted on the parser's events, which come one at a time from a loop, not a recursion, and stop
+    being read as soon as the answer is known.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return _TooDeep(_place(event.start_mark))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return None
+
+
+def _too_deep_at(text: str) -> _TooDeep | None:
+    """:func:`_first_too_deep`, on libyaml, else on the pure-Python parser, which has no nesting limit
+    of its own: libyaml's limit may stop it first (its scanner reads ahead), or another YAML error may."""
+    loaders = [_Loader] if _Loader is yaml.SafeLoader else [_Loader, yaml.SafeLoader]
+    for loader in loaders:
+        try:
+            return _first_too_deep(text, loader)
+        except yaml.YAMLError:
+            continue
+    return None
+
+
+def _compose(text: str) -> list[yaml.Node]:
+    """The documents of ``text`` as node trees; raises _TooDeep, or the YAML library's error."""
+    if _nesting_bound(text) > _COMPOSE_SAFE:
+        too_deep = _too_deep_at(text)
+        if too_deep is not None:
+            raise too_deep
+    try:
+        return list(yaml.compose_all(text, Loader=_Loader))
+    except (yaml.YAMLError, RecursionError) as exc:
+        # libyaml's own nesting limit (PyYAML 6.0.4), or pure-Python PyYAML out of recursion: count it
+        too_deep = _too_deep_at(text)
+        if too_deep is None and isinstance(exc, RecursionError):
+            too_deep = _TooDeep(None)
+        if too_deep is not None:
+            raise too_deep from None
+        raise
+
+
+def _too_deep_problem(file: str, place: tuple[int, int] | None) -> Problem:
+    return Problem(
+        f"the document is nested too deeply to read: more than {MAX_DEPTH} levels of mappings and lists",
+        file=file,
+        line=place[0] if place else None,
+        col=place[1] if place else None,
+        hint=f"topo reads at most {MAX_DEPTH} levels"
+        + (f", and this mapping or list is level {MAX_DEPTH + 1}" if place else "")
+        + "; a topology needs a few: look for unclosed [ or {, or aliases inside aliases",
+    )
 
 
 def _distinct_nodes(root: yaml.Node) -> int:
@@ -158,6 +299,7 @@ class _Builder:
         self._constructor = yaml.constructor.SafeConstructor()
         self._resolver = yaml.resolver.Resolver()
         self._open: set[int] = set()  # collections being built, to catch an alias that contains itself
+        self._depth = 0  # collections being built around the current value (aliases stack them)
         self._own_keys: dict[int, set[int]] = {}  # mapping node -> its own key nodes (not merged in)
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
@@ -170,12 +312,16 @@ class _Builder:
                 self.problems.append(self.doc.problem(path, "an alias refers to a collection that contains it"))
                 self.doc.unresolved.add(path)
                 return None
+            if self._depth >= MAX_DEPTH:
+                raise _TooDeep(_place(node.start_mark))
             self._open.add(id(node))
+            self._depth += 1
             try:
                 if isinstance(node, yaml.MappingNode):
                     return self._mapping(node, path)
                 return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
             finally:
+                self._depth -= 1
                 self._open.discard(id(node))
         assert isinstance(node, yaml.ScalarNode)
         return self._scalar(node, path)
@@ -309,7 +455,17 @@ class _Builder:
                 return whole
             table = self.environ if source == "env" else self.variables
             if name in table:
-                return table[name]
+                value = table[name]
+                bad = _not_utf8(value)
+                if bad is not None:
+                    what = "environment variable" if source == "env" else "variable"
+                    report(
+                        f"{what} {name} is not UTF-8 text (it holds {bad})",
+                        "RabbitMQ names, keys and arguments are UTF-8 text: set it to UTF-8 text "
+                        "(its bytes come from whatever set it, e.g. a file in another encoding or a locale)",
+                    )
+                    return ""
+                return value
             if default is not None:
                 return default
             if source == "env":
@@ -324,25 +480,40 @@ class _Builder:
         return _INTERPOLATION.sub(replace, text)
 
 
+def _not_utf8(value: str) -> str | None:
+    """None when ``value`` encodes as UTF-8; else what stands in the way, for a message.
+
+    Python decodes bytes that are not UTF-8 in the environment and the command line to "surrogate
+    escapes" (b"\\xff" becomes "\\udcff"), which no request to the broker can carry.
+    """
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(value[exc.start])
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"the byte {code - 0xDC00:#04x}"
+        return f"U+{code:04X}, a lone surrogate"
+    return None
+
+
 def read_document(
-    file: Path, variables: Mapping[str, str], environ: Mapping[str, str] | None = None
+    file: Path,
+    variables: Mapping[str, str],
+    environ: Mapping[str, str] | None = None,
+    max_size: int = MAX_FILE_SIZE,
 ) -> tuple[Document | None, list[Problem]]:
-    """Parse one file. Returns the document (None when it cannot be parsed) and the problems found."""
+    """Parse one file (at most ``max_size`` bytes). Returns the document (None when it cannot be parsed)
+    and the problems found."""
     name = str(file)
+    text = _read_text(file, max_size)
+    if isinstance(text, Problem):
+        return None, [text]
     try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        return None, [
-            Problem(
-                f"not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset {exc.start})",
-                file=name,
-                hint="topology files are YAML text in UTF-8",
-            )
-        ]
-    except OSError as exc:
-        return None, [Problem(f"cannot read the file: {exc.strerror or exc}", file=name)]
-    try:
-        nodes = list(yaml.compose_all(text, Loader=_Loader))
+        nodes = _compose(text)
+    except _TooDeep as exc:
+        return None, [_too_deep_problem(name, exc.place)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = exc.problem or "invalid YAML"
@@ -398,8 +569,10 @@ def read_document(
     builder = _Builder(name, variables, environ if environ is not None else os.environ, budget)
     try:
         builder.doc.data = builder.build(nodes[0], ())
-    except RecursionError:
-        return None, [Problem("the document is nested too deeply to read", file=name, line=1, col=1)]
+    except _TooDeep as exc:
+        return None, [_too_deep_problem(name, exc.place)]
+    except RecursionError:  # the caller's own stack was nearly full already
+        return None, [_too_deep_problem(name, None)]
     except _TooManyValues:
         return None, [
             Problem(

@@ -4,9 +4,10 @@ What can change in place is an update (policies, operator policies, vhost metada
 cannot is a replace, with the reason (queue and exchange properties and arguments are fixed at
 declaration). Bindings have no update: a different binding is a delete plus a create. A replaced queue
 or exchange gets all its declared bindings back. Bindings of a declared queue or exchange that no file
-declares are deleted (the destination's bindings are part of its declaration); so is a fence policy that
-an interrupted apply left (see :mod:`topo.plan.safety`); any other resource that no file declares is
-listed as not managed and left alone.
+declares are deleted (the destination's bindings are part of its declaration), unless its
+``keep-bindings`` (or its vhost's) matches them: those are listed as kept and left alone (and come back
+with a replaced queue or exchange). So is a fence policy that an interrupted apply left (see
+:mod:`topo.plan.safety`). Any other resource that no file declares is listed as not managed and left alone.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from topo.arguments import queue_argument
 from topo.model import Address, Binding, Exchange, Policy, Queue, Topology, VHost
-from topo.plan.model import Change, Plan, Unmanaged
+from topo.plan.model import Change, Kept, Plan, Unmanaged
 from topo.plan.safety import fenced_queue
 from topo.units import format_duration, format_size
 
@@ -116,6 +117,7 @@ class _VhostDiff:
         self.exists = observed is not None
         self.changes: list[Change] = []
         self.unmanaged: list[Unmanaged] = []
+        self.kept: list[Kept] = []
         self.replaced_queues: set[str] = set()
         self.replaced_exchanges: set[str] = set()
 
@@ -189,12 +191,22 @@ class _VhostDiff:
             if key in self.d.bindings:
                 continue
             if self._managed_destination(binding):
-                reason = "no file declares this binding of a managed " + binding.destination_type
-                deletes.append(Change("delete", binding.address(self.d.name), before=binding, reasons=(reason,)))
+                address = binding.address(self.d.name)
+                pattern = self.d.kept_by(binding)
+                if pattern is None:
+                    reason = "no file declares this binding of a managed " + binding.destination_type
+                    deletes.append(Change("delete", address, before=binding, reasons=(reason,)))
+                    continue
+                self.kept.append(Kept(address, pattern))
+                replaced = self._replaced_endpoint(binding)  # dropped with it: bring it back
+                if replaced:
+                    reasons = (f"{replaced} (kept by keep-bindings)",)
+                    creates.append(Change("create", address, after=binding, reasons=reasons))
             elif binding.source not in self.replaced_exchanges:
                 self.unmanaged.append(Unmanaged(binding.address(self.d.name)))
         order = sorted(creates + deletes, key=lambda c: (str(c.address), c.action))
         self.changes.extend(order)
+        self.kept.sort(key=lambda k: str(k.address))
 
     def policies(self, kind: str, desired: Mapping[str, Any], observed: Mapping[str, Any]) -> None:
         for name in sorted(set(desired) | set(observed)):
@@ -236,4 +248,5 @@ def diff(desired: Topology, observed: Topology) -> Plan:
         vdiff.run()
         plan.changes.extend(vdiff.changes)
         plan.unmanaged.extend(vdiff.unmanaged)
+        plan.kept.extend(vdiff.kept)
     return plan

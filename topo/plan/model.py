@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from topo.model import Address, Binding, Exchange, Policy, Queue
+from topo.model import Address, Binding, BindingPattern, Exchange, Policy, Queue
 
-__all__ = ["Action", "Blocker", "BrokerInfo", "Change", "Plan", "QueueUsage", "Resource", "Unmanaged"]
+__all__ = ["Action", "Blocker", "BrokerInfo", "Change", "Kept", "Plan", "QueueUsage", "Resource", "Unmanaged"]
 
 Action = Literal["create", "update", "replace", "delete"]
 Resource = Exchange | Queue | Binding | Policy | dict[str, Any]
@@ -94,10 +94,20 @@ class Unmanaged:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Kept:
+    """A binding of a declared queue or exchange that no file declares, left alone because ``pattern``
+    (its destination's or its vhost's ``keep-bindings``) matches it."""
+
+    address: Address
+    pattern: BindingPattern
+
+
 @dataclass
 class Plan:
     changes: list[Change] = field(default_factory=list)
     unmanaged: list[Unmanaged] = field(default_factory=list)
+    kept: list[Kept] = field(default_factory=list)  # bindings left alone by keep-bindings
     vhosts: tuple[str, ...] = ()  # the vhosts this plan looked at
     broker: BrokerInfo | None = None  # the broker it was made against (None: not known)
 

@@ -143,6 +143,18 @@ def blocked_line(plan: Plan, marked: str = ' (marked "! blocked")') -> str:
     return f"Blocked: {what} blocked{marked}: `topo apply` refuses this plan."
 
 
+_KEPT_HEAD = "bindings no file declares, left alone because of keep-bindings"
+
+
+def _kept_lines(plan: Plan) -> list[str]:
+    """The bindings ``keep-bindings`` leaves alone (text form), after the changes."""
+    if not plan.kept:
+        return []
+    out = ["", f"Kept ({len(plan.kept)}): {_KEPT_HEAD}:"]
+    out += [f"      {k.address}  (matches {k.pattern.describe()})" for k in plan.kept]
+    return out
+
+
 def render_text(plan: Plan, style: Styler = _plain) -> str:
     """The plan as a person reads it in a terminal (``style`` colours it when given)."""
     out: list[str] = []
@@ -165,6 +177,7 @@ def render_text(plan: Plan, style: Styler = _plain) -> str:
         out.append("")
         out.append(f"Not managed ({len(plan.unmanaged)}): no file declares these; topo leaves them alone:")
         out += [f"      {u.address}" for u in plan.unmanaged]
+    out += _kept_lines(plan)
     if not plan.empty:
         out.append("")
         out.append(style(summary_line(plan), "bold"))
@@ -207,6 +220,15 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "not_managed": [
             {"kind": u.address.kind, "vhost": u.address.vhost, "address": str(u.address)} for u in plan.unmanaged
         ],
+        "kept_bindings": [
+            {
+                "kind": k.address.kind,
+                "vhost": k.address.vhost,
+                "address": str(k.address),
+                "pattern": k.pattern.to_json(),
+            }
+            for k in plan.kept
+        ],
     }
 
 
@@ -245,6 +267,10 @@ def render_markdown(plan: Plan, graph: str | None = None) -> str:
         what = "1 resource" if count == 1 else f"{count} resources"
         out += ["", f"<details><summary>Not managed: {what} no file declares</summary>", ""]
         out += [f"- `{u.address}`" for u in plan.unmanaged]
+        out += ["", "</details>"]
+    if plan.kept:
+        out += ["", f"<details><summary>Kept: {len(plan.kept)} {_KEPT_HEAD}</summary>", ""]
+        out += [f"- `{k.address}` (matches `{k.pattern.describe()}`)" for k in plan.kept]
         out += ["", "</details>"]
     if graph and not plan.empty:
         out += ["", "<details><summary>Graph of the vhosts this plan changes</summary>", "", "```mermaid"]

@@ -12,11 +12,13 @@ from topo.runtime.connection import Connection
 from topo.runtime.consume import MessageStream, RpcClient, Subscription
 from topo.runtime.errors import *  # noqa: F403
 from topo.runtime.errors import __all__ as _errors
+from topo.runtime.failures import Backoff
 from topo.runtime.message import Message
 from topo.runtime.sync import SyncClient, SyncMessage, connect_sync
 from topo.runtime.url import ConnectionParams, parse_url
 
 __all__ = [
+    "Backoff",
     "Channel",
     "Client",
     "Connection",

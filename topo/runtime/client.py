@@ -19,7 +19,7 @@ import re
 import secrets
 import ssl
 from collections.abc import Awaitable, Callable, Generator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from topo.arguments import DELAYED_MESSAGE
 from topo.errors import UsageError
@@ -29,9 +29,14 @@ from topo.runtime import codec
 from topo.runtime.channel import Channel
 from topo.runtime.codec import Properties
 from topo.runtime.connection import Connection
-from topo.runtime.errors import ClientClosed, NotDeclared, UnroutableError
+from topo.runtime.errors import ClientClosed, InvalidRoutingKey, NotDeclared, UnroutableError
+from topo.runtime.failures import Backoff
 from topo.runtime.message import Message
 from topo.runtime.url import parse_url
+from topo.shortstr import SHORTSTR_MAX, shortstr_excess, too_long_message
+
+if TYPE_CHECKING:
+    from topo.runtime.dlq import DeadLetter, ReplayReport
 
 __all__ = ["DEFAULT_AMQP_URL", "DEFAULT_PREFETCH", "Client", "Publisher", "connect", "encode_body"]
 
@@ -40,6 +45,19 @@ DEFAULT_PREFETCH = 100
 _ROUTING_HINT = "fix the routing key or the bindings, or pass check_routing=False"
 _MESSAGE_ID_FLAG = 1 << 7
 _BUILTIN = {"amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match"}
+
+
+def _check_routing_key(routing_key: str) -> None:
+    """:class:`InvalidRoutingKey` unless ``routing_key`` fits an AMQP short string as UTF-8."""
+    try:
+        routing_key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRoutingKey(
+            f"the routing key {routing_key!r} is not UTF-8 text", hint="AMQP carries routing keys as UTF-8"
+        ) from None
+    size = shortstr_excess(routing_key)
+    if size is not None:
+        raise InvalidRoutingKey(too_long_message("routing key", size), hint="shorten it")
 
 
 def encode_body(body: Any, content_type: str | None = None) -> tuple[bytes, str | None]:
@@ -222,9 +240,19 @@ class Client:
         concurrency: int = 1,
         offset: StreamOffset | None = None,
         arguments: Mapping[str, Any] | None = None,
+        verify: bool = True,
+        backoff: Backoff | None = None,
     ) -> Any:
         """Run ``handler`` for each message: ack on success; on an exception, retry per the queue's retry
-        policy, else reject to its dead-letter exchange, else requeue. Returns a :class:`Subscription`.
+        policy, else dead-letter it, else requeue it after a back-off (never in a tight loop, never
+        dropped): see :mod:`topo.runtime.failures`. Returns a :class:`Subscription`.
+
+        First it checks that the broker's queue (its arguments, its retry queues, its dead-letter
+        exchange) is what the files declare, and raises :class:`TopologyMismatch` naming the difference
+        otherwise (:mod:`topo.runtime.verify`; needs the configure permission on the queue).
+        ``verify=False`` skips that; the runtime then dead-letters failed messages itself (confirmed)
+        rather than rely on the broker's queue. ``backoff``: the requeue delays when the queue declares
+        no ``retry:`` (default: 1 s, doubling, at most 60 s).
 
         ``offset`` and ``arguments``: as for :meth:`consume`. A stream keeps every message: one whose
         handler failed is not delivered again (read the stream again from its offset)."""
@@ -233,7 +261,14 @@ class Client:
         declared = self.queue(queue)
         consumer_arguments = _consumer_arguments(declared, offset, arguments, False)
         subscription = Subscription(
-            self, declared, handler, self._prefetch(declared, prefetch), concurrency, arguments=consumer_arguments
+            self,
+            declared,
+            handler,
+            self._prefetch(declared, prefetch),
+            concurrency,
+            arguments=consumer_arguments,
+            verify=verify,
+            backoff=backoff,
         )
         await subscription.start()
         self._closers.append(subscription.cancel)
@@ -246,29 +281,64 @@ class Client:
         *,
         prefetch: int | None = None,
         concurrency: int = 1,
+        verify: bool = True,
+        backoff: Backoff | None = None,
     ) -> Any:
-        """Answer RPC requests on ``queue``: the handler's return value is the reply (JSON unless bytes/str)."""
+        """Answer RPC requests on ``queue``: the handler's return value is the reply (JSON unless bytes/str);
+        when it raises, the reply says so (:class:`RemoteError` for the caller). ``verify``, ``backoff``:
+        as for :meth:`subscribe` (a request without ``reply_to`` is treated as a subscription's message)."""
         from topo.runtime.consume import Subscription
 
         declared = self.queue(queue)
         subscription = Subscription(
-            self, declared, handler, self._prefetch(declared, prefetch), concurrency, reply=True
+            self,
+            declared,
+            handler,
+            self._prefetch(declared, prefetch),
+            concurrency,
+            reply=True,
+            verify=verify,
+            backoff=backoff,
         )
         await subscription.start()
         self._closers.append(subscription.cancel)
         return subscription
 
     async def rpc(
-        self, queue: str, body: Any, *, timeout: float = 5.0, headers: Mapping[str, Any] | None = None
+        self,
+        queue: str,
+        body: Any,
+        *,
+        timeout: float = 5.0,
+        headers: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
     ) -> Any:
-        """Send a request to ``queue`` (through the default exchange) and return the decoded reply."""
+        """Send a request to ``queue`` (through the default exchange) and return the decoded reply.
+
+        :class:`RpcTimeout` when no reply came within ``timeout`` seconds (the request expires then);
+        :class:`RemoteError` when the server's handler raised."""
         from topo.runtime.consume import RpcClient
 
         self.queue(queue)
         if self._rpc is None:
             self._rpc = RpcClient(self)
             self._closers.append(self._rpc.close)
-        return await self._rpc.call(queue, body, timeout=timeout, headers=headers)
+        return await self._rpc.call(queue, body, timeout=timeout, headers=headers, content_type=content_type)
+
+    async def replay_dead_letters(
+        self,
+        queue: str,
+        *,
+        count: int | None = None,
+        dry_run: bool = False,
+        on_item: Callable[[DeadLetter], None] | None = None,
+    ) -> ReplayReport:
+        """Republish (at most ``count``) dead letters of ``queue`` to the route each came by, acking each
+        only once its copy is confirmed; ``dry_run`` moves nothing. Returns a
+        :class:`~topo.runtime.dlq.ReplayReport`; see :mod:`topo.runtime.dlq`."""
+        from topo.runtime.dlq import replay_dead_letters
+
+        return await replay_dead_letters(self, queue, count=count, dry_run=dry_run, on_item=on_item)
 
     def _prefetch(self, queue: Queue, prefetch: int | None) -> int:
         if prefetch is not None:
@@ -293,7 +363,11 @@ class Publisher:
         self._prefixes: dict[tuple[str | None, int], tuple[int, bytes]] = {}
 
     def route(self, routing_key: str, headers: Mapping[str, Any] | None = None) -> tuple[str | None, bool]:
-        """Offline: (the reason the declared layout drops the message or None, whether it is persistent)."""
+        """Offline: (the reason the declared layout drops the message or None, whether it is persistent).
+
+        Raises :class:`InvalidRoutingKey` for a key AMQP 0-9-1 cannot carry."""
+        if len(routing_key) > SHORTSTR_MAX // 4 or not routing_key.isascii():
+            _check_routing_key(routing_key)
         cacheable = not self._by_headers and not (headers and ("CC" in headers or "BCC" in headers))
         if cacheable:
             known = self._routes.get(routing_key)

@@ -24,6 +24,7 @@ from topo.runtime.errors import (
     RuntimeClientError,
     UnroutableError,
 )
+from topo.runtime.failures import DEFAULT_BACKOFF, RETRY_HEADER, Backoff, Failures, retry_queue_name
 from topo.runtime.message import Message
 
 if TYPE_CHECKING:
@@ -33,13 +34,7 @@ __all__ = ["RETRY_HEADER", "MessageStream", "RpcClient", "Subscription", "retry_
 
 log = logging.getLogger("topo.runtime")
 
-RETRY_HEADER = "x-retry-count"
 REPLY_TO = "amq.rabbitmq.reply-to"
-
-
-def retry_queue_name(queue: str, attempt: int) -> str:
-    """The delay queue of ``queue``'s ``attempt``-th retry (1-based), as the loader names it."""
-    return f"{queue}.retry.{attempt}"
 
 
 class _End:
@@ -129,7 +124,11 @@ class MessageStream:
 
 
 class Subscription:
-    """A running handler on a queue (see :meth:`Client.subscribe` and :meth:`Client.serve`)."""
+    """A running handler on a queue (see :meth:`Client.subscribe` and :meth:`Client.serve`).
+
+    Before consuming, it checks the broker's queue against the files (:mod:`topo.runtime.verify`) unless
+    ``verify`` is false; a failed message is then settled as :mod:`topo.runtime.failures` says.
+    """
 
     def __init__(
         self,
@@ -141,6 +140,8 @@ class Subscription:
         *,
         reply: bool = False,
         arguments: Mapping[str, Any] | None = None,
+        verify: bool = True,
+        backoff: Backoff | None = None,
     ) -> None:
         from topo.routing import dead_letter_target
 
@@ -148,15 +149,30 @@ class Subscription:
         self.queue = queue
         self.handler = handler
         self.reply = reply
+        self.verify = verify
         self.handled = 0
         self.failed = 0
-        self.dead_letter_exchange, _ = dead_letter_target(client.vhost, queue)
+        exchange, key = dead_letter_target(client.vhost, queue)
+        self.dead_letter_exchange = exchange
+        self.failures = Failures(
+            client,
+            queue,
+            backoff=backoff or DEFAULT_BACKOFF,
+            dead_letter=(exchange, key) if exchange is not None else None,
+            # only an argument can be checked over AMQP (policies cannot be read)
+            by_broker=verify and "x-dead-letter-exchange" in queue.arguments,
+        )
         self._stream = MessageStream(client, queue.name, prefetch, arguments=arguments, stream=queue.type == "stream")
         self._workers: list[asyncio.Task[None]] = []
         self._concurrency = max(1, concurrency)
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def start(self) -> None:
+        if self.verify:
+            from topo.runtime.verify import check_queue
+
+            await self.client.open()
+            await check_queue(self.client, self.queue, self.dead_letter_exchange)
         await self._stream.__aenter__()
         self._workers = [asyncio.ensure_future(self._work()) for _ in range(self._concurrency)]
 
@@ -168,6 +184,7 @@ class Subscription:
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+        self.failures.close()
         await self._stream.close()
         if not self._done.done():
             self._done.set_result(None)
@@ -195,14 +212,15 @@ class Subscription:
             raise
         except Exception as exc:
             self.failed += 1
-            log.warning("handler failed on a message of %r: %r", self.queue.name, exc)
             if self.reply and message.reply_to:
+                log.warning("RPC handler failed on a request to %r: %r; the error is the reply", self.queue.name, exc)
                 await self._send_reply(message, {"error": f"{type(exc).__name__}: {exc}"}, error=True)
                 await message.ack()
             else:
-                await self._failed(message)
+                await self.failures.failed(message, exc)
             return
         self.handled += 1
+        self.failures.succeeded(message)
         if self.reply and message.reply_to:
             await self._send_reply(message, result)
         if not message.settled:
@@ -221,35 +239,6 @@ class Subscription:
         channel = self._stream.channel
         if channel is not None and request.reply_to:
             channel.publish_nowait("", request.reply_to, body, props)
-
-    async def _failed(self, message: Message) -> None:
-        if message.from_stream:  # a stream keeps it (and refuses a reject): the failure is logged, that is all
-            await message.ack()
-            return
-        delays = self.queue.retry_delays
-        if delays:
-            count = message.headers.get(RETRY_HEADER, 0)
-            attempt = (count if isinstance(count, int) else 0) + 1
-            if attempt <= len(delays):
-                headers = dict(message.headers)
-                headers[RETRY_HEADER] = attempt
-                props = Properties(**{f: getattr(message.properties, f) for f in Properties.__slots__})
-                props.headers = headers
-                props.expiration = None
-                try:
-                    channel = await self.client.publishing_channel()
-                    await channel.publish(
-                        "", retry_queue_name(self.queue.name, attempt), message.body, props, mandatory=True
-                    )
-                except (RuntimeClientError, UnroutableError) as exc:
-                    log.error("could not schedule retry %d of a message of %r: %s", attempt, self.queue.name, exc)
-                    await message.reject(requeue=self.dead_letter_exchange is None)
-                    return
-                await message.ack()
-                return
-            await message.reject(requeue=False)  # retries exhausted: dead-letter (or drop)
-            return
-        await message.reject(requeue=self.dead_letter_exchange is None)
 
 
 class RpcClient:
@@ -291,12 +280,20 @@ class RpcClient:
             if not future.done():
                 future.set_exception(ConnectionLost("connection lost while waiting for an RPC reply"))
 
-    async def call(self, queue: str, body: Any, *, timeout: float, headers: Mapping[str, Any] | None = None) -> Any:
+    async def call(
+        self,
+        queue: str,
+        body: Any,
+        *,
+        timeout: float,
+        headers: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
+    ) -> Any:
         from topo.runtime.client import encode_body
 
         await self.client.open()
         channel = await self._ensure()
-        data, ctype = encode_body(body)
+        data, ctype = encode_body(body, content_type)
         correlation_id = f"{self._prefix}.{next(self._ids)}"
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._waiting[correlation_id] = future
@@ -313,7 +310,10 @@ class RpcClient:
             await channel.publish("", queue, data, props, mandatory=True)
             reply = await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            raise RpcTimeout(f"no reply from {queue!r} within {timeout:g} s") from None
+            raise RpcTimeout(
+                f"no reply from {queue!r} within {timeout:g} s",
+                hint="is a server consuming the queue? The request expires unanswered; a longer timeout may help",
+            ) from None
         finally:
             self._waiting.pop(correlation_id, None)
         if reply.headers.get("x-error"):

@@ -15,7 +15,10 @@
     │   ├── ResourceLocked              405 RESOURCE_LOCKED
     │   └── PreconditionFailed          406 PRECONDITION_FAILED (e.g. ``inequivalent arg``)
     ├── NotDeclared                     an exchange or queue is not in the topology (before any I/O)
+    ├── TopologyMismatch                the broker's queue (or exchange) is not what the files declare,
+    │                                   or the runtime may not check it (before consuming)
     ├── UnroutableError                 the declared layout, or the broker (Basic.Return), drops it
+    ├── InvalidRoutingKey               a routing key AMQP cannot carry (over 255 bytes, not UTF-8)
     ├── PublishNacked                   the broker refused a publish (Basic.Nack)
     ├── ConsumerCancelled               the broker cancelled a consumer (queue deleted, ...)
     ├── RpcTimeout                      no RPC reply in time (also a ``TimeoutError``)
@@ -39,6 +42,7 @@ __all__ = [
     "ConnectionFailed",
     "ConnectionLost",
     "ConsumerCancelled",
+    "InvalidRoutingKey",
     "NotDeclared",
     "NotFound",
     "PreconditionFailed",
@@ -48,6 +52,7 @@ __all__ = [
     "ResourceLocked",
     "RpcTimeout",
     "RuntimeClientError",
+    "TopologyMismatch",
     "UnroutableError",
     "channel_error",
     "method_name",
@@ -138,6 +143,11 @@ class NotDeclared(RuntimeClientError):
     """An exchange or queue the call names is not declared in the topology's vhost."""
 
 
+class TopologyMismatch(RuntimeClientError):
+    """The broker's queue (or exchange) differs from the declared one, or is missing, or the runtime has
+    no permission to compare them: a subscription refuses to start rather than rely on what it declares."""
+
+
 class UnroutableError(RuntimeClientError):
     """A message would be (or was) dropped: no binding routes it to any queue."""
 
@@ -153,6 +163,11 @@ class UnroutableError(RuntimeClientError):
             f"unroutable: {where} the message to exchange {exchange!r} with routing key {routing_key!r}: {reason}",
             hint=hint,
         )
+
+
+class InvalidRoutingKey(RuntimeClientError, ValueError):
+    """A routing key AMQP 0-9-1 cannot carry: longer than a short string (255 bytes of UTF-8), or not UTF-8
+    text. Raised before any I/O."""
 
 
 class PublishNacked(RuntimeClientError):

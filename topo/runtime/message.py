@@ -127,12 +127,15 @@ class Message:
         """Acknowledge: the broker forgets the message."""
         self.ack_nowait()
 
-    async def nack(self, requeue: bool = True) -> None:
-        """Negative acknowledge: requeue it, or (``requeue=False``) dead-letter or drop it."""
+    def nack_nowait(self, requeue: bool = True) -> None:
         self._check_rejectable()
         channel = self._settle()
         if channel is not None:
             channel.nack(self.delivery_tag, requeue=requeue)
+
+    async def nack(self, requeue: bool = True) -> None:
+        """Negative acknowledge: requeue it, or (``requeue=False``) dead-letter or drop it."""
+        self.nack_nowait(requeue)
 
     async def reject(self, requeue: bool = False) -> None:
         """Reject: dead-letter it (when the queue has a dead-letter exchange) or drop it; or requeue."""

@@ -120,11 +120,16 @@ def exchange_without_bindings(ctx: Context) -> Iterator[Draft]:
     others never learn). Often a binding was declared on the wrong exchange, or the consumer side that
     should bind to it is missing from the files.
 
-    **Fix.** Bind a queue or exchange to it, give it an `alternate-exchange`, or remove it.
+    **Fix.** Bind a queue or exchange to it, give it an `alternate-exchange`, or remove it. When an
+    application binds to it at run time, say so with `keep-bindings` on the queues it binds (an exchange
+    a `keep-bindings` pattern names is not reported).
     """
     sources = {b.source for b in ctx.vhost.bindings.values()}
+    runtime = ctx.runtime_sources
+    if runtime is None:
+        return  # `keep-bindings` lets applications bind from any exchange
     for exchange in ctx.vhost.exchanges.values():
-        if exchange.name in sources or exchange.name in BUILTIN_EXCHANGES:
+        if exchange.name in sources or exchange.name in BUILTIN_EXCHANGES or exchange.name in runtime:
             continue
         if effective_alternate_exchange(ctx.vhost, exchange) is None:
             yield ctx.finding(
@@ -162,12 +167,13 @@ def queue_unreachable(ctx: Context) -> Iterator[Draft]:
     used; elsewhere it means a binding is missing.
 
     **Fix.** Nothing, if publishers address the queue by name; otherwise add the binding. Disable the
-    rule on such queues with `lint: {disable: [TL207]}`.
+    rule on such queues with `lint: {disable: [TL207]}`. A queue with `keep-bindings` (its own or its
+    vhost's) is bound by an application at run time and is not reported.
     """
     bound = {b.destination for b in ctx.vhost.bindings.values() if b.destination_type == "queue"}
     bound.update(*dead_letter_edges(ctx).values())
     for queue in ctx.vhost.queues.values():
-        if queue.name not in bound:
+        if queue.name not in bound and not ctx.kept_patterns(queue):
             yield ctx.finding(
                 queue,
                 f"nothing is bound to queue '{queue.name}': only messages published to the default exchange "
