@@ -133,11 +133,30 @@ class MissingExchangeType(BrokerError):
 
 
 class ApplyFailed(BrokerError):
-    """A write failed part-way through an apply. What was done before it stays done; run apply again."""
+    """A write failed part-way through an apply. What was done before it stays done; run apply again.
+
+    ``not_declared`` lists every resource deleted for a replacement and not declared again yet (the
+    message names the first few; the next ``topo plan`` shows them all as creates)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        status: int | None = None,
+        not_declared: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message, hint=hint, status=status)
+        self.not_declared = tuple(not_declared)
 
 
 class UnsafeChange(TopoError):
-    """Apply refused a change that would delete messages (a queue that holds some would be dropped)."""
+    """Apply refused a change that could lose messages (a queue that holds some, or is in use, or cannot be
+    counted exactly, would be dropped). ``details`` lists every reason (the message names the first few)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, details: Sequence[str] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.details = tuple(details)
 
 
 class NotConverged(TopoError):
