@@ -114,6 +114,31 @@ def test_apply_says_amqp_refused_the_user_when_it_cannot_check_a_fence(
     assert mgmt.get(f"/api/queues/{quote(vhost, safe='')}/q").json()["arguments"].get("x-delivery-limit") is None
 
 
+def test_apply_says_amqp_refused_the_user_the_delete_of_a_quorum_queue(
+    broker: Any, vhost: str, user: Any, mgmt: httpx.Client
+) -> None:
+    # A quorum queue is deleted over AMQP (to count what goes with it): an AMQP user that may count, publish
+    # and read but not configure the queue is refused the delete, and apply says so; nothing is lost.
+    name = user()
+    mgmt.put(
+        f"/api/permissions/{quote(vhost, safe='')}/{name}", json={"configure": "^$", "write": ".*", "read": ".*"}
+    ).raise_for_status()
+    desired = _topology(vhost, **{"x-delivery-limit": 3})
+    with ManagementClient(broker.url) as admin:
+        engine.apply(admin, _topology(vhost))
+    with ManagementClient(broker.url, amqp_url=_as(broker.amqp_url, name, PASSWORD)) as client:
+        plan = engine.plan(client, desired)
+        assert not plan.blocked  # the exact count needs no configure permission
+        with pytest.raises(UnsafeChange) as info:
+            engine.apply(client, desired, plan)
+    said = info.value.message
+    assert f"AMQP refused user {name!r} at amqp://***@" in said and "403 ACCESS_REFUSED" in said, said
+    assert "so apply could not delete it over AMQP and count what went with it" in said and PASSWORD not in said
+    assert mgmt.get(f"/api/queues/{quote(vhost, safe='')}/q").json()["arguments"].get("x-delivery-limit") is None
+    assert count_exactly(broker.amqp_url, vhost, ["q"]) == {"q": (0, 0)}  # the queue stays; apply's probe went
+    assert not mgmt.get(f"/api/policies/{quote(vhost, safe='')}").json()
+
+
 def test_the_count_says_when_amqp_did_not_answer(vhost: str) -> None:
     counted = count_exactly("amqp://guest:guest@127.0.0.1:1/", vhost, ["q"])
     assert not isinstance(counted, dict) and not counted.refused

@@ -21,10 +21,11 @@ import pytest
 from support import build_vhost
 
 from topo import engine
-from topo.broker import drop
+from topo.broker import amqp_probe, drop
 from topo.broker.client import ManagementClient
-from topo.errors import ApplyFailed, BrokerError, UnsafeChange
+from topo.errors import ApplyFailed, BrokerError, MessagesLost, UnsafeChange
 from topo.model import Binding, Exchange, Queue, Topology
+from topo.urls import URL, parse_amqp
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -353,3 +354,149 @@ def test_an_apply_that_fails_during_many_replacements_names_the_first_few(
     assert plan.count("create") == 12  # as the message says
     engine.apply(client, topology(2), plan)
     assert engine.plan(client, topology(2)).empty
+
+
+# -- the last instant: a quorum queue is counted again and deleted over AMQP (Queue.DeleteOk's count) ----------
+
+
+class Recorded:
+    """``drop.delete_if_counted``, recording what it returned (and, when ``before`` or ``after`` is set,
+    running it around the passive declare that counts a queue just before its delete)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.results: list[amqp_probe.Deleted] = []
+        self.before: Any = None  # called with the queue's name before its last count
+        self.after: Any = None  # called with the queue's name between its last count and its delete
+        real_declare = amqp_probe._declare
+        armed = False
+
+        async def declare(connection: Any, channel: Any, name: str, timeout: float) -> Any:
+            if armed and self.before:
+                self.before(name)
+            result = await real_declare(connection, channel, name, timeout)
+            if armed and self.after:
+                self.after(name)
+            return result
+
+        def delete_if_counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal armed
+            armed = True
+            try:
+                done, failed = amqp_probe.delete_if_counted(*args, **kwargs)
+            finally:
+                armed = False
+            self.results += done
+            return done, failed
+
+        monkeypatch.setattr(amqp_probe, "_declare", declare)
+        monkeypatch.setattr(drop, "delete_if_counted", delete_if_counted)
+
+
+def _sneak_in(mgmt: httpx.Client, amqp_url: str, vhost: str, count: int) -> Any:
+    """A fault for the last instant: take the fence away and publish ``count`` confirmed messages to the
+    queue by the default exchange (what a publisher whose channel had not yet learnt of the fence does)."""
+
+    def run(name: str) -> None:
+        mgmt.delete(f"/api/policies/{q(vhost)}/{q('topo.fence.' + name)}").raise_for_status()
+        connection, channel = _channel(amqp_url, vhost)
+        try:
+            assert [_publish(channel, name) for _ in range(count)] == ["taken"] * count
+        finally:
+            connection.close()
+
+    return run
+
+
+def test_a_quorum_queue_is_deleted_over_amqp_and_its_delete_counts_apply_probe_alone(
+    client: Watched, broker: Any, vhost: str, mgmt: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the normal path on RabbitMQ itself: Queue.DeleteOk's message_count is the fenced queue's one probe
+    recorded = Recorded(monkeypatch)
+    current = Topology(
+        {vhost: build_vhost(vhost, Queue("qq", type="quorum", arguments={"x-message-ttl": 60_000}), Queue("cq"))}
+    )
+    engine.apply(client, current)
+    desired = Topology(
+        {
+            vhost: build_vhost(
+                vhost, Queue("qq", type="quorum", arguments={"x-message-ttl": 120_000}), Queue("cq", durable=False)
+            )
+        }
+    )
+    engine.apply(client, desired)
+    assert recorded.results == [amqp_probe.Deleted("qq", (1, 0), deleted=True, message_count=1)]
+    assert engine.plan(client, desired).empty  # classic cq went over HTTP with if-empty, as before
+    assert not [p for p in mgmt.get(f"/api/policies/{q(vhost)}").json() if p["name"].startswith("topo.fence")]
+
+
+def test_messages_that_land_between_the_last_count_and_the_delete_are_said_loudly(
+    client: Watched, broker: Any, vhost: str, mgmt: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fault is injected on the real broker between apply's last count and its queue.delete: three
+    # confirmed messages land in the queue. RabbitMQ deletes them with it; apply must say so, not exit 0.
+    recorded = Recorded(monkeypatch)
+    recorded.after = _sneak_in(mgmt, broker.amqp_url, vhost, 3)
+    engine.apply(client, _race_topology(vhost, 60_000, 0))
+    desired = _race_topology(vhost, 120_000, 0)
+    with pytest.raises(MessagesLost) as info:
+        engine.apply(client, desired)
+    assert recorded.results == [amqp_probe.Deleted("qq", (1, 0), deleted=True, message_count=4)]
+    error = info.value
+    assert error.dropped == 3
+    assert error.message.startswith(
+        "apply made every change, but RabbitMQ dropped 3 messages as it deleted a quorum queue apply replaced: "
+        f"quorum queue 'qq' in vhost {vhost!r}: RabbitMQ deleted 3 messages with it besides apply's probe (its "
+        "delete counted 4; apply's count an instant before found its probe alone)."
+    ), error.message
+    assert "publishing to the queue by name through the default exchange during the replacement" in error.message
+    assert error.hint and "routing key: the queue's name" in error.hint
+    # every change was made: the queue is replaced, its binding back, no fence left
+    assert engine.plan(client, desired).empty
+    assert mgmt.get(f"/api/queues/{q(vhost)}/qq").json()["arguments"]["x-message-ttl"] == 120_000
+    assert not [p for p in mgmt.get(f"/api/policies/{q(vhost)}").json() if p["name"].startswith("topo.fence")]
+
+
+def test_messages_that_land_before_the_last_count_stop_apply_and_stay(
+    client: Watched, broker: Any, vhost: str, mgmt: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same three messages a moment earlier, just before the count apply takes right before the delete:
+    # apply does not delete the queue, puts back what it cut, and the messages stay.
+    recorded = Recorded(monkeypatch)
+    recorded.before = _sneak_in(mgmt, broker.amqp_url, vhost, 3)
+    engine.apply(client, _race_topology(vhost, 60_000, 0))
+    desired = _race_topology(vhost, 120_000, 0)
+    with pytest.raises(UnsafeChange) as info:
+        engine.apply(client, desired)
+    assert recorded.results == [amqp_probe.Deleted("qq", (4, 0))]
+    assert "queue 'qq' in vhost" in info.value.message
+    assert "3 messages arrived after apply counted it (apply's count just before the delete)" in info.value.message
+    assert len(_drain_ids(broker.amqp_url, vhost, "qq")) == 3  # apply's probe taken back, theirs all there
+    assert mgmt.get(f"/api/queues/{q(vhost)}/qq").json()["arguments"]["x-message-ttl"] == 60_000
+    assert {b["source"] for b in mgmt.get(f"/api/queues/{q(vhost)}/qq/bindings").json()} == {"", "ex"}
+    recorded.before = None
+    engine.apply(client, desired)  # drained: the next apply goes through
+    assert engine.plan(client, desired).empty
+
+
+def test_when_amqp_fails_at_the_delete_the_quorum_queue_stays_and_apply_says_why(
+    client: Watched, broker: Any, vhost: str, mgmt: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed = parse_amqp(broker.amqp_url)
+    wrong = URL(parsed.scheme, parsed.host, parsed.port, "/").with_credentials("guest", "not-the-password").unparse()
+    real = amqp_probe.delete_if_counted
+    monkeypatch.setattr(drop, "delete_if_counted", lambda _url, *args, **kwargs: real(wrong, *args, **kwargs))
+    engine.apply(client, _race_topology(vhost, 60_000, 0))
+    desired = _race_topology(vhost, 120_000, 0)
+    with pytest.raises(UnsafeChange) as info:
+        engine.apply(client, desired)
+    assert (
+        "AMQP refused the login of user 'guest' at amqp://***@" in info.value.message
+        and "so apply could not delete it over AMQP and count what went with it" in info.value.message
+        and "not-the-password" not in info.value.message
+    ), info.value.message
+    assert mgmt.get(f"/api/queues/{q(vhost)}/qq").json()["arguments"]["x-message-ttl"] == 60_000
+    assert _drain_ids(broker.amqp_url, vhost, "qq") == []  # apply's probe taken back
+    assert not [p for p in mgmt.get(f"/api/policies/{q(vhost)}").json() if p["name"].startswith("topo.fence")]
+    monkeypatch.undo()
+    engine.apply(client, desired)
+    assert engine.plan(client, desired).empty

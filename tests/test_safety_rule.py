@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from topo.broker.amqp_probe import DropCheck, NoExactCount
-from topo.broker.drop import _problem
+from topo.broker.drop import Miscount, _problem, lost
+from topo.errors import MessagesLost, UnsafeChange
 from topo.model import Address, Policy, Queue
 from topo.plan.model import Change, QueueUsage
 from topo.plan.safety import blockers, count_warnings, fence_policy, fenced_queue, listing, refusal
@@ -131,3 +132,29 @@ def test_the_words_say_why_a_count_is_not_exact() -> None:
     assert "(AMQP did not answer for this broker)" in unknown.message
     error = refusal([Change(**{**_replace("quorum").__dict__, "blockers": (inexact,)})])
     assert refused in error.message
+
+
+def test_a_delete_that_took_more_than_the_probe_is_said_loudly() -> None:
+    error = lost([Miscount("v", "qq", counted=4, expected=1), Miscount("v", "other", counted=2, expected=1)])
+    assert isinstance(error, MessagesLost) and error.dropped == 4
+    assert error.message.startswith(
+        "apply made every change, but RabbitMQ dropped 4 messages as it deleted a quorum queue apply replaced: "
+        "quorum queue 'qq' in vhost 'v': RabbitMQ deleted 3 messages with it besides apply's probe (its delete "
+        "counted 4; apply's count an instant before found its probe alone); quorum queue 'other' in vhost 'v': "
+        "RabbitMQ deleted 1 message with it"
+    ), error.message
+    assert "through the default exchange during the replacement" in error.message
+    assert len(error.details) == 2
+
+
+def test_a_delete_that_counted_less_than_the_probe_cannot_tell_and_says_so() -> None:
+    stopped = UnsafeChange("refusing to delete a queue ...: queue 'x' ...", hint="stop it", details=("x",))
+    error = lost([Miscount("v", "qq", counted=0, expected=1)], stopped=stopped)
+    assert error.dropped == 0
+    assert error.message.startswith(
+        "refusing to delete a queue ...: queue 'x' .... Before that, apply cannot tell whether RabbitMQ dropped "
+        "messages as it deleted a quorum queue apply replaced: quorum queue 'qq' in vhost 'v': RabbitMQ's delete "
+        "counted 0 where apply's count an instant before found its probe"
+    ), error.message
+    assert "default exchange during the replacement" not in error.message  # no messages known to be lost
+    assert error.hint and error.hint.startswith("stop it; ") and error.details[-1] == "x"

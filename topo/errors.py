@@ -16,6 +16,7 @@ never a traceback unless ``--debug`` is given. Library users catch the same clas
     │   ├── MissingExchangeType     the files declare a plugin's exchange type the broker lacks
     │   └── ApplyFailed             a write failed part-way through an apply
     ├── UnsafeChange                apply refused: a queue with messages would be deleted/replaced
+    ├── MessagesLost                a quorum queue's delete took messages that arrived after apply's last count
     ├── NotConverged                after an apply, the broker still differs from the files
     ├── GraphError                  `topo graph` could not render
     │   └── GraphvizNotFound        --format svg without Graphviz's `dot`
@@ -38,6 +39,7 @@ __all__ = [
     "DevBrokerError",
     "GraphError",
     "GraphvizNotFound",
+    "MessagesLost",
     "MissingExchangeType",
     "NotConverged",
     "PermissionDenied",
@@ -157,6 +159,18 @@ class UnsafeChange(TopoError):
     def __init__(self, message: str, *, hint: str | None = None, details: Sequence[str] = ()) -> None:
         super().__init__(message, hint=hint)
         self.details = tuple(details)
+
+
+class MessagesLost(TopoError):
+    """RabbitMQ deleted a quorum queue apply replaced with messages that arrived in the instant between
+    apply's last count and the delete (its ``Queue.DeleteOk`` counted more than apply's own probe), or
+    apply cannot tell whether it did. Raised once the apply is done: never silent. ``dropped`` is how
+    many messages were deleted; ``details`` names each queue."""
+
+    def __init__(self, message: str, *, hint: str | None = None, details: Sequence[str] = (), dropped: int = 0) -> None:
+        super().__init__(message, hint=hint)
+        self.details = tuple(details)
+        self.dropped = dropped
 
 
 class NotConverged(TopoError):

@@ -7,7 +7,9 @@ messages belong to a consumer (or a channel that got them), which the Management
 
 :func:`check_drops` is the last look before apply deletes queues: for a fenced quorum queue it also
 publishes two probes by the default exchange (the first must be taken, the second refused: the fence
-holds) and then counts; :func:`remove_probes` takes a probe back out of a queue that stays.
+holds) and then counts; :func:`delete_if_counted` counts each queue again and deletes it on the same
+connection, keeping the count the broker's ``Queue.DeleteOk`` gives; :func:`remove_probes` takes a probe
+back out of a queue that stays.
 
 Where AMQP cannot count, :func:`count_exactly` and :func:`check_drops` return why (:class:`NoExactCount`,
 from :func:`why_no_count`): the broker refused the user (a wrong password, no permission on the vhost), did
@@ -28,10 +30,12 @@ from topo.urls import parse_amqp
 __all__ = [
     "PROBE_HEADER",
     "PROBE_ID_PREFIX",
+    "Deleted",
     "DropCheck",
     "NoExactCount",
     "check_drops",
     "count_exactly",
+    "delete_if_counted",
     "exact_usage",
     "remove_probes",
     "why_no_count",
@@ -166,7 +170,7 @@ def _run(coroutine: Coroutine[Any, Any, _T], amqp_url: str, vhost: str, timeout:
 def why_no_count(exc: BaseException, amqp_url: str, vhost: str, timeout: float) -> NoExactCount:
     """What to tell a user of a failed count (``exc``: what talking to AMQP at ``amqp_url``, ``vhost``,
     raised)."""
-    from topo.runtime.errors import AuthenticationError, VhostAccessRefused
+    from topo.runtime.errors import AccessRefused, AuthenticationError, VhostAccessRefused
 
     try:
         url = parse_amqp(amqp_url)
@@ -179,6 +183,8 @@ def why_no_count(exc: BaseException, amqp_url: str, vhost: str, timeout: float) 
         if "does not offer" in exc.message:  # the SASL mechanism, not the credentials
             return NoExactCount(f"AMQP refused the login at {where}: {exc.message}", True)
         return NoExactCount(f"AMQP refused the login of user {user!r} at {where}", True)
+    if isinstance(exc, AccessRefused):  # a permission on the vhost's resources (configure, write, read)
+        return NoExactCount(f"AMQP refused user {user!r} at {where}: {exc.reply_code} {exc.reply_text}", True)
     if isinstance(exc, _OtherCluster):
         return NoExactCount(f"another broker (cluster {exc.name!r}) answers AMQP at {where}")
     if isinstance(exc, TimeoutError):
@@ -247,6 +253,71 @@ def check_drops(
     if not queues:
         return {}
     return _run(_check(amqp_url, vhost, queues, probe_id, timeout, cluster), amqp_url, vhost, timeout)
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What :func:`delete_if_counted` did with one queue.
+
+    ``counted``: (ready messages, consumers) of its passive declare just before the delete (``None``: the
+    queue was not there, nothing to delete). ``deleted``: whether it was deleted (only when ``counted`` was
+    what the caller expected). ``message_count``: what the broker's ``Queue.DeleteOk`` said, the ready
+    messages it counted as it deleted the queue (``None`` when not deleted)."""
+
+    name: str
+    counted: tuple[int, int] | None
+    deleted: bool = False
+    message_count: int | None = None
+
+
+async def _delete(
+    amqp_url: str,
+    vhost: str,
+    expected: Mapping[str, int],
+    timeout: float,
+    cluster: str | None,
+    done: list[Deleted],
+) -> None:
+    import asyncio
+
+    connection = await _open(amqp_url, vhost, timeout, cluster)
+    try:
+        channel = await connection.channel()
+        for name, messages in expected.items():
+            channel, counted = await _declare(connection, channel, name, timeout)
+            if counted is None:
+                done.append(Deleted(name, None))
+                continue
+            if counted != (messages, 0):
+                done.append(Deleted(name, counted))  # something arrived: stop here, delete nothing more
+                return
+            # no if-empty / if-unused: RabbitMQ refuses both for a quorum queue (not_implemented)
+            message_count = await asyncio.wait_for(channel.queue_delete(name), timeout)
+            done.append(Deleted(name, counted, True, int(message_count)))
+    finally:
+        await connection.close()
+
+
+def delete_if_counted(
+    amqp_url: str,
+    vhost: str,
+    expected: Mapping[str, int],
+    *,
+    cluster: str | None = None,
+    timeout: float = 10.0,
+) -> tuple[list[Deleted], NoExactCount | None]:
+    """Delete each queue of ``expected`` (name → the ready messages it may hold: apply's own probes) over
+    AMQP, in order, on one connection: count it (passive declare) and, when it holds exactly that and has
+    no consumer, delete it at once (``queue.delete``), keeping what ``Queue.DeleteOk`` counted. A queue
+    that counts otherwise stops the run before it is deleted.
+
+    Returns what was done, queue by queue (the last one not deleted when the run stopped), and why AMQP
+    failed part-way (:class:`NoExactCount`), if it did: a queue whose delete got no answer is not listed."""
+    done: list[Deleted] = []
+    if not expected:
+        return done, None
+    failed = _run(_delete(amqp_url, vhost, expected, timeout, cluster, done), amqp_url, vhost, timeout)
+    return done, failed if isinstance(failed, NoExactCount) else None
 
 
 PROBE_ID_PREFIX = "topo-fence-probe:"

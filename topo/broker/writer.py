@@ -19,7 +19,9 @@ anything, a plan the safety rule (:mod:`topo.plan.safety`) blocks. Then, for the
 3. each queue is counted exactly (AMQP passive declare); if anything arrived, apply stops, puts back the
    bindings and fences, and raises :class:`~topo.errors.UnsafeChange` saying what arrived where;
 4. otherwise the queues are deleted, each fence removed right after its queue (before the new queue is
-   declared). Streams are never dropped.
+   declared): a quorum queue over AMQP, counted once more just before (a change stops apply as in 3);
+   if its ``Queue.DeleteOk`` counts more than apply's probe, the rest of the apply is made and then
+   :class:`~topo.errors.MessagesLost` raised, saying what was dropped where. Streams are never dropped.
 
 A failure part-way raises :class:`~topo.errors.ApplyFailed`; what was done stays done, and the next
 apply converges from there (every step is idempotent on a re-plan). A fence left by an apply killed
@@ -30,13 +32,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from topo.broker.client import ManagementClient, enc
-from topo.broker.drop import BindingIndex, QueueDrop, clear_fence, refused
+from topo.broker.drop import BindingIndex, Miscount, QueueDrop, clear_fence, lost, refused
 from topo.broker.reader import cluster_name, count_queues
 from topo.definitions import binding_definition, exchange_definition, policy_definition, queue_definition
-from topo.errors import ApplyFailed, BrokerError, UnsafeChange
+from topo.errors import ApplyFailed, BrokerError, TopoError, UnsafeChange
 from topo.model import Binding, Exchange, Policy, Queue
 from topo.plan.model import Change, Plan, QueueUsage
 from topo.plan.safety import annotate, dropped_queues, fenced_queue, leftover_fences, refusal
@@ -134,7 +136,9 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
     """Apply every change of ``plan``. Raises UnsafeChange before writing anything if the safety rule
     blocks the plan (counting afresh; with ``recount=False`` the plan's own counts, for a plan made an
     instant ago), UnsafeChange (after putting back what it cut) if a queue got messages while apply was
-    dropping it, and ApplyFailed if a write fails part-way."""
+    dropping it, and ApplyFailed if a write fails part-way. MessagesLost, once every change is made (or
+    with the reason apply stopped), if RabbitMQ deleted a quorum queue with messages that arrived after
+    apply's last count (its ``Queue.DeleteOk`` says so): never silently."""
     if plan.empty:
         return
     cluster = cluster_name(client) if dropped_queues(plan) else None
@@ -151,6 +155,7 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
         raise refusal(plan.blocked_changes)
     done = 0
     dropped: list[tuple[str, str]] = []  # (vhost, what): replaced resources deleted, not declared again yet
+    miscounts: list[Miscount] = []  # quorum queues whose delete counted other than apply's probes
 
     def step(text: str, changes: int = 1) -> None:
         nonlocal done
@@ -184,7 +189,7 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
             if change.kind == "binding" and change.action == "delete" and isinstance(change.before, Binding):
                 index(change.vhost).delete(change.before)
                 step(f"delete {change.address}")
-        _drop_queues(client, plan, index, cluster, deleted)
+        _drop_queues(client, plan, index, cluster, deleted, miscounts.append)
         for change in plan.changes:
             if change.action == "replace" and isinstance(change.before, Exchange):
                 client.delete(
@@ -209,20 +214,31 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
             exc.message += f" (deleted for replacement, not declared again yet: {_summary(gone)})"
             exc.details += tuple(f"deleted for replacement, not declared again yet: {what}" for what in gone)
             exc.args = (exc.message,)
-        raise
+        _raise_with(exc, miscounts)
     except BrokerError as exc:
         if isinstance(exc, ApplyFailed):
-            raise
+            _raise_with(exc, miscounts)
         total = len(plan.changes)
         gone = [what for _vhost, what in dropped]
         listed = f" (deleted for replacement, not declared again yet: {_summary(gone)})" if gone else ""
-        raise ApplyFailed(
+        failed = ApplyFailed(
             f"apply stopped after {done} of {total} changes{listed}: {exc.message}",
             hint=(exc.hint + "; " if exc.hint else "")
             + "what was applied stays applied: fix the cause and run `topo apply` again to converge",
             status=exc.status,
             not_declared=gone,
-        ) from exc
+        )
+        failed.__cause__ = exc
+        _raise_with(failed, miscounts)
+    if miscounts:
+        raise lost(miscounts)
+
+
+def _raise_with(exc: TopoError, miscounts: list[Miscount]) -> NoReturn:
+    """Raise ``exc``; or, when a quorum queue's delete took messages before it, MessagesLost saying both."""
+    if miscounts:
+        raise lost(miscounts, stopped=exc) from exc
+    raise exc
 
 
 def _summary(items: list[str], limit: int = 5) -> str:
@@ -237,6 +253,7 @@ def _drop_queues(
     index: Callable[[str], BindingIndex],
     cluster: str | None,
     on_deleted: Callable[[Change], None],
+    on_miscount: Callable[[Miscount], None],
 ) -> None:
     """Drop the queues of ``plan`` (see :mod:`topo.broker.drop`): every vhost's queues are cut off, fenced
     and counted before any is deleted, so a refusal leaves every queue in place."""
@@ -259,7 +276,7 @@ def _drop_queues(
         raise refused([d for d in drops if d.problems] + [d for d in drops if d.left and not d.problems])
     for number, drop in enumerate(drops):
         try:
-            drop.delete(on_deleted)
+            drop.delete(on_deleted, on_miscount)
         except BaseException:
             for rest in drops[number + 1 :]:
                 rest.put_back()
