@@ -67,13 +67,16 @@ def test_the_count_says_amqp_refused_the_user_access_to_the_vhost(broker: Any, v
     with ManagementClient(_as(broker.url, name, PASSWORD), amqp_url=_as(broker.amqp_url, name, PASSWORD)) as client:
         plan = engine.plan(client, _topology(vhost, **{"x-delivery-limit": 3}))
         (change,) = [c for c in plan.changes if c.kind == "queue"]
-        (warning,) = [w for w in change.warnings if "statistics" in w]
-        assert f"AMQP refused user {name!r} access to vhost {vhost!r}" in warning, warning
-        assert "did not answer" not in warning
+        # a quorum queue without an exact count is blocked; the blocker says why there is no exact count
+        assert change.usage is not None and not change.usage.exact
+        (blocker,) = [b for b in change.blockers if b.code == "inexact-count"]
+        assert f"AMQP refused user {name!r} access to vhost {vhost!r} (530)" in blocker.message, blocker.message
+        assert "did not answer" not in blocker.message
         with pytest.raises(UnsafeChange) as info:
             engine.apply(client, _topology(vhost, **{"x-delivery-limit": 3}), plan)
-        assert f"AMQP refused user {name!r} access to vhost {vhost!r}" in (info.value.hint or ""), info.value.hint
-        assert "did not answer" not in (info.value.hint or "")
+        said = f"{info.value.message} (hint: {info.value.hint})"
+        assert f"AMQP refused user {name!r} access to vhost {vhost!r} (530)" in said, said
+        assert "did not answer" not in said
 
 
 def test_the_count_says_amqp_refused_the_login(broker: Any, vhost: str) -> None:
@@ -87,7 +90,53 @@ def test_the_count_says_amqp_refused_the_login(broker: Any, vhost: str) -> None:
     with ManagementClient(broker.url, amqp_url=wrong) as client:
         plan = engine.plan(client, _topology(vhost, **{"x-delivery-limit": 3}))
         (change,) = [c for c in plan.changes if c.kind == "queue"]
-        assert any("AMQP refused the login of user 'guest'" in w for w in change.warnings), change.warnings
+        said = [b.message for b in change.blockers] + list(change.warnings)
+        assert any("AMQP refused the login of user 'guest'" in text for text in said), said
+        assert not any("not-the-password" in text for text in said)
+
+
+def test_apply_says_amqp_refused_the_user_when_it_cannot_check_a_fence(
+    broker: Any, vhost: str, mgmt: httpx.Client
+) -> None:
+    # the plan counted exactly; AMQP refuses the user from then on: the last look before the delete says why
+    desired = _topology(vhost, **{"x-delivery-limit": 3})
+    with ManagementClient(broker.url, amqp_url=broker.amqp_url) as client:
+        engine.apply(client, _topology(vhost))
+        plan = engine.plan(client, desired)
+        assert not plan.blocked
+        client.amqp_url = _as(broker.amqp_url, "guest", "not-the-password")
+        with pytest.raises(UnsafeChange) as info:
+            engine.apply(client, desired, plan, recount=False)
+    said = f"{info.value.message} (hint: {info.value.hint})"
+    assert "queue 'q' in vhost" in said and "AMQP refused the login of user 'guest' at amqp://***@" in said, said
+    assert "so apply could not check that its fence holds" in said and "not-the-password" not in said
+    assert not [p for p in mgmt.get(f"/api/policies/{quote(vhost, safe='')}").json()]  # the fence was taken away
+    assert mgmt.get(f"/api/queues/{quote(vhost, safe='')}/q").json()["arguments"].get("x-delivery-limit") is None
+
+
+def test_apply_says_amqp_refused_the_user_the_delete_of_a_quorum_queue(
+    broker: Any, vhost: str, user: Any, mgmt: httpx.Client
+) -> None:
+    # A quorum queue is deleted over AMQP (to count what goes with it): an AMQP user that may count, publish
+    # and read but not configure the queue is refused the delete, and apply says so; nothing is lost.
+    name = user()
+    mgmt.put(
+        f"/api/permissions/{quote(vhost, safe='')}/{name}", json={"configure": "^$", "write": ".*", "read": ".*"}
+    ).raise_for_status()
+    desired = _topology(vhost, **{"x-delivery-limit": 3})
+    with ManagementClient(broker.url) as admin:
+        engine.apply(admin, _topology(vhost))
+    with ManagementClient(broker.url, amqp_url=_as(broker.amqp_url, name, PASSWORD)) as client:
+        plan = engine.plan(client, desired)
+        assert not plan.blocked  # the exact count needs no configure permission
+        with pytest.raises(UnsafeChange) as info:
+            engine.apply(client, desired, plan)
+    said = info.value.message
+    assert f"AMQP refused user {name!r} at amqp://***@" in said and "403 ACCESS_REFUSED" in said, said
+    assert "so apply could not delete it over AMQP and count what went with it" in said and PASSWORD not in said
+    assert mgmt.get(f"/api/queues/{quote(vhost, safe='')}/q").json()["arguments"].get("x-delivery-limit") is None
+    assert count_exactly(broker.amqp_url, vhost, ["q"]) == {"q": (0, 0)}  # the queue stays; apply's probe went
+    assert not mgmt.get(f"/api/policies/{quote(vhost, safe='')}").json()
 
 
 def test_the_count_says_when_amqp_did_not_answer(vhost: str) -> None:

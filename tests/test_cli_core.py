@@ -126,7 +126,22 @@ def user(mgmt: httpx.Client) -> Iterator[Any]:
 def test_validate_ok(topo: Any, file: Any) -> None:
     result = topo("validate", file(TOPOLOGY % "1m"), "--var", "VHOST=v")
     assert result.code == 0
-    assert result.out == "Valid: 1 vhost, 1 exchanges, 1 queues, 1 bindings, 0 policies.\n"
+    assert result.out == "Valid: 1 vhost, 1 exchange, 1 queue, 1 binding, 0 policies.\n"
+
+
+def test_validate_counts_read_in_the_singular_for_one(topo: Any, file: Any) -> None:
+    path = file(
+        """\
+        version: 1
+        vhosts:
+          v:
+            queues: {a: {}, b: {}}
+            policies:
+              p: {pattern: "^a$", definition: {max-length: 5}}
+        """
+    )
+    result = topo("validate", path)
+    assert result.out == "Valid: 1 vhost, 0 exchanges, 2 queues, 0 bindings, 1 policy.\n"
 
 
 def test_validate_reports_every_problem_and_exits_1(topo: Any, file: Any) -> None:
@@ -214,7 +229,7 @@ def test_plan_apply_plan_with_exit_codes(topo: Any, file: Any, broker: Any, vhos
     assert result.out == "No changes. The broker matches the files.\n"
 
 
-def test_plan_formats(topo: Any, file: Any, broker: Any, vhost: str) -> None:
+def test_plan_formats(topo: Any, file: Any, broker: Any, vhost: str, mgmt: httpx.Client) -> None:
     common = [file(TOPOLOGY % "1m"), "--var", f"VHOST={vhost}", "--url", broker.url]
     data = json.loads(topo("plan", *common, "--format", "json").out)
     assert data["format_version"] == 1
@@ -223,6 +238,13 @@ def test_plan_formats(topo: Any, file: Any, broker: Any, vhost: str) -> None:
     markdown = topo("plan", *common, "--format", "markdown").out
     assert markdown.startswith("### topo plan\n")
     assert "```diff\n" in markdown
+    # which broker the plan was made against: its cluster name and URL, without the credentials
+    cluster = mgmt.get("/api/overview").json()
+    address = parse_management(broker.url)
+    url = f"http://{address.host}:{address.port}"
+    assert f"\nMade against the broker `{cluster['cluster_name']}` at {url}\n" in markdown
+    assert data["broker"] == {"cluster_name": cluster["cluster_name"], "url": url}
+    assert "guest" not in markdown
 
 
 def test_vhost_option_limits_the_scope(topo: Any, file: Any, broker: Any, vhost: str, mgmt: httpx.Client) -> None:
@@ -260,9 +282,56 @@ def test_a_replace_shows_its_reason_and_apply_refuses_a_queue_with_messages(
     result = topo("plan", path, *common)
     assert "-/+ queue vhosts." in result.out and "(forces replacement)" in result.out
     assert "# x-message-ttl cannot change on an existing queue (1m → 2m)" in result.out
-    assert "holds 1 message" in result.out
+    assert "! blocked: holds 1 message (counted from the Management API's statistics" in result.out
     result = topo("apply", path, *common, "--yes")
-    result.assert_one_error("refusing to replace or delete a queue that holds messages", "holds 1 message")
+    result.assert_one_error("refusing to replace or delete a queue that apply cannot drop safely", "holds 1 message")
+
+
+def test_a_replace_with_a_consumer_is_blocked_in_every_plan_format_and_apply_refuses_it_in_the_same_words(
+    topo: Any, file: Any, broker: Any, vhost: str, mgmt: httpx.Client
+) -> None:
+    # Issue 9.4: the plan said fine (exit 0), apply refused ("in use"): a green pull request, a red merge.
+    import pika  # type: ignore[import-untyped]
+
+    common = ["--var", f"VHOST={vhost}", "--url", broker.url, "--amqp-url", broker.amqp_url]
+    assert topo("apply", file(TOPOLOGY % "1m"), *common, "--yes").code == 0
+    path = file(TOPOLOGY % "2m")
+    connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url.rstrip("/") + "/" + quote(vhost, safe="")))
+    try:
+        connection.channel().basic_consume("orders", lambda *_args: None)
+        words = "has 1 consumer: RabbitMQ refuses to delete a queue in use"
+
+        text = topo("plan", path, *common, "--detailed-exitcode")
+        assert text.code == 3
+        assert f"! blocked: {words}\n" in text.out
+        assert 'Blocked: 1 change is blocked (marked "! blocked"): `topo apply` refuses this plan.' in text.out
+        assert topo("plan", path, *common).code == 0  # without --detailed-exitcode a plan is a success
+
+        result = topo("plan", path, *common, "--format", "json", "--detailed-exitcode")
+        assert result.code == 3
+        data = json.loads(result.out)
+        assert data["blocked"] is True
+        (replaced,) = [c for c in data["changes"] if c["action"] == "replace"]
+        assert replaced["blockers"] == [
+            {
+                "code": "consumers",
+                "message": words,
+                "hint": "stop its consumers first: RabbitMQ refuses to delete a queue in use",
+            }
+        ]
+        assert replaced["count"] == {"ready": 0, "unacknowledged": 0, "consumers": 1, "exact": True}
+
+        result = topo("plan", path, *common, "--format", "markdown", "--detailed-exitcode")
+        assert result.code == 3
+        assert f"> - `vhosts.{vhost}.queues.orders` {words}" in result.out
+
+        result = topo("apply", path, *common, "--yes")
+        error = result.assert_one_error(f"queue 'orders' in vhost {vhost!r} {words}")
+        assert "stop its consumers first" in result.err
+        assert error
+        assert mgmt.get(f"/api/queues/{quote(vhost, safe='')}/orders").json()["arguments"]["x-message-ttl"] == 60000
+    finally:
+        connection.close()
 
 
 # -- no terminal, no --yes ----------------------------------------------------------------------------

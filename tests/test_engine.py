@@ -6,6 +6,7 @@ that name substituted through ``${var:VHOST}``.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import textwrap
 import time
@@ -36,7 +37,7 @@ def q(name: str) -> str:
 
 @pytest.fixture
 def client(broker: Any) -> Iterator[ManagementClient]:
-    with ManagementClient(broker.url) as c:
+    with ManagementClient(broker.url, amqp_url=broker.amqp_url) as c:  # the test node's AMQP: exact counts
         yield c
 
 
@@ -405,8 +406,8 @@ def test_a_queue_holding_messages_is_not_replaced(
     client.writes = 0
     with pytest.raises(UnsafeChange) as info:
         engine.apply(client, desired, stale)
-    assert f"queue 'jobs' in vhost {vhost!r} holds 3 messages" in info.value.message
-    assert f"queue 'qq' in vhost {vhost!r} holds 1 message;" in info.value.message + ";"
+    assert f"queue 'jobs' in vhost {vhost!r} holds 3 messages: replacing it would drop them" in info.value.message
+    assert f"queue 'qq' in vhost {vhost!r} holds 1 message: replacing it would drop it" in info.value.message
     assert info.value.hint
     assert client.writes == 0
 
@@ -423,21 +424,58 @@ def test_a_queue_holding_messages_is_not_replaced(
     assert take(mgmt, vhost, "jobs") == 3
 
 
-def test_a_classic_queue_with_messages_is_refused_by_the_broker_too(
+def _blind_last_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make apply's counts say "empty, unused" as if messages and consumers came an instant after: the
+    broker's own guards are what is left."""
+    from topo.broker import drop
+    from topo.broker.amqp_probe import DropCheck
+
+    monkeypatch.setattr(writer, "check_safety", lambda _client, plan, **_kw: plan)
+    monkeypatch.setattr(
+        drop, "check_drops", lambda _url, _vhost, queues, *_a, **_kw: {n: DropCheck(True) for n in queues}
+    )
+
+
+def test_a_classic_queue_with_messages_is_refused_at_the_last_count_and_by_the_broker_too(
     files: Any, client: ManagementClient, mgmt: httpx.Client, vhost: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # if messages arrive after the check (the Management API's counts lag), if-empty still protects them
-    text = "version: 1\nvhosts:\n  ${var:VHOST}:\n    queues:\n      jobs: {max-length: %d}\n"
+    text = """\
+        version: 1
+        vhosts:
+          ${var:VHOST}:
+            exchanges: {ex: {type: direct}}
+            queues:
+              jobs: {max-length: %d, bindings: [{exchange: ex, routing-key: jobs}]}
+        """
     engine.apply(client, files(text % 10))
     assert publish(mgmt, vhost, "", "jobs")
     desired = files(text % 20)
     plan = engine.plan(client, desired)
-    monkeypatch.setattr(writer, "check_safety", lambda _client, _plan: None)
-    with pytest.raises(ApplyFailed) as info:
-        writer.execute(client, plan)
-    assert "not empty" in info.value.message
+    assert plan.blocked
+    # if messages arrive after the first count, the last one (after the queue is cut off) sees them ...
+    with monkeypatch.context() as patched:
+        patched.setattr(writer, "check_safety", lambda _client, plan, **_kw: plan)
+        with pytest.raises(UnsafeChange) as info:
+            writer.execute(client, dataclasses.replace(plan, changes=[replace_blockers(c) for c in plan.changes]))
+    assert f"queue 'jobs' in vhost {vhost!r}: 1 message arrived after apply counted it" in info.value.message
+    assert "put back: nothing was lost" in info.value.message
+    assert queue_bindings(mgmt, vhost, "jobs") == {("ex", "jobs")}
+    # ... and if they arrive after that, the broker's if-empty refuses the delete
+    with monkeypatch.context() as patched:
+        _blind_last_count(patched)
+        with pytest.raises(UnsafeChange) as info:
+            writer.execute(client, dataclasses.replace(plan, changes=[replace_blockers(c) for c in plan.changes]))
+    assert "the broker refused to delete it" in info.value.message and "not empty" in info.value.message
     assert "run `topo apply` again" in (info.value.hint or "")
+    assert queue_bindings(mgmt, vhost, "jobs") == {("ex", "jobs")}
     assert take(mgmt, vhost, "jobs") == 1
+    engine.apply(client, desired)
+    assert engine.plan(client, desired).empty
+
+
+def replace_blockers(change: Any) -> Any:
+    """``change`` as a plan made before anything arrived would have it."""
+    return dataclasses.replace(change, blockers=(), messages=0 if change.messages is not None else None)
 
 
 IN_USE = """\
@@ -462,37 +500,49 @@ def test_a_queue_in_use_is_not_replaced_and_a_half_apply_says_what_is_missing(
     try:
         connection.channel().basic_consume("b-busy", lambda *_args: None)
         desired = files(IN_USE % (2, 2))
-        plan = engine.plan(client, desired)
-
-        # Right after the consumer starts the statistics do not show it yet: the broker refuses the delete
-        # (if-unused) after a-first was already deleted; the error says so, and the next apply fixes it.
-        with monkeypatch.context() as patched:
-            patched.setattr(writer, "check_safety", lambda _client, _plan: None)
-            with pytest.raises(ApplyFailed) as info:
-                engine.apply(client, desired, plan)
-        message = info.value.message
-        assert f"(deleted for replacement, not declared again yet: queue vhosts.{vhost}.queues.a-first)" in message
-        assert "in use" in message
-
-        # Once the statistics show the consumer, apply refuses before writing anything
-        deadline = time.monotonic() + 20
-        while not mgmt.get(f"/api/queues/{q(vhost)}/b-busy").json().get("consumers"):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        # the count is exact (AMQP): the consumer shows at once, and apply refuses before writing anything
         client.writes = 0
         with pytest.raises(UnsafeChange) as refused:
             engine.apply(client, desired)
         assert f"queue 'b-busy' in vhost {vhost!r} has 1 consumer" in refused.value.message
         assert "stop its consumers" in (refused.value.hint or "")
         assert client.writes == 0
+
+        plan = replace_plan(engine.plan(client, desired))
+        # a consumer that starts after the first count: every queue is checked before any is deleted
+        with monkeypatch.context() as patched:
+            patched.setattr(writer, "check_safety", lambda _client, plan, **_kw: plan)
+            with pytest.raises(UnsafeChange) as info:
+                engine.apply(client, desired, plan)
+        assert f"queue 'b-busy' in vhost {vhost!r}: 1 consumer started reading it" in info.value.message
+        assert mgmt.get(f"/api/queues/{q(vhost)}/a-first").json()["arguments"]["x-max-length"] == 1  # not deleted
+        assert queue_bindings(mgmt, vhost, "a-first") == {("ex", "a")}  # put back
+
+        # one that starts after the last count: the broker refuses (if-unused) after a-first was deleted;
+        # the error says what is missing, and the next apply fixes it
+        with monkeypatch.context() as patched:
+            _blind_last_count(patched)
+            with pytest.raises(UnsafeChange) as info:
+                engine.apply(client, desired, plan)
+        message = info.value.message
+        assert f"(deleted for replacement, not declared again yet: queue vhosts.{vhost}.queues.a-first)" in message
+        assert "the broker refused to delete it" in message
     finally:
         connection.close()
-    while mgmt.get(f"/api/queues/{q(vhost)}/b-busy").json().get("consumers"):  # statistics lag here too
-        assert time.monotonic() < deadline + 20
-        time.sleep(0.2)
-    engine.apply(client, desired)
+    deadline = time.monotonic() + 20
+    while True:  # the consumer's channel closes an instant after the connection
+        try:
+            engine.apply(client, desired)
+            break
+        except UnsafeChange:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
     assert engine.plan(client, desired).empty
     assert queue_bindings(mgmt, vhost, "a-first") == {("ex", "a")}
+
+
+def replace_plan(plan: Plan) -> Plan:
+    return dataclasses.replace(plan, changes=[replace_blockers(c) for c in plan.changes])
 
 
 # -- in-place updates -------------------------------------------------------------------------------

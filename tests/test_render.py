@@ -20,8 +20,9 @@ from support import build_vhost
 from topo import __version__
 from topo.model import Binding, Exchange, Policy, Queue, Topology, VHost
 from topo.plan.diff import diff
-from topo.plan.model import Plan
+from topo.plan.model import BrokerInfo, Plan, QueueUsage
 from topo.plan.render import FORMAT_VERSION, render_json, render_markdown, render_text, summary_line
+from topo.plan.safety import annotate, fence_policy
 
 GOLDEN = Path(__file__).parent / "golden" / "plan"
 DOCS = Path(__file__).parent.parent / "docs" / "plan-json.md"
@@ -47,10 +48,11 @@ def sample_plan() -> Plan:
                     "orders",
                     arguments={"x-message-ttl": 86_400_000, "x-max-length": 100_000, "x-dead-letter-exchange": "dlx"},
                 ),
-                Queue("analytics", "quorum", arguments={"x-delivery-limit": 5}),
+                Queue("analytics", "quorum", arguments={"x-delivery-limit": 6}),
                 Queue("pdf-jobs"),
                 Queue("events", "stream", arguments={"x-max-age": "7D", "x-max-length-bytes": 1_073_741_824}),
                 Binding("sensor-data", "orders", routing_key="orders.#"),
+                Binding("sensor-data", "orders", routing_key="orders.eu.#"),  # new, to a replaced queue
                 Binding("sensor-data", "analytics", routing_key="sensor.#"),
                 Binding("uploads", "pdf-jobs", arguments={"x-match": "all", "format": "pdf"}),
                 Binding("sensor-data", "audit", "exchange", routing_key="#"),
@@ -88,7 +90,10 @@ def sample_plan() -> Plan:
                 Binding("uploads", "pdf-jobs", arguments={"x-match": "all", "format": "pdf"}),
                 Binding("uploads", "legacy-jobs"),  # lost with the replaced exchange: a warning
                 Binding("sensor-data", "audit", "exchange", routing_key="#"),
-                policies=(Policy("tmp-limits", "^tmp\\.", "queues", 10, {"message-ttl": 300_000}),),
+                policies=(
+                    Policy("tmp-limits", "^tmp\\.", "queues", 10, {"message-ttl": 300_000}),
+                    fence_policy("pdf-jobs", 11),  # left by an interrupted apply: the plan removes it
+                ),
                 ops=(Policy("cap-length", ".*", "queues", 0, {"max-length": 500_000}), Policy("theirs", "^x")),
                 description="Sensors",
                 tags=("iot",),
@@ -97,11 +102,22 @@ def sample_plan() -> Plan:
         }
     )
     plan = diff(desired, observed)
-    # the engine annotates replaced queues with their message count
-    plan.changes = [
-        dataclasses.replace(c, messages=12) if c.kind == "queue" and c.action == "replace" else c for c in plan.changes
-    ]
+    # the engine counts the queues a plan would drop (orders holds one message; analytics is in use)
+    usage = {
+        ("iot", "orders"): QueueUsage(ready=1, unacked=0, consumers=0, exact=True),
+        ("iot", "analytics"): QueueUsage(ready=2, unacked=1, consumers=1, exact=True),
+    }
+    plan = annotate(plan, usage)
+    plan.broker = BrokerInfo(cluster_name="rabbit@prod-1", url="https://rabbit.example.com:15671")
     return plan
+
+
+def safe_plan() -> Plan:
+    """The sample plan with its queues empty and unused, counted without AMQP: nothing blocks it."""
+    plan = sample_plan()
+    usage = {("iot", "orders"): QueueUsage(0, 0, 0, exact=False)}
+    changes = [c for c in plan.changes if c.address.name != "analytics"]
+    return annotate(dataclasses.replace(plan, changes=changes), usage)
 
 
 def check_golden(name: str, text: str) -> None:
@@ -144,7 +160,16 @@ def test_json_is_consistent_with_the_plan() -> None:
         assert (change["before"] is None) == (change["action"] == "create")
         assert (change["after"] is None) == (change["action"] == "delete")
         assert (change["messages"] is not None) == (change["kind"] == "queue" and change["action"] == "replace")
+        assert (change["count"] is not None) == (change["messages"] is not None)
     assert [u["address"] for u in data["not_managed"]] == [str(u.address) for u in plan.unmanaged]
+    assert data["blocked"] is True
+    assert data["broker"] == {"cluster_name": "rabbit@prod-1", "url": "https://rabbit.example.com:15671"}
+    blocked = {c["address"]: [b["code"] for b in c["blockers"]] for c in data["changes"] if c["blockers"]}
+    assert blocked == {
+        "vhosts.iot.queues.orders": ["messages"],
+        "vhosts.iot.queues.analytics": ["messages", "consumers"],
+    }
+    assert json.loads(render_json(safe_plan()))["blocked"] is False
 
 
 def documented_keys() -> set[str]:
@@ -163,6 +188,12 @@ def test_every_json_key_is_documented() -> None:
         for value in ("action", "kind"):
             if change[value] not in documented:
                 missing.add(f"{value} value {change[value]}")
+        for blocker in change["blockers"]:
+            missing |= {f"blocker {k}" for k in blocker if k not in documented}
+            if blocker["code"] not in documented:
+                missing.add(f"blocker code {blocker['code']}")
+        missing |= {f"count {k}" for k in change["count"] or {} if k not in documented}
+    missing |= {f"broker {k}" for k in data["broker"] if k not in documented}
     for item in data["not_managed"]:
         missing |= {f"not_managed {k}" for k in item if k not in documented}
     assert not missing, f"document these in {DOCS}: {sorted(missing)}"
@@ -219,7 +250,7 @@ def test_text_colours_through_the_styler() -> None:
     colours = {colour for _text, colour in seen}
     assert colours == {"green", "yellow", "magenta", "red", "bold"}
     assert "<magenta>-/+ queue vhosts.iot.queues.orders (forces replacement)</magenta>" in out
-    assert "<bold>Plan: 10 to create, 3 to update, 3 to replace, 1 to delete.</bold>" in out
+    assert "<bold>Plan: 12 to create, 3 to update, 4 to replace, 2 to delete.</bold>" in out
     assert "\x1b[" not in render_text(sample_plan())  # plain by default
 
 
@@ -275,3 +306,77 @@ def test_markdown_embeds_the_graph_of_what_the_plan_touches() -> None:
     assert "vhost a" in block and "vhost b" not in block
     assert "<summary>Graph of the vhosts this plan changes</summary>" in text
     assert "```mermaid" not in render_markdown(diff(desired, desired), graph="flowchart LR")
+
+
+# -- blocked plans (issue 9.4) and wording (issue 9.13) --------------------------------------------------
+
+
+def test_a_blocked_plan_says_so_in_every_format_with_the_words_apply_refuses_with() -> None:
+    from topo.plan.safety import refusal
+
+    plan = sample_plan()
+    assert plan.blocked
+    refused = refusal(plan.blocked_changes)
+    text, markdown, data = render_text(plan), render_markdown(plan), json.loads(render_json(plan))
+    for change in plan.blocked_changes:
+        for blocker in change.blockers:
+            assert f"! blocked: {blocker.message}" in text
+            assert f"`{change.address}` {blocker.message}" in markdown
+            assert f"queue {change.address.name!r} in vhost 'iot' {blocker.message}" in refused.message
+    assert text.rstrip().endswith(
+        'Blocked: 2 changes are blocked (marked "! blocked"): `topo apply` refuses this plan.'
+    )
+    assert "> :no_entry: **Blocked: 2 changes are blocked: `topo apply` refuses this plan.**" in markdown
+    assert data["blocked"] is True
+    # a plan nothing blocks says nothing of the kind
+    safe = safe_plan()
+    assert not safe.blocked
+    assert "blocked" not in render_text(safe).lower() and "no_entry" not in render_markdown(safe)
+
+
+def test_wording_one_message_and_plurals() -> None:
+    plan = sample_plan()
+    text = render_text(plan)
+    assert "! blocked: holds 1 message: replacing it would drop it\n" in text
+    assert (
+        "! blocked: holds 3 messages (2 ready, 1 unacknowledged; the unacknowledged figure comes from the "
+        "Management API's statistics, which lag up to ~5 s): replacing it would drop them\n"
+    ) in text
+    assert "! blocked: has 1 consumer: RabbitMQ refuses to delete a queue in use\n" in text
+    assert "1 messages" not in text and "1 consumers" not in text
+    markdown = render_markdown(plan)
+    assert "Not managed: 3 resources no file declares" in markdown
+    one = diff(Topology({"v": VHost("v")}), Topology({"v": _vhost("v", Queue("theirs"))}))
+    assert "Not managed: 1 resource no file declares" in render_markdown(one)
+
+
+def test_a_new_binding_to_a_replaced_queue_is_created_not_re_created() -> None:
+    changes = {str(c.address): c for c in sample_plan().changes}
+    existing = changes['vhosts.iot.queues.orders.bindings[sensor-data "orders.#"]']
+    new = changes['vhosts.iot.queues.orders.bindings[sensor-data "orders.eu.#"]']
+    assert existing.reasons == ("re-created: queue 'orders' is replaced",)
+    assert new.action == "create" and new.reasons == ()
+
+
+def test_the_markdown_plan_says_which_broker_it_was_made_against() -> None:
+    markdown = render_markdown(sample_plan())
+    assert markdown.startswith(
+        "### topo plan\n\nMade against the broker `rabbit@prod-1` at https://rabbit.example.com:15671\n\n"
+    )
+    assert "@rabbit" not in markdown and "***" not in markdown
+
+
+def test_a_fence_left_by_an_interrupted_apply_is_deleted_by_the_plan() -> None:
+    plan = sample_plan()
+    (fence,) = [c for c in plan.changes if c.kind == "policy" and c.action == "delete"]
+    assert fence.address.name == "topo.fence.pdf-jobs"
+    assert fence.reasons == (
+        "left on queue 'pdf-jobs' by an interrupted apply: this fence makes the broker refuse messages published "
+        "to the queue; apply removes it, and the probe messages (header x-topo-fence-probe) it left at the head "
+        "of the queue",
+    )
+    assert "topo.fence.pdf-jobs" not in {u.address.name for u in plan.unmanaged}
+    # a policy that only looks like a fence (another pattern) is someone else's: not managed, left alone
+    lookalike = Policy("topo.fence.x", ".*", "queues", 1, {"max-length": 0, "overflow": "reject-publish"})
+    other = diff(Topology({"v": VHost("v")}), Topology({"v": _vhost("v", policies=(lookalike,))}))
+    assert other.empty and [u.address.name for u in other.unmanaged] == ["topo.fence.x"]

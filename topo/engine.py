@@ -15,18 +15,20 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 from topo.arguments import EXCHANGE_TYPES
 from topo.broker.client import ManagementClient
-from topo.broker.reader import Observed, read
-from topo.broker.writer import Progress, doomed_queue_warning, doomed_usage, dropped_queues, execute
+from topo.broker.reader import Observed, cluster_name, read
+from topo.broker.writer import Progress, count_dropped, execute
 from topo.errors import MissingExchangeType, NotConverged
 from topo.loader import load
 from topo.model import Exchange, Topology
 from topo.plan.diff import diff
-from topo.plan.model import Plan
+from topo.plan.model import BrokerInfo, Plan
+from topo.plan.safety import annotate, dropped_queues
 
-__all__ = ["apply", "load_and_plan", "plan"]
+__all__ = ["apply", "describe_broker", "load_and_plan", "plan"]
 
 PathLike = str | os.PathLike[str]
 
@@ -73,28 +75,34 @@ def load_and_plan(
 def plan(client: ManagementClient, desired: Topology) -> Plan:
     """Read the declared vhosts from the broker and diff them against ``desired``.
 
-    Queues that would be replaced are annotated with the number of messages they hold.
+    Queues that would be dropped are counted: each such change carries the count, and the reasons apply
+    would refuse it (``Change.blockers``; ``Plan.blocked``), decided by :mod:`topo.plan.safety`.
     """
     return _plan_from(client, desired, read(client, desired.vhosts))
 
 
 def _plan_from(client: ManagementClient, desired: Topology, observed: Observed) -> Plan:
     result = diff(desired, observed.topology)
-    _check_exchange_types(client, result)
-    doomed = dropped_queues(result)
-    if doomed:
-        usage, exact = doomed_usage(client, result)
-        result.changes = [
-            replace(
-                c,
-                messages=usage.get((c.vhost, c.address.name), (0, 0))[0],
-                warnings=c.warnings + doomed_queue_warning(c, exact, client.count_problem),
-            )
-            if c in doomed
-            else c
-            for c in result.changes
-        ]
+    cluster: str | None = None
+    plugins, drops = _plugin_types(result), dropped_queues(result)
+    if plugins or drops:  # one request for what both need (a plan without either reads no more)
+        wanted = ["cluster_name"] + (["exchange_types"] if plugins else [])
+        overview = client.get("/overview", params={"columns": ",".join(wanted)}) or {}
+        _check_exchange_types(result, overview)
+        cluster = str(overview.get("cluster_name") or "")
+    result.broker = BrokerInfo(cluster_name=cluster, url=client.public_url)
+    if drops:
+        result = annotate(result, count_dropped(client, result, cluster=cluster))
     return result
+
+
+def describe_broker(client: ManagementClient, planned: Plan) -> Plan:
+    """``planned`` with the broker's cluster name filled in (``GET /api/overview``), for the plan forms that
+    show it (Markdown, JSON)."""
+    if planned.broker is not None and planned.broker.cluster_name is not None:
+        return planned
+    broker = BrokerInfo(cluster_name=cluster_name(client), url=client.public_url)
+    return replace(planned, broker=broker)
 
 
 def apply(
@@ -104,16 +112,20 @@ def apply(
     *,
     progress: Progress | None = None,
     confirm: bool = True,
+    recount: bool = True,
 ) -> Plan:
     """Apply ``planned`` (or a fresh plan) and re-read the broker to confirm it now matches ``desired``.
 
-    Returns the plan that was applied. Raises UnsafeChange, ApplyFailed or NotConverged.
+    Apply counts the queues it would drop again before it writes anything (the plan may be old), unless
+    ``recount`` is false (a plan made an instant ago: its counts are used). Returns the plan that was
+    applied. Raises UnsafeChange, ApplyFailed or NotConverged.
     """
     if planned is None:
         planned = plan(client, desired)
+        recount = False  # counted just now
     if planned.empty:
         return planned
-    execute(client, planned, progress)
+    execute(client, planned, progress, recount=recount)
     if confirm:
         after = diff(desired, read(client, desired.vhosts).topology)
         if not after.empty:
@@ -126,17 +138,22 @@ def apply(
     return planned
 
 
-def _check_exchange_types(client: ManagementClient, result: Plan) -> None:
-    """Refuse a plan that would declare an exchange of a plugin's type the broker does not have (RabbitMQ
-    would refuse it half-way through the apply)."""
+def _plugin_types(result: Plan) -> dict[str, list[str]]:
+    """The exchange types of plugins the plan would declare, each with the exchanges of that type."""
     wanted: dict[str, list[str]] = {}
     for change in result.changes:
         after = change.after
         if change.action in ("create", "replace") and isinstance(after, Exchange) and after.type not in EXCHANGE_TYPES:
             wanted.setdefault(after.type, []).append(f"exchange {after.name!r} in vhost {change.vhost!r}")
+    return wanted
+
+
+def _check_exchange_types(result: Plan, overview: Mapping[str, Any]) -> None:
+    """Refuse a plan that would declare an exchange of a plugin's type the broker does not have (RabbitMQ
+    would refuse it half-way through the apply); ``overview`` is ``GET /api/overview``."""
+    wanted = _plugin_types(result)
     if not wanted:
         return
-    overview = client.get("/overview", params={"columns": "exchange_types"}) or {}
     have = {item.get("name") for item in overview.get("exchange_types") or [] if isinstance(item, dict)}
     missing = sorted(kind for kind in wanted if kind not in have)
     if missing:

@@ -16,6 +16,7 @@ never a traceback unless ``--debug`` is given. Library users catch the same clas
     │   ├── MissingExchangeType     the files declare a plugin's exchange type the broker lacks
     │   └── ApplyFailed             a write failed part-way through an apply
     ├── UnsafeChange                apply refused: a queue with messages would be deleted/replaced
+    ├── MessagesLost                a quorum queue's delete took messages that arrived after apply's last count
     ├── NotConverged                after an apply, the broker still differs from the files
     ├── GraphError                  `topo graph` could not render
     │   └── GraphvizNotFound        --format svg without Graphviz's `dot`
@@ -38,6 +39,7 @@ __all__ = [
     "DevBrokerError",
     "GraphError",
     "GraphvizNotFound",
+    "MessagesLost",
     "MissingExchangeType",
     "NotConverged",
     "PermissionDenied",
@@ -133,11 +135,42 @@ class MissingExchangeType(BrokerError):
 
 
 class ApplyFailed(BrokerError):
-    """A write failed part-way through an apply. What was done before it stays done; run apply again."""
+    """A write failed part-way through an apply. What was done before it stays done; run apply again.
+
+    ``not_declared`` lists every resource deleted for a replacement and not declared again yet (the
+    message names the first few; the next ``topo plan`` shows them all as creates)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        status: int | None = None,
+        not_declared: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message, hint=hint, status=status)
+        self.not_declared = tuple(not_declared)
 
 
 class UnsafeChange(TopoError):
-    """Apply refused a change that would delete messages (a queue that holds some would be dropped)."""
+    """Apply refused a change that could lose messages (a queue that holds some, or is in use, or cannot be
+    counted exactly, would be dropped). ``details`` lists every reason (the message names the first few)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, details: Sequence[str] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.details = tuple(details)
+
+
+class MessagesLost(TopoError):
+    """RabbitMQ deleted a quorum queue apply replaced with messages that arrived in the instant between
+    apply's last count and the delete (its ``Queue.DeleteOk`` counted more than apply's own probe), or
+    apply cannot tell whether it did. Raised once the apply is done: never silent. ``dropped`` is how
+    many messages were deleted; ``details`` names each queue."""
+
+    def __init__(self, message: str, *, hint: str | None = None, details: Sequence[str] = (), dropped: int = 0) -> None:
+        super().__init__(message, hint=hint)
+        self.details = tuple(details)
+        self.dropped = dropped
 
 
 class NotConverged(TopoError):

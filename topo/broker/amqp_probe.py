@@ -4,18 +4,64 @@ The Management API's ``messages`` and ``consumers`` come from statistics that la
 the queue, so a message published just before an apply may not show. A passive ``queue.declare``
 answers with the queue's exact ready-message and consumer counts at that instant; unacknowledged
 messages belong to a consumer (or a channel that got them), which the Management count catches.
+
+:func:`check_drops` is the last look before apply deletes queues: for a fenced quorum queue it also
+publishes two probes by the default exchange (the first must be taken, the second refused: the fence
+holds) and then counts; :func:`delete_if_counted` counts each queue again and deletes it on the same
+connection, keeping the count the broker's ``Queue.DeleteOk`` gives; :func:`remove_probes` takes a probe
+back out of a queue that stays.
+
+Where AMQP cannot count, :func:`count_exactly` and :func:`check_drops` return why (:class:`NoExactCount`,
+from :func:`why_no_count`): the broker refused the user (a wrong password, no permission on the vhost), did
+not answer, or another cluster answers there. The reason travels with the count
+(``QueueUsage.why_inexact``); nothing is kept on the client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from topo.errors import TopoError
 from topo.urls import parse_amqp
 
-__all__ = ["NoExactCount", "count_exactly", "exact_usage", "why_no_count"]
+__all__ = [
+    "PROBE_HEADER",
+    "PROBE_ID_PREFIX",
+    "Deleted",
+    "DropCheck",
+    "NoExactCount",
+    "check_drops",
+    "count_exactly",
+    "delete_if_counted",
+    "exact_usage",
+    "remove_probes",
+    "why_no_count",
+]
+
+_T = TypeVar("_T")
+
+PROBE_HEADER = "x-topo-fence-probe"
+"""The header of the probe messages apply publishes to a fenced queue (see :func:`check_drops`)."""
+_PROBE_BODY = b"topo fence probe: checks that the queue refuses new messages before topo deletes it; drop it"
+
+
+@dataclass(frozen=True)
+class DropCheck:
+    """What the broker said of a queue apply is about to delete.
+
+    ``exists``: the queue is there. ``ready`` and ``consumers``: its passive declare, after the probes.
+    For a fenced queue, ``probe`` is what became of the first probe (``taken``, ``refused`` or
+    ``unroutable``) and ``fence_holds`` whether the second one was refused; both ``None`` otherwise.
+    """
+
+    exists: bool
+    ready: int = 0
+    consumers: int = 0
+    probe: str | None = None
+    fence_holds: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -33,33 +79,50 @@ class _OtherCluster(Exception):
         self.name = name
 
 
-async def _usage(
-    amqp_url: str, vhost: str, queues: list[str], timeout: float, cluster: str | None
-) -> dict[str, tuple[int, int]]:
+async def _open(amqp_url: str, vhost: str, timeout: float, cluster: str | None) -> Any:
+    """An AMQP connection to ``vhost``; raises ``_OtherCluster`` when ``cluster`` is given and another
+    cluster answers there."""
+    import asyncio
+
     from topo.runtime.connection import Connection
-    from topo.runtime.errors import NotFound
     from topo.runtime.url import parse_url
 
     params = replace(parse_url(amqp_url).with_vhost(vhost), connection_timeout=timeout, client_name="topo")
     connection = Connection(params, reconnect=False)
+    await asyncio.wait_for(connection.open(), timeout)
+    name_of = connection.server_properties.get("cluster_name")
+    if isinstance(name_of, bytes | bytearray):
+        name_of = name_of.decode()
+    if cluster is not None and name_of != cluster:
+        await connection.close()
+        raise _OtherCluster(name_of)  # another broker answers on that port: its counts say nothing about ours
+    return connection
+
+
+async def _declare(connection: Any, channel: Any, name: str, timeout: float) -> tuple[Any, tuple[int, int] | None]:
+    """(channel, (ready, consumers)) of ``name``, or (a new channel, None) when it does not exist."""
     import asyncio
 
-    await asyncio.wait_for(connection.open(), timeout)
+    from topo.runtime.errors import NotFound
+
+    try:
+        _, messages, consumers = await asyncio.wait_for(channel.queue_declare(name, passive=True), timeout)
+    except NotFound:
+        return await connection.channel(), None  # a 404 closes the channel
+    return channel, (int(messages), int(consumers))
+
+
+async def _usage(
+    amqp_url: str, vhost: str, queues: list[str], timeout: float, cluster: str | None
+) -> dict[str, tuple[int, int]]:
+    connection = await _open(amqp_url, vhost, timeout, cluster)
     usage: dict[str, tuple[int, int]] = {}
     try:
-        name_of = connection.server_properties.get("cluster_name")
-        if isinstance(name_of, bytes | bytearray):
-            name_of = name_of.decode()
-        if cluster is not None and name_of != cluster:
-            raise _OtherCluster(name_of)  # another broker answers on that port: its counts say nothing of ours
         channel = await connection.channel()
         for name in queues:
-            try:
-                _, messages, consumers = await asyncio.wait_for(channel.queue_declare(name, passive=True), timeout)
-            except NotFound:
-                channel = await connection.channel()  # a 404 closes the channel
-                continue
-            usage[name] = (int(messages), int(consumers))
+            channel, counted = await _declare(connection, channel, name, timeout)
+            if counted is not None:
+                usage[name] = counted
     finally:
         await connection.close()
     return usage
@@ -71,17 +134,10 @@ def count_exactly(
     """(ready messages, consumers) of each named queue that exists, counted by the broker now; or why not
     (:class:`NoExactCount`): AMQP refused the user or did not answer, or, when ``cluster`` is given,
     another cluster answers there (the caller then has only the Management API's statistics)."""
-    import asyncio  # here, not at import: most commands never probe
-
     names = list(queues)
     if not names:
         return {}
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # no loop running here: the usual, synchronous case
-        return _run(amqp_url, vhost, names, timeout, cluster)
-    with ThreadPoolExecutor(max_workers=1) as pool:  # called from async code: use a loop of our own
-        return pool.submit(_run, amqp_url, vhost, names, timeout, cluster).result()
+    return _run(_usage(amqp_url, vhost, names, timeout, cluster), amqp_url, vhost, timeout)
 
 
 def exact_usage(
@@ -92,20 +148,29 @@ def exact_usage(
     return None if isinstance(counted, NoExactCount) else counted
 
 
-def _run(
-    amqp_url: str, vhost: str, names: list[str], timeout: float, cluster: str | None
-) -> dict[str, tuple[int, int]] | NoExactCount:
-    import asyncio
+def _run(coroutine: Coroutine[Any, Any, _T], amqp_url: str, vhost: str, timeout: float) -> _T | NoExactCount:
+    """Run ``coroutine`` (which talks to ``amqp_url``, ``vhost``) to its end from synchronous code; why not
+    (:func:`why_no_count`) when AMQP refused the user, did not answer, or another cluster answered."""
+    import asyncio  # here, not at import: most commands never probe
+
+    def run() -> _T | NoExactCount:
+        try:
+            return asyncio.run(coroutine)
+        except (OSError, TimeoutError, TopoError, _OtherCluster) as exc:
+            return why_no_count(exc, amqp_url, vhost, timeout)
 
     try:
-        return asyncio.run(_usage(amqp_url, vhost, names, timeout, cluster))
-    except (OSError, TimeoutError, TopoError, _OtherCluster) as exc:
-        return why_no_count(exc, amqp_url, vhost, timeout)
+        asyncio.get_running_loop()
+    except RuntimeError:  # no loop running here: the usual, synchronous case
+        return run()
+    with ThreadPoolExecutor(max_workers=1) as pool:  # called from async code: use a loop of our own
+        return pool.submit(run).result()
 
 
 def why_no_count(exc: BaseException, amqp_url: str, vhost: str, timeout: float) -> NoExactCount:
-    """What to tell a user of a failed count (``exc``: what opening AMQP at ``amqp_url`` raised)."""
-    from topo.runtime.errors import AuthenticationError, VhostAccessRefused
+    """What to tell a user of a failed count (``exc``: what talking to AMQP at ``amqp_url``, ``vhost``,
+    raised)."""
+    from topo.runtime.errors import AccessRefused, AuthenticationError, VhostAccessRefused
 
     try:
         url = parse_amqp(amqp_url)
@@ -118,6 +183,8 @@ def why_no_count(exc: BaseException, amqp_url: str, vhost: str, timeout: float) 
         if "does not offer" in exc.message:  # the SASL mechanism, not the credentials
             return NoExactCount(f"AMQP refused the login at {where}: {exc.message}", True)
         return NoExactCount(f"AMQP refused the login of user {user!r} at {where}", True)
+    if isinstance(exc, AccessRefused):  # a permission on the vhost's resources (configure, write, read)
+        return NoExactCount(f"AMQP refused user {user!r} at {where}: {exc.reply_code} {exc.reply_text}", True)
     if isinstance(exc, _OtherCluster):
         return NoExactCount(f"another broker (cluster {exc.name!r}) answers AMQP at {where}")
     if isinstance(exc, TimeoutError):
@@ -126,3 +193,178 @@ def why_no_count(exc: BaseException, amqp_url: str, vhost: str, timeout: float) 
     if "Connect call failed" in detail or "Connection refused" in detail:
         detail = "connection refused"
     return NoExactCount(f"AMQP did not answer at {where} ({detail.split(': ')[-1][:120] or type(exc).__name__})")
+
+
+async def _probe(connection: Any, name: str, probe_id: str, timeout: float) -> str:
+    """Publish one probe to ``name`` by the default exchange on a channel of its own (each channel is a new
+    publisher to the queue); what became of it: ``taken``, ``refused`` or ``unroutable``."""
+    import asyncio
+
+    from topo.runtime.codec import Properties
+    from topo.runtime.errors import PublishNacked, UnroutableError
+
+    channel = await connection.channel(confirms=True)
+    properties = Properties(message_id=probe_id, headers={PROBE_HEADER: True}, delivery_mode=1)
+    try:
+        await asyncio.wait_for(channel.publish("", name, _PROBE_BODY, properties, mandatory=True), timeout)
+        return "taken"
+    except PublishNacked:
+        return "refused"
+    except UnroutableError:
+        return "unroutable"
+    finally:
+        await channel.close()
+
+
+async def _check(
+    amqp_url: str, vhost: str, queues: Mapping[str, bool], probe_id: str, timeout: float, cluster: str | None
+) -> dict[str, DropCheck]:
+    connection = await _open(amqp_url, vhost, timeout, cluster)
+    checks: dict[str, DropCheck] = {}
+    try:
+        channel = await connection.channel()
+        for name, fenced in queues.items():
+            probe = holds = None
+            if fenced:
+                probe = await _probe(connection, name, probe_id, timeout)
+                holds = await _probe(connection, name, probe_id, timeout) != "taken"
+            channel, counted = await _declare(connection, channel, name, timeout)
+            if counted is None:
+                checks[name] = DropCheck(exists=False)
+            else:
+                checks[name] = DropCheck(True, counted[0], counted[1], probe, holds)
+    finally:
+        await connection.close()
+    return checks
+
+
+def check_drops(
+    amqp_url: str,
+    vhost: str,
+    queues: Mapping[str, bool],
+    probe_id: str,
+    *,
+    cluster: str | None = None,
+    timeout: float = 10.0,
+) -> dict[str, DropCheck] | NoExactCount:
+    """The last look at each queue before apply deletes it (``queues``: name → whether it is fenced, in
+    which case two probes with ``message_id`` ``probe_id`` are published first); or why AMQP could not
+    look (:class:`NoExactCount`: it refused the user or did not answer, or another cluster answers there)."""
+    if not queues:
+        return {}
+    return _run(_check(amqp_url, vhost, queues, probe_id, timeout, cluster), amqp_url, vhost, timeout)
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What :func:`delete_if_counted` did with one queue.
+
+    ``counted``: (ready messages, consumers) of its passive declare just before the delete (``None``: the
+    queue was not there, nothing to delete). ``deleted``: whether it was deleted (only when ``counted`` was
+    what the caller expected). ``message_count``: what the broker's ``Queue.DeleteOk`` said, the ready
+    messages it counted as it deleted the queue (``None`` when not deleted)."""
+
+    name: str
+    counted: tuple[int, int] | None
+    deleted: bool = False
+    message_count: int | None = None
+
+
+async def _delete(
+    amqp_url: str,
+    vhost: str,
+    expected: Mapping[str, int],
+    timeout: float,
+    cluster: str | None,
+    done: list[Deleted],
+) -> None:
+    import asyncio
+
+    connection = await _open(amqp_url, vhost, timeout, cluster)
+    try:
+        channel = await connection.channel()
+        for name, messages in expected.items():
+            channel, counted = await _declare(connection, channel, name, timeout)
+            if counted is None:
+                done.append(Deleted(name, None))
+                continue
+            if counted != (messages, 0):
+                done.append(Deleted(name, counted))  # something arrived: stop here, delete nothing more
+                return
+            # no if-empty / if-unused: RabbitMQ refuses both for a quorum queue (not_implemented)
+            message_count = await asyncio.wait_for(channel.queue_delete(name), timeout)
+            done.append(Deleted(name, counted, True, int(message_count)))
+    finally:
+        await connection.close()
+
+
+def delete_if_counted(
+    amqp_url: str,
+    vhost: str,
+    expected: Mapping[str, int],
+    *,
+    cluster: str | None = None,
+    timeout: float = 10.0,
+) -> tuple[list[Deleted], NoExactCount | None]:
+    """Delete each queue of ``expected`` (name → the ready messages it may hold: apply's own probes) over
+    AMQP, in order, on one connection: count it (passive declare) and, when it holds exactly that and has
+    no consumer, delete it at once (``queue.delete``), keeping what ``Queue.DeleteOk`` counted. A queue
+    that counts otherwise stops the run before it is deleted.
+
+    Returns what was done, queue by queue (the last one not deleted when the run stopped), and why AMQP
+    failed part-way (:class:`NoExactCount`), if it did: a queue whose delete got no answer is not listed."""
+    done: list[Deleted] = []
+    if not expected:
+        return done, None
+    failed = _run(_delete(amqp_url, vhost, expected, timeout, cluster, done), amqp_url, vhost, timeout)
+    return done, failed if isinstance(failed, NoExactCount) else None
+
+
+PROBE_ID_PREFIX = "topo-fence-probe:"
+"""Every probe's ``message_id`` starts so (then the apply's own id)."""
+
+
+_REACH = 20
+"""How many messages that are not probes :func:`remove_probes` takes out (and puts back) to reach one."""
+
+
+async def _remove(
+    amqp_url: str, vhost: str, name: str, probes: int, probe_id: str | None, timeout: float
+) -> tuple[int, int]:
+    import asyncio
+
+    connection = await _open(amqp_url, vhost, timeout, None)
+    left = probes
+    held: list[Any] = []
+    try:
+        channel = await connection.channel()
+        while left and len(held) < _REACH:
+            message = await asyncio.wait_for(channel.get(name), timeout)
+            if message is None:
+                left = 0  # none further back: a consumer took it, nothing of apply's is left in the queue
+                break
+            ident = message.properties.message_id or ""
+            if ident == probe_id or (probe_id is None and ident.startswith(PROBE_ID_PREFIX)):
+                await message.ack()
+                left -= 1
+            else:
+                held.append(message)
+        for message in held:  # back where they were, in their order (at the head of the queue)
+            await message.nack(requeue=True)
+        await channel.close()
+    finally:
+        await connection.close()
+    return left, len(held)
+
+
+def remove_probes(
+    amqp_url: str, vhost: str, name: str, probes: int, probe_id: str | None, *, timeout: float = 10.0
+) -> tuple[int, int]:
+    """Take (up to) ``probes`` probes apply published back out of queue ``name`` (one that stays).
+
+    They are at the head of the queue unless messages got in before them; those (at most 20) are taken out
+    to reach the probes and put back in their order, marked redelivered. ``probe_id`` is the apply's own
+    (``None``: any apply's, for the probes an interrupted apply left). Returns how many probes are left
+    (when they are further back, or AMQP failed) and how many other messages were taken out and put back."""
+    result = _run(_remove(amqp_url, vhost, name, probes, probe_id, timeout), amqp_url, vhost, timeout)
+    return (probes, 0) if isinstance(result, NoExactCount) else result

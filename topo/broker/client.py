@@ -96,6 +96,7 @@ class ManagementClient:
     ) -> None:
         parsed = parse_management(url)  # a UsageError (URL redacted) when it cannot be read
         self.display_url = parsed.display()
+        self.public_url = parsed.public().rstrip("/")  # no user, no password: as a plan shows the broker
         self.user = parsed.username or "guest"
         self.timeout = timeout
         if amqp_url:
@@ -106,7 +107,7 @@ class ManagementClient:
             context = client_context(ca_cert=ca_cert, client_cert=client_cert, client_key=client_key)
         auth = httpx.BasicAuth(self.user, parsed.password if parsed.password is not None else "guest")
         self._http = httpx.Client(
-            base_url=parsed.public().rstrip("/") + "/api",
+            base_url=self.public_url + "/api",
             auth=auth,
             timeout=timeout,
             transport=transport,
@@ -119,8 +120,6 @@ class ManagementClient:
         if amqp_url is None:
             amqp_url = amqp_url_for(url, ca_cert=ca_cert, client_cert=client_cert, client_key=client_key)
         self.amqp_url = amqp_url
-        self.exact_counts = True  # False once an exact count could not be had over AMQP
-        self.count_problem: str | None = None  # why not (AMQP refused the user, or did not answer)
 
     def __repr__(self) -> str:
         return f"<ManagementClient {self.display_url} user={self.user!r}>"

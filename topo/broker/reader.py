@@ -15,8 +15,9 @@ from typing import Any
 from topo.broker.amqp_probe import NoExactCount, count_exactly
 from topo.broker.client import ManagementClient, enc
 from topo.model import Binding, Exchange, Policy, Queue, Topology, VHost
+from topo.plan.model import QueueUsage
 
-__all__ = ["Observed", "queue_usage", "read", "vhost_from_definitions"]
+__all__ = ["Observed", "cluster_name", "count_queues", "read", "vhost_from_definitions"]
 
 
 @dataclass
@@ -124,27 +125,57 @@ def read(client: ManagementClient, vhosts: Iterable[str]) -> Observed:
     return observed
 
 
-def queue_usage(client: ManagementClient, vhost: str, queues: Iterable[str]) -> dict[str, tuple[int, int]]:
-    """(messages, consumers) of each named queue; queues that do not exist are left out.
+def cluster_name(client: ManagementClient) -> str:
+    """The broker's cluster name (``GET /api/overview``), which the AMQP side must answer with too."""
+    overview = client.get("/overview", params={"columns": "cluster_name"}) or {}
+    return str(overview.get("cluster_name") or "")
 
-    The Management API's statistics (ready + unacknowledged messages) lag up to ~5 s behind the queue;
-    where AMQP answers (``client.amqp_url``), a passive declare adds the exact count at this instant, and
-    the larger of the two is kept. ``client.exact_counts`` says whether the exact count was had, and
-    ``client.count_problem`` why not."""
-    names = list(queues)
-    usage: dict[str, tuple[int, int]] = {}
-    for name in names:
+
+NO_AMQP_URL = "exact counts are off (no AMQP URL)"
+GONE_WHEN_COUNTED = "AMQP found no such queue when it counted"
+STREAM_UNCOUNTABLE = "RabbitMQ answers 0 for a stream's messages over AMQP"
+
+
+def count_queues(
+    client: ManagementClient, vhost: str, queues: Iterable[str], *, cluster: str | None = None
+) -> dict[str, QueueUsage]:
+    """What each named queue holds, counted now; queues that do not exist are left out.
+
+    Ready messages and consumers come from an AMQP passive declare (``client.amqp_url``), which the broker
+    answers with the queue's counts at that instant: the count is then ``exact``. Unacknowledged messages
+    have no such count: they come from the Management API's statistics, which lag up to ~5 s. Where AMQP
+    does not answer (or another cluster answers there), every figure comes from the statistics and the
+    count is not exact, and ``QueueUsage.why_inexact`` says why (AMQP refused the user, did not answer, ...).
+    A stream's count is never exact (RabbitMQ answers 0 for a stream over AMQP). ``cluster`` is the broker's
+    cluster name when the caller has it already."""
+    stats: dict[str, Mapping[str, Any]] = {}
+    for name in queues:
         info = client.get(f"/queues/{enc(vhost)}/{enc(name)}", vhost=vhost, ok_missing=True)
         if info is not None:
-            usage[name] = (int(info.get("messages") or 0), int(info.get("consumers") or 0))
-    if client.amqp_url and usage:
-        overview = client.get("/overview", params={"columns": "cluster_name"}) or {}
-        exact = count_exactly(client.amqp_url, vhost, list(usage), cluster=overview.get("cluster_name"))
-        if isinstance(exact, NoExactCount):
-            client.exact_counts = False
-            client.count_problem = exact.reason
+            stats[name] = info
+    exact: dict[str, tuple[int, int]] = {}
+    why_not = NO_AMQP_URL
+    if client.amqp_url and stats:
+        if cluster is None:
+            cluster = cluster_name(client)
+        counted = count_exactly(client.amqp_url, vhost, list(stats), cluster=cluster)
+        if isinstance(counted, NoExactCount):
+            why_not = counted.reason
         else:
-            for name, (messages, consumers) in exact.items():
-                old_messages, old_consumers = usage.get(name, (0, 0))
-                usage[name] = (max(messages, old_messages), max(consumers, old_consumers))
+            exact, why_not = counted, GONE_WHEN_COUNTED
+    usage: dict[str, QueueUsage] = {}
+    for name, info in stats.items():
+        unacked = int(info.get("messages_unacknowledged") or 0)
+        ready_consumers = exact.get(name)
+        if info.get("type") == "stream":
+            ready_consumers, why = None, STREAM_UNCOUNTABLE
+        else:
+            why = why_not
+        if ready_consumers is not None:
+            usage[name] = QueueUsage(ready_consumers[0], unacked, ready_consumers[1], exact=True)
+        else:
+            ready = int(info.get("messages_ready") or 0)
+            if not ready and not unacked:  # a queue's first statistics may carry only the total
+                ready = int(info.get("messages") or 0)
+            usage[name] = QueueUsage(ready, unacked, int(info.get("consumers") or 0), exact=False, why_inexact=why)
     return usage

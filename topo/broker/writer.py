@@ -1,36 +1,53 @@
 """Executing a plan against the broker, in dependency order.
 
-Order: vhosts (and their limits), binding deletions, queue/exchange deletions for replacements, then
-every exchange, queue and binding to create in one ``POST /api/definitions/{vhost}`` per vhost (the
+Order: vhosts (and their limits); fences an interrupted apply left (see below); binding deletions; the
+queues to drop (replacements; deletions later), as :mod:`topo.broker.drop` says; exchanges to replace;
+then every exchange, queue and binding to create in one ``POST /api/definitions/{vhost}`` per vhost (the
 broker's own bulk path; only creates go there, since an import silently keeps an existing queue's
-arguments), then policies and operator policies. A queue that holds messages is never deleted: the
-plan refuses first, and a classic queue is deleted with ``if-empty`` so the broker refuses too (quorum
-queues have no such guard: they are dropped only on an exact count taken just before; streams, which
-cannot be counted exactly, are never dropped).
+arguments); then policies and operator policies. Each vhost's bindings are read once
+(``GET /api/bindings/{vhost}``) for the binding deletions and the cuts.
+
+Never lose a message: apply first counts every queue it would drop and refuses, before writing
+anything, a plan the safety rule (:mod:`topo.plan.safety`) blocks. Then, for the queues of a vhost:
+
+1. every binding to the queue is deleted: routed publishes become unroutable (returned to a ``mandatory``
+   publisher, dropped otherwise, as for any queue that is not there);
+2. a quorum queue is fenced (a policy ``topo.fence.<queue>``: ``max-length: 0``, ``overflow:
+   reject-publish``): the broker refuses (nacks) what is published to it by name through the default
+   exchange, checked with two probe messages; a classic queue's delete carries ``if-empty`` and
+   ``if-unused``, so the broker refuses it atomically if anything arrived;
+3. each queue is counted exactly (AMQP passive declare); if anything arrived, apply stops, puts back the
+   bindings and fences, and raises :class:`~topo.errors.UnsafeChange` saying what arrived where;
+4. otherwise the queues are deleted, each fence removed right after its queue (before the new queue is
+   declared): a quorum queue over AMQP, counted once more just before (a change stops apply as in 3);
+   if its ``Queue.DeleteOk`` counts more than apply's probe, the rest of the apply is made and then
+   :class:`~topo.errors.MessagesLost` raised, saying what was dropped where. Streams are never dropped.
 
 A failure part-way raises :class:`~topo.errors.ApplyFailed`; what was done stays done, and the next
-apply converges from there (every step is idempotent on a re-plan).
+apply converges from there (every step is idempotent on a re-plan). A fence left by an apply killed
+half-way shows in the next plan as a policy to delete, and apply removes it before anything else.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from topo.broker.client import ManagementClient, enc
-from topo.broker.reader import queue_usage
+from topo.broker.drop import BindingIndex, Miscount, QueueDrop, clear_fence, lost, refused
+from topo.broker.reader import cluster_name, count_queues
 from topo.definitions import binding_definition, exchange_definition, policy_definition, queue_definition
-from topo.errors import ApplyFailed, BrokerError, UnsafeChange
-from topo.model import Binding, Exchange, Policy, Queue, canonical_json
-from topo.plan.model import Change, Plan
+from topo.errors import ApplyFailed, BrokerError, TopoError, UnsafeChange
+from topo.model import Binding, Exchange, Policy, Queue
+from topo.plan.model import Change, Plan, QueueUsage
+from topo.plan.safety import annotate, dropped_queues, fenced_queue, leftover_fences, refusal
 
 __all__ = [
     "Progress",
     "check_safety",
+    "count_dropped",
     "definitions_for",
-    "doomed_queue_warning",
-    "doomed_usage",
     "dropped_queues",
     "execute",
 ]
@@ -63,119 +80,30 @@ def definitions_for(changes: list[Change]) -> dict[str, dict[str, list[dict[str,
     return dict(docs)
 
 
-INEXACT_COUNT = (
-    "this count comes from the Management API's statistics, which lag up to ~5 s: AMQP did not answer "
-    "for this broker (see --amqp-url)"
-)
-
-
-def inexact_count(problem: str | None) -> str:
-    """The plan's warning beside a count from the statistics, saying why there is no exact one."""
-    if problem is None:
-        return INEXACT_COUNT
-    return f"this count comes from the Management API's statistics, which lag up to ~5 s: {problem} (see --amqp-url)"
-
-
-UNCOUNTABLE_STREAM = (
-    "a stream's messages cannot be counted exactly (over AMQP RabbitMQ answers 0 for a stream; the "
-    "statistics lag up to ~5 s), so apply will refuse to drop it"
-)
-_STREAM_HINT = (
-    "delete the stream yourself once its messages may go, then apply; x-max-age and x-max-length-bytes "
-    "can also change through a policy, without replacing the stream"
-)
-
-
-def _queue_type(change: Change) -> str:
-    return change.before.type if isinstance(change.before, Queue) else "classic"
-
-
-def doomed_queue_warning(change: Change, exact: bool, problem: str | None = None) -> tuple[str, ...]:
-    """What a plan says of a queue it would drop, beside its message count (``problem``: why the count is
-    not exact, when it is not)."""
-    if _queue_type(change) == "stream":
-        return (UNCOUNTABLE_STREAM,)
-    return () if exact else (inexact_count(problem),)
-
-
-def dropped_queues(plan: Plan) -> list[Change]:
-    """The changes that delete a queue (a replace or a delete)."""
-    return [c for c in plan.changes if c.kind == "queue" and c.action in ("replace", "delete")]
-
-
-def doomed_usage(client: ManagementClient, plan: Plan) -> tuple[dict[tuple[str, str], tuple[int, int]], bool]:
-    """(messages, consumers) of each queue the plan would drop, by (vhost, name), counted now (queues that
-    do not exist are left out); and whether every count was exact (over AMQP)."""
+def count_dropped(
+    client: ManagementClient, plan: Plan, *, cluster: str | None = None
+) -> dict[tuple[str, str], QueueUsage]:
+    """What each queue the plan would drop holds, counted now, by (vhost, name); queues that do not exist
+    are left out. Each count says whether it is exact."""
     by_vhost: dict[str, list[str]] = defaultdict(list)
     for change in dropped_queues(plan):
         by_vhost[change.vhost].append(change.address.name)
-    client.exact_counts, client.count_problem = True, None  # this pass's own verdict, not an earlier one's
-    usage = {
-        (vhost, name): counts
+    return {
+        (vhost, name): usage
         for vhost, names in sorted(by_vhost.items())
-        for name, counts in queue_usage(client, vhost, names).items()
+        for name, usage in count_queues(client, vhost, names, cluster=cluster).items()
     }
-    return usage, client.exact_counts
 
 
-def check_safety(client: ManagementClient, plan: Plan) -> None:
-    """Refuse (before any write) a plan that would drop a queue holding messages, counting afresh; and one
-    that would delete a queue in use, which RabbitMQ refuses (apply would stop half-way).
-
-    Without an exact count (AMQP unreachable), only classic queues may be dropped: their delete carries
-    ``if-empty``, so the broker itself refuses one that filled up since the lagging statistics were read.
-    Quorum queues have no such guard, so they are refused rather than risked; streams are always refused
-    (no exact count exists for them, and they keep messages after they are read)."""
-    types = {(c.vhost, c.address.name): _queue_type(c) for c in dropped_queues(plan)}
-    usage, exact = doomed_usage(client, plan)
-    problems, busy, unguarded, streams = [], [], [], []
-    for (vhost, name), (count, consumers) in sorted(usage.items()):
-        where = f"queue {name!r} in vhost {vhost!r}"
-        if count:
-            problems.append(f"{where} holds {count} message{'s' if count != 1 else ''}")
-        if consumers:
-            busy.append(f"{where} has {consumers} consumer{'s' if consumers != 1 else ''}")
-        queue_type = types[(vhost, name)]
-        if queue_type == "stream":
-            streams.append(f"stream {where}")
-        elif not exact and queue_type != "classic":
-            unguarded.append(f"{queue_type} {where}")
-    if problems:
-        raise UnsafeChange(
-            "refusing to replace or delete a queue that holds messages: " + "; ".join(problems),
-            hint="drain the queue first (or move its messages); replacing it would drop them",
-        )
-    if busy:
-        raise UnsafeChange(
-            "refusing to replace or delete a queue that is in use: " + "; ".join(busy),
-            hint="stop its consumers first: RabbitMQ refuses to delete a queue in use",
-        )
-    if streams:
-        raise UnsafeChange("refusing to replace a stream, whose messages cannot be counted exactly: "
-                           + "; ".join(streams), hint=_STREAM_HINT)  # fmt: skip
-    if unguarded:
-        raise UnsafeChange(
-            "refusing to replace or delete a queue without an exact message count: " + "; ".join(unguarded),
-            hint=f"topo counts over AMQP, and {client.count_problem or 'AMQP did not answer for this broker'}; "
-            "give --amqp-url (or $TOPO_AMQP_URL) of a user AMQP lets in. The Management API's statistics lag up "
-            "to ~5 s, and RabbitMQ cannot refuse to delete a non-empty quorum queue (no if-empty), so messages "
-            "published meanwhile would be lost",
-        )
-
-
-def _binding_path(vhost: str, binding: Binding) -> str:
-    kind = "q" if binding.destination_type == "queue" else "e"
-    return f"/bindings/{enc(vhost)}/e/{enc(binding.source)}/{kind}/{enc(binding.destination)}"
-
-
-def _delete_binding(client: ManagementClient, vhost: str, binding: Binding) -> None:
-    listed = client.get(_binding_path(vhost, binding), vhost=vhost, ok_missing=True) or []
-    wanted = canonical_json(dict(binding.arguments))
-    for item in listed:
-        if item.get("routing_key", "") == binding.routing_key and canonical_json(item.get("arguments") or {}) == wanted:
-            key = item["properties_key"]
-            client.delete(f"{_binding_path(vhost, binding)}/{enc(key)}", vhost=vhost, ok_missing=True)
-            return
+def check_safety(client: ManagementClient, plan: Plan, *, cluster: str | None = None) -> Plan:
+    """Count afresh every queue ``plan`` would drop and refuse (UnsafeChange, before any write) what the
+    safety rule blocks; returns the plan with the fresh counts."""
+    if not dropped_queues(plan):
+        return plan
+    counted = annotate(plan, count_dropped(client, plan, cluster=cluster))
+    if counted.blocked:
+        raise refusal(counted.blocked_changes)
+    return counted
 
 
 def _vhost(client: ManagementClient, change: Change) -> None:
@@ -204,14 +132,30 @@ def _vhost(client: ManagementClient, change: Change) -> None:
             client.delete(f"/vhost-limits/{enc(name)}/{enc(key)}", vhost=name, ok_missing=True)
 
 
-def execute(client: ManagementClient, plan: Plan, progress: Progress | None = None) -> None:
-    """Apply every change of ``plan``. Raises UnsafeChange before writing anything if a queue with
-    messages would be dropped, and ApplyFailed if a write fails part-way."""
+def execute(client: ManagementClient, plan: Plan, progress: Progress | None = None, *, recount: bool = True) -> None:
+    """Apply every change of ``plan``. Raises UnsafeChange before writing anything if the safety rule
+    blocks the plan (counting afresh; with ``recount=False`` the plan's own counts, for a plan made an
+    instant ago), UnsafeChange (after putting back what it cut) if a queue got messages while apply was
+    dropping it, and ApplyFailed if a write fails part-way. MessagesLost, once every change is made (or
+    with the reason apply stopped), if RabbitMQ deleted a quorum queue with messages that arrived after
+    apply's last count (its ``Queue.DeleteOk`` says so): never silently."""
     if plan.empty:
         return
-    check_safety(client, plan)
+    cluster = cluster_name(client) if dropped_queues(plan) else None
+    fences = leftover_fences(plan)
+    if fences:  # a repair that loses nothing, first: the probes it takes away change the counts
+        for change, queue in fences:
+            clear_fence(client, change.vhost, change.address.name, queue)
+            if progress:
+                progress(f"delete {change.address}", 1)
+        recount = True
+    if recount:
+        check_safety(client, plan, cluster=cluster)
+    elif plan.blocked:
+        raise refusal(plan.blocked_changes)
     done = 0
     dropped: list[tuple[str, str]] = []  # (vhost, what): replaced resources deleted, not declared again yet
+    miscounts: list[Miscount] = []  # quorum queues whose delete counted other than apply's probes
 
     def step(text: str, changes: int = 1) -> None:
         nonlocal done
@@ -219,30 +163,39 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
         if progress:
             progress(text, changes)
 
+    def deleted(change: Change) -> None:
+        dropped.append((change.vhost, f"{change.kind} {change.address}"))
+
     try:
         for change in plan.changes:
             if change.kind == "vhost":
                 _vhost(client, change)
                 step(f"{change.action} {change.address}")
+        done += len(fences)  # removed above
+        for change in plan.changes:
+            policy = change.before if change.kind == "policy" and change.action == "delete" else None
+            if isinstance(policy, Policy) and fenced_queue(policy) is None:
+                path = f"/policies/{enc(change.vhost)}/{enc(policy.name)}"
+                client.delete(path, vhost=change.vhost, ok_missing=True)
+                step(f"delete {change.address}")
+        indexes: dict[str, BindingIndex] = {}
+
+        def index(vhost: str) -> BindingIndex:
+            if vhost not in indexes:
+                indexes[vhost] = BindingIndex(client, vhost)
+            return indexes[vhost]
+
         for change in reversed(plan.changes):
             if change.kind == "binding" and change.action == "delete" and isinstance(change.before, Binding):
-                _delete_binding(client, change.vhost, change.before)
+                index(change.vhost).delete(change.before)
                 step(f"delete {change.address}")
+        _drop_queues(client, plan, index, cluster, deleted, miscounts.append)
         for change in plan.changes:
-            if change.action != "replace":
-                continue
-            if isinstance(change.before, Queue):
-                # The broker's own guards, where it has them: RabbitMQ refuses if-unused on a quorum queue
-                # (and ignores both on a stream), so those rely on the exact count just taken.
-                params = {"if-unused": "true", "if-empty": "true"} if change.before.type == "classic" else {}
-                path = f"/queues/{enc(change.vhost)}/{enc(change.address.name)}"
-                client.delete(path, params=params, vhost=change.vhost, ok_missing=True)
-                dropped.append((change.vhost, f"{change.kind} {change.address}"))
-            elif isinstance(change.before, Exchange):
+            if change.action == "replace" and isinstance(change.before, Exchange):
                 client.delete(
                     f"/exchanges/{enc(change.vhost)}/{enc(change.address.name)}", vhost=change.vhost, ok_missing=True
                 )
-                dropped.append((change.vhost, f"{change.kind} {change.address}"))
+                deleted(change)
         documents = definitions_for(plan.changes)
         for vhost, document in sorted(documents.items()):
             client.post(f"/definitions/{enc(vhost)}", document, vhost=vhost)
@@ -255,15 +208,76 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
                 path = f"/{collection}/{enc(change.vhost)}/{enc(change.after.name)}"
                 client.put(path, policy_body(change.after), vhost=change.vhost)
                 step(f"{change.action} {change.address}")
+    except UnsafeChange as exc:
+        if dropped:  # a classic queue refused its delete after others went: say which are missing
+            gone = [what for _vhost, what in dropped]
+            exc.message += f" (deleted for replacement, not declared again yet: {_summary(gone)})"
+            exc.details += tuple(f"deleted for replacement, not declared again yet: {what}" for what in gone)
+            exc.args = (exc.message,)
+        _raise_with(exc, miscounts)
     except BrokerError as exc:
         if isinstance(exc, ApplyFailed):
-            raise
+            _raise_with(exc, miscounts)
         total = len(plan.changes)
-        gone = ", ".join(what for _vhost, what in dropped)
-        gone = f" (deleted for replacement, not declared again yet: {gone})" if gone else ""
-        raise ApplyFailed(
-            f"apply stopped after {done} of {total} changes{gone}: {exc.message}",
+        gone = [what for _vhost, what in dropped]
+        listed = f" (deleted for replacement, not declared again yet: {_summary(gone)})" if gone else ""
+        failed = ApplyFailed(
+            f"apply stopped after {done} of {total} changes{listed}: {exc.message}",
             hint=(exc.hint + "; " if exc.hint else "")
             + "what was applied stays applied: fix the cause and run `topo apply` again to converge",
             status=exc.status,
-        ) from exc
+            not_declared=gone,
+        )
+        failed.__cause__ = exc
+        _raise_with(failed, miscounts)
+    if miscounts:
+        raise lost(miscounts)
+
+
+def _raise_with(exc: TopoError, miscounts: list[Miscount]) -> NoReturn:
+    """Raise ``exc``; or, when a quorum queue's delete took messages before it, MessagesLost saying both."""
+    if miscounts:
+        raise lost(miscounts, stopped=exc) from exc
+    raise exc
+
+
+def _summary(items: list[str], limit: int = 5) -> str:
+    """The first ``limit`` of ``items`` and how many more (the next plan lists them all)."""
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more: `topo plan` lists them all" if len(items) > limit else "")
+
+
+def _drop_queues(
+    client: ManagementClient,
+    plan: Plan,
+    index: Callable[[str], BindingIndex],
+    cluster: str | None,
+    on_deleted: Callable[[Change], None],
+    on_miscount: Callable[[Miscount], None],
+) -> None:
+    """Drop the queues of ``plan`` (see :mod:`topo.broker.drop`): every vhost's queues are cut off, fenced
+    and counted before any is deleted, so a refusal leaves every queue in place."""
+    by_vhost: dict[str, list[Change]] = defaultdict(list)
+    for change in dropped_queues(plan):
+        by_vhost[change.vhost].append(change)
+    drops = [QueueDrop(client, vhost, changes, index(vhost)) for vhost, changes in sorted(by_vhost.items())]
+    prepared: list[QueueDrop] = []
+    try:
+        for drop in drops:
+            prepared.append(drop)
+            drop.prepare(cluster)
+    except BaseException:
+        for drop in prepared:
+            drop.put_back()
+        raise
+    if any(drop.problems for drop in drops):
+        for drop in drops:
+            drop.put_back()
+        raise refused([d for d in drops if d.problems] + [d for d in drops if d.left and not d.problems])
+    for number, drop in enumerate(drops):
+        try:
+            drop.delete(on_deleted, on_miscount)
+        except BaseException:
+            for rest in drops[number + 1 :]:
+                rest.put_back()
+            raise

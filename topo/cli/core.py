@@ -13,13 +13,13 @@ import click
 from topo import engine
 from topo.broker.client import ManagementClient
 from topo.broker.reader import read
-from topo.broker.writer import check_safety
 from topo.cli.common import PATHS, amqp_url_option, cli, connection_options, load_paths, parse_vars, vars_option
 from topo.errors import UsageError
 from topo.export import export_yaml
 from topo.model import Topology
 from topo.plan.model import Action, Plan
 from topo.plan.render import render_json, render_markdown, render_text
+from topo.plan.safety import leftover_fences, refusal
 
 __all__ = ["apply_cmd", "export_cmd", "plan_cmd", "validate_cmd"]
 
@@ -68,7 +68,8 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
         counts["queues"] += len(vhost.queues)
         counts["bindings"] += len(vhost.bindings)
         counts["policies"] += len(vhost.policies) + len(vhost.operator_policies)
-    parts = ", ".join(f"{n} {k}" for k, n in counts.items())
+    singular = {"exchanges": "exchange", "queues": "queue", "bindings": "binding", "policies": "policy"}
+    parts = ", ".join(f"{n} {k if n != 1 else singular[k]}" for k, n in counts.items())
     click.echo(f"Valid: {len(topology.vhosts)} vhost{'s' if len(topology.vhosts) != 1 else ''}, {parts}.")
     return 0
 
@@ -80,7 +81,11 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
 @_VHOST
 @vars_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are.")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there are no changes, 2 when there are, 3 when apply would refuse the plan (blocked).",
+)
 def plan_cmd(
     paths: tuple[str, ...],
     url: str,
@@ -91,11 +96,15 @@ def plan_cmd(
     fmt: str,
     detailed_exitcode: bool,
 ) -> int:
-    """Show what apply would change on the broker."""
+    """Show what apply would change on the broker, and what it would refuse (a blocked plan)."""
     with _client(url, connection, amqp_url) as client:
         desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts)
+        if fmt != "text":
+            plan = engine.describe_broker(client, plan)
     click.echo(_render(plan, fmt, desired), nl=False)
-    return 2 if detailed_exitcode and not plan.empty else 0
+    if not detailed_exitcode or plan.empty:
+        return 0
+    return 3 if plan.blocked else 2
 
 
 @cli.command("apply")
@@ -120,8 +129,9 @@ def apply_cmd(
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
             return 0
+        if plan.blocked and not leftover_fences(plan):  # refuse before asking, in the plan's words
+            raise refusal(plan.blocked_changes)  # (after an interrupted apply, apply repairs, then counts)
         if not assume_yes:
-            check_safety(client, plan)  # refuse before asking: nothing to confirm (apply counts again after)
             if not sys.stdin.isatty():
                 raise UsageError(
                     "apply needs confirmation, but there is no terminal to ask on",
@@ -133,11 +143,12 @@ def apply_cmd(
                 return 1
         total = len(plan.changes)
         show_bar = total >= 20 and sys.stderr.isatty()
+        recount = not assume_yes or plan.blocked  # after a question, count again; with --yes the plan is fresh
         if show_bar:
             with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
-                engine.apply(client, desired, plan, progress=lambda _text, n: bar.update(n))
+                engine.apply(client, desired, plan, progress=lambda _text, n: bar.update(n), recount=recount)
         else:
-            engine.apply(client, desired, plan)
+            engine.apply(client, desired, plan, recount=recount)
     words: tuple[tuple[Action, str], ...] = (
         ("create", "created"),
         ("update", "updated"),

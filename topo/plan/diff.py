@@ -6,8 +6,8 @@ declaration). Bindings have no update: a different binding is a delete plus a cr
 or exchange gets all its declared bindings back. Bindings of a declared queue or exchange that no file
 declares are deleted (the destination's bindings are part of its declaration), unless its
 ``keep-bindings`` (or its vhost's) matches them: those are listed as kept and left alone (and come back
-with a replaced queue or exchange). Any other resource that no file declares is listed as not managed
-and left alone.
+with a replaced queue or exchange). So is a fence policy that an interrupted apply left (see
+:mod:`topo.plan.safety`). Any other resource that no file declares is listed as not managed and left alone.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from topo.arguments import queue_argument
-from topo.model import Address, Binding, Exchange, Queue, Topology, VHost
+from topo.model import Address, Binding, Exchange, Policy, Queue, Topology, VHost
 from topo.plan.model import Change, Kept, Plan, Unmanaged
+from topo.plan.safety import fenced_queue
 from topo.units import format_duration, format_size
 
 __all__ = ["diff", "exchange_replace_reasons", "queue_replace_reasons"]
@@ -181,8 +182,9 @@ class _VhostDiff:
     def bindings(self) -> None:
         creates, deletes = [], []
         for key, binding in self.d.bindings.items():
-            replaced = self._replaced_endpoint(binding)
-            if key not in self.o.bindings or replaced:
+            existed = key in self.o.bindings
+            replaced = self._replaced_endpoint(binding) if existed else None  # only what existed is re-created
+            if not existed or replaced:
                 reasons = (replaced,) if replaced else ()
                 creates.append(Change("create", binding.address(self.d.name), after=binding, reasons=reasons))
         for key, binding in self.o.bindings.items():
@@ -207,9 +209,18 @@ class _VhostDiff:
         self.kept.sort(key=lambda k: str(k.address))
 
     def policies(self, kind: str, desired: Mapping[str, Any], observed: Mapping[str, Any]) -> None:
-        for name in sorted(desired):
-            want, have = desired[name], observed.get(name)
-            if have is None:
+        for name in sorted(set(desired) | set(observed)):
+            want, have = desired.get(name), observed.get(name)
+            if want is None:
+                queue = fenced_queue(have) if kind == "policy" and isinstance(have, Policy) else None
+                if queue is not None:  # left by an apply stopped while it was replacing that queue
+                    reason = (
+                        f"left on queue {queue!r} by an interrupted apply: this fence makes the broker refuse "
+                        "messages published to the queue; apply removes it, and the probe messages (header "
+                        "x-topo-fence-probe) it left at the head of the queue"
+                    )
+                    self.changes.append(Change("delete", self.addr(kind, name), before=have, reasons=(reason,)))
+            elif have is None:
                 self.changes.append(Change("create", self.addr(kind, name), after=want))
             elif have != want:
                 self.changes.append(Change("update", self.addr(kind, name), have, want, ("policies change in place",)))
@@ -223,6 +234,8 @@ class _VhostDiff:
         )
         for kind, have, want in tables:
             for name in sorted(set(have) - set(want)):
+                if kind == "policy" and fenced_queue(have[name]) is not None:
+                    continue  # deleted by the plan (see policies)
                 self.unmanaged.append(Unmanaged(self.addr(kind, name)))
         self.unmanaged.sort(key=lambda u: str(u.address))
 

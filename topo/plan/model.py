@@ -7,10 +7,52 @@ from typing import Any, Literal
 
 from topo.model import Address, Binding, BindingPattern, Exchange, Policy, Queue
 
-__all__ = ["Action", "Change", "Kept", "Plan", "Resource", "Unmanaged"]
+__all__ = ["Action", "Blocker", "BrokerInfo", "Change", "Kept", "Plan", "QueueUsage", "Resource", "Unmanaged"]
 
 Action = Literal["create", "update", "replace", "delete"]
 Resource = Exchange | Queue | Binding | Policy | dict[str, Any]
+
+
+@dataclass(frozen=True)
+class QueueUsage:
+    """What a queue holds and who reads it, counted for the safety rule (see :mod:`topo.plan.safety`).
+
+    With ``exact``, ``ready`` and ``consumers`` were counted by the broker at that instant (an AMQP passive
+    declare); ``unacked`` always comes from the Management API's statistics, which lag up to ~5 s (no
+    exact count of it exists). Without ``exact``, every figure is from the statistics, and ``why_inexact``
+    says why, for people (no secret in it): AMQP refused the user (a wrong password, no permission on the
+    vhost), did not answer, another cluster answers there, ...
+    """
+
+    ready: int
+    unacked: int
+    consumers: int
+    exact: bool
+    why_inexact: str | None = None
+
+    @property
+    def messages(self) -> int:
+        return self.ready + self.unacked
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Why apply would refuse a change: ``code`` for programs (``messages``, ``consumers``,
+    ``uncountable-stream``, ``inexact-count``), ``message`` for people (the same words in the plan and in
+    apply's refusal), ``hint`` what to do about it."""
+
+    code: str
+    message: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    """The broker a plan was made against: its Management API URL (no credentials) and cluster name
+    (``None`` when the plan did not need to ask; see :func:`topo.engine.describe_broker`)."""
+
+    cluster_name: str | None
+    url: str
 
 
 @dataclass(frozen=True)
@@ -20,7 +62,8 @@ class Change:
     ``before``/``after`` are the observed and desired resource (``None`` for create/delete); for a vhost
     they are dicts of its metadata and limits. ``reasons`` say why (for a replace: what forces it).
     ``messages`` is the number of messages a replaced or deleted queue holds (``None``: not a queue, or
-    not known).
+    not known); ``usage`` the counts it comes from. ``blockers`` are the reasons apply would refuse the
+    change (empty: nothing stops it).
     """
 
     action: Action
@@ -30,6 +73,8 @@ class Change:
     reasons: tuple[str, ...] = ()
     messages: int | None = None
     warnings: tuple[str, ...] = ()
+    blockers: tuple[Blocker, ...] = ()
+    usage: QueueUsage | None = None
 
     @property
     def kind(self) -> str:
@@ -67,6 +112,7 @@ class Plan:
     unmanaged: list[Unmanaged] = field(default_factory=list)
     kept: list[Kept] = field(default_factory=list)  # bindings left alone by keep-bindings
     vhosts: tuple[str, ...] = ()  # the vhosts this plan looked at
+    broker: BrokerInfo | None = None  # the broker it was made against (None: not known)
 
     @property
     def empty(self) -> bool:
@@ -79,3 +125,13 @@ class Plan:
     def unsafe(self) -> list[Change]:
         """Changes that would delete messages."""
         return [change for change in self.changes if change.loses_messages]
+
+    @property
+    def blocked_changes(self) -> list[Change]:
+        """Changes apply would refuse (each with its ``blockers``)."""
+        return [change for change in self.changes if change.blockers]
+
+    @property
+    def blocked(self) -> bool:
+        """Whether apply would refuse this plan (some change is blocked)."""
+        return any(change.blockers for change in self.changes)

@@ -17,7 +17,15 @@ from topo.model import Binding, Exchange, Policy, Queue
 from topo.plan.model import Change, Plan, Resource
 from topo.units import format_duration, format_size
 
-__all__ = ["FORMAT_VERSION", "render_json", "render_markdown", "render_text", "resource_json", "summary_line"]
+__all__ = [
+    "FORMAT_VERSION",
+    "blocked_line",
+    "render_json",
+    "render_markdown",
+    "render_text",
+    "resource_json",
+    "summary_line",
+]
 
 FORMAT_VERSION = 1
 SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
@@ -123,13 +131,16 @@ def _details(change: Change) -> list[str]:
         lines += [f"# {reason}" for reason in change.reasons]
     if change.action in ("create", "delete") and change.reasons:
         lines += [f"# {reason}" for reason in change.reasons]
-    if change.messages:
-        lines.append(
-            f"! holds {change.messages} message{'s' if change.messages != 1 else ''}: "
-            "replacing it would drop them, so apply will refuse"
-        )
+    lines += [f"! blocked: {blocker.message}" for blocker in change.blockers]
     lines += [f"! {warning}" for warning in change.warnings]
     return lines
+
+
+def blocked_line(plan: Plan, marked: str = ' (marked "! blocked")') -> str:
+    """The last line of a blocked plan: apply refuses it."""
+    count = len(plan.blocked_changes)
+    what = "1 change is" if count == 1 else f"{count} changes are"
+    return f"Blocked: {what} blocked{marked}: `topo apply` refuses this plan."
 
 
 _KEPT_HEAD = "bindings no file declares, left alone because of keep-bindings"
@@ -170,16 +181,16 @@ def render_text(plan: Plan, style: Styler = _plain) -> str:
     if not plan.empty:
         out.append("")
         out.append(style(summary_line(plan), "bold"))
-        unsafe = plan.unsafe
-        if unsafe:
-            out.append(
-                style(
-                    f"Warning: {len(unsafe)} {'queues hold' if len(unsafe) != 1 else 'queue holds'} messages"
-                    " that this plan would drop; apply refuses it.",
-                    "red",
-                )
-            )
+        if plan.blocked:
+            out.append(style(blocked_line(plan), "red"))
     return "\n".join(out) + "\n"
+
+
+def _count_json(change: Change) -> dict[str, Any] | None:
+    usage = change.usage
+    if usage is None:
+        return None
+    return {"ready": usage.ready, "unacknowledged": usage.unacked, "consumers": usage.consumers, "exact": usage.exact}
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -188,6 +199,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "topo_version": __version__,
         "vhosts": list(plan.vhosts),
         "summary": {a: plan.count(a) for a in ("create", "update", "replace", "delete")},
+        "blocked": plan.blocked,
+        "broker": {"cluster_name": plan.broker.cluster_name, "url": plan.broker.url} if plan.broker else None,
         "changes": [
             {
                 "action": c.action,
@@ -199,6 +212,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                 "messages": c.messages,
                 "before": resource_json(c.before),
                 "after": resource_json(c.after),
+                "blockers": [{"code": b.code, "message": b.message, "hint": b.hint} for b in c.blockers],
+                "count": _count_json(c),
             }
             for c in plan.changes
         ],
@@ -225,16 +240,14 @@ def render_markdown(plan: Plan, graph: str | None = None) -> str:
     """For a pull-request comment: summary first, the plan in a diff block, unmanaged in a fold, and
     ``graph`` (a Mermaid chart of what the plan touches; GitHub draws it) in a fold of its own."""
     out = ["### topo plan", ""]
+    if plan.broker is not None:
+        cluster = f"`{plan.broker.cluster_name}` at " if plan.broker.cluster_name else ""
+        out += [f"Made against the broker {cluster}{plan.broker.url}", ""]
     out.append(f"**{summary_line(plan)}**")
-    unsafe = plan.unsafe
-    if unsafe:
-        out.append("")
-        for change in unsafe:
-            count = change.messages or 0
-            out.append(
-                f"> :warning: `{change.address}` holds {count} message{'s' if count != 1 else ''}; "
-                "this plan would drop them, so `topo apply` refuses it."
-            )
+    if plan.blocked:
+        out += ["", f"> :no_entry: **{blocked_line(plan, marked='')}**", ">"]
+        for change in plan.blocked_changes:
+            out += [f"> - `{change.address}` {blocker.message}" for blocker in change.blockers]
     if not plan.empty:
         # GitHub colours a diff block's lines by their first character: + green, - red, ! orange;
         # a line starting with a blank is context (details, reasons, warnings).
@@ -250,7 +263,9 @@ def render_markdown(plan: Plan, graph: str | None = None) -> str:
             out += [f"      {line}" for line in _details(change)]
         out.append("```")
     if plan.unmanaged:
-        out += ["", f"<details><summary>Not managed: {len(plan.unmanaged)} resource(s) no file declares</summary>", ""]
+        count = len(plan.unmanaged)
+        what = "1 resource" if count == 1 else f"{count} resources"
+        out += ["", f"<details><summary>Not managed: {what} no file declares</summary>", ""]
         out += [f"- `{u.address}`" for u in plan.unmanaged]
         out += ["", "</details>"]
     if plan.kept:
