@@ -14,7 +14,7 @@ from typing import Any
 
 from topo.broker.amqp_probe import NoExactCount, count_exactly
 from topo.broker.client import ManagementClient, enc
-from topo.model import Binding, Exchange, Policy, Queue, Topology, VHost
+from topo.model import Binding, Exchange, Policy, Queue, Topology, VHost, is_broker_exchange
 from topo.plan.model import QueueUsage
 
 __all__ = ["Observed", "cluster_name", "count_queues", "read", "vhost_from_definitions"]
@@ -26,10 +26,6 @@ class Observed:
 
     topology: Topology
     missing: set[str] = field(default_factory=set)
-
-
-def _is_broker_exchange(name: str) -> bool:
-    return name == "" or name.startswith("amq.")
 
 
 def _policy(item: Mapping[str, Any]) -> Policy:
@@ -54,7 +50,7 @@ def vhost_from_definitions(name: str, info: Mapping[str, Any], definitions: Mapp
         limits={},
     )
     for item in definitions.get("exchanges") or []:
-        if _is_broker_exchange(item["name"]):
+        if is_broker_exchange(item["name"]):
             continue
         vhost.exchanges[item["name"]] = Exchange(
             name=item["name"],
