@@ -51,9 +51,10 @@ from common import (
 import topo
 from topo import engine
 from topo.broker.client import ManagementClient
-from topo.broker.reader import read, vhost_from_definitions
+from topo.broker.reader import read
 from topo.cli import core as _commands  # registers `plan` and the other commands on the CLI
 from topo.cli.common import run
+from topo.definitions import vhost_from_definitions
 from topo.plan.diff import diff
 
 BASELINE = "GET /api/definitions (httpx)"

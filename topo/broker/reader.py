@@ -14,7 +14,8 @@ from typing import Any
 
 from topo.broker.amqp_probe import NoExactCount, count_exactly
 from topo.broker.client import ManagementClient, enc
-from topo.model import Binding, Exchange, Policy, Queue, Topology, VHost, is_broker_exchange
+from topo.definitions import vhost_from_definitions
+from topo.model import Topology, VHost
 from topo.plan.model import QueueUsage
 
 __all__ = ["Observed", "cluster_name", "count_queues", "read", "vhost_from_definitions"]
@@ -26,75 +27,6 @@ class Observed:
 
     topology: Topology
     missing: set[str] = field(default_factory=set)
-
-
-def _policy(item: Mapping[str, Any]) -> Policy:
-    return Policy(
-        name=item["name"],
-        pattern=item.get("pattern", ""),
-        apply_to=item.get("apply-to", "all"),
-        priority=int(item.get("priority", 0)),
-        definition=dict(item.get("definition") or {}),
-    )
-
-
-def vhost_from_definitions(name: str, info: Mapping[str, Any], definitions: Mapping[str, Any]) -> VHost:
-    """Normalise ``GET /api/vhosts/{name}`` and ``GET /api/definitions/{name}`` into a VHost (pure)."""
-    tags = info.get("tags") or []
-    if isinstance(tags, str):
-        tags = [t for t in tags.split(",") if t]
-    vhost = VHost(
-        name=name,
-        description=info.get("description") or "",
-        tags=tuple(sorted(set(tags))),
-        limits={},
-    )
-    for item in definitions.get("exchanges") or []:
-        if is_broker_exchange(item["name"]):
-            continue
-        vhost.exchanges[item["name"]] = Exchange(
-            name=item["name"],
-            type=item.get("type", "direct"),
-            durable=bool(item.get("durable", True)),
-            auto_delete=bool(item.get("auto_delete", False)),
-            internal=bool(item.get("internal", False)),
-            arguments=dict(item.get("arguments") or {}),
-        )
-    for item in definitions.get("queues") or []:
-        arguments = dict(item.get("arguments") or {})
-        qtype = arguments.pop("x-queue-type", None) or "classic"
-        vhost.queues[item["name"]] = Queue(
-            name=item["name"],
-            type=qtype,
-            durable=bool(item.get("durable", True)),
-            auto_delete=bool(item.get("auto_delete", False)),
-            arguments=arguments,
-        )
-    for item in definitions.get("bindings") or []:
-        if item.get("source", "") == "":
-            continue  # the default exchange's implicit bindings
-        vhost.add_binding(
-            Binding(
-                source=item["source"],
-                destination=item["destination"],
-                destination_type="exchange" if item.get("destination_type") == "exchange" else "queue",
-                routing_key=item.get("routing_key", ""),
-                arguments=dict(item.get("arguments") or {}),
-            )
-        )
-    for item in definitions.get("policies") or []:
-        policy = _policy(item)
-        vhost.policies[policy.name] = policy
-    limits: dict[str, int] = {}
-    for param in definitions.get("parameters") or []:
-        component = param.get("component")
-        if component == "operator_policy":
-            policy = _policy({"name": param["name"], **(param.get("value") or {})})
-            vhost.operator_policies[policy.name] = policy
-        elif component == "vhost-limits":
-            limits.update({k: int(v) for k, v in (param.get("value") or {}).items()})
-    vhost.limits = limits
-    return vhost
 
 
 def _read_vhost(client: ManagementClient, name: str) -> VHost | None:
