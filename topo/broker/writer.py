@@ -34,10 +34,9 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
-from topo.broker.client import ManagementClient, enc
 from topo.broker.drop import BindingIndex, Miscount, QueueDrop, clear_fence, lost, refused
-from topo.broker.reader import cluster_name, count_queues
-from topo.definitions import binding_definition, exchange_definition, policy_definition, queue_definition
+from topo.broker.port import Broker
+from topo.definitions import binding_definition, exchange_definition, queue_definition
 from topo.errors import ApplyFailed, BrokerError, TopoError, UnsafeChange
 from topo.model import Binding, Exchange, Policy, Queue
 from topo.plan.model import Change, Plan, QueueUsage
@@ -54,12 +53,6 @@ __all__ = [
 
 Progress = Callable[[str, int], None]
 """Called with a short description and the number of changes it completes."""
-
-
-def policy_body(policy: Policy) -> dict[str, Any]:
-    body = policy_definition(policy)
-    del body["name"]
-    return body
 
 
 def definitions_for(changes: list[Change]) -> dict[str, dict[str, list[dict[str, Any]]]]:
@@ -80,9 +73,7 @@ def definitions_for(changes: list[Change]) -> dict[str, dict[str, list[dict[str,
     return dict(docs)
 
 
-def count_dropped(
-    client: ManagementClient, plan: Plan, *, cluster: str | None = None
-) -> dict[tuple[str, str], QueueUsage]:
+def count_dropped(broker: Broker, plan: Plan, *, cluster: str | None = None) -> dict[tuple[str, str], QueueUsage]:
     """What each queue the plan would drop holds, counted now, by (vhost, name); queues that do not exist
     are left out. Each count says whether it is exact."""
     by_vhost: dict[str, list[str]] = defaultdict(list)
@@ -91,48 +82,46 @@ def count_dropped(
     return {
         (vhost, name): usage
         for vhost, names in sorted(by_vhost.items())
-        for name, usage in count_queues(client, vhost, names, cluster=cluster).items()
+        for name, usage in broker.count(vhost, names, cluster=cluster).items()
     }
 
 
-def check_safety(client: ManagementClient, plan: Plan, *, cluster: str | None = None) -> Plan:
+def check_safety(broker: Broker, plan: Plan, *, cluster: str | None = None) -> Plan:
     """Count afresh every queue ``plan`` would drop and refuse (UnsafeChange, before any write) what the
     safety rule blocks; returns the plan with the fresh counts."""
     if not dropped_queues(plan):
         return plan
-    counted = annotate(plan, count_dropped(client, plan, cluster=cluster))
+    counted = annotate(plan, count_dropped(broker, plan, cluster=cluster))
     if counted.blocked:
         raise refusal(counted.blocked_changes)
     return counted
 
 
-def _vhost(client: ManagementClient, change: Change) -> None:
+def _vhost(broker: Broker, change: Change) -> None:
     after: Mapping[str, Any] = change.after if isinstance(change.after, dict) else {}
     before: Mapping[str, Any] = change.before if isinstance(change.before, dict) else {}
     name = change.vhost
     if change.action == "create" or "description" in after or "tags" in after:
-        body: dict[str, Any] = {}
-        if "description" in after:
-            body["description"] = after["description"]
-        if "tags" in after:
-            body["tags"] = ",".join(after["tags"])
+        description: str | None = after.get("description")
+        tags: tuple[str, ...] | None = tuple(after["tags"]) if "tags" in after else None
         if change.action == "update":  # PUT replaces the metadata: keep what is not managed
-            current = client.get(f"/vhosts/{enc(name)}", vhost=name) or {}
-            body.setdefault("description", current.get("description") or "")
-            tags = current.get("tags") or []
-            body.setdefault("tags", ",".join(tags) if isinstance(tags, list) else str(tags))
-        client.put(f"/vhosts/{enc(name)}", body, vhost=name)
+            current = broker.vhost_info(name)
+            if description is None:
+                description = current.description if current is not None else ""
+            if tags is None:
+                tags = current.tags if current is not None else ()
+        broker.put_vhost(name, description=description, tags=tags)
     if "limits" in after:
         limits: Mapping[str, int] = after["limits"]
         old: Mapping[str, int] = before.get("limits") or {}
         for key, value in sorted(limits.items()):
             if old.get(key) != value:
-                client.put(f"/vhost-limits/{enc(name)}/{enc(key)}", {"value": value}, vhost=name)
+                broker.set_vhost_limit(name, key, value)
         for key in sorted(set(old) - set(limits)):
-            client.delete(f"/vhost-limits/{enc(name)}/{enc(key)}", vhost=name, ok_missing=True)
+            broker.clear_vhost_limit(name, key)
 
 
-def execute(client: ManagementClient, plan: Plan, progress: Progress | None = None, *, recount: bool = True) -> None:
+def execute(broker: Broker, plan: Plan, progress: Progress | None = None, *, recount: bool = True) -> None:
     """Apply every change of ``plan``. Raises UnsafeChange before writing anything if the safety rule
     blocks the plan (counting afresh; with ``recount=False`` the plan's own counts, for a plan made an
     instant ago), UnsafeChange (after putting back what it cut) if a queue got messages while apply was
@@ -141,16 +130,16 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
     apply's last count (its ``Queue.DeleteOk`` says so): never silently."""
     if plan.empty:
         return
-    cluster = cluster_name(client) if dropped_queues(plan) else None
+    cluster = broker.overview().cluster_name if dropped_queues(plan) else None
     fences = leftover_fences(plan)
     if fences:  # a repair that loses nothing, first: the probes it takes away change the counts
         for change, queue in fences:
-            clear_fence(client, change.vhost, change.address.name, queue)
+            clear_fence(broker, change.vhost, change.address.name, queue)
             if progress:
                 progress(f"delete {change.address}", 1)
         recount = True
     if recount:
-        check_safety(client, plan, cluster=cluster)
+        check_safety(broker, plan, cluster=cluster)
     elif plan.blocked:
         raise refusal(plan.blocked_changes)
     done = 0
@@ -169,44 +158,39 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
     try:
         for change in plan.changes:
             if change.kind == "vhost":
-                _vhost(client, change)
+                _vhost(broker, change)
                 step(f"{change.action} {change.address}")
         done += len(fences)  # removed above
         for change in plan.changes:
             policy = change.before if change.kind == "policy" and change.action == "delete" else None
             if isinstance(policy, Policy) and fenced_queue(policy) is None:
-                path = f"/policies/{enc(change.vhost)}/{enc(policy.name)}"
-                client.delete(path, vhost=change.vhost, ok_missing=True)
+                broker.delete_policy(change.vhost, policy.name)
                 step(f"delete {change.address}")
         indexes: dict[str, BindingIndex] = {}
 
         def index(vhost: str) -> BindingIndex:
             if vhost not in indexes:
-                indexes[vhost] = BindingIndex(client, vhost)
+                indexes[vhost] = BindingIndex(broker, vhost)
             return indexes[vhost]
 
         for change in reversed(plan.changes):
             if change.kind == "binding" and change.action == "delete" and isinstance(change.before, Binding):
                 index(change.vhost).delete(change.before)
                 step(f"delete {change.address}")
-        _drop_queues(client, plan, index, cluster, deleted, miscounts.append)
+        _drop_queues(broker, plan, index, cluster, deleted, miscounts.append)
         for change in plan.changes:
             if change.action == "replace" and isinstance(change.before, Exchange):
-                client.delete(
-                    f"/exchanges/{enc(change.vhost)}/{enc(change.address.name)}", vhost=change.vhost, ok_missing=True
-                )
+                broker.delete_exchange(change.vhost, change.address.name)
                 deleted(change)
         documents = definitions_for(plan.changes)
         for vhost, document in sorted(documents.items()):
-            client.post(f"/definitions/{enc(vhost)}", document, vhost=vhost)
+            broker.import_definitions(vhost, document)
             dropped[:] = [(v, what) for v, what in dropped if v != vhost]
             count = sum(len(items) for items in document.values())
             step(f"create {count} exchanges, queues and bindings in vhost {vhost!r}", count)
         for change in plan.changes:
             if change.kind in ("policy", "operator-policy") and isinstance(change.after, Policy):
-                collection = "policies" if change.kind == "policy" else "operator-policies"
-                path = f"/{collection}/{enc(change.vhost)}/{enc(change.after.name)}"
-                client.put(path, policy_body(change.after), vhost=change.vhost)
+                broker.put_policy(change.vhost, change.after, operator=change.kind == "operator-policy")
                 step(f"{change.action} {change.address}")
     except UnsafeChange as exc:
         if dropped:  # a classic queue refused its delete after others went: say which are missing
@@ -248,7 +232,7 @@ def _summary(items: list[str], limit: int = 5) -> str:
 
 
 def _drop_queues(
-    client: ManagementClient,
+    broker: Broker,
     plan: Plan,
     index: Callable[[str], BindingIndex],
     cluster: str | None,
@@ -260,7 +244,7 @@ def _drop_queues(
     by_vhost: dict[str, list[Change]] = defaultdict(list)
     for change in dropped_queues(plan):
         by_vhost[change.vhost].append(change)
-    drops = [QueueDrop(client, vhost, changes, index(vhost)) for vhost, changes in sorted(by_vhost.items())]
+    drops = [QueueDrop(broker, vhost, changes, index(vhost)) for vhost, changes in sorted(by_vhost.items())]
     prepared: list[QueueDrop] = []
     try:
         for drop in drops:

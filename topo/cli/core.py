@@ -12,6 +12,7 @@ import click
 
 from topo import engine
 from topo.broker.client import ManagementClient
+from topo.broker.live import LiveBroker
 from topo.broker.reader import read
 from topo.cli.common import PATHS, amqp_url_option, cli, connection_options, load_paths, parse_vars, vars_option
 from topo.errors import UsageError
@@ -167,8 +168,9 @@ def apply_cmd(
 def export_cmd(url: str, connection: dict[str, Any], vhosts: tuple[str, ...], output: str | None) -> int:
     """Write what the broker has, in the topology file format."""
     with _client(url, connection) as client:
-        names = list(vhosts) or [v["name"] for v in client.get("/vhosts", params={"columns": "name"}) or []]
-        observed = read(client, names)
+        broker = LiveBroker(client)
+        names = list(vhosts) or broker.vhost_names()
+        observed = read(broker, names)
         if observed.missing:
             missing = ", ".join(sorted(observed.missing))
             raise UsageError(
