@@ -1,0 +1,160 @@
+"""What a resource kind registers, and what every kind shares. Pure.
+
+A :class:`Kind` says where its resources are in a vhost (``items``), what each outcome is for a resource
+only in the files (``added``), only on the broker (``removed``) or in both (``common``), how its changes
+are ordered in a plan, and how a plan shows them (``details``, ``to_json``). :func:`differences` splits two
+collections once, for every kind (migra's ``differences``); :mod:`topo.plan.diff` drives the kinds in
+their registered order (:data:`topo.plan.kinds.KINDS`), one vhost at a time, through a :class:`Scope`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from topo.arguments import ArgSpec
+from topo.model import Address, Binding, ResourceKind, VHost
+from topo.plan.model import Change, Kept, Resource, Unmanaged
+from topo.units import unit_form
+
+__all__ = [
+    "Differences",
+    "Kind",
+    "Outcome",
+    "Scope",
+    "as_json",
+    "by_name",
+    "differences",
+    "readable",
+    "show",
+]
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+Outcome = Change | Unmanaged | Kept
+"""What comparing one resource can give: a change, a resource left alone as not managed, or a binding kept
+by ``keep-bindings``."""
+
+
+@dataclass(frozen=True)
+class Differences(Generic[K, V]):
+    """Two collections compared by key: ``added`` (only desired), ``removed`` (only observed) and ``common``
+    (key, desired, observed); each in its collection's order."""
+
+    added: list[tuple[K, V]]
+    removed: list[tuple[K, V]]
+    common: list[tuple[K, V, V]]
+
+
+def differences(desired: Mapping[K, V], observed: Mapping[K, V]) -> Differences[K, V]:
+    """What only ``desired`` has, what only ``observed`` has, and what both have (written once for every kind)."""
+    added: list[tuple[K, V]] = []
+    common: list[tuple[K, V, V]] = []
+    for key, want in desired.items():
+        if key in observed:
+            common.append((key, want, observed[key]))
+        else:
+            added.append((key, want))
+    removed = [(key, have) for key, have in observed.items() if key not in desired]
+    return Differences(added, removed, common)
+
+
+@dataclass
+class Scope:
+    """One vhost being compared: the ``desired`` and ``observed`` vhost (an empty one when it does not exist
+    on the broker: ``exists`` is then false), and what the kinds compared before have decided (``replaced``:
+    kind → names replaced), for the kinds that depend on them (a binding comes back with its queue)."""
+
+    desired: VHost
+    observed: VHost
+    exists: bool
+    replaced: dict[str, set[str]] = field(default_factory=dict)
+
+    def address(self, kind: ResourceKind, name: str) -> Address:
+        return Address(kind, self.desired.name, name)
+
+    def managed_destination(self, binding: Binding) -> bool:
+        """Whether the files declare ``binding``'s destination (its bindings are then part of it)."""
+        if binding.destination_type == "queue":
+            return binding.destination in self.desired.queues
+        return binding.destination in self.desired.exchanges
+
+
+def _created(scope: Scope, kind: ResourceKind, name: str, want: Resource) -> Iterable[Outcome]:
+    yield Change("create", scope.address(kind, name), after=want)
+
+
+def _not_managed(scope: Scope, kind: ResourceKind, name: str, have: Resource) -> Iterable[Outcome]:
+    yield Unmanaged(scope.address(kind, name))
+
+
+def by_name(change: Change) -> Any:
+    return change.address.name
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One resource kind, as the diff and the plan's renderers see it.
+
+    ``items(vhost)``: its resources in a vhost, by key. ``added(scope, key, want)``, ``removed(scope, key,
+    have)`` and ``common(scope, key, want, have)``: the outcomes for one resource (default: a create; "not
+    managed"; nothing). ``order``: the sort key of its changes in a plan (default: the name). ``details``:
+    the lines a plan shows under a create or an update of it; ``to_json``: a resource of it in the plan's
+    JSON form (the broker's field names)."""
+
+    name: ResourceKind
+    items: Callable[[VHost], Mapping[Any, Any]]
+    common: Callable[[Scope, Any, Any, Any], Iterable[Outcome]]
+    details: Callable[[Change], list[str]]
+    to_json: Callable[[Any], Any]
+    added: Callable[[Scope, Any, Any], Iterable[Outcome]] | None = None
+    removed: Callable[[Scope, Any, Any], Iterable[Outcome]] | None = None
+    order: Callable[[Change], Any] = by_name
+
+    def compare(self, scope: Scope) -> list[Outcome]:
+        """Every outcome of this kind in ``scope``'s vhost; its changes in the kind's order."""
+        observed = self.items(scope.observed) if scope.exists else {}
+        found = differences(self.items(scope.desired), observed)
+        outcomes: list[Outcome] = []
+        for key, want in found.added:
+            if self.added is None:
+                outcomes.extend(_created(scope, self.name, str(key), want))
+            else:
+                outcomes.extend(self.added(scope, key, want))
+        for key, want, have in found.common:
+            outcomes.extend(self.common(scope, key, want, have))
+        for key, have in found.removed:
+            if self.removed is None:
+                outcomes.extend(_not_managed(scope, self.name, str(key), have))
+            else:
+                outcomes.extend(self.removed(scope, key, have))
+        changes = sorted((o for o in outcomes if isinstance(o, Change)), key=self.order)
+        return [*changes, *(o for o in outcomes if not isinstance(o, Change))]
+
+
+# -- words shared by the kinds ---------------------------------------------------------------------------
+
+
+def show(value: Any) -> str:
+    """A value in a reason: JSON, or "not set"."""
+    if value is None:
+        return "not set"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def as_json(value: Any) -> str:
+    """A value in a plan's detail lines: JSON with sorted keys."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def readable(spec: ArgSpec | None, value: Any, otherwise: Callable[[Any], str] = show) -> str:
+    """A value as the files write it: a duration or size number in its unit form, unquoted (``86400000`` →
+    ``1d``, :func:`topo.units.unit_form`); anything else as ``otherwise`` writes it. Replace reasons and
+    detail lines both show values so."""
+    number = isinstance(value, int) and not isinstance(value, bool)
+    if spec is not None and spec.kind in ("duration", "size") and number and value:
+        return str(unit_form(spec.kind, value))
+    return otherwise(value)
