@@ -20,10 +20,11 @@ from dataclasses import replace
 
 from topo.arguments import EXCHANGE_TYPES
 from topo.broker.client import ManagementClient
+from topo.broker.executors import Progress, count_dropped
 from topo.broker.live import as_broker
 from topo.broker.port import Broker, Overview
 from topo.broker.reader import Observed, read
-from topo.broker.writer import Progress, count_dropped, execute
+from topo.broker.writer import execute
 from topo.errors import MissingExchangeType, NotConverged
 from topo.loader import load
 from topo.model import Exchange, Topology

@@ -47,10 +47,6 @@ _T = TypeVar("_T")
 _PROBE_BODY = b"topo fence probe: checks that the queue refuses new messages before topo deletes it; drop it"
 
 
-
-
-
-
 class _OtherCluster(Exception):
     def __init__(self, name: object) -> None:
         super().__init__(name)
@@ -231,8 +227,6 @@ def check_drops(
     if not queues:
         return {}
     return _run(_check(amqp_url, vhost, queues, probe_id, timeout, cluster), amqp_url, vhost, timeout)
-
-
 
 
 async def _delete(

@@ -62,6 +62,7 @@ from topo.plan.safety import FENCE_PREFIX, FENCE_RELAXED, fence_policy, listing
 
 __all__ = ["BindingIndex", "Miscount", "QueueDrop", "clear_fence", "lost", "refused", "remove_fence"]
 
+
 class BindingIndex:
     """A vhost's bindings as the broker lists them (with the ``properties_key`` a delete needs), read once
     per apply (``GET /api/bindings/{vhost}``) instead of once per binding deleted."""

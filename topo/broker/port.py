@@ -48,7 +48,6 @@ PROBE_ID_PREFIX = "topo-fence-probe:"
 """Every probe's ``message_id`` starts so (then the apply's own id)."""
 
 
-
 @dataclass(frozen=True)
 class Overview:
     """What ``GET /api/overview`` says: the cluster's name, and its exchange types (``None``: not asked)."""

@@ -20,7 +20,7 @@ from topo.export import export_yaml
 from topo.model import Topology
 from topo.plan.model import Action, Plan
 from topo.plan.render import render_json, render_markdown, render_text
-from topo.plan.safety import leftover_fences, refusal
+from topo.plan.safety import refused_as_planned
 
 __all__ = ["apply_cmd", "export_cmd", "plan_cmd", "validate_cmd"]
 
@@ -130,8 +130,9 @@ def apply_cmd(
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
             return 0
-        if plan.blocked and not leftover_fences(plan):  # refuse before asking, in the plan's words
-            raise refusal(plan.blocked_changes)  # (after an interrupted apply, apply repairs, then counts)
+        refused = refused_as_planned(plan)  # before asking, in the plan's words
+        if refused is not None:
+            raise refused
         if not assume_yes:
             if not sys.stdin.isatty():
                 raise UsageError(

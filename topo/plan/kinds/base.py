@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from topo.arguments import ArgSpec
 from topo.model import Address, Binding, ResourceKind, VHost
-from topo.plan.model import Change, Kept, Resource, Unmanaged
+from topo.plan.model import Action, Change, Kept, Resource, Unmanaged
 from topo.units import unit_form
 
 __all__ = [
@@ -99,6 +99,7 @@ def by_name(change: Change) -> Any:
 class Kind:
     """One resource kind, as the diff and the plan's renderers see it.
 
+    ``actions``: the changes it can make (each needs its phases and executors in :mod:`topo.broker`).
     ``items(vhost)``: its resources in a vhost, by key. ``added(scope, key, want)``, ``removed(scope, key,
     have)`` and ``common(scope, key, want, have)``: the outcomes for one resource (default: a create; "not
     managed"; nothing). ``order``: the sort key of its changes in a plan (default: the name). ``details``:
@@ -106,6 +107,7 @@ class Kind:
     JSON form (the broker's field names)."""
 
     name: ResourceKind
+    actions: tuple[Action, ...]
     items: Callable[[VHost], Mapping[Any, Any]]
     common: Callable[[Scope, Any, Any, Any], Iterable[Outcome]]
     details: Callable[[Change], list[str]]

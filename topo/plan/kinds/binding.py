@@ -67,6 +67,7 @@ def _order(change: Change) -> Any:
 
 BINDING = Kind(
     name="binding",
+    actions=("create", "delete"),
     items=lambda vhost: vhost.bindings,
     added=_added,
     common=_common,

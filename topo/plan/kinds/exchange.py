@@ -79,6 +79,7 @@ def _details(change: Change) -> list[str]:
 
 EXCHANGE = Kind(
     name="exchange",
+    actions=("create", "replace"),
     items=lambda vhost: vhost.exchanges,
     common=_common,
     details=_details,

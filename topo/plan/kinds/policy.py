@@ -63,6 +63,7 @@ def _details(change: Change) -> list[str]:
 
 POLICY = Kind(
     name="policy",
+    actions=("create", "update", "delete"),  # delete: a fence an interrupted apply left
     items=lambda vhost: vhost.policies,
     common=_common("policy"),
     removed=_removed_policy,
@@ -72,6 +73,7 @@ POLICY = Kind(
 
 OPERATOR_POLICY = Kind(
     name="operator-policy",
+    actions=("create", "update"),
     items=lambda vhost: vhost.operator_policies,
     common=_common("operator-policy"),
     details=_details,

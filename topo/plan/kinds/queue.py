@@ -65,6 +65,7 @@ def _json(queue: Queue) -> dict[str, Any]:
 
 QUEUE = Kind(
     name="queue",
+    actions=("create", "replace"),
     items=lambda vhost: vhost.queues,
     common=_common,
     details=_details,

@@ -50,6 +50,7 @@ def _details(change: Change) -> list[str]:
 
 VHOST = Kind(
     name="vhost",
+    actions=("create", "update"),
     items=lambda vhost: {vhost.name: vhost},
     added=_added,
     common=_common,
