@@ -3,6 +3,7 @@
 #   make test        run the tests (installs rabbitmq-server if missing; each run starts a private node)
 #   make lock        re-resolve the dev/test install to today's newest releases into constraints.txt
 #   make lint        ruff + mypy --strict
+#   make schema      regenerate the JSON Schema (topo/schemas/topology.schema.json) from topo/schemas/generate.py
 #   make demo        apply topologies/ to a private node (or $TOPO_URL's broker), then plan again: no changes
 #   make demo-stop   stop the demo's private node (if the demo started one)
 #   make clean       stop the demo node, remove caches and .devbroker/ (distclean: also .venv/)
@@ -34,7 +35,7 @@ DEMO_HTTP_PORT := 15673
 # in the environment or on make's command line reaches the recipes through the environment, so that make
 # never echoes a password.
 
-.PHONY: help venv lock rabbitmq test lint demo demo-stop clean distclean
+.PHONY: help venv lock rabbitmq test lint schema demo demo-stop clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -68,6 +69,12 @@ test: $(INSTALLED) rabbitmq
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check $(LINT_DIRS)
 	$(VENV)/bin/mypy
+
+# The generator is the one source of truth; schemas/topology.schema.json (for editors) links to its output.
+# tests/test_schema.py fails while the committed file differs from what the generator prints.
+schema: $(INSTALLED)
+	$(PY) -m topo.schemas.generate > topo/schemas/topology.schema.json.new
+	mv topo/schemas/topology.schema.json.new topo/schemas/topology.schema.json
 
 # The demo writes only to a broker the user named: the one at $TOPO_URL when it is set (it must answer);
 # otherwise a private node on 127.0.0.1:$(DEMO_AMQP_PORT)/$(DEMO_HTTP_PORT), started if needed and kept

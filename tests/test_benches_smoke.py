@@ -17,9 +17,9 @@ import httpx
 import pytest
 import yaml
 
-from topo.loader.fast_schema import compile_schema
-from topo.loader.schema_check import _validator
-from topo.schema import load_schema
+from topo.loader.schema_compiled import compile_schema
+from topo.loader.schema_messages import _validator
+from topo.schemas import load_schema
 
 if TYPE_CHECKING:
     from conftest import Broker

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from topo.errors import Problem, ValidationError
 from topo.loader.build import build_topology
-from topo.loader.schema_check import check_schema
+from topo.loader.schema_messages import check_schema
 from topo.loader.source import MAX_FILE_SIZE, Document, Path_, discover, read_document
 from topo.model import Topology, retry_queue_name
 
