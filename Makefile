@@ -26,7 +26,7 @@ INSTALLED := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 LOCK_VENV := .venv-lock
 PYTEST_ARGS ?=
-LINT_DIRS := $(wildcard topo tests benches)
+LINT_DIRS := $(wildcard topo devbroker tests benches)
 
 DEMO_DIR := .devbroker
 DEMO_AMQP_PORT := 5673
@@ -49,14 +49,16 @@ $(INSTALLED): pyproject.toml $(CONSTRAINTS)
 venv: $(INSTALLED)
 
 # Resolves pyproject.toml's ranges afresh, without constraints, in a throwaway venv, and writes what was
-# installed. Review the diff, run `make test` (which rebuilds .venv from the new file), then commit.
+# installed (--all: setuptools too, a dev dependency since tests/test_wheel.py builds the wheel with it;
+# not pip, which comes with the venv). Review the diff, run `make test` (which rebuilds .venv from the new
+# file), then commit.
 lock:
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install --disable-pip-version-check -q -e '.[dev]'
 	{ echo "# The dev/test install, every distribution pinned: made (and refreshed) by \`make lock\` with $$($(LOCK_VENV)/bin/python --version)."; \
 	  echo "# Used by \`make venv\` (and so \`make test\`, \`.ci/run\`) as pip -c; pyproject.toml keeps ranges."; \
-	  $(LOCK_VENV)/bin/pip freeze --disable-pip-version-check --exclude-editable; } > $(CONSTRAINTS).new
+	  $(LOCK_VENV)/bin/pip freeze --disable-pip-version-check --exclude-editable --all --exclude pip; } > $(CONSTRAINTS).new
 	rm -rf $(LOCK_VENV)
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
@@ -84,18 +86,18 @@ schema: $(INSTALLED)
 # ends with the `export TOPO_URL=... TOPO_AMQP_URL=...` line that points a shell at it.
 demo: $(INSTALLED)
 	@[ -n "$$TOPO_URL" ] || bash .ci/ensure-rabbitmq.sh
-	$(PY) -m topo.devbroker ensure --dir $(DEMO_DIR) --amqp-port $(DEMO_AMQP_PORT) --http-port $(DEMO_HTTP_PORT)
+	$(PY) -m devbroker ensure --dir $(DEMO_DIR) --amqp-port $(DEMO_AMQP_PORT) --http-port $(DEMO_HTTP_PORT)
 	@export TOPO_URL="$$(cat $(DEMO_DIR)/url)"; \
 	if [ -f $(DEMO_DIR)/amqp_url ]; then export TOPO_AMQP_URL="$$(cat $(DEMO_DIR)/amqp_url)"; fi; \
 	echo "$(TOPO_CLI) apply topologies/ --yes" && $(TOPO_CLI) apply topologies/ --yes && \
 	echo "$(TOPO_CLI) plan topologies/" && $(TOPO_CLI) plan topologies/
-	@[ -n "$$TOPO_URL" ] || { echo; $(PY) -m topo.devbroker env --dir $(DEMO_DIR); }
+	@[ -n "$$TOPO_URL" ] || { echo; $(PY) -m devbroker env --dir $(DEMO_DIR); }
 
 demo-stop: $(INSTALLED)
-	$(PY) -m topo.devbroker stop --dir $(DEMO_DIR)
+	$(PY) -m devbroker stop --dir $(DEMO_DIR)
 
 clean:
-	@if [ -x $(PY) ] && [ -f $(DEMO_DIR)/node.json ]; then $(PY) -m topo.devbroker stop --dir $(DEMO_DIR); fi
+	@if [ -x $(PY) ] && [ -f $(DEMO_DIR)/node.json ]; then $(PY) -m devbroker stop --dir $(DEMO_DIR); fi
 	rm -rf $(DEMO_DIR) $(LOCK_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 

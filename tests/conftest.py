@@ -1,7 +1,7 @@
 """Shared fixtures: a real RabbitMQ broker for the tests that need one.
 
 - ``broker`` (session): ``.url`` (Management API, with credentials), ``.amqp_url``, ``.node`` (the
-  :class:`topo.devbroker.Node`, or None for an external broker). With ``TOPO_TEST_URL`` set (and
+  :class:`devbroker.Node`, or None for an external broker). With ``TOPO_TEST_URL`` set (and
   optionally ``TOPO_TEST_AMQP_URL``) that broker is used; otherwise a private node is started on free
   loopback ports under pytest's tmp dir, the first time a test asks for it, and stopped at the end.
 - ``mgmt`` (session): an ``httpx.Client`` on the Management API (base URL + basic auth) for raw calls,
@@ -28,7 +28,7 @@ import httpx
 import pytest
 from tls_node import TlsNode, make_certs, start_tls_node
 
-from topo import devbroker
+import devbroker
 from topo.urls import amqp_url_for, parse_management
 
 

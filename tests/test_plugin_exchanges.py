@@ -1,6 +1,6 @@
 """Exchanges of a plugin's type (x-consistent-hash, x-delayed-message, ...): declared, applied, routed.
 
-The test node enables rabbitmq_consistent_hash_exchange (topo.devbroker does for every node it starts);
+The test node enables rabbitmq_consistent_hash_exchange (devbroker does for every node it starts);
 rabbitmq_delayed_message_exchange is a community plugin that is not installed, which is what the
 missing-type case needs.
 """
