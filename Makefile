@@ -1,6 +1,7 @@
 # topo: developer entry points. `make demo` and `make test` are all a new user needs.
 #
 #   make test        run the tests (installs rabbitmq-server if missing; each run starts a private node)
+#   make test-fast   run only the tests that need no RabbitMQ node (-m 'not broker'): under a minute, no broker
 #   make lock        re-resolve the dev/test install to today's newest releases into constraints.txt
 #   make lint        ruff + mypy --strict
 #   make schema      regenerate the JSON Schema (topo/schemas/topology.schema.json) from topo/schemas/generate.py
@@ -35,7 +36,7 @@ DEMO_HTTP_PORT := 15673
 # in the environment or on make's command line reaches the recipes through the environment, so that make
 # never echoes a password.
 
-.PHONY: help venv lock rabbitmq test lint schema demo demo-stop clean distclean
+.PHONY: help venv lock rabbitmq test test-fast lint schema demo demo-stop clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -67,6 +68,11 @@ rabbitmq:
 
 test: $(INSTALLED) rabbitmq
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# tests/conftest.py marks `broker` every test that uses a node fixture; under -m "not broker" starting a
+# node fails the test that tries, so this never needs (nor installs) RabbitMQ.
+test-fast: $(INSTALLED)
+	$(PY) -m pytest -q -m "not broker" $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check $(LINT_DIRS)

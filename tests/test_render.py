@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import build_vhost
+from support import build_vhost, check_golden
 
 from topo import __version__
 from topo.model import Binding, Exchange, Policy, Queue, Topology, VHost
@@ -23,7 +22,6 @@ from topo.plan.diff import diff
 from topo.plan.model import Plan
 from topo.plan.render import FORMAT_VERSION, render_json, render_markdown, render_text, summary_line
 
-GOLDEN = Path(__file__).parent / "golden" / "plan"
 DOCS = Path(__file__).parent.parent / "docs" / "plan-json.md"
 
 
@@ -104,29 +102,20 @@ def sample_plan() -> Plan:
     return plan
 
 
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("TOPO_UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"{path} missing: run with TOPO_UPDATE_GOLDEN=1"
-    assert text == path.read_text(), f"{path} differs: review, then regenerate with TOPO_UPDATE_GOLDEN=1"
-
-
 def stable_json(plan: Plan) -> str:
     return render_json(plan).replace(json.dumps(__version__), '"0.0.0-golden"')
 
 
 def test_golden_text() -> None:
-    check_golden("plan.txt", render_text(sample_plan()))
+    check_golden("plan/plan.txt", render_text(sample_plan()))
 
 
 def test_golden_json() -> None:
-    check_golden("plan.json", stable_json(sample_plan()))
+    check_golden("plan/plan.json", stable_json(sample_plan()))
 
 
 def test_golden_markdown() -> None:
-    check_golden("plan.md", render_markdown(sample_plan()))
+    check_golden("plan/plan.md", render_markdown(sample_plan()))
 
 
 # -- beyond the golden files ----------------------------------------------------------------------------
