@@ -32,7 +32,7 @@ def test_golden_difference_fails_with_the_diff(golden: Path) -> None:
 
 
 def test_golden_missing_fails(golden: Path) -> None:
-    with pytest.raises(AssertionError, match="no golden file tests/golden/sub/new.txt"):
+    with pytest.raises(AssertionError, match=r"no golden file tests/golden/sub/new\.txt"):
         support.check_golden("sub/new.txt", "x\n")
     assert not (golden / "sub").exists()
 
