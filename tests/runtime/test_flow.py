@@ -65,7 +65,7 @@ def test_heartbeat_zero_on_both_sides_disables_them(amqp_url: str) -> None:
         server, port = await silent_broker(heartbeat=0)
         conn = await Connection(parse_url(f"amqp://u:p@127.0.0.1:{port}/?heartbeat=0"), reconnect=False).open()
         assert conn.heartbeat == 0
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # deliberate: longer than a 1 s heartbeat's timeout, which must not apply
         assert conn.is_open
         conn._session.transport.abort()  # type: ignore[union-attr]
         server.close()
