@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure rabbitmq-server (and rabbitmqctl) are installed; install Debian's package if not.
-# The tests start private nodes from these binaries (see topo/devbroker.py); they never use the
+# The tests start private nodes from these binaries (see devbroker/node.py); they never use the
 # system node the package may start on 5672, and this script leaves that node alone.
 set -euo pipefail
 

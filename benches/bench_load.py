@@ -26,7 +26,7 @@ from common import Bench, Spec, arguments, write_topology
 import topo
 from topo.loader import _gc_paused
 from topo.loader.build import build_topology
-from topo.loader.schema_check import check_schema
+from topo.loader.schema_messages import check_schema
 from topo.loader.source import _Builder, _Loader, discover  # private: for the breakdown only
 from topo.loader.source import read_document as _read_document
 

@@ -3,7 +3,7 @@
 Every benchmark script:
 
 * uses the broker at ``TOPO_BENCH_URL`` when it is set, else starts a private RabbitMQ node with
-  :func:`topo.devbroker.start` (and stops it at the end);
+  :func:`devbroker.start` (and stops it at the end);
 * works in vhosts of its own (``bench-<what>-<hex>``) and deletes them afterwards;
 * generates its topology files in a temporary directory (:func:`write_topology`) and the equivalent
   ``/api/definitions`` document independently of topo's writer (:func:`definitions_document`), so the
@@ -36,7 +36,7 @@ import httpx
 # Run as `python benches/bench_x.py` from anywhere: the repository root must be importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from topo import devbroker
+import devbroker
 from topo.urls import parse_management
 
 __all__ = [

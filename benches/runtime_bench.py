@@ -1,6 +1,6 @@
 """Runtime throughput against aiormq and pika, on the same broker in the same run.
 
-    python benches/runtime_bench.py                       # starts a private node (topo.devbroker)
+    python benches/runtime_bench.py                       # starts a private node (devbroker)
     python benches/runtime_bench.py --amqp-url amqp://guest:guest@localhost:5672/ -n 50000
     python benches/runtime_bench.py --memory 1000000      # RSS while 1,000,000 messages go through
 
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repository's root: devbroker/
 from raw_client import raw_publish  # a sibling file; benches/ is not a package
 
 BODY = b"x" * 256
@@ -240,7 +241,7 @@ def broker(amqp_url: str | None) -> Iterator[str]:
     if amqp_url:
         yield amqp_url
         return
-    from topo import devbroker
+    import devbroker
 
     with tempfile.TemporaryDirectory() as tmp:
         node = devbroker.start(Path(tmp))

@@ -1,7 +1,7 @@
 """Shared fixtures: a real RabbitMQ broker for the tests that need one.
 
 - ``broker`` (session): ``.url`` (Management API, with credentials), ``.amqp_url``, ``.node`` (the
-  :class:`topo.devbroker.Node`, or None for an external broker). With ``TOPO_TEST_URL`` set (and
+  :class:`devbroker.Node`, or None for an external broker). With ``TOPO_TEST_URL`` set (and
   optionally ``TOPO_TEST_AMQP_URL``) that broker is used; otherwise a private node is started on free
   loopback ports under pytest's tmp dir, the first time a test asks for it, and stopped at the end.
 - ``mgmt`` (session): an ``httpx.Client`` on the Management API (base URL + basic auth) for raw calls,
@@ -11,6 +11,10 @@
   its certificates (tests/tls_node.py); started the first time a test asks for it.
 
 Without RabbitMQ installed, tests using these fixtures are skipped locally and fail under CI (CI set).
+
+Every test that uses one of them (directly or through another fixture) is marked ``broker`` here, at
+collection; a module that starts a node of its own marks itself. ``-m "not broker"`` (``make test-fast``)
+runs the rest, and starts no node: a test that tries fails, naming the mark it lacks.
 """
 
 from __future__ import annotations
@@ -28,8 +32,34 @@ import httpx
 import pytest
 from tls_node import TlsNode, make_certs, start_tls_node
 
-from topo import devbroker
+import devbroker
+import devbroker.node
 from topo.urls import amqp_url_for, parse_management
+
+NODE_FIXTURES = frozenset({"broker", "mgmt", "vhost", "tls_node"})
+"""The fixtures that start (or reach) a RabbitMQ node: a test using any of them is marked ``broker``."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if NODE_FIXTURES.intersection(getattr(item, "fixturenames", ())):  # the closure: indirect uses too
+            item.add_marker(pytest.mark.broker)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``-m "not broker"``, starting a node is an error: the run must stay fast and need no RabbitMQ."""
+    if "not broker" not in (config.getoption("markexpr", "") or ""):
+        return
+    launch = devbroker.node._launch
+
+    def refuse(node: devbroker.Node, *args: object, **kwargs: object) -> None:
+        raise AssertionError(
+            f"a test run with -m 'not broker' tried to start RabbitMQ node {node.name}: "
+            "mark the test (or its module) with pytest.mark.broker"
+        )
+
+    devbroker.node._launch = refuse  # type: ignore[assignment]
+    config.add_cleanup(lambda: setattr(devbroker.node, "_launch", launch))
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,63 @@
-"""Helpers several test modules share (importable as ``from support import ...``): building a VHost from
-resources, and publishing or counting through the Management API."""
+"""Helpers several test modules share (importable as ``from support import ...``): golden files, waiting
+on a condition, building a VHost from resources, and publishing or counting through the Management API."""
 
 from __future__ import annotations
 
+import difflib
+import os
 import time
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from topo.model import Binding, Exchange, Policy, Queue, VHost
+
+T = TypeVar("T")
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def check_golden(name: str, text: str) -> None:
+    """``text`` must be the golden file ``tests/golden/<name>`` (``plan/plan.txt``), byte for byte.
+
+    With ``TOPO_UPDATE_GOLDEN=1`` the file is (re)written with ``text`` instead: review the diff, as a user
+    would read the output, before committing it.
+    """
+    path = GOLDEN / name
+    if os.environ.get("TOPO_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"no golden file tests/golden/{name}: run with TOPO_UPDATE_GOLDEN=1 to create it"
+    expected = path.read_text(encoding="utf-8")
+    if text != expected:
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(keepends=True), text.splitlines(keepends=True), f"golden/{name}", "now"
+            )
+        )
+        raise AssertionError(
+            f"the output differs from tests/golden/{name}; if the change is deliberate, run with "
+            f"TOPO_UPDATE_GOLDEN=1 and review the diff:\n{diff}"
+        )
+
+
+def wait_until(condition: Callable[[], T], *, timeout: float = 20, interval: float = 0.05, what: str = "") -> T:
+    """Poll ``condition`` until it returns something true (returned), failing after ``timeout`` seconds.
+
+    For a test that waits for something to happen (a node to stop, statistics to show a message, a
+    process to print): it returns as soon as it has, and says what never happened when it did not.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what or getattr(condition, '__name__', condition)}")
+        time.sleep(interval)
 
 
 def build_vhost(

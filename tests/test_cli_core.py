@@ -22,9 +22,9 @@ import httpx
 import pytest
 from support import publish, wait_for_messages
 
+from devbroker import free_port
 from topo.cli import _register
 from topo.cli.common import run
-from topo.devbroker import free_port
 from topo.urls import parse_management
 
 pytestmark = pytest.mark.timeout(120)

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from topo import devbroker
+import devbroker
+import devbroker.node
 from topo.urls import redact
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ BIN = Path(sys.executable).parent
 
 
 def ensure(base_dir: Path) -> tuple[int, str, str]:
-    """``python -m topo.devbroker ensure`` for ``base_dir`` in a subprocess, with the environment as it is.
+    """``python -m devbroker ensure`` for ``base_dir`` in a subprocess, with the environment as it is.
 
     Should it start a node where it must not, that node is stopped before the test fails.
     """
@@ -34,7 +35,8 @@ def ensure(base_dir: Path) -> tuple[int, str, str]:
     ports = ("--amqp-port", str(amqp_port), "--http-port", str(http_port))
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "topo.devbroker", "ensure", "--dir", str(base_dir), *ports],
+            [sys.executable, "-m", "devbroker", "ensure", "--dir", str(base_dir), *ports],
+            cwd=ROOT,  # python -m devbroker: from the repository's root, as the Makefile runs it
             capture_output=True,
             text=True,
             timeout=180,
@@ -67,8 +69,8 @@ def test_without_topo_url_the_demo_asks_no_other_broker(
         started.append(kwargs.get("http_port"))  # type: ignore[arg-type]
         return devbroker.Node(name="n@localhost", amqp_port=5999, http_port=15999, base_dir=base_dir, dist_port=1)
 
-    monkeypatch.setattr(devbroker, "management_answers", answers)
-    monkeypatch.setattr(devbroker, "start", start)
+    monkeypatch.setattr(devbroker.node, "management_answers", answers)
+    monkeypatch.setattr(devbroker.node, "start", start)
     assert devbroker.main(["ensure", "--dir", str(tmp_path), "--amqp-port", "5999", "--http-port", "15999"]) == 0
     out = capsys.readouterr().out
     assert started == [15999]
@@ -108,7 +110,8 @@ def test_a_named_broker_that_does_not_answer_is_an_error_not_a_fallback(
 
 def test_env_needs_a_running_demo_node(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "topo.devbroker", "env", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "devbroker", "env", "--dir", str(tmp_path)],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,

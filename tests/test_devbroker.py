@@ -1,4 +1,4 @@
-"""The private test broker (topo.devbroker) and the shared fixtures in conftest.py."""
+"""The private test broker (devbroker) and the shared fixtures in conftest.py."""
 
 from __future__ import annotations
 
@@ -16,11 +16,14 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from topo import devbroker
+import devbroker
+import devbroker.node
 from topo.urls import parse_amqp
 
 if TYPE_CHECKING:
     from conftest import Broker
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # -- without a broker --------------------------------------------------------------------------------
 
@@ -34,7 +37,7 @@ def test_free_port_is_bindable_and_honours_exclude() -> None:
 
 
 def test_missing_rabbitmq_gives_an_install_hint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(devbroker, "RABBITMQ_BIN_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(devbroker.node, "RABBITMQ_BIN_DIR", tmp_path / "nowhere")
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("TOPO_RABBITMQ_BIN_DIR", raising=False)
     with pytest.raises(devbroker.DevBrokerError) as info:
@@ -146,7 +149,8 @@ def test_stop_app_and_start_app(broker: Broker, mgmt: httpx.Client) -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "topo.devbroker", *args],
+        [sys.executable, "-m", "devbroker", *args],
+        cwd=ROOT,  # python -m devbroker: from the repository's root, as the Makefile runs it
         capture_output=True,
         text=True,
         timeout=180,
@@ -185,7 +189,7 @@ def test_cli_ensure_start_status_stop(broker: Broker, tmp_path: Path) -> None:
         stopped = _cli("stop", "--dir", str(base))
         assert stopped.returncode == 0, stopped.stderr
         assert "Stopped" in stopped.stdout
-        assert not devbroker._pid_alive(pid)
+        assert not devbroker.pid_alive(pid)
         assert not devbroker.management_answers(url)
         assert _cli("status", "--dir", str(base)).returncode == 1
         assert "not running" in _cli("stop", "--dir", str(base)).stdout
@@ -212,7 +216,7 @@ def test_watcher_stops_the_node_when_its_owner_dies(broker: Broker, tmp_path: Pa
         while "stopped" not in watcher_log.read_text() and time.monotonic() < deadline:
             time.sleep(0.5)
         assert "stopped" in watcher_log.read_text()
-        assert not devbroker._pid_alive(pid)
+        assert not devbroker.pid_alive(pid)
     finally:
         owner.kill()
         node.stop()
@@ -237,7 +241,7 @@ def test_a_node_that_cannot_boot_fails_fast_with_its_logs(broker: Broker, tmp_pa
         devbroker.start(tmp_path / "broken", timeout=60, extra_config="this is = not a valid = setting\n")
     assert time.monotonic() - started < 45
     assert "failed_to_parse_configuration_file" in info.value.message
-    assert devbroker._vm_pids(tmp_path / "broken" / "home") == []
+    assert devbroker.node._vm_pids(tmp_path / "broken" / "home") == []
 
 
 def test_stop_never_signals_a_process_that_is_not_the_nodes_vm(tmp_path: Path) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
+from support import check_golden
 
 from topo.graph import GraphvizNotFound, render_dot, render_mermaid, render_svg, vhost_graph
 from topo.loader import load
@@ -20,22 +20,14 @@ SOURCES = {
 }
 
 
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("TOPO_UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert path.exists(), f"missing golden file {path}; run with TOPO_UPDATE_GOLDEN=1"
-    assert text == path.read_text(), f"{name} changed; review and run with TOPO_UPDATE_GOLDEN=1"
-
-
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_mermaid_golden(name: str) -> None:
-    check_golden(f"{name}.mmd", render_mermaid(load(SOURCES[name])))
+    check_golden(f"graph/{name}.mmd", render_mermaid(load(SOURCES[name])))
 
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_dot_golden(name: str) -> None:
-    check_golden(f"{name}.dot", render_dot(load(SOURCES[name])))
+    check_golden(f"graph/{name}.dot", render_dot(load(SOURCES[name])))
 
 
 def test_edges_of_every_kind() -> None:

@@ -8,7 +8,6 @@ and an apply against the real broker.
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from support import build_vhost
+from support import build_vhost, check_golden
 
 from topo import engine
 from topo.broker.client import ManagementClient
@@ -28,7 +27,6 @@ from topo.plan.diff import diff
 from topo.plan.model import Plan
 from topo.plan.render import render_json, render_markdown, render_text
 
-GOLDEN = Path(__file__).parent / "golden" / "plan"
 HEAD = "version: 1\nvhosts:\n  v:\n"
 TENANTS = (BindingPattern(exchange="tenants", routing_key="tenant.*"),)
 
@@ -232,26 +230,18 @@ def kept_plan() -> Plan:
     return plan_of(desired, observed)
 
 
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("TOPO_UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert path.exists(), f"{path} missing: run with TOPO_UPDATE_GOLDEN=1"
-    assert text == path.read_text(), f"{path} differs: review, then regenerate with TOPO_UPDATE_GOLDEN=1"
-
-
 def test_golden_text() -> None:
-    check_golden("kept.txt", render_text(kept_plan()))
+    check_golden("plan/kept.txt", render_text(kept_plan()))
 
 
 def test_golden_json() -> None:
     from topo import __version__
 
-    check_golden("kept.json", render_json(kept_plan()).replace(json.dumps(__version__), '"0.0.0-golden"'))
+    check_golden("plan/kept.json", render_json(kept_plan()).replace(json.dumps(__version__), '"0.0.0-golden"'))
 
 
 def test_golden_markdown() -> None:
-    check_golden("kept.md", render_markdown(kept_plan()))
+    check_golden("plan/kept.md", render_markdown(kept_plan()))
 
 
 def test_an_empty_plan_still_lists_the_kept_bindings() -> None:

@@ -840,9 +840,13 @@ def test_retry_delays_generate_delay_queues(tmp_path: Path) -> None:
 
 
 def test_retry_queue_name_helper() -> None:
+    from topo import model
     from topo.loader import retry_queue_name
+    from topo.runtime import failures
 
     assert retry_queue_name("jobs", 2) == "jobs.retry.2"
+    # one naming for the queues the loader declares and those the runtime publishes to
+    assert retry_queue_name is failures.retry_queue_name is model.retry_queue_name
 
 
 def test_a_retry_queue_clashing_with_a_declared_queue(tmp_path: Path) -> None:

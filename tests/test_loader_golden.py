@@ -10,17 +10,16 @@ read the diff of the golden file as a user would.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from support import check_golden
 
 from topo.errors import ValidationError
 from topo.loader import load
 
 FIXTURES = Path(__file__).parent / "fixtures" / "loader"
 GOLDEN = Path(__file__).parent / "golden" / "validate"
-UPDATE = os.environ.get("TOPO_UPDATE_GOLDEN") == "1"
 
 
 def validate_text(target: str, monkeypatch: pytest.MonkeyPatch, **kwargs: object) -> str:
@@ -30,20 +29,8 @@ def validate_text(target: str, monkeypatch: pytest.MonkeyPatch, **kwargs: object
     return str(info.value) + "\n"
 
 
-def check_golden(name: str, text: str) -> None:
-    golden = GOLDEN / name
-    if UPDATE:
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(text, encoding="utf-8")
-    assert golden.exists(), f"no golden file {golden}: run with TOPO_UPDATE_GOLDEN=1 to create it"
-    assert text == golden.read_text(encoding="utf-8"), (
-        f"the output differs from {golden.relative_to(Path(__file__).parent.parent)}; "
-        "if the change is deliberate, run with TOPO_UPDATE_GOLDEN=1 and review the diff"
-    )
-
-
 def test_broken_topology(monkeypatch: pytest.MonkeyPatch) -> None:
-    check_golden("broken.txt", validate_text("broken", monkeypatch))
+    check_golden("validate/broken.txt", validate_text("broken", monkeypatch))
 
 
 def test_broken_topology_with_the_variable_set(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from monitor_support import check_golden, promtool_test, run_promtool, scraped_series, series_selector
+from monitor_support import promtool_test, run_promtool, scraped_series, series_selector
+from support import check_golden
 
 from topo.cli import _register
 from topo.cli.common import run
@@ -32,7 +33,7 @@ def shop_rules(**options: object) -> str:
 
 
 def test_rules_golden() -> None:
-    check_golden("alerts-shop.yml", shop_rules())
+    check_golden("monitor/alerts-shop.yml", shop_rules())
 
 
 def test_promtool_accepts_the_rules(tmp_path: Path) -> None:

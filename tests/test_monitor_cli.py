@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from devbroker import free_port
 from topo.cli import _register
 from topo.cli.common import run
 from topo.cli.observe import watch
-from topo.devbroker import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOP = str(ROOT / "tests" / "fixtures" / "monitor" / "shop.yaml")

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from monitor_support import check_golden, run_promtool
+from monitor_support import run_promtool
+from support import check_golden
 
 from topo.loader import load
 from topo.monitor.evaluate import QueueReport, Report, State, evaluate, evaluate_vhost, format_seconds, worst
@@ -226,19 +227,19 @@ def test_format_seconds() -> None:
 
 
 def test_text_golden() -> None:
-    check_golden("status-shop.txt", render_text(shop_report()))
+    check_golden("monitor/status-shop.txt", render_text(shop_report()))
 
 
 def test_json_golden() -> None:
     text = render_json(shop_report())
-    check_golden("status-shop.json", text)
+    check_golden("monitor/status-shop.json", text)
     data = json.loads(text)
     assert data["format_version"] == 1 and data["state"] == "CRITICAL" and data["exit_code"] == 2
 
 
 def test_prometheus_golden_passes_promtool() -> None:
     text = render_prometheus(shop_report())
-    check_golden("status-shop.prom", text)
+    check_golden("monitor/status-shop.prom", text)
     checked = run_promtool("check", "metrics", stdin=text)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 

@@ -9,9 +9,10 @@ from jsonschema import Draft202012Validator
 
 from topo.errors import ValidationError
 from topo.loader import load
-from topo.loader.fast_schema import compile_schema
+from topo.loader.schema_compiled import compile_schema
 from topo.monitor.spec import BUILTIN, CheckSetting, Threshold
-from topo.schema import build_schema, load_schema
+from topo.schemas import load_schema
+from topo.schemas.generate import build_schema
 
 HEAD = "version: 1\nvhosts:\n  v:\n"
 

@@ -1,6 +1,6 @@
 """Exchanges of a plugin's type (x-consistent-hash, x-delayed-message, ...): declared, applied, routed.
 
-The test node enables rabbitmq_consistent_hash_exchange (topo.devbroker does for every node it starts);
+The test node enables rabbitmq_consistent_hash_exchange (devbroker does for every node it starts);
 rabbitmq_delayed_message_exchange is a community plugin that is not installed, which is what the
 missing-type case needs.
 """
@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support import wait_until
 
 from topo import engine
 from topo.broker.client import ManagementClient, enc
@@ -67,15 +68,13 @@ def test_a_consistent_hash_exchange_is_applied_idempotently_and_published_to(
                 await orders.publish(f"order-{i}", {"i": i})
 
     asyncio.run(asyncio.wait_for(main(), 30))
-    counts = {}
-    for _ in range(100):  # the Management API's counts lag
-        counts = {
-            q: mgmt.get(f"/api/queues/{enc(vhost)}/{q}").json().get("messages", 0) for q in ("shard-1", "shard-2")
-        }
-        if sum(counts.values()) == 40:
-            break
-        asyncio.run(asyncio.sleep(0.1))
-    assert sum(counts.values()) == 40 and all(counts.values()), counts  # each message went to one shard
+
+    def counts() -> dict[str, int]:
+        return {q: mgmt.get(f"/api/queues/{enc(vhost)}/{q}").json().get("messages", 0) for q in ("shard-1", "shard-2")}
+
+    # the Management API's counts lag
+    wait_until(lambda: sum(counts().values()) == 40, timeout=20, interval=0.1, what="40 messages in the shards")
+    assert all(counts().values()), counts()  # each message went to one shard, and both shards got some
 
 
 def test_a_type_the_broker_lacks_fails_the_plan_before_any_write(

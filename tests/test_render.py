@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import build_vhost
+from support import build_vhost, check_golden
 
 from topo import __version__
 from topo.model import Binding, Exchange, Policy, Queue, Topology, VHost
@@ -24,7 +23,6 @@ from topo.plan.model import BrokerInfo, Plan, QueueUsage
 from topo.plan.render import FORMAT_VERSION, render_json, render_markdown, render_text, summary_line
 from topo.plan.safety import annotate, fence_policy
 
-GOLDEN = Path(__file__).parent / "golden" / "plan"
 DOCS = Path(__file__).parent.parent / "docs" / "plan-json.md"
 
 
@@ -120,29 +118,20 @@ def safe_plan() -> Plan:
     return annotate(dataclasses.replace(plan, changes=changes), usage)
 
 
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("TOPO_UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"{path} missing: run with TOPO_UPDATE_GOLDEN=1"
-    assert text == path.read_text(), f"{path} differs: review, then regenerate with TOPO_UPDATE_GOLDEN=1"
-
-
 def stable_json(plan: Plan) -> str:
     return render_json(plan).replace(json.dumps(__version__), '"0.0.0-golden"')
 
 
 def test_golden_text() -> None:
-    check_golden("plan.txt", render_text(sample_plan()))
+    check_golden("plan/plan.txt", render_text(sample_plan()))
 
 
 def test_golden_json() -> None:
-    check_golden("plan.json", stable_json(sample_plan()))
+    check_golden("plan/plan.json", stable_json(sample_plan()))
 
 
 def test_golden_markdown() -> None:
-    check_golden("plan.md", render_markdown(sample_plan()))
+    check_golden("plan/plan.md", render_markdown(sample_plan()))
 
 
 # -- beyond the golden files ----------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from topo.arguments import OPERATOR_POLICY_KEYS, POLICY_KEYS, QUEUE_ARGUMENTS
-from topo.schema import SCHEMA_ID, build_schema, load_schema
+from topo.schemas import SCHEMA_ID, load_schema
+from topo.schemas.generate import build_schema, main, schema_text
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "topo" / "schemas" / "topology.schema.json"
@@ -19,18 +20,23 @@ TOP_LEVEL = ROOT / "schemas" / "topology.schema.json"
 EXAMPLE = Path(__file__).parent / "fixtures" / "loader" / "example" / "iot.yaml"
 
 
-def test_committed_schema_is_generated_from_the_argument_table() -> None:
-    committed = json.loads(COMMITTED.read_text(encoding="utf-8"))
-    assert committed == build_schema(), (
-        "topo/schemas/topology.schema.json is stale: run `python -m topo.schema > topo/schemas/topology.schema.json`"
-    )
+@pytest.mark.parametrize("copy", [COMMITTED, TOP_LEVEL], ids=["package", "top-level"])
+def test_each_json_copy_is_the_generator_output_byte_for_byte(copy: Path) -> None:
+    # the generator (topo/schemas/generate.py) is the one source of truth; `make schema` rewrites the copies
+    assert copy.read_text(encoding="utf-8") == schema_text(), f"{copy.relative_to(ROOT)} is stale: run `make schema`"
+    assert json.loads(copy.read_text(encoding="utf-8")) == build_schema()
 
 
-def test_committed_schema_is_the_generator_output_byte_for_byte(capsys: pytest.CaptureFixture[str]) -> None:
-    from topo.schema import main
-
+def test_the_generator_prints_the_schema_text(capsys: pytest.CaptureFixture[str]) -> None:
     main()
-    assert capsys.readouterr().out == COMMITTED.read_text(encoding="utf-8")
+    assert capsys.readouterr().out == schema_text()
+
+
+def test_make_schema_writes_the_package_copy_the_top_level_one_links_to() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "-m topo.schemas.generate > topo/schemas/topology.schema.json" in makefile
+    # editors find it at schemas/topology.schema.json (yaml-language-server comment): a link, not a second copy
+    assert TOP_LEVEL.is_symlink() and TOP_LEVEL.resolve() == COMMITTED.resolve()
 
 
 def test_schema_is_valid_draft_2020_12() -> None:
@@ -38,14 +44,6 @@ def test_schema_is_valid_draft_2020_12() -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["$id"] == SCHEMA_ID
     Draft202012Validator.check_schema(schema)
-
-
-def test_top_level_schemas_path_resolves_to_the_package_copy() -> None:
-    # editors find it at schemas/topology.schema.json (yaml-language-server comment); it must be the same file
-    assert TOP_LEVEL.exists()
-    assert TOP_LEVEL.read_bytes() == COMMITTED.read_bytes()
-    if TOP_LEVEL.is_symlink():
-        assert TOP_LEVEL.resolve() == COMMITTED.resolve()
 
 
 def test_package_ships_the_schema() -> None:

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from topo import devbroker
+import devbroker
 from topo.broker.amqp_probe import exact_usage
 from topo.broker.client import ManagementClient
 from topo.cli import _register

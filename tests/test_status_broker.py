@@ -33,7 +33,7 @@ import pika
 import pytest
 from monitor_support import promtool_test, run_promtool, scraped_series, series_selector
 
-from topo import devbroker
+import devbroker
 from topo.broker.client import ManagementClient
 from topo.cli import _register
 from topo.cli.common import run

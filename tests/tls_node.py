@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from topo import devbroker
+import devbroker
 
 __all__ = ["TlsNode", "make_certs", "start_tls_node"]
 

@@ -20,7 +20,6 @@ never a traceback unless ``--debug`` is given. Library users catch the same clas
     ├── NotConverged                after an apply, the broker still differs from the files
     ├── GraphError                  `topo graph` could not render
     │   └── GraphvizNotFound        --format svg without Graphviz's `dot`
-    ├── DevBrokerError              a private broker node (topo.devbroker) could not start or stop
     └── RuntimeClientError          the AMQP runtime: its subtree is drawn in topo.runtime.errors
 
 Messages never contain passwords: URLs are shown through :func:`topo.urls.redact`.
@@ -36,7 +35,6 @@ __all__ = [
     "AuthenticationFailed",
     "BrokerError",
     "BrokerUnreachable",
-    "DevBrokerError",
     "GraphError",
     "GraphvizNotFound",
     "MessagesLost",
@@ -183,10 +181,6 @@ class GraphError(TopoError):
 
 class GraphvizNotFound(GraphError):
     """``--format svg`` needs Graphviz's ``dot`` program, which is not installed."""
-
-
-class DevBrokerError(TopoError):
-    """A private broker node could not be started, reached or stopped."""
 
 
 class RuntimeClientError(TopoError):

@@ -16,14 +16,19 @@ with like. Normalisation happens on the way in:
 comparisons. Neither does ``keep_bindings`` (which undeclared bindings apply leaves alone), nor
 :attr:`Queue.generated_by`, which marks the queues topo declares itself (the
 retry delay queues of a queue with ``retry:``): the broker has them like any other, but no user wrote
-them, so lint never reports them and the graph draws them as part of their queue's retries.
+them, so lint never reports them and the graph draws them as part of their queue's retries
+(:func:`retry_queue_name` is how they are named, for the loader and the runtime alike).
+
+Addresses: a resource, and any value inside a file, is shown as its path in the topology document
+(``vhosts.iot.queues["orders.eu"].message-ttl``), written by :func:`document_path` alone, so that a
+validation error, a plan and a lint finding name the same thing the same way.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -46,7 +51,9 @@ __all__ = [
     "Topology",
     "VHost",
     "canonical_json",
+    "document_path",
     "is_broker_exchange",
+    "retry_queue_name",
 ]
 
 DestinationType = Literal["queue", "exchange"]
@@ -80,6 +87,32 @@ def _segment(name: str) -> str:
     return f".{name}" if _PLAIN_NAME.match(name) else f"[{json.dumps(name, ensure_ascii=False)}]"
 
 
+def document_path(path: Iterable[str | int]) -> str:
+    """A path in a topology document as users read it: ``vhosts.iot.queues.orders.bindings[0]``.
+
+    A key made of letters, digits, ``_`` and ``-`` (not starting with ``-``) follows a dot; any other
+    (``orders.eu``, ``/``, a name with quotes or spaces) is written as a JSON string in brackets
+    (``vhosts["/"]``); a list index in brackets. The empty path is ``""``.
+    """
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not out and _PLAIN_NAME.match(part):
+            out = part
+        else:
+            out += _segment(part)
+    return out
+
+
+def retry_queue_name(queue: str, attempt: int) -> str:
+    """The delay queue that holds a message of ``queue`` before its ``attempt``-th retry (1-based).
+
+    The loader declares these queues for a queue with ``retry:``; the runtime publishes to them.
+    """
+    return f"{queue}.retry.{attempt}"
+
+
 ResourceKind = Literal["vhost", "exchange", "queue", "binding", "policy", "operator-policy"]
 
 _COLLECTION: dict[str, str] = {
@@ -103,12 +136,11 @@ class Address:
     name: str = ""
 
     def __str__(self) -> str:
-        base = "vhosts" + _segment(self.vhost)
         if self.kind == "vhost":
-            return base
-        if self.kind == "binding":
-            return base + self.name
-        return base + "." + _COLLECTION[self.kind] + _segment(self.name)
+            return document_path(("vhosts", self.vhost))
+        if self.kind == "binding":  # name: the rest of the path, from Binding.address
+            return document_path(("vhosts", self.vhost)) + self.name
+        return document_path(("vhosts", self.vhost, _COLLECTION[self.kind], self.name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +223,8 @@ class Binding:
 
     def address(self, vhost: str) -> Address:
         collection = "queues" if self.destination_type == "queue" else "exchanges"
-        return Address("binding", vhost, f".{collection}{_segment(self.destination)}.bindings[{self.describe()}]")
+        owner = document_path((collection, self.destination))
+        return Address("binding", vhost, f".{owner}.bindings[{self.describe()}]")
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,7 @@ def redact(text: str) -> str:
 
     Any text: ``http://u:p@h`` → ``http://***@h``; ``u:p@h`` (no scheme) → ``***@h``; a URL without ``@``
     is returned unchanged; in free text (``boom at http://u:p@h``) what stands before the first URL's
-scheme is kept. The last ``@`` of the whole text is taken, so a password holding ``/``, ``?``,
+    scheme is kept. The last ``@`` of the whole text is taken, so a password holding ``/``, ``?``,
     ``#`` or ``@`` is hidden whole (an ``@`` in a path hides the host too, which is safe)."""
     match = _SCHEME_SEP.search(text)
     head, rest = (text[: match.end()], text[match.end() :]) if match else ("", text)

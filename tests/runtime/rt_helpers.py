@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +19,25 @@ from topo.urls import parse_amqp
 def run(coro: Any, timeout: float = 60) -> Any:
     """Run a coroutine in a fresh event loop, failing after ``timeout`` seconds."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def wait_until(
+    condition: Callable[[], Any], *, timeout: float = 10, interval: float = 0.02, what: str = ""
+) -> Any:
+    """Poll ``condition`` (a function, or one returning an awaitable) until its value is true (returned),
+    failing after ``timeout`` seconds with ``what`` never happened. The asynchronous twin of
+    ``support.wait_until``: for a test that waits for something, rather than sleeping a fixed time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what or getattr(condition, '__name__', condition)}")
+        await asyncio.sleep(interval)
 
 
 def vhost_url(amqp_url: str, vhost: str, **query: Any) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from rt_helpers import declare, make_topology, run
+from rt_helpers import declare, depth, make_topology, run, wait_until
 
 import topo
 from topo.model import Binding, Exchange, Queue, Topology
@@ -176,7 +176,8 @@ def test_consume_uses_the_declared_prefetch(topology: Topology, amqp_url: str, v
                 pub.send("sensor.n", {"i": i})
             await pub.flush()
             async with client.consume("analytics") as messages:
-                await asyncio.sleep(0.5)
+                await wait_until(lambda: messages._items.qsize() >= 7, what="the first 7 deliveries")
+                await asyncio.sleep(0.2)  # deliberate: time for an 8th delivery to arrive, if the prefetch let it
                 assert messages._items.qsize() == 7  # Queue.prefetch from the topology
                 seen = []
                 async for m in messages:
@@ -278,7 +279,12 @@ def test_rpc_over_direct_reply_to(topology: Topology, amqp_url: str, vhost: str)
                 await client.rpc("ghost", {"n": 1}, timeout=5)
             async with connect(topology, vhost=vhost, url=amqp_url) as server:
                 await server.serve("rpc_queue", fib)
-                await asyncio.sleep(0.5)  # let the expired request go
+
+                # the request that timed out above (its expiration passed) leaves the queue before new ones
+                async def gone() -> bool:
+                    return await depth(amqp_url, vhost, "rpc_queue") == 0
+
+                await wait_until(gone, what="rpc_queue empty")
                 replies = await asyncio.gather(*(client.rpc("rpc_queue", {"n": n}, timeout=5) for n in range(20)))
                 assert [r["fib"] for r in replies][:8] == [0, 1, 1, 2, 3, 5, 8, 13]
                 assert (await client.rpc("rpc_queue", {"n": 30}))["fib"] == 832040

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from rt_helpers import run, vhost_url
+from rt_helpers import run, vhost_url, wait_until
 
 from topo.runtime import (
     AuthenticationError,
@@ -134,7 +134,8 @@ def test_consume_with_prefetch_and_manual_ack(amqp_url: str, mgmt: httpx.Client,
         ch = await conn.channel(prefetch=10)
         held: list[Message] = []
         await ch.consume("jobs", held.append)
-        await asyncio.sleep(0.5)
+        await wait_until(lambda: len(held) >= 10, what="the first 10 deliveries")
+        await asyncio.sleep(0.2)  # deliberate: time for an 11th delivery to arrive, if the prefetch let it
         assert len(held) == 10  # prefetch caps unacked deliveries
         for m in held:
             await m.ack()
@@ -144,9 +145,12 @@ def test_consume_with_prefetch_and_manual_ack(amqp_url: str, mgmt: httpx.Client,
                 if not m.settled:
                     await m.ack()
         assert [m.body for m in held] == [b"%d" % i for i in range(50)]
-        await asyncio.sleep(0.2)
-        _, count, consumers = await pub.queue_declare("jobs", passive=True)
-        assert count == 0 and consumers == 1
+
+        async def drained() -> bool:
+            _, count, consumers = await pub.queue_declare("jobs", passive=True)
+            return count == 0 and consumers == 1
+
+        await wait_until(drained, what="jobs empty, with its one consumer")
         await conn.close()
 
     run(main())
@@ -238,18 +242,24 @@ def test_acks_coalesce_only_over_settled_deliveries(amqp_url: str) -> None:
         for m in got:
             if m.body != b"4":
                 await m.ack()  # 1-3 form a run; 4 is not settled; 5-10 go one by one
-        await asyncio.sleep(0.2)
-        acks = [(int.from_bytes(f[11:19], "big"), f[19]) for f in sent if f[7:11] == b"\x00\x3c\x00\x50"]
-        assert acks == [(3, 1), (5, 0), (6, 0), (7, 0), (8, 0), (9, 0), (10, 0)]
+
+        def acks() -> list[tuple[int, int]]:
+            return [(int.from_bytes(f[11:19], "big"), f[19]) for f in sent if f[7:11] == b"\x00\x3c\x00\x50"]
+
+        await wait_until(lambda: len(acks()) >= 7, what="the Basic.Ack frames written")  # written on a later tick
+        assert acks() == [(3, 1), (5, 0), (6, 0), (7, 0), (8, 0), (9, 0), (10, 0)]
         await ch.close()  # 4 goes back to the queue
         _, count, _ = await pub.queue_declare("acks", passive=True)
         assert count == 1
         m = await pub.get("acks")
         assert m is not None and m.body == b"4" and m.redelivered
         await m.ack()
-        await asyncio.sleep(0.1)
-        _, count, _ = await pub.queue_declare("acks", passive=True)
-        assert count == 0
+
+        async def empty() -> bool:
+            _, count, _ = await pub.queue_declare("acks", passive=True)
+            return count == 0
+
+        await wait_until(empty, what="acks empty once 4 is acked")
         await conn.close()
 
     run(main())

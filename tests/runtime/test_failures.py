@@ -55,7 +55,7 @@ def test_subscribe_refuses_a_queue_whose_dead_letter_exchange_is_not_on_the_brok
                 await client.publish("", "orders", {"n": i})
             with pytest.raises(TopologyMismatch) as info:
                 await client.subscribe("orders", failing(calls))
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # deliberate: time for a delivery that must not happen (nothing consumed)
         text = str(info.value)
         assert "queue 'orders'" in text and "x-dead-letter-exchange" in text
         assert "'dlx' in the files" in text and "none on the broker" in text
@@ -129,7 +129,7 @@ def _count_window(url: str, vhost: str, topology: Topology, queue: str, seconds:
     async def main() -> None:
         async with connect(topology, vhost=vhost, url=url) as client:
             sub = await client.subscribe(queue, failing(calls), **options)
-            await asyncio.sleep(seconds)
+            await asyncio.sleep(seconds)  # deliberate: the window whose calls are counted
             await sub.cancel()
 
     run(main())

@@ -41,7 +41,7 @@ def test_a_silent_peer_is_detected_by_missed_heartbeats() -> None:
             await asyncio.sleep(0.1)
         elapsed = time.monotonic() - started
         assert isinstance(conn.error, ConnectionClosed) and "missed heartbeats" in str(conn.error)
-        assert 1.5 <= elapsed <= 4
+        assert elapsed >= 1.5  # not before about two missed intervals (detected at all: the loop's 10 s)
         server.close()
 
     run(main())
@@ -65,7 +65,7 @@ def test_heartbeat_zero_on_both_sides_disables_them(amqp_url: str) -> None:
         server, port = await silent_broker(heartbeat=0)
         conn = await Connection(parse_url(f"amqp://u:p@127.0.0.1:{port}/?heartbeat=0"), reconnect=False).open()
         assert conn.heartbeat == 0
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # deliberate: longer than a 1 s heartbeat's timeout, which must not apply
         assert conn.is_open
         conn._session.transport.abort()  # type: ignore[union-attr]
         server.close()

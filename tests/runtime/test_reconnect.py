@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from rt_helpers import declare, force_close, make_topology, run
+from rt_helpers import declare, force_close, make_topology, run, wait_until
 
 from topo.model import Queue
 from topo.runtime import Message, connect
@@ -34,7 +34,7 @@ def test_50000_publishes_survive_a_node_restart(broker: Any, vhost: str, amqp_ur
             while len(confirmed) < N // 5:
                 await asyncio.sleep(0.01)
             await asyncio.to_thread(node.stop_app)
-            await asyncio.sleep(1)
+            await asyncio.sleep(1)  # deliberate: the node stays down a while, publishes pile up unconfirmed
             await asyncio.to_thread(node.start_app)
             restarted.set()
 
@@ -101,8 +101,11 @@ def test_forced_close_reconnects_and_rpc_recovers(vhost: str, amqp_url: str, mgm
     run(declare(topology, vhost, amqp_url))
 
     async def main() -> None:
+        serving = asyncio.Event()
+
         async def slow(m: Message) -> str:
-            await asyncio.sleep(30)
+            serving.set()
+            await asyncio.sleep(30)  # deliberate: a reply that comes too late, after the client's connection is lost
             return "late"
 
         async with (
@@ -113,7 +116,7 @@ def test_forced_close_reconnects_and_rpc_recovers(vhost: str, amqp_url: str, mgm
             await server.serve("slow", slow)
             assert await client.rpc("rpc", 1) == {"echo": 1}
             waiting = asyncio.ensure_future(client.rpc("slow", "x", timeout=20))
-            await asyncio.sleep(0.3)
+            await asyncio.wait_for(serving.wait(), 10)  # the call is pending: its request is being served
             await force_close(mgmt, vhost, "rpc-client")
             try:
                 await waiting
@@ -121,10 +124,7 @@ def test_forced_close_reconnects_and_rpc_recovers(vhost: str, amqp_url: str, mgm
                 pass
             else:
                 raise AssertionError("the pending RPC call should fail with ConnectionLost")
-            for _ in range(100):
-                if client.connection.is_open and client.connection.reconnects == 1:
-                    break
-                await asyncio.sleep(0.05)
+            await wait_until(lambda: client.connection.is_open and client.connection.reconnects, what="a reconnect")
             assert client.connection.reconnects == 1
             assert await client.rpc("rpc", 2, timeout=10) == {"echo": 2}
 

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from topo.errors import Problem, ValidationError
-from topo.loader.build import build_topology, retry_queue_name
-from topo.loader.schema_check import check_schema
+from topo.loader.build import build_topology
+from topo.loader.schema_messages import check_schema
 from topo.loader.source import MAX_FILE_SIZE, Document, Path_, discover, read_document
-from topo.model import Topology
+from topo.model import Topology, retry_queue_name
 
 __all__ = ["MAX_FILE_SIZE", "load", "load_documents", "retry_queue_name"]
 

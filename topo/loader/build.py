@@ -20,7 +20,7 @@ from topo.arguments import (
     queue_argument,
 )
 from topo.errors import Problem
-from topo.loader.source import Document, Path_, dotted
+from topo.loader.source import Document, Path_
 from topo.model import (
     BUILTIN_EXCHANGES,
     RESERVED_PREFIX,
@@ -34,13 +34,15 @@ from topo.model import (
     Queue,
     Topology,
     VHost,
+    document_path,
+    retry_queue_name,
 )
 from topo.monitor.spec import MonitorBlock, parse_block
 from topo.pcre import compile_pattern
 from topo.shortstr import SHORTSTR_MAX, shortstr_excess, too_long_message
 from topo.units import MAX_AGE_FORM, MAX_AGE_PATTERN, parse_duration, parse_size
 
-__all__ = ["build_topology", "retry_queue_name"]
+__all__ = ["build_topology"]
 
 _QUORUM_OR_STREAM = ("quorum", "stream")
 _COLLECTIONS = ("exchanges", "queues", "policies", "operator-policies")
@@ -63,11 +65,6 @@ _STRUCTURAL_KEYS = frozenset(
         "keep-bindings",
     }
 )
-
-
-def retry_queue_name(queue: str, attempt: int) -> str:
-    """The delay queue that holds a message of ``queue`` before its ``attempt``-th retry (1-based)."""
-    return f"{queue}.retry.{attempt}"
 
 
 def keep_bindings(value: Any) -> tuple[BindingPattern, ...] | None:
@@ -177,7 +174,7 @@ class _Builder:
     def place(self, doc: Document, path: Path_) -> tuple[Origin, str]:
         """The origin of the value at ``path`` and its dotted document path."""
         line, col = doc.place(path)
-        return Origin(doc.file, line or 1, col or 1), dotted(path)
+        return Origin(doc.file, line or 1, col or 1), document_path(path)
 
     def problem(self, doc: Document, path: Path_, message: str, hint: str | None = None) -> None:
         self.problems.append(doc.problem(path, message, hint=hint))

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from topo.errors import Problem
+from topo.model import document_path
 
 __all__ = ["MAX_FILE_SIZE", "Document", "Path_", "discover", "read_document"]
 
@@ -63,20 +64,7 @@ class Document:
 
     def problem(self, path: Path_, message: str, *, hint: str | None = None, key: bool = False) -> Problem:
         line, col = self.place(path, key=key)
-        return Problem(message, file=self.file, line=line, col=col, path=dotted(path) or None, hint=hint)
-
-
-def dotted(path: Iterable[str | int]) -> str:
-    """``vhosts.iot.queues.orders.bindings[0]`` (names with dots or slashes quoted)."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif re.match(r"^[A-Za-z0-9_\-]+$", part):
-            out += f".{part}" if out else part
-        else:
-            out += f'["{part}"]'
-    return out
+        return Problem(message, file=self.file, line=line, col=col, path=document_path(path) or None, hint=hint)
 
 
 def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[Problem]]:
@@ -342,7 +330,7 @@ class _Builder:
                     file=self.doc.file,
                     line=where.line + 1,
                     col=where.column + 1,
-                    path=dotted(path) or None,
+                    path=document_path(path) or None,
                     hint="`<<:` takes an alias of a mapping (<<: *defaults) or a list of them",
                 )
             )
@@ -358,7 +346,7 @@ class _Builder:
                         file=self.doc.file,
                         line=mark[0],
                         col=mark[1],
-                        path=dotted(path) or None,
+                        path=document_path(path) or None,
                     )
                 )
                 self.doc.unresolved.add(path)  # reported once, not again as a schema problem here
@@ -374,7 +362,7 @@ class _Builder:
                         file=self.doc.file,
                         line=mark[0],
                         col=mark[1],
-                        path=dotted(child),
+                        path=document_path(child),
                         hint="YAML keeps only the last one; remove or merge the duplicate",
                     )
                 )
@@ -438,7 +426,7 @@ class _Builder:
         def report(message: str, hint: str) -> None:
             line, col = mark or self.doc.place(path)
             self.problems.append(
-                Problem(message, file=self.doc.file, line=line, col=col, path=dotted(path) or None, hint=hint)
+                Problem(message, file=self.doc.file, line=line, col=col, path=document_path(path) or None, hint=hint)
             )
             self.doc.unresolved.add(path)
 

@@ -13,7 +13,7 @@ for the whole topology). Each key is one check, with a warning and a critical le
       consumers: off                               # no such check here (`on`: back on, with the defaults)
 
 This module holds the types, the JSON Schema of the block (:func:`monitor_schema`, used by
-:mod:`topo.schema`), the built-in defaults (the production checklist's table) and :func:`parse_block`,
+:mod:`topo.schemas.generate`), the built-in defaults (the production checklist's table) and :func:`parse_block`,
 which the loader calls on a schema-valid block. How layers combine into one queue's expectations is
 :mod:`topo.monitor.resolve`.
 """

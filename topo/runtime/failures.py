@@ -40,7 +40,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from topo.model import Queue
+from topo.model import Queue, retry_queue_name
 from topo.runtime.codec import Properties
 from topo.runtime.errors import RuntimeClientError
 from topo.runtime.message import Message
@@ -69,11 +69,6 @@ ORIGINAL_EXCHANGE = "x-topo-original-exchange"
 ORIGINAL_ROUTING_KEY = "x-topo-original-routing-key"
 ORIGINAL_QUEUE = "x-topo-original-queue"
 _TRACKED = 10_000  # messages whose failed attempts are remembered (the oldest are forgotten first)
-
-
-def retry_queue_name(queue: str, attempt: int) -> str:
-    """The delay queue of ``queue``'s ``attempt``-th retry (1-based), as the loader names it."""
-    return f"{queue}.retry.{attempt}"
 
 
 @dataclass(frozen=True, slots=True)

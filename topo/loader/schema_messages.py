@@ -1,4 +1,9 @@
-"""JSON Schema validation of one document, with messages a person can act on."""
+"""JSON Schema validation of one document, with messages a person can act on.
+
+A valid document passes the compiled check (:mod:`topo.loader.schema_compiled`) and never reaches
+jsonschema; one that fails is walked by jsonschema, whose errors become problems
+(:class:`~topo.errors.Problem`) with a place, a plain message and a hint.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from topo.arguments import OPERATOR_POLICY_KEYS, POLICY_KEYS
 from topo.errors import Problem
-from topo.loader.fast_schema import Check, compile_schema
+from topo.loader.schema_compiled import Check, compile_schema
 from topo.loader.source import Document, Path_
-from topo.schema import load_schema
+from topo.schemas import load_schema
 
 if TYPE_CHECKING:  # jsonschema is imported on first use: only a document with problems needs it
     import jsonschema

@@ -1,4 +1,4 @@
-"""Start and stop a private, throwaway RabbitMQ node on loopback, for tests and the demo.
+"""Start and stop a private, throwaway RabbitMQ node on loopback (the library of :mod:`devbroker`).
 
 A node lives in one directory (``base_dir``)::
 
@@ -11,30 +11,15 @@ A node lives in one directory (``base_dir``)::
     ├── home/                $HOME of the node and of rabbitmqctl (the Erlang cookie)
     ├── mnesia/              the node's data
     └── log/                 the node's log (<name>.log), the launcher's output (launcher.log), watcher.log
-
-Library use::
-
-    node = devbroker.start(tmp_dir)          # free ports, ready when it returns (Management API answers)
-    node.url, node.amqp_url                  # http://guest:guest@127.0.0.1:<port>, amqp://...
-    node.stop_app(); node.start_app()        # to test reconnection
-    node.stop()
-
-Command line (``python -m topo.devbroker``): ``start``, ``stop``, ``status``, ``ensure`` (the demo's
-broker: the one the user named with ``--url`` / ``$TOPO_URL``, else a private node; never one nobody
-named) and ``env`` (the ``export TOPO_URL=... TOPO_AMQP_URL=...`` line for the private node); see
-``--help``. Passwords are never printed (URLs are shown through :func:`topo.urls.redact`:
-``http://***@127.0.0.1:15673``), except the private node's own throwaway one by ``env``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
 import os
 import secrets
-import shlex
 import shutil
 import signal
 import socket
@@ -47,17 +32,24 @@ from pathlib import Path
 
 import httpx
 
-from topo.errors import DevBrokerError, TopoError
+from topo.errors import TopoError
 from topo.urls import parse_management, redact
 
 __all__ = [
+    "AMQP_URL_FILE",
+    "DEFAULT_DIR",
+    "PLUGINS",
+    "STATE_FILE",
+    "URL_FILE",
     "DevBrokerError",
     "Node",
+    "dir_node_name",
     "ensure",
     "find_executable",
     "free_port",
     "load",
     "management_answers",
+    "pid_alive",
     "start",
     "watch",
 ]
@@ -74,8 +66,19 @@ INSTALL_HINT = (
     "or set TOPO_RABBITMQ_BIN_DIR to the directory holding rabbitmq-server and rabbitmqctl."
 )
 
+_ROOT = Path(__file__).resolve().parent.parent
+"""The directory holding this package (the repository's root): what a ``python -m devbroker`` needs on its path."""
+
 # rabbitmqctl's own distribution listener uses 35672-35682 unless told otherwise: keep our nodes off it.
 _CTL_DIST_PORTS = range(35672, 35683)
+
+
+class DevBrokerError(TopoError):
+    """A private broker node could not be started, reached or stopped.
+
+    A :class:`~topo.errors.TopoError` (a message and a hint, printed as topo prints its errors), but not
+    part of topo's own error tree: this tool is not in the package users install.
+    """
 
 
 class _ExitedWhileStarting(DevBrokerError):
@@ -136,7 +139,7 @@ def _client(url: str, timeout: float) -> Iterator[httpx.Client]:
         yield client
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """True if the process exists and is not a zombie (PID 1 here may not reap what it adopts)."""
     try:
         os.kill(pid, 0)
@@ -267,7 +270,7 @@ class Node:
         """Stop the node (``rabbitmqctl stop``), then make sure its Erlang VM is gone."""
         pid = self.read_pid()
         with contextlib.suppress(DevBrokerError):
-            if pid is None or _pid_alive(pid):
+            if pid is None or pid_alive(pid):
                 # With the pid file, rabbitmqctl waits until that OS process has exited.
                 args = ("stop", str(self.pid_file)) if self.pid_file.exists() else ("stop",)
                 self.ctl(*args, timeout=timeout)
@@ -332,7 +335,7 @@ def _wait_gone(pid: int, timeout: float) -> None:
                 os.kill(pid, sig)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 return
             time.sleep(0.1)
     raise DevBrokerError(f"process {pid} (a RabbitMQ node) would not exit")
@@ -359,7 +362,7 @@ def _wait_ready(node: Node, timeout: float) -> None:
             except (httpx.HTTPError, ValueError):
                 pass
             pid = node.read_pid()
-            gone = not _pid_alive(pid) if pid is not None else not _vm_pids(node.base_dir / "home")
+            gone = not pid_alive(pid) if pid is not None else not _vm_pids(node.base_dir / "home")
             if gone and time.monotonic() > started + 3:  # give the detached VM time to appear
                 raise _ExitedWhileStarting(f"RabbitMQ node {node.name} exited while starting\n{_log_tails(node)}")
             if time.monotonic() > deadline:
@@ -396,7 +399,7 @@ def _write_config(node: Node, extra_config: str = "", plugins: Sequence[str] = (
     for sub in ("home", "mnesia", "log"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     (base / "rabbitmq.conf").write_text(
-        "# Written by topo.devbroker: a private node, reachable on loopback only.\n"
+        "# Written by devbroker: a private node, reachable on loopback only.\n"
         f"listeners.tcp.default = 127.0.0.1:{node.amqp_port}\n"
         "management.tcp.ip = 127.0.0.1\n"
         f"management.tcp.port = {node.http_port}\n"
@@ -500,10 +503,12 @@ def _launch(node: Node, server: Path, timeout: float, extra_config: str = "", pl
 
 
 def _spawn_watcher(node: Node, owner_pid: int) -> None:
-    """Start ``python -m topo.devbroker watch``: it stops ``node`` if ``owner_pid`` dies first."""
+    """Start ``python -m devbroker watch``: it stops ``node`` if ``owner_pid`` dies first."""
+    path = os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))
     with (node.base_dir / "log" / "watcher.log").open("ab") as log:
         subprocess.Popen(
-            [sys.executable, "-m", "topo.devbroker", "watch", "--dir", str(node.base_dir), "--pid", str(owner_pid)],
+            [sys.executable, "-m", "devbroker", "watch", "--dir", str(node.base_dir), "--pid", str(owner_pid)],
+            env={**os.environ, "PYTHONPATH": path},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -516,9 +521,9 @@ def watch(node: Node, owner_pid: int, interval: float = 1.0) -> bool:
     """Wait until the node's VM exits (return False) or ``owner_pid`` dies (stop the node, return True)."""
     pid = node.read_pid()
     while True:
-        if pid is not None and not _pid_alive(pid):
+        if pid is not None and not pid_alive(pid):
             return False
-        if not _pid_alive(owner_pid):
+        if not pid_alive(owner_pid):
             node.stop()
             return True
         time.sleep(interval)
@@ -541,7 +546,7 @@ def load(base_dir: Path) -> Node | None:
         return None
 
 
-def _dir_node_name(base_dir: Path) -> str:
+def dir_node_name(base_dir: Path) -> str:
     """A node name that is stable for one directory and differs between directories (checkouts)."""
     digest = hashlib.sha256(str(Path(base_dir).resolve()).encode()).hexdigest()[:8]
     return f"topo-dev-{digest}@localhost"
@@ -566,207 +571,4 @@ def ensure(url: str | None, base_dir: Path, amqp_port: int, http_port: int) -> N
     existing = load(base_dir)
     if existing is not None and existing.is_running():
         return existing
-    return start(base_dir, amqp_port=amqp_port, http_port=http_port, name=_dir_node_name(base_dir))
-
-
-# -- command line --------------------------------------------------------------------------------
-
-
-def _print_node(node: Node, prefix: str) -> None:
-    print(f"{prefix} {node.name} (files in {node.base_dir})")
-    print(f"  Management API: {redact(node.url)}")
-    print(f"  AMQP:           {redact(node.amqp_url)}")
-
-
-def _write_secret(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text + "\n")
-
-
-def _cmd_start(args: argparse.Namespace) -> int:
-    base_dir = Path(args.dir)
-    existing = load(base_dir)
-    if existing is not None and existing.is_running():
-        _print_node(existing, "Already running:")
-        return 0
-    t0 = time.monotonic()
-    node = start(
-        base_dir,
-        amqp_port=args.amqp_port or None,
-        http_port=args.http_port or None,
-        name=args.name or _dir_node_name(base_dir),
-        timeout=args.timeout,
-    )
-    _write_secret(node.base_dir / URL_FILE, node.url)
-    _write_secret(node.base_dir / AMQP_URL_FILE, node.amqp_url)
-    _print_node(node, f"Started in {time.monotonic() - t0:.1f} s:")
-    return 0
-
-
-def _cmd_stop(args: argparse.Namespace) -> int:
-    node = load(Path(args.dir))
-    if node is None:
-        print(f"No node recorded in {args.dir}: nothing to stop.")
-        return 0
-    pid = node.read_pid()
-    if not node.is_running() and (pid is None or not _pid_alive(pid)):
-        print(f"Node {node.name} is not running.")
-        return 0
-    t0 = time.monotonic()
-    node.stop(timeout=args.timeout)
-    print(f"Stopped {node.name} in {time.monotonic() - t0:.1f} s.")
-    return 0
-
-
-def _cmd_status(args: argparse.Namespace) -> int:
-    if args.url:
-        ok = management_answers(args.url)
-        print(f"{redact(args.url)}: {'answers' if ok else 'does not answer'}")
-        return 0 if ok else 1
-    node = load(Path(args.dir))
-    if node is None:
-        print(f"No node recorded in {args.dir}.")
-        return 1
-    if node.is_running():
-        _print_node(node, "Running:")
-        return 0
-    print(f"Node {node.name} is not running.")
-    return 1
-
-
-def _cmd_watch(args: argparse.Namespace) -> int:
-    node = load(Path(args.dir))
-    if node is None:
-        return 0
-    if watch(node, args.pid):
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} owner {args.pid} gone: stopped {node.name}", flush=True)
-    return 0
-
-
-def _cmd_ensure(args: argparse.Namespace) -> int:
-    base_dir = Path(args.dir)
-    url: str | None = args.url or None  # TOPO_URL="" names no broker
-    t0 = time.monotonic()
-    existing = load(base_dir)
-    was_running = existing is not None and existing.is_running()
-    node = ensure(url, base_dir, amqp_port=args.amqp_port, http_port=args.http_port)
-    if node is not None:
-        how = "already running" if was_running else f"started in {time.monotonic() - t0:.1f} s"
-        print(f"Demo broker: a private node, {redact(node.url)} ({how}; TOPO_URL names no broker)")
-        _print_node(node, "  Node")
-        use_url = node.url
-        amqp_url = node.amqp_url
-    elif url is not None:  # the broker the user named answers
-        print(f"Demo broker: {redact(url)} (named by TOPO_URL)")
-        use_url = url
-        amqp_url = os.environ.get("TOPO_AMQP_URL", "")
-    else:  # pragma: no cover - ensure() starts a node when no broker is named
-        raise DevBrokerError("no broker to use")
-    for stale in (URL_FILE, AMQP_URL_FILE):  # what an earlier run decided is not this run's answer
-        with contextlib.suppress(OSError):
-            (base_dir / stale).unlink()
-    _write_secret(base_dir / URL_FILE, use_url)
-    if amqp_url:
-        _write_secret(base_dir / AMQP_URL_FILE, amqp_url)
-    print(f"topo writes to this broker only (its URL is in {base_dir / URL_FILE}).")
-    return 0
-
-
-def _cmd_env(args: argparse.Namespace) -> int:
-    node = load(Path(args.dir))
-    if node is None or not node.is_running():
-        raise DevBrokerError(
-            f"no demo node is running in {args.dir}", hint="`make demo` starts one (with TOPO_URL unset)"
-        )
-    python = Path(sys.executable)
-    with contextlib.suppress(ValueError):
-        python = python.relative_to(Path.cwd())
-    command = f"{shlex.quote(str(python))} -m topo.devbroker env"
-    if args.dir != DEFAULT_DIR:
-        command += f" --dir {shlex.quote(args.dir)}"
-    print("# The demo node's URLs, for topo plan/apply/publish/consume in this shell: paste the line below, or run")
-    print(f'#   eval "$({command})"')
-    # The one place a password is printed, on purpose (issue 9.3: a redacted URL cannot be pasted). It is
-    # the private demo node's default guest account: a throwaway, on 127.0.0.1 only, that this node alone
-    # has. Never print a URL the user gave (TOPO_URL) or any other broker's this way.
-    print(f"export TOPO_URL={shlex.quote(node.url)} TOPO_AMQP_URL={shlex.quote(node.amqp_url)}")
-    return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m topo.devbroker",
-        description="Run a private RabbitMQ node on loopback for development.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def add_dir(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--dir", default=DEFAULT_DIR, help=f"the node's directory (default: {DEFAULT_DIR})")
-
-    def add_ports(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--amqp-port", type=int, default=5673, help="AMQP port (default 5673; 0: any free)")
-        p.add_argument("--http-port", type=int, default=15673, help="Management port (default 15673; 0: any)")
-        p.add_argument("--timeout", type=float, default=60, help="seconds to wait for the node (default 60)")
-
-    p_start = sub.add_parser("start", help="start the node (says so if it already runs)")
-    add_dir(p_start)
-    add_ports(p_start)
-    p_start.add_argument("--name", help="Erlang node name (default: derived from --dir)")
-    p_start.set_defaults(func=_cmd_start)
-
-    p_stop = sub.add_parser("stop", help="stop the node recorded in --dir")
-    add_dir(p_stop)
-    p_stop.add_argument("--timeout", type=float, default=60, help="seconds to wait (default 60)")
-    p_stop.set_defaults(func=_cmd_stop)
-
-    p_status = sub.add_parser("status", help="exit 0 if the node (or --url) answers, else 1")
-    add_dir(p_status)
-    p_status.add_argument("--url", help="check this Management API URL instead of the node in --dir")
-    p_status.set_defaults(func=_cmd_status)
-
-    p_ensure = sub.add_parser(
-        "ensure",
-        help="the demo's broker: --url if given (it must answer), else a private node (started if needed); "
-        "say which, and write its URL to DIR/url",
-    )
-    add_dir(p_ensure)
-    add_ports(p_ensure)
-    p_ensure.add_argument(
-        "--url",
-        default=os.environ.get("TOPO_URL") or None,
-        help="the Management API URL of a broker to use (default: $TOPO_URL); without one, a private node",
-    )
-    p_ensure.set_defaults(func=_cmd_ensure)
-
-    p_env = sub.add_parser(
-        "env", help="print the `export TOPO_URL=... TOPO_AMQP_URL=...` line for the private node in --dir"
-    )
-    add_dir(p_env)
-    p_env.set_defaults(func=_cmd_env)
-
-    p_watch = sub.add_parser("watch", help="(internal) stop the node in --dir when process --pid ends")
-    add_dir(p_watch)
-    p_watch.add_argument("--pid", type=int, required=True, help="the owner's process id")
-    p_watch.set_defaults(func=_cmd_watch)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        result: int = args.func(args)
-    except TopoError as exc:
-        print(f"Error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"Hint: {exc.hint}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
-        return 130
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return start(base_dir, amqp_port=amqp_port, http_port=http_port, name=dir_node_name(base_dir))
