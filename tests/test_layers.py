@@ -49,7 +49,8 @@ RULES: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = (
     # the runtime stands on its own: it never needs the planner
     (("topo.runtime",), ("topo.broker", "topo.plan", "topo.engine", "topo.cli", "topo.loader", "topo.lint"), ()),
     # the CLI is the top; the private test node is tooling outside the package
-    (("topo",), ("topo.cli", "devbroker"), ("topo.cli",)),
+    (("topo",), ("topo.cli",), ("topo.cli",)),
+    (("topo",), ("devbroker",), ()),
 )
 
 
