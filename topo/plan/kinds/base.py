@@ -10,7 +10,7 @@ their registered order (:data:`topo.plan.kinds.KINDS`), one vhost at a time, thr
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -23,6 +23,7 @@ __all__ = [
     "Differences",
     "Kind",
     "Outcome",
+    "Outcomes",
     "Scope",
     "as_json",
     "by_name",
@@ -32,33 +33,34 @@ __all__ = [
 ]
 
 K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
 
 Outcome = Change | Unmanaged | Kept
 """What comparing one resource can give: a change, a resource left alone as not managed, or a binding kept
 by ``keep-bindings``."""
 
+Outcomes = Sequence[Outcome]
+"""What a kind's ``added``, ``removed`` and ``common`` return: ``()`` when nothing changes (the usual case:
+no allocation per resource)."""
+
 
 @dataclass(frozen=True)
-class Differences(Generic[K, V]):
-    """Two collections compared by key: ``added`` (only desired), ``removed`` (only observed) and ``common``
-    (key, desired, observed); each in its collection's order."""
+class Differences(Generic[K]):
+    """Two collections compared by key: the keys ``added`` (only desired), ``removed`` (only observed) and
+    ``common`` (in both); each in its collection's order. Keys only: a no-op plan of 10,000 queues allocates
+    nothing per resource here."""
 
-    added: list[tuple[K, V]]
-    removed: list[tuple[K, V]]
-    common: list[tuple[K, V, V]]
+    added: list[K]
+    removed: list[K]
+    common: list[K]
 
 
-def differences(desired: Mapping[K, V], observed: Mapping[K, V]) -> Differences[K, V]:
+def differences(desired: Mapping[K, Any], observed: Mapping[K, Any]) -> Differences[K]:
     """What only ``desired`` has, what only ``observed`` has, and what both have (written once for every kind)."""
-    added: list[tuple[K, V]] = []
-    common: list[tuple[K, V, V]] = []
-    for key, want in desired.items():
-        if key in observed:
-            common.append((key, want, observed[key]))
-        else:
-            added.append((key, want))
-    removed = [(key, have) for key, have in observed.items() if key not in desired]
+    added: list[K] = []
+    common: list[K] = []
+    for key in desired:
+        (common if key in observed else added).append(key)
+    removed = [key for key in observed if key not in desired]
     return Differences(added, removed, common)
 
 
@@ -83,12 +85,12 @@ class Scope:
         return binding.destination in self.desired.exchanges
 
 
-def _created(scope: Scope, kind: ResourceKind, name: str, want: Resource) -> Iterable[Outcome]:
-    yield Change("create", scope.address(kind, name), after=want)
+def _created(scope: Scope, kind: ResourceKind, name: str, want: Resource) -> Outcomes:
+    return (Change("create", scope.address(kind, name), after=want),)
 
 
-def _not_managed(scope: Scope, kind: ResourceKind, name: str, have: Resource) -> Iterable[Outcome]:
-    yield Unmanaged(scope.address(kind, name))
+def _not_managed(scope: Scope, kind: ResourceKind, name: str, have: Resource) -> Outcomes:
+    return (Unmanaged(scope.address(kind, name)),)
 
 
 def by_name(change: Change) -> Any:
@@ -109,30 +111,34 @@ class Kind:
     name: ResourceKind
     actions: tuple[Action, ...]
     items: Callable[[VHost], Mapping[Any, Any]]
-    common: Callable[[Scope, Any, Any, Any], Iterable[Outcome]]
+    common: Callable[[Scope, Any, Any, Any], Outcomes]
     details: Callable[[Change], list[str]]
     to_json: Callable[[Any], Any]
-    added: Callable[[Scope, Any, Any], Iterable[Outcome]] | None = None
-    removed: Callable[[Scope, Any, Any], Iterable[Outcome]] | None = None
+    added: Callable[[Scope, Any, Any], Outcomes] | None = None
+    removed: Callable[[Scope, Any, Any], Outcomes] | None = None
     order: Callable[[Change], Any] = by_name
 
     def compare(self, scope: Scope) -> list[Outcome]:
         """Every outcome of this kind in ``scope``'s vhost; its changes in the kind's order."""
+        desired = self.items(scope.desired)
         observed = self.items(scope.observed) if scope.exists else {}
-        found = differences(self.items(scope.desired), observed)
+        found = differences(desired, observed)
         outcomes: list[Outcome] = []
-        for key, want in found.added:
+        for key in found.added:
             if self.added is None:
-                outcomes.extend(_created(scope, self.name, str(key), want))
+                outcomes += _created(scope, self.name, str(key), desired[key])
             else:
-                outcomes.extend(self.added(scope, key, want))
-        for key, want, have in found.common:
-            outcomes.extend(self.common(scope, key, want, have))
-        for key, have in found.removed:
+                outcomes += self.added(scope, key, desired[key])
+        common = self.common
+        for key in found.common:
+            outcome = common(scope, key, desired[key], observed[key])
+            if outcome:
+                outcomes += outcome
+        for key in found.removed:
             if self.removed is None:
-                outcomes.extend(_not_managed(scope, self.name, str(key), have))
+                outcomes += _not_managed(scope, self.name, str(key), observed[key])
             else:
-                outcomes.extend(self.removed(scope, key, have))
+                outcomes += self.removed(scope, key, observed[key])
         changes = sorted((o for o in outcomes if isinstance(o, Change)), key=self.order)
         return [*changes, *(o for o in outcomes if not isinstance(o, Change))]
 

@@ -10,12 +10,11 @@ declares is not managed (but one from a replaced exchange is lost with it: the e
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from topo.definitions import binding_definition
 from topo.model import Binding, BindingKey
-from topo.plan.kinds.base import Kind, Outcome, Scope
+from topo.plan.kinds.base import Kind, Outcomes, Scope
 from topo.plan.model import Change, Kept, Unmanaged
 
 __all__ = ["BINDING"]
@@ -33,32 +32,34 @@ def _replaced_endpoint(scope: Scope, binding: Binding) -> str | None:
     return None
 
 
-def _added(scope: Scope, key: BindingKey, want: Binding) -> Iterable[Outcome]:
-    yield Change("create", want.address(scope.desired.name), after=want)
+def _added(scope: Scope, key: BindingKey, want: Binding) -> Outcomes:
+    return (Change("create", want.address(scope.desired.name), after=want),)
 
 
-def _common(scope: Scope, key: BindingKey, want: Binding, have: Binding) -> Iterable[Outcome]:
+def _common(scope: Scope, key: BindingKey, want: Binding, have: Binding) -> Outcomes:
     if not (scope.replaced.get("exchange") or scope.replaced.get("queue")):
-        return  # the usual case, quickly: nothing replaced, nothing to create again
+        return ()  # the usual case, quickly: nothing replaced, nothing to create again
     replaced = _replaced_endpoint(scope, want)  # only what existed is re-created
-    if replaced:
-        yield Change("create", want.address(scope.desired.name), after=want, reasons=(replaced,))
+    if not replaced:
+        return ()
+    return (Change("create", want.address(scope.desired.name), after=want, reasons=(replaced,)),)
 
 
-def _removed(scope: Scope, key: BindingKey, have: Binding) -> Iterable[Outcome]:
+def _removed(scope: Scope, key: BindingKey, have: Binding) -> Outcomes:
     address = have.address(scope.desired.name)
-    if scope.managed_destination(have):
-        pattern = scope.desired.kept_by(have)
-        if pattern is None:
-            reason = "no file declares this binding of a managed " + have.destination_type
-            yield Change("delete", address, before=have, reasons=(reason,))
-            return
-        yield Kept(address, pattern)
-        replaced = _replaced_endpoint(scope, have)  # dropped with it: bring it back
-        if replaced:
-            yield Change("create", address, after=have, reasons=(f"{replaced} (kept by keep-bindings)",))
-    elif have.source not in scope.replaced.get("exchange", set()):
-        yield Unmanaged(address)
+    if not scope.managed_destination(have):
+        replaced_source = have.source in scope.replaced.get("exchange", set())  # lost with it: a warning says so
+        return () if replaced_source else (Unmanaged(address),)
+    pattern = scope.desired.kept_by(have)
+    if pattern is None:
+        reason = "no file declares this binding of a managed " + have.destination_type
+        return (Change("delete", address, before=have, reasons=(reason,)),)
+    replaced = _replaced_endpoint(scope, have)  # dropped with it: bring it back
+    if not replaced:
+        return (Kept(address, pattern),)
+    return Kept(address, pattern), Change(
+        "create", address, after=have, reasons=(f"{replaced} (kept by keep-bindings)",)
+    )
 
 
 def _order(change: Change) -> Any:

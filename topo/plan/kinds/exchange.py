@@ -4,13 +4,13 @@ so a change of any of them is a replace too). Not updated in place, never delete
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from topo.arguments import queue_argument
 from topo.definitions import exchange_definition
 from topo.model import Exchange
-from topo.plan.kinds.base import Kind, Outcome, Scope, as_json, readable, show
+from topo.plan.kinds.base import Kind, Outcomes, Scope, as_json, readable, show
 from topo.plan.model import Change
 
 __all__ = ["EXCHANGE", "argument_reasons", "exchange_replace_reasons"]
@@ -51,17 +51,17 @@ def exchange_replace_reasons(before: Exchange, after: Exchange) -> list[str]:
     return reasons
 
 
-def _common(scope: Scope, name: str, want: Exchange, have: Exchange) -> Iterable[Outcome]:
+def _common(scope: Scope, name: str, want: Exchange, have: Exchange) -> Outcomes:
     reasons = exchange_replace_reasons(have, want)
     if not reasons:
-        return
+        return ()
     lost = [b for b in scope.observed.bindings.values() if b.source == name and not scope.managed_destination(b)]
     warnings = tuple(
         f"binding to unmanaged {b.destination_type} {b.destination!r} (key {show(b.routing_key)}) "
         "is lost with the exchange and not re-created"
         for b in lost
     )
-    yield Change("replace", scope.address("exchange", name), have, want, tuple(reasons), warnings=warnings)
+    return (Change("replace", scope.address("exchange", name), have, want, tuple(reasons), warnings=warnings),)
 
 
 def _details(change: Change) -> list[str]:

@@ -5,13 +5,12 @@ plan deletes, and apply removes before anything else (with the probe messages it
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from topo.arguments import POLICY_KEYS
 from topo.definitions import policy_definition
 from topo.model import Policy
-from topo.plan.kinds.base import Kind, Outcome, Scope, as_json, readable
+from topo.plan.kinds.base import Kind, Outcomes, Scope, as_json, readable
 from topo.plan.model import Change, Unmanaged
 from topo.plan.safety import fenced_queue
 
@@ -23,24 +22,24 @@ def _value(key: str, value: Any) -> str:
 
 
 def _common(kind: Any) -> Any:
-    def common(scope: Scope, name: str, want: Policy, have: Policy) -> Iterable[Outcome]:
-        if have != want:
-            yield Change("update", scope.address(kind, name), have, want, ("policies change in place",))
+    def common(scope: Scope, name: str, want: Policy, have: Policy) -> Outcomes:
+        if have == want:
+            return ()
+        return (Change("update", scope.address(kind, name), have, want, ("policies change in place",)),)
 
     return common
 
 
-def _removed_policy(scope: Scope, name: str, have: Policy) -> Iterable[Outcome]:
+def _removed_policy(scope: Scope, name: str, have: Policy) -> Outcomes:
     queue = fenced_queue(have)
     if queue is None:
-        yield Unmanaged(scope.address("policy", name))
-        return
+        return (Unmanaged(scope.address("policy", name)),)
     reason = (  # left by an apply stopped while it was replacing that queue
         f"left on queue {queue!r} by an interrupted apply: this fence makes the broker refuse "
         "messages published to the queue; apply removes it, and the probe messages (header "
         "x-topo-fence-probe) it left at the head of the queue"
     )
-    yield Change("delete", scope.address("policy", name), before=have, reasons=(reason,))
+    return (Change("delete", scope.address("policy", name), before=have, reasons=(reason,)),)
 
 
 def _details(change: Change) -> list[str]:

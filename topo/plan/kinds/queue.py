@@ -5,12 +5,11 @@ managed). A replaced queue is dropped by the drop protocol (:mod:`topo.broker.dr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from topo.arguments import queue_argument
 from topo.model import Queue
-from topo.plan.kinds.base import Kind, Outcome, Scope, as_json, readable, show
+from topo.plan.kinds.base import Kind, Outcomes, Scope, as_json, readable, show
 from topo.plan.kinds.exchange import argument_reasons
 from topo.plan.model import Change
 
@@ -32,10 +31,11 @@ def queue_replace_reasons(before: Queue, after: Queue) -> list[str]:
     return reasons
 
 
-def _common(scope: Scope, name: str, want: Queue, have: Queue) -> Iterable[Outcome]:
+def _common(scope: Scope, name: str, want: Queue, have: Queue) -> Outcomes:
     reasons = queue_replace_reasons(have, want)
-    if reasons:
-        yield Change("replace", scope.address("queue", name), have, want, tuple(reasons))
+    if not reasons:
+        return ()
+    return (Change("replace", scope.address("queue", name), have, want, tuple(reasons)),)
 
 
 def _details(change: Change) -> list[str]:

@@ -3,11 +3,11 @@ so (``None`` in the model), all changed in place. A change's ``before``/``after`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from topo.model import Address, VHost
-from topo.plan.kinds.base import Kind, Outcome, Scope, as_json
+from topo.plan.kinds.base import Kind, Outcomes, Scope, as_json
 from topo.plan.model import Change
 
 __all__ = ["VHOST"]
@@ -25,17 +25,18 @@ def _wanted(vhost: VHost) -> dict[str, Any]:
     return {k: v for k, v in _metadata(vhost).items() if v is not None}
 
 
-def _added(scope: Scope, name: str, want: VHost) -> Iterable[Outcome]:
-    yield Change("create", Address("vhost", name), after=_wanted(want))
+def _added(scope: Scope, name: str, want: VHost) -> Outcomes:
+    return (Change("create", Address("vhost", name), after=_wanted(want)),)
 
 
-def _common(scope: Scope, name: str, want: VHost, have: VHost) -> Iterable[Outcome]:
+def _common(scope: Scope, name: str, want: VHost, have: VHost) -> Outcomes:
     had = _metadata(have)
     changed = {k: v for k, v in _wanted(want).items() if had.get(k) != v}
-    if changed:
-        before = {k: had.get(k) for k in changed}
-        reasons = tuple(f"{k} can change in place" for k in changed)
-        yield Change("update", Address("vhost", name), before=before, after=changed, reasons=reasons)
+    if not changed:
+        return ()
+    before = {k: had.get(k) for k in changed}
+    reasons = tuple(f"{k} can change in place" for k in changed)
+    return (Change("update", Address("vhost", name), before=before, after=changed, reasons=reasons),)
 
 
 def _details(change: Change) -> list[str]:
