@@ -55,18 +55,25 @@ def parse_headers(items: tuple[str, ...]) -> dict[str, Any] | None:
 
 def read_body(body: str | None, file_: Path | None, content_type: str | None) -> tuple[bytes, str | None]:
     """``--body`` or ``--file`` as bytes, and the content type: given, else JSON or text for ``--body``."""
-    if (body is None) == (file_ is None):
-        raise UsageError("give exactly one of --body and --file")
     if file_ is not None:
+        if body is not None:
+            raise UsageError("give exactly one of --body and --file")
         return file_.read_bytes(), content_type
-    assert body is not None
+    if body is None:
+        raise UsageError("give exactly one of --body and --file")
+    try:
+        data = body.encode()
+    except UnicodeEncodeError:  # bytes of the command line that are not UTF-8 (surrogateescape)
+        raise UsageError(
+            "--body is not UTF-8 text", hint="to send other bytes, write them to a file and use --file FILE"
+        ) from None
     if content_type is None:
         try:
             json.loads(body)
             content_type = "application/json"
         except ValueError:
             content_type = "text/plain; charset=utf-8"
-    return body.encode(), content_type
+    return data, content_type
 
 
 def _expiration(text: str | None) -> str | None:

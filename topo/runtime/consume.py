@@ -10,11 +10,12 @@ import itertools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from topo.model import Queue
 from topo.runtime.channel import Channel
 from topo.runtime.codec import Properties
+from topo.runtime.contracts import ClientPort
 from topo.runtime.errors import (
     ClientClosed,
     ConnectionLost,
@@ -25,10 +26,7 @@ from topo.runtime.errors import (
     UnroutableError,
 )
 from topo.runtime.failures import DEFAULT_BACKOFF, RETRY_HEADER, Backoff, Failures, retry_queue_name
-from topo.runtime.message import Message
-
-if TYPE_CHECKING:
-    from topo.runtime.client import Client
+from topo.runtime.message import Message, encode_body
 
 __all__ = ["RETRY_HEADER", "MessageStream", "RpcClient", "Subscription", "retry_queue_name"]
 
@@ -51,7 +49,7 @@ class MessageStream:
 
     def __init__(
         self,
-        client: Client,
+        client: ClientPort,
         queue: str,
         prefetch: int,
         *,
@@ -132,7 +130,7 @@ class Subscription:
 
     def __init__(
         self,
-        client: Client,
+        client: ClientPort,
         queue: Queue,
         handler: Callable[[Message], Awaitable[Any] | Any],
         prefetch: int,
@@ -227,8 +225,6 @@ class Subscription:
             await message.ack()
 
     async def _send_reply(self, request: Message, result: Any, *, error: bool = False) -> None:
-        from topo.runtime.client import encode_body
-
         body, ctype = encode_body(result)
         props = Properties(
             content_type=ctype,
@@ -244,7 +240,7 @@ class Subscription:
 class RpcClient:
     """Requests over direct reply-to: one channel consuming ``amq.rabbitmq.reply-to`` (no-ack)."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientPort) -> None:
         self.client = client
         self.channel: Channel | None = None
         self._waiting: dict[str, asyncio.Future[Message]] = {}
@@ -254,7 +250,7 @@ class RpcClient:
 
     async def _ensure(self) -> Channel:
         async with self._lock:
-            if self.channel is None or self.channel._closed:
+            if self.channel is None or self.channel.is_closed:
                 channel = await self.client.connection.channel()
                 channel.on_return = self._returned
                 channel.on_session_lost = self._lost
@@ -289,8 +285,6 @@ class RpcClient:
         headers: Mapping[str, Any] | None = None,
         content_type: str | None = None,
     ) -> Any:
-        from topo.runtime.client import encode_body
-
         await self.client.open()
         channel = await self._ensure()
         data, ctype = encode_body(body, content_type)

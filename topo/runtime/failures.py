@@ -38,15 +38,13 @@ import logging
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from topo.model import Queue
 from topo.runtime.codec import Properties
+from topo.runtime.contracts import ClientPort
 from topo.runtime.errors import RuntimeClientError
 from topo.runtime.message import Message
-
-if TYPE_CHECKING:
-    from topo.runtime.client import Client
 
 __all__ = [
     "DEFAULT_BACKOFF",
@@ -129,7 +127,7 @@ class Failures:
 
     def __init__(
         self,
-        client: Client,
+        client: ClientPort,
         queue: Queue,
         *,
         backoff: Backoff,
