@@ -17,13 +17,13 @@ import os
 import re
 import secrets
 import ssl
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from topo.arguments import DELAYED_MESSAGE
 from topo.errors import UsageError
-from topo.model import Queue, Topology, VHost
+from topo.model import CircuitBreaker, Queue, Topology, VHost
 from topo.routing import route, routing_type
 from topo.runtime import codec
 from topo.runtime.channel import Channel
@@ -33,7 +33,9 @@ from topo.runtime.consume import MessageStream, RpcClient, Subscription
 from topo.runtime.dlq import DeadLetter, ReplayReport, replay_dead_letters
 from topo.runtime.errors import ClientClosed, InvalidRoutingKey, NotDeclared, UnroutableError
 from topo.runtime.failures import Backoff
+from topo.runtime.health import Health, check_health
 from topo.runtime.message import Message, encode_body
+from topo.runtime.metrics import QueueRecorder, RuntimeMetrics
 from topo.runtime.url import parse_url
 from topo.shortstr import SHORTSTR_MAX, shortstr_excess, too_long_message
 from topo.urls import DEFAULT_AMQP_URL
@@ -99,6 +101,7 @@ class Client:
         self._id_prefix = secrets.token_hex(6)
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._rpc: RpcClient | None = None  # made on first use
+        self._recorders: dict[str, QueueRecorder] = {}  # per queue with a subscription (see metrics())
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
@@ -128,17 +131,51 @@ class Client:
                 await asyncio.wait_for(self._publishing.wait_outstanding(0), 5)
         await self.connection.close()
 
-    def metrics(self) -> dict[str, Any]:
-        """Counters since the client opened: publishes sent (again after a reconnection too), confirmed,
-        nacked and returned; deliveries received; reconnections; unconfirmed now; blocked now."""
-        channels = list(self.connection.channels.values())
-        return {
-            **self.connection.counters(),
-            "unconfirmed": sum(c.outstanding for c in channels),
-            "reconnects": self.connection.reconnects,
-            "blocked": self.connection.blocked,
-            "channels": len(channels),
-        }
+    def metrics(self) -> RuntimeMetrics:
+        """The counters since the client opened, read now: the connection's (published, confirmed,
+        nacked, returned, unconfirmed, delivered, acked, rejected, requeued, reconnections, blocked) and,
+        per queue with a subscription, the handler's (handled, failed, retried, dead-lettered, requeued,
+        processing time, circuit breaker). See :mod:`topo.runtime.metrics`."""
+        connection = self.connection
+        channels = list(connection.channels.values())
+        totals = connection.counters()
+        return RuntimeMetrics(
+            published=totals["published"],
+            confirmed=totals["confirmed"],
+            nacked=totals["nacked"],
+            returned=totals["returned"],
+            unconfirmed=sum(c.outstanding for c in channels),
+            delivered=totals["delivered"],
+            acked=totals["acked"],
+            rejected=totals["rejected"],
+            requeued=totals["requeued"],
+            reconnections=connection.reconnects,
+            blocked=connection.blocked,
+            channels=len(channels),
+            connected=connection.is_open,
+            queues={name: recorder.snapshot() for name, recorder in sorted(self._recorders.items())},
+        )
+
+    def queue_recorder(self, queue: str) -> QueueRecorder:
+        """Where the subscriptions of ``queue`` count (made on first use; see :meth:`metrics`)."""
+        recorder = self._recorders.get(queue)
+        if recorder is None:
+            recorder = self._recorders[queue] = QueueRecorder(queue)
+        return recorder
+
+    async def health(self, queues: Iterable[str] | None = None) -> Health:
+        """Whether the connection is up and the declared queues (or ``queues``) exist and have the
+        consumers the files expect; see :mod:`topo.runtime.health`. Never raises for what it finds:
+        ``health.healthy`` and ``health.problems`` say it."""
+        names = None if queues is None else [self.queue(name).name for name in queues]
+        if not self.connection.opened:
+            await self.open()
+        breakers = tuple(
+            (name, recorder.breaker.snapshot())
+            for name, recorder in sorted(self._recorders.items())
+            if recorder.breaker is not None
+        )
+        return await check_health(self.connection, self.topology, self.vhost, names, breakers)
 
     # -- topology lookups -----------------------------------------------------------------------------------
 
@@ -240,6 +277,7 @@ class Client:
         arguments: Mapping[str, Any] | None = None,
         verify: bool = True,
         backoff: Backoff | None = None,
+        circuit_breaker: CircuitBreaker | None = None,
     ) -> Subscription:
         """Run ``handler`` for each message: ack on success; on an exception, retry per the queue's retry
         policy, else dead-letter it, else requeue it after a back-off (never in a tight loop, never
@@ -250,7 +288,9 @@ class Client:
         otherwise (:mod:`topo.runtime.verify`; needs the configure permission on the queue).
         ``verify=False`` skips that; the runtime then dead-letters failed messages itself (confirmed)
         rather than rely on the broker's queue. ``backoff``: the requeue delays when the queue declares
-        no ``retry:`` (default: 1 s, doubling, at most 60 s).
+        no ``retry:`` (default: 1 s, doubling, at most 60 s). ``circuit_breaker``: stop consuming after
+        that many failures in a row, for a while (default: the queue's ``circuit-breaker:``, else none;
+        see :mod:`topo.runtime.breaker`).
 
         ``offset`` and ``arguments``: as for :meth:`consume`. A stream keeps every message: one whose
         handler failed is not delivered again (read the stream again from its offset)."""
@@ -265,6 +305,7 @@ class Client:
             arguments=consumer_arguments,
             verify=verify,
             backoff=backoff,
+            circuit_breaker=circuit_breaker,
         )
         await subscription.start()
         self._closers.append(subscription.cancel)
@@ -279,10 +320,12 @@ class Client:
         concurrency: int = 1,
         verify: bool = True,
         backoff: Backoff | None = None,
+        circuit_breaker: CircuitBreaker | None = None,
     ) -> Subscription:
         """Answer RPC requests on ``queue``: the handler's return value is the reply (JSON unless bytes/str);
-        when it raises, the reply says so (:class:`RemoteError` for the caller). ``verify``, ``backoff``:
-        as for :meth:`subscribe` (a request without ``reply_to`` is treated as a subscription's message)."""
+        when it raises, the reply says so (:class:`RemoteError` for the caller). ``verify``, ``backoff``,
+        ``circuit_breaker``: as for :meth:`subscribe` (a request without ``reply_to`` is treated as a
+        subscription's message; a handler's failure counts for the breaker, replied or not)."""
         declared = self.queue(queue)
         subscription = Subscription(
             self,
@@ -293,6 +336,7 @@ class Client:
             reply=True,
             verify=verify,
             backoff=backoff,
+            circuit_breaker=circuit_breaker,
         )
         await subscription.start()
         self._closers.append(subscription.cancel)

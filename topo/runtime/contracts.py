@@ -10,7 +10,7 @@
     Message ─────────▶ Settler        (its Channel)    ack, nack, reject; which session it is on
     consume, failures,
     verify, dlq ─────▶ ClientPort     (the Client)     the declared vhost, the connection, the shared
-                                      publishing channel, message ids
+                                      publishing channel, message ids, per-queue metrics
 
 This module imports no other module of the runtime at run time (only for types), so any of them may
 import it: the protocols are what break the ``client`` ↔ ``consume`` and ``channel`` ↔ ``connection``
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from topo.runtime.channel import Channel
     from topo.runtime.codec import Properties
     from topo.runtime.connection import Connection
+    from topo.runtime.metrics import QueueRecorder
 
 __all__ = ["AckWriter", "ChannelHost", "ChannelPort", "ClientPort", "PublisherPort", "SessionOwner", "Settler"]
 
@@ -164,3 +165,6 @@ class ClientPort(Protocol):
 
     def publisher(self, exchange: str, *, check_routing: bool = True) -> PublisherPort:
         """A publisher to a declared exchange."""
+
+    def queue_recorder(self, queue: str) -> QueueRecorder:
+        """Where the subscriptions of ``queue`` count their metrics (made on first use)."""
