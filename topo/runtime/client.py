@@ -94,7 +94,9 @@ class Client:
         self.topology = topology
         self.vhost = vhost
         self.connection = connection
-        self._publishing: Channel | None = None
+        # The shared publishing channel once publishing_channel() opened it (it may have closed since),
+        # else None. Read it; publishing_channel() sets it. (A plain attribute: send() reads it per message.)
+        self.publishing: Channel | None = None
         self._publishing_lock = asyncio.Lock()
         self._publishers: dict[str, Publisher] = {}
         self._ids = itertools.count(1)
@@ -126,9 +128,9 @@ class Client:
             with contextlib.suppress(Exception):  # closing anyway
                 await closer()
         self._closers.clear()
-        if self._publishing is not None and self._publishing.is_open and self._publishing.outstanding:
+        if self.publishing is not None and self.publishing.is_open and self.publishing.outstanding:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._publishing.wait_outstanding(0), 5)
+                await asyncio.wait_for(self.publishing.wait_outstanding(0), 5)
         await self.connection.close()
 
     def metrics(self) -> RuntimeMetrics:
@@ -205,21 +207,15 @@ class Client:
     def new_message_id(self) -> str:
         return f"{self._id_prefix}.{next(self._ids)}"
 
-    @property
-    def publishing(self) -> Channel | None:
-        """The shared publishing channel once :meth:`publishing_channel` opened it (it may have closed
-        since), else None."""
-        return self._publishing
-
     async def publishing_channel(self) -> Channel:
         """The shared channel (with publisher confirms) every publisher of this client uses."""
-        channel = self._publishing
+        channel = self.publishing
         if channel is not None and not channel.is_closed:
             return channel
         async with self._publishing_lock:
-            if self._publishing is None or self._publishing.is_closed:
-                self._publishing = await self.connection.channel(confirms=True)
-            return self._publishing
+            if self.publishing is None or self.publishing.is_closed:
+                self.publishing = await self.connection.channel(confirms=True)
+            return self.publishing
 
     # -- publishing -------------------------------------------------------------------------------------------
 
