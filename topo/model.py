@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from topo.monitor.spec import MonitorBlock
 
 __all__ = [
+    "BUILTIN_EXCHANGES",
+    "DEFAULT_EXCHANGE",
+    "RESERVED_PREFIX",
     "Address",
     "Binding",
     "BindingKey",
@@ -50,6 +53,7 @@ __all__ = [
     "VHost",
     "canonical_json",
     "document_path",
+    "is_broker_exchange",
     "retry_queue_name",
 ]
 
@@ -373,3 +377,32 @@ class Topology:
             lint_disable=self.lint_disable,
             monitor=self.monitor,
         )
+
+
+# -- the exchanges every vhost has ------------------------------------------------------------------------
+
+DEFAULT_EXCHANGE = ""
+"""The default exchange: it routes to the queue named by the routing key, and takes no binding of its own."""
+
+RESERVED_PREFIX = "amq."
+"""Exchange (and queue) names the broker keeps for itself: a client may not declare one."""
+
+BUILTIN_EXCHANGES: Mapping[str, Exchange] = {
+    x.name: x
+    for x in (
+        Exchange("amq.direct", "direct"),
+        Exchange("amq.fanout", "fanout"),
+        Exchange("amq.topic", "topic"),
+        Exchange("amq.headers", "headers"),
+        Exchange("amq.match", "headers"),
+        Exchange("amq.rabbitmq.trace", "topic", internal=True),
+    )
+}
+"""The exchanges every vhost has without declaring them (besides the default exchange ``""``), as RabbitMQ
+3.10 declares them (tests/test_routing_broker.py checks them against a node)."""
+
+
+def is_broker_exchange(name: str) -> bool:
+    """Whether ``name`` is the broker's own exchange (the default one, or any ``amq.*``): no file declares
+    it, a plan never touches it."""
+    return name == DEFAULT_EXCHANGE or name.startswith(RESERVED_PREFIX)

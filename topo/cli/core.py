@@ -12,6 +12,7 @@ import click
 
 from topo import engine
 from topo.broker.client import ManagementClient
+from topo.broker.live import LiveBroker
 from topo.broker.reader import read
 from topo.cli.common import PATHS, amqp_url_option, cli, connection_options, load_paths, parse_vars, vars_option
 from topo.errors import UsageError
@@ -19,7 +20,7 @@ from topo.export import export_yaml
 from topo.model import Topology
 from topo.plan.model import Action, Plan
 from topo.plan.render import render_json, render_markdown, render_text
-from topo.plan.safety import leftover_fences, refusal
+from topo.plan.safety import refused_as_planned
 
 __all__ = ["apply_cmd", "export_cmd", "plan_cmd", "validate_cmd"]
 
@@ -129,8 +130,9 @@ def apply_cmd(
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
             return 0
-        if plan.blocked and not leftover_fences(plan):  # refuse before asking, in the plan's words
-            raise refusal(plan.blocked_changes)  # (after an interrupted apply, apply repairs, then counts)
+        refused = refused_as_planned(plan)  # before asking, in the plan's words
+        if refused is not None:
+            raise refused
         if not assume_yes:
             if not sys.stdin.isatty():
                 raise UsageError(
@@ -167,8 +169,9 @@ def apply_cmd(
 def export_cmd(url: str, connection: dict[str, Any], vhosts: tuple[str, ...], output: str | None) -> int:
     """Write what the broker has, in the topology file format."""
     with _client(url, connection) as client:
-        names = list(vhosts) or [v["name"] for v in client.get("/vhosts", params={"columns": "name"}) or []]
-        observed = read(client, names)
+        broker = LiveBroker(client)
+        names = list(vhosts) or broker.vhost_names()
+        observed = read(broker, names)
         if observed.missing:
             missing = ", ".join(sorted(observed.missing))
             raise UsageError(

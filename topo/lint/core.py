@@ -19,8 +19,19 @@ from functools import cached_property
 from typing import Literal
 
 from topo.errors import UsageError
-from topo.model import Address, Binding, BindingPattern, Exchange, Origin, Policy, Queue, Topology, VHost
-from topo.routing import BUILTIN_EXCHANGES, Router, applied_policy
+from topo.model import (
+    BUILTIN_EXCHANGES,
+    Address,
+    Binding,
+    BindingPattern,
+    Exchange,
+    Origin,
+    Policy,
+    Queue,
+    Topology,
+    VHost,
+)
+from topo.routing import Router, applied_policy
 
 __all__ = [
     "RULES",

@@ -42,6 +42,7 @@ __all__ = [
     "leftover_fences",
     "listing",
     "refusal",
+    "refused_as_planned",
 ]
 
 STATISTICS = "the Management API's statistics, which lag up to ~5 s"
@@ -197,6 +198,16 @@ def refusal(blocked: Iterable[Change]) -> UnsafeChange:
         hint="; ".join(hints),
         details=tuple(items),
     )
+
+
+def refused_as_planned(plan: Plan) -> UnsafeChange | None:
+    """What apply refuses of ``plan`` as it stands, without counting again (``None``: nothing): its blocked
+    changes; unless an interrupted apply left fences, which apply repairs first and then counts again (the
+    probes a fence left are in the plan's counts). The CLI refuses so before it asks, the writer before it
+    writes a plan made an instant ago."""
+    if plan.blocked and not leftover_fences(plan):
+        return refusal(plan.blocked_changes)
+    return None
 
 
 # -- the fence of a quorum queue being dropped ----------------------------------------------------------

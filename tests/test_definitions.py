@@ -1,4 +1,5 @@
-"""The reader's normalisation, on the broker's own JSON (pure): what makes an untouched broker show no drift.
+"""Resources as the broker's JSON, both ways (topo.definitions, pure): the reader's normalisation (what makes
+an untouched broker show no drift) and the round trip model → broker JSON → model of every kind.
 
 The same against a real broker is in test_engine.py (test_untouched_broker_shows_no_false_drift).
 """
@@ -7,8 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from topo.broker.reader import vhost_from_definitions
-from topo.model import Binding, Exchange, Policy, Queue
+import pytest
+
+from topo.definitions import (
+    binding_definition,
+    binding_from_definition,
+    exchange_definition,
+    exchange_from_definition,
+    policy_definition,
+    policy_from_definition,
+    queue_definition,
+    queue_from_definition,
+    vhost_definitions,
+    vhost_from_definitions,
+)
+from topo.model import Binding, Exchange, Policy, Queue, VHost
 
 INFO = {"name": "v", "description": "d", "tags": ["b", "a", "b"]}
 
@@ -134,3 +148,63 @@ def test_policies_and_operator_policies() -> None:
     )
     assert vhost.policies == {"p": Policy("p", "^x", "queues", 3, {"message-ttl": 300000})}
     assert vhost.operator_policies == {"op": Policy("op", ".*", "queues", 0, {"max-length": 100})}
+
+
+# -- round trips: model → broker JSON → model ------------------------------------------------------------
+
+EXCHANGES = [
+    Exchange("plain"),
+    Exchange("odd name/é", "topic", durable=False, auto_delete=True, internal=True),
+    Exchange("x", "x-delayed-message", arguments={"x-delayed-type": "direct", "alternate-exchange": "ae"}),
+]
+QUEUES = [
+    Queue("plain"),
+    Queue("qq", "quorum", arguments={"x-delivery-limit": 5, "x-dead-letter-exchange": "dlx"}),
+    Queue("tmp", durable=False, auto_delete=True, arguments={"x-message-ttl": 60000, "x-nested": {"a": [1, "b"]}}),
+    Queue("st", "stream", arguments={"x-max-age": "7D"}),
+]
+BINDINGS = [
+    Binding("ex", "q"),
+    Binding("ex", "q", routing_key="a.#"),
+    Binding("ex", "other", "exchange", "k", {"x-match": "all", "format": "pdf"}),
+]
+POLICIES = [
+    Policy("p", "^x", "queues", 3, {"message-ttl": 300000, "overflow": "reject-publish"}),
+    Policy("all", ".*"),
+]
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES, ids=lambda x: x.name)
+def test_an_exchange_round_trips(exchange: Exchange) -> None:
+    assert exchange_from_definition(exchange_definition(exchange)) == exchange
+
+
+@pytest.mark.parametrize("queue", QUEUES, ids=lambda q: q.name)
+def test_a_queue_round_trips_with_its_type_explicit_on_the_way_out(queue: Queue) -> None:
+    sent = queue_definition(queue)
+    assert sent["arguments"]["x-queue-type"] == queue.type
+    assert queue_from_definition(sent) == queue
+
+
+@pytest.mark.parametrize("binding", BINDINGS, ids=lambda b: b.describe())
+def test_a_binding_round_trips(binding: Binding) -> None:
+    assert binding_from_definition(binding_definition(binding)) == binding
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.name)
+def test_a_policy_round_trips(policy: Policy) -> None:
+    assert policy_from_definition(policy_definition(policy)) == policy
+
+
+def test_a_whole_vhost_round_trips() -> None:
+    vhost = VHost("v", description="d", tags=("a", "b"), limits={"max-queues": 10})
+    vhost.exchanges = {x.name: x for x in EXCHANGES}
+    vhost.queues = {q.name: q for q in QUEUES}
+    for binding in BINDINGS:
+        vhost.add_binding(binding)
+    vhost.policies = {p.name: p for p in POLICIES}
+    vhost.operator_policies = {"cap": Policy("cap", ".*", "queues", 0, {"max-length": 100})}
+    info, document = vhost_definitions(vhost)
+    back = vhost_from_definitions("v", info, document)
+    assert back == vhost
+    assert (back.description, back.tags, back.limits) == ("d", ("a", "b"), {"max-queues": 10})
