@@ -360,8 +360,13 @@ def test_alert_rules_fire_on_the_node_s_own_series(
       work.dlq: {bindings: [{exchange: dlx}]}
 """
     )
-    publish(node, vhost, "work", 90)
     connection = node.amqp(vhost)
+    # Published from a channel that stays open until the scrape: RabbitMQ drops a channel's
+    # per-queue publish counters (channel_queue_exchange_metrics) when the channel closes.
+    publisher = connection.channel()
+    publisher.confirm_delivery()
+    for _ in range(90):
+        publisher.basic_publish("", "work", b"m")
     channel = connection.channel()
     method, _props, _body = channel.basic_get("work")
     channel.basic_reject(method.delivery_tag, requeue=False)
