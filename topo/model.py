@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -36,16 +36,24 @@ if TYPE_CHECKING:
     from topo.monitor.spec import MonitorBlock
 
 __all__ = [
+    "SENSITIVE",
     "Address",
     "Binding",
     "BindingKey",
     "BindingPattern",
     "DestinationType",
     "Exchange",
+    "GlobalParameter",
     "Origin",
+    "PasswordHash",
+    "Permission",
     "Policy",
     "Queue",
+    "Secret",
+    "TopicPermission",
+    "TopicPermissions",
     "Topology",
+    "User",
     "VHost",
     "canonical_json",
     "document_path",
@@ -109,7 +117,19 @@ def retry_queue_name(queue: str, attempt: int) -> str:
     return f"{queue}.retry.{attempt}"
 
 
-ResourceKind = Literal["vhost", "exchange", "queue", "binding", "policy", "operator-policy"]
+ResourceKind = Literal[
+    "vhost",
+    "exchange",
+    "queue",
+    "binding",
+    "policy",
+    "operator-policy",
+    # broker-wide kinds (users, global parameters) and what a user may do in a vhost
+    "user",
+    "permission",
+    "topic-permission",
+    "global-parameter",
+]
 
 _COLLECTION: dict[str, str] = {
     "exchange": "exchanges",
@@ -128,15 +148,25 @@ class Address:
     """
 
     kind: ResourceKind
-    vhost: str
-    name: str = ""
+    vhost: str  # "" for a broker-wide kind (a user, a global parameter)
+    name: str = ""  # a permission's and a topic permission's: the user's
 
     def __str__(self) -> str:
+        if self.kind in _ACCESS_PATHS:
+            return _ACCESS_PATHS[self.kind](self)
         if self.kind == "vhost":
             return document_path(("vhosts", self.vhost))
         if self.kind == "binding":  # name: the rest of the path, from Binding.address
             return document_path(("vhosts", self.vhost)) + self.name
         return document_path(("vhosts", self.vhost, _COLLECTION[self.kind], self.name))
+
+
+_ACCESS_PATHS: dict[str, Callable[[Address], str]] = {
+    "user": lambda a: document_path(("users", a.name)),
+    "permission": lambda a: document_path(("users", a.name, "permissions", a.vhost)),
+    "topic-permission": lambda a: document_path(("users", a.name, "topic-permissions", a.vhost)),
+    "global-parameter": lambda a: document_path(("global-parameters", a.name)),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +330,9 @@ class VHost:
     # The default of its queues' and exchanges' keep_bindings (``keep-bindings:`` on the vhost).
     keep_bindings: tuple[BindingPattern, ...] = ()
     monitor: MonitorBlock | None = field(default=None, compare=False)  # defaults for its queues
+    # -- vhost settings (issue 11.4); None: not managed
+    default_queue_type: str | None = None  # classic | quorum | stream (set when the vhost is created)
+    tracing: bool | None = None
 
     def kept_by(self, binding: Binding) -> BindingPattern | None:
         """The ``keep-bindings`` pattern of ``binding``'s destination (or of this vhost) that matches it."""
@@ -329,13 +362,23 @@ class VHost:
 
 @dataclass(slots=True)
 class Topology:
-    """Every vhost a set of files declares (or a broker has), by name."""
+    """Every vhost a set of files declares (or a broker has), by name; and the broker-wide kinds.
+
+    ``users``, ``permissions``, ``topic_permissions`` and ``global_parameters`` are what the files declare
+    (a declared user's permissions are all of its permissions), or what the broker has when it was asked
+    (only when the files declare some: see :mod:`topo.access`).
+    """
 
     vhosts: dict[str, VHost] = field(default_factory=dict)
     name: str | None = None
     version: int = 1
     lint_disable: frozenset[str] = frozenset()  # lint codes disabled for the whole topology
     monitor: MonitorBlock | None = None  # `monitor:` defaults for every queue (topo.monitor)
+    # -- broker-wide kinds (issue 11): users, their permissions, global parameters
+    users: dict[str, User] = field(default_factory=dict)
+    permissions: dict[tuple[str, str], Permission] = field(default_factory=dict)  # by (user, vhost)
+    topic_permissions: dict[tuple[str, str], TopicPermissions] = field(default_factory=dict)  # by (user, vhost)
+    global_parameters: dict[str, GlobalParameter] = field(default_factory=dict)
 
     def vhost(self, name: str) -> VHost:
         """The vhost called ``name``; a :class:`~topo.errors.UsageError` naming the known ones if absent."""
@@ -351,7 +394,9 @@ class Topology:
             ) from None
 
     def only(self, vhosts: Sequence[str] | None) -> Topology:
-        """The same topology limited to the named vhosts (all of them when ``vhosts`` is empty)."""
+        """The same topology limited to the named vhosts (all of them when ``vhosts`` is empty).
+
+        Limited, it holds no broker-wide kinds (users, their permissions, global parameters)."""
         if not vhosts:
             return self
         return Topology(
@@ -361,3 +406,108 @@ class Topology:
             lint_disable=self.lint_disable,
             monitor=self.monitor,
         )
+
+
+# -- broker-wide kinds: users, permissions, topic permissions, global parameters (issue 11) -------------
+
+SENSITIVE = "(sensitive)"
+"""What every output shows in place of a password or a password hash."""
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A declared password: ``value`` is never shown (not in ``repr()``, ``str()``, messages or plans);
+    ``source`` says where it comes from, for people (``${env:ORDERS_PASSWORD}``, ``password-file
+    secrets/orders``): no secret in it."""
+
+    value: str
+    source: str
+
+    def __repr__(self) -> str:
+        return f"Secret(source={self.source!r}, value={SENSITIVE!r})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordHash:
+    """A password in the broker's form (base64 of salt and digest; ``""``: no password), with the broker's
+    name of its hashing algorithm. Never shown either."""
+
+    value: str
+    algorithm: str
+
+    def __repr__(self) -> str:
+        return f"PasswordHash(algorithm={self.algorithm!r}, value={SENSITIVE!r})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A user. In the files: ``password`` (a secret source) or ``password_hash`` (the broker's form), or
+    neither (the password is not managed); ``hashing_algorithm`` is the one topo hashes a declared
+    ``password`` with (None: the broker's default). From the broker: ``password_hash`` is what it stores.
+    ``limits`` None: not managed. The password fields never take part in ``==`` (whether a password
+    changed is decided by :func:`topo.passwords.matches`) nor in ``repr()``."""
+
+    name: str
+    tags: tuple[str, ...] = ()  # sorted, without duplicates
+    limits: Mapping[str, int] | None = None
+    password: Secret | None = field(default=None, compare=False, repr=False)
+    password_hash: PasswordHash | None = field(default=None, compare=False, repr=False)
+    hashing_algorithm: str | None = field(default=None, compare=False)
+    origin: Origin | None = field(default=None, compare=False)
+
+    @property
+    def manages_password(self) -> bool:
+        return self.password is not None or self.password_hash is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """What ``user`` may do in ``vhost``: regular expressions over resource names (PCRE, searched)."""
+
+    user: str
+    vhost: str
+    configure: str
+    write: str
+    read: str
+    origin: Origin | None = field(default=None, compare=False)
+
+    def address(self) -> Address:
+        return Address("permission", self.vhost, self.user)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPermission:
+    """The routing keys a user may publish with (``write``) and bind or consume with (``read``) on a topic
+    exchange."""
+
+    exchange: str
+    write: str
+    read: str
+    origin: Origin | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPermissions:
+    """A user's topic permissions in one vhost, by exchange: one resource, since RabbitMQ 3.10 deletes them
+    all at once."""
+
+    user: str
+    vhost: str
+    exchanges: Mapping[str, TopicPermission] = field(default_factory=dict)
+    origin: Origin | None = field(default=None, compare=False)
+
+    def address(self) -> Address:
+        return Address("topic-permission", self.vhost, self.user)
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalParameter:
+    """A broker-wide parameter (``cluster_name``, ...): any JSON value."""
+
+    name: str
+    value: Any
+    origin: Origin | None = field(default=None, compare=False)

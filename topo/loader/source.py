@@ -22,7 +22,7 @@ import yaml
 from topo.errors import Problem
 from topo.model import document_path
 
-__all__ = ["MAX_FILE_SIZE", "Document", "Path_", "discover", "read_document"]
+__all__ = ["MAX_FILE_SIZE", "SENSITIVE_KEYS", "Document", "Path_", "discover", "read_document", "sensitive_path"]
 
 Path_ = tuple[str | int, ...]
 
@@ -48,6 +48,8 @@ class Document:
     marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     unresolved: set[Path_] = field(default_factory=set)  # values whose interpolation failed
+    # what stands in the file at a sensitive place (a password: see sensitive_path), before interpolation
+    written: dict[Path_, str] = field(default_factory=dict)
 
     def place(self, path: Path_, *, key: bool = False) -> tuple[int | None, int | None]:
         """(line, col) of the value at ``path`` (or its key), walking up to the nearest known place."""
@@ -389,6 +391,9 @@ class _Builder:
 
     def _scalar(self, node: yaml.ScalarNode, path: Path_) -> Any:
         value = node.value
+        if sensitive_path(path):  # a password: text as written, never typed (`${env:P}` holding 0123 stays "0123")
+            self.doc.written[path] = str(value)
+            return self._interpolate(value, path) if "${" in value else str(value)
         if isinstance(value, str) and "${" in value and node.tag == _STR_TAG:
             value = self._interpolate(value, path)
             if node.style:  # quoted: the result stays a string
@@ -466,6 +471,18 @@ class _Builder:
             return ""
 
         return _INTERPOLATION.sub(replace, text)
+
+
+SENSITIVE_KEYS = frozenset({"password", "password-hash"})
+"""Keys of a user whose value is a secret (see :func:`sensitive_path`)."""
+
+
+def sensitive_path(path: Path_) -> bool:
+    """Whether the value at ``path`` is a secret: a user's ``password`` or ``password-hash``.
+
+    Such a value is kept as the text written (interpolated), never typed by YAML, and no message shows it.
+    """
+    return len(path) == 3 and path[0] == "users" and path[2] in SENSITIVE_KEYS
 
 
 def _not_utf8(value: str) -> str | None:
