@@ -24,7 +24,10 @@ def write(root: Path, name: str, text: str) -> Path:
     return path
 
 
-def problems(path: Path, environ: dict[str, str] | None = None, variables: dict[str, str] | None = None) -> list[Problem]:
+Env = dict[str, str]
+
+
+def problems(path: Path, environ: Env | None = None, variables: Env | None = None) -> list[Problem]:
     with pytest.raises(ValidationError) as info:
         load(path, variables, environ=environ or {})
     text = str(info.value) + repr(info.value) + repr(info.value.problems)
@@ -71,7 +74,8 @@ def test_a_full_access_file_loads(tmp_path: Path) -> None:
     assert set(topology.users) == {"orders", "ops", "app", "legacy", "nobody", "bare"}
     assert topology.vhosts == {}  # a file may hold only users and global parameters
     orders = topology.users["orders"]
-    assert orders == User("orders", ("management", "management-ui", "policymaker"), {"max-connections": 20, "max-channels": 200})
+    limits = {"max-connections": 20, "max-channels": 200}
+    assert orders == User("orders", ("management", "management-ui", "policymaker"), limits)
     assert orders.password is not None and orders.password.value == SECRET
     assert orders.password.source == "${env:ORDERS_PASSWORD}"
     assert orders.origin is not None and orders.origin.line == 3
@@ -95,7 +99,10 @@ def test_a_full_access_file_loads(tmp_path: Path) -> None:
         ("orders", "shop"): TopicPermissions(
             "orders",
             "shop",
-            {"events": TopicPermission("events", "^order\\.", "^$"), "amq.topic": TopicPermission("amq.topic", ".*", ".*")},
+            {
+                "events": TopicPermission("events", "^order\\.", "^$"),
+                "amq.topic": TopicPermission("amq.topic", ".*", ".*"),
+            },
         )
     }
     assert topology.global_parameters == {
@@ -281,7 +288,8 @@ def test_vhost_settings(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         "v.yaml",
-        "version: 1\nvhosts:\n  a: {default-queue-type: quorum, tracing: true}\n  b: {}\n  c: {default-queue-type: lazy}\n",
+        "version: 1\nvhosts:\n  a: {default-queue-type: quorum, tracing: true}\n  b: {}\n"
+        "  c: {default-queue-type: lazy}\n",
     )
     (found,) = problems(path)
     assert found.path == "vhosts.c.default-queue-type"
