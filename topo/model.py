@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from topo.monitor.spec import MonitorBlock
 
 __all__ = [
+    "RESERVED_PARAMETER_PREFIX",
     "SENSITIVE",
     "Address",
     "Binding",
@@ -57,6 +58,7 @@ __all__ = [
     "VHost",
     "canonical_json",
     "document_path",
+    "reserved_parameter",
     "retry_queue_name",
 ]
 
@@ -511,3 +513,17 @@ class GlobalParameter:
     name: str
     value: Any
     origin: Origin | None = field(default=None, compare=False)
+
+
+RESERVED_PARAMETER_PREFIX = "topo."
+"""Global parameters named so are topo's own records on the broker (its inventory): never declared in files."""
+_BROKER_PARAMETERS = frozenset({"internal_cluster_id"})
+
+
+def reserved_parameter(name: str) -> str | None:
+    """Why a global parameter called ``name`` may not be declared (None: it may)."""
+    if name.startswith(RESERVED_PARAMETER_PREFIX):
+        return f"global parameters named {RESERVED_PARAMETER_PREFIX}* are topo's own records on the broker"
+    if name in _BROKER_PARAMETERS:
+        return f"{name} is the broker's own (it sets it itself)"
+    return None

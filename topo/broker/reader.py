@@ -47,11 +47,15 @@ def vhost_from_definitions(name: str, info: Mapping[str, Any], definitions: Mapp
     tags = info.get("tags") or []
     if isinstance(tags, str):
         tags = [t for t in tags.split(",") if t]
+    queue_type = info.get("default_queue_type")
     vhost = VHost(
         name=name,
         description=info.get("description") or "",
         tags=tuple(sorted(set(tags))),
         limits={},
+        # RabbitMQ 3.10 says "undefined" for a vhost created without one: its queues are then classic
+        default_queue_type=queue_type if queue_type in ("classic", "quorum", "stream") else "classic",
+        tracing=bool(info.get("tracing", False)),
     )
     for item in definitions.get("exchanges") or []:
         if _is_broker_exchange(item["name"]):

@@ -31,31 +31,20 @@ from topo.model import (
     TopicPermissions,
     Topology,
     User,
+    reserved_parameter,
 )
 from topo.passwords import HashProblem, algorithm_name, check_hash
 from topo.pcre import compile_pattern
 from topo.shortstr import SHORTSTR_MAX, shortstr_excess
 
-__all__ = ["RESERVED_PARAMETER_PREFIX", "AccessBuilder", "reserved_parameter"]
+__all__ = ["AccessBuilder"]
 
-RESERVED_PARAMETER_PREFIX = "topo."
-"""Global parameters named so are topo's own records on the broker (its inventory): never declared in files."""
-_BROKER_PARAMETERS = frozenset({"internal_cluster_id"})
 _REFERENCE = re.compile(r"\$\{(env|var):([A-Za-z_][A-Za-z0-9_]*)\}")
 _SOURCES = ("password", "password-file", "password-hash")
 _PASSWORD_HINT = (
     "write `password: ${env:NAME}` (or ${var:NAME}) and set it where topo runs, or `password-file: PATH` "
     "for a mounted secret, or `password-hash:` with the broker's hash"
 )
-
-
-def reserved_parameter(name: str) -> str | None:
-    """Why a global parameter called ``name`` may not be declared (None: it may)."""
-    if name.startswith(RESERVED_PARAMETER_PREFIX):
-        return f"global parameters named {RESERVED_PARAMETER_PREFIX}* are topo's own records on the broker"
-    if name in _BROKER_PARAMETERS:
-        return f"{name} is the broker's own (it sets it itself)"
-    return None
 
 
 Report = Callable[[Problem], None]

@@ -16,9 +16,10 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from topo.access.compare import AccessContext, diff_access
 from topo.arguments import queue_argument
 from topo.model import Address, Binding, Exchange, Policy, Queue, Topology, VHost
-from topo.plan.model import Change, Kept, Plan, Unmanaged
+from topo.plan.model import Blocker, Change, Kept, Plan, Unmanaged
 from topo.plan.safety import fenced_queue
 from topo.units import format_duration, format_size
 
@@ -93,7 +94,18 @@ def _metadata(vhost: VHost) -> dict[str, Any]:
         "description": vhost.description,
         "tags": list(vhost.tags) if vhost.tags is not None else None,
         "limits": dict(vhost.limits) if vhost.limits is not None else None,
+        "default-queue-type": vhost.default_queue_type,
+        "tracing": vhost.tracing,
     }
+
+
+FIXED_AT_CREATION = Blocker(
+    "fixed-at-creation",
+    "default-queue-type cannot change on an existing vhost: RabbitMQ 3.10 sets it only when the vhost is created, "
+    "and silently keeps it afterwards",
+    "leave `default-queue-type` out (topo declares every queue's type explicitly anyway), or delete and re-create "
+    "the vhost yourself (deleting a vhost deletes everything in it)",
+)
 
 
 def _vhost_change(desired: VHost, observed: VHost | None) -> Change | None:
@@ -106,8 +118,9 @@ def _vhost_change(desired: VHost, observed: VHost | None) -> Change | None:
     if not changed:
         return None
     before = {k: have.get(k) for k in changed}
-    reasons = tuple(f"{k} can change in place" for k in changed)
-    return Change("update", address, before=before, after=changed, reasons=reasons)
+    reasons = tuple(f"{k} can change in place" for k in changed if k != "default-queue-type")
+    blockers = (FIXED_AT_CREATION,) if "default-queue-type" in changed else ()
+    return Change("update", address, before=before, after=changed, reasons=reasons, blockers=blockers)
 
 
 class _VhostDiff:
@@ -240,13 +253,25 @@ class _VhostDiff:
         self.unmanaged.sort(key=lambda u: str(u.address))
 
 
-def diff(desired: Topology, observed: Topology) -> Plan:
-    """The changes that make ``observed`` match ``desired`` in every vhost ``desired`` declares."""
+def diff(desired: Topology, observed: Topology, *, access: AccessContext | None = None) -> Plan:
+    """The changes that make ``observed`` match ``desired`` in every vhost ``desired`` declares, and for the
+    users and global parameters it declares (:mod:`topo.access.compare`; ``access`` tells who topo connects as
+    and which vhosts the broker has). Broker-wide changes come first, then each vhost's (a user's permissions
+    on a vhost among that vhost's)."""
     plan = Plan(vhosts=tuple(sorted(desired.vhosts)))
+    by_vhost: dict[str, list[Change]] = {}
     for name in plan.vhosts:
         vdiff = _VhostDiff(desired.vhosts[name], observed.vhosts.get(name))
         vdiff.run()
-        plan.changes.extend(vdiff.changes)
+        by_vhost[name] = vdiff.changes
         plan.unmanaged.extend(vdiff.unmanaged)
         plan.kept.extend(vdiff.kept)
+    if desired.users or desired.global_parameters:
+        found = diff_access(desired, observed, access)
+        plan.changes.extend(found.broker_wide)
+        for name, changes in found.per_vhost.items():
+            by_vhost.setdefault(name, []).extend(changes)
+        plan.unmanaged.extend(found.unmanaged)
+    for name in sorted(by_vhost):
+        plan.changes.extend(by_vhost[name])
     return plan

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from topo import __version__
+from topo.access.render import details as access_details
+from topo.access.render import resource_json as access_json
 from topo.arguments import POLICY_KEYS, ArgSpec, queue_argument
 from topo.definitions import binding_definition, exchange_definition, policy_definition
 from topo.model import Binding, Exchange, Policy, Queue
@@ -55,7 +57,9 @@ def resource_json(resource: Resource | None) -> Any:
         return binding_definition(resource)
     if isinstance(resource, Policy):
         return policy_definition(resource)
-    return dict(resource)
+    if isinstance(resource, dict):
+        return dict(resource)
+    return access_json(resource)  # users, permissions, global parameters: never a password or a hash
 
 
 def summary_line(plan: Plan) -> str:
@@ -94,7 +98,10 @@ def _details(change: Change) -> list[str]:
     """Indented lines under a change: attributes of what is created, what changes, why."""
     lines: list[str] = []
     after, before = change.after, change.before
-    if change.action == "create":
+    access = access_details(change)
+    if access is not None:
+        lines += access
+    elif change.action == "create":
         if isinstance(after, Exchange):
             flags = [f"type: {after.type}"]
             flags += [w for w, on in (("internal", after.internal), ("auto-delete", after.auto_delete)) if on]
@@ -129,7 +136,7 @@ def _details(change: Change) -> list[str]:
             lines += [f"{k}: {_v(before.get(k))} → {_v(v)}" for k, v in after.items()]
     elif change.action == "replace":
         lines += [f"# {reason}" for reason in change.reasons]
-    if change.action in ("create", "delete") and change.reasons:
+    if change.action in ("create", "delete") and change.reasons and access is None:
         lines += [f"# {reason}" for reason in change.reasons]
     lines += [f"! blocked: {blocker.message}" for blocker in change.blockers]
     lines += [f"! {warning}" for warning in change.warnings]
@@ -167,7 +174,7 @@ def render_text(plan: Plan, style: Styler = _plain) -> str:
             if change.vhost != current:
                 current = change.vhost
                 out.append("")
-                out.append(f"  in vhost {_v(current)}:")
+                out.append(f"  in vhost {_v(current)}:" if current else "  broker-wide:")
             symbol = SYMBOLS[change.action]
             tail = {"replace": " (forces replacement)", "delete": " (will be deleted)"}.get(change.action, "")
             head = f"{symbol:>3} {change.kind} {change.address}{tail}"
@@ -205,7 +212,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             {
                 "action": c.action,
                 "kind": c.kind,
-                "vhost": c.vhost,
+                "vhost": c.vhost or None,  # None: a broker-wide kind (a user, a global parameter)
                 "address": str(c.address),
                 "reasons": list(c.reasons),
                 "warnings": list(c.warnings),
@@ -218,7 +225,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             for c in plan.changes
         ],
         "not_managed": [
-            {"kind": u.address.kind, "vhost": u.address.vhost, "address": str(u.address)} for u in plan.unmanaged
+            {"kind": u.address.kind, "vhost": u.address.vhost or None, "address": str(u.address)}
+            for u in plan.unmanaged
         ],
         "kept_bindings": [
             {

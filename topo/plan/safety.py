@@ -182,21 +182,31 @@ def annotate(plan: Plan, usage: Mapping[tuple[str, str], QueueUsage]) -> Plan:
 
 
 def _where(change: Change) -> str:
-    return f"queue {change.address.name!r} in vhost {change.vhost!r}"
+    if change.kind == "queue":
+        return f"queue {change.address.name!r} in vhost {change.vhost!r}"
+    if change.kind == "vhost":
+        return f"vhost {change.vhost!r}"
+    if change.kind == "user":
+        return f"user {change.address.name!r}"
+    return f"{change.kind} {change.address}"
 
 
 def refusal(blocked: Iterable[Change]) -> UnsafeChange:
     """The error apply raises for ``blocked`` changes: each blocker in the words the plan shows."""
     changes = list(blocked)
-    items = [f"{_where(c)} {b.message}" for c in changes for b in c.blockers]
+    items = [
+        f"{_where(c)}: {b.message}" if c.kind != "queue" else f"{_where(c)} {b.message}"
+        for c in changes
+        for b in c.blockers
+    ]
     hints = list(dict.fromkeys(b.hint for c in changes for b in c.blockers))
-    what = "a queue" if len(changes) == 1 else f"{len(changes)} queues"
     more = "; `topo plan` lists every one" if len(items) > 5 else ""
-    return UnsafeChange(
-        f"refusing to replace or delete {what} that apply cannot drop safely: {listing(items)}{more}",
-        hint="; ".join(hints),
-        details=tuple(items),
-    )
+    if all(c.kind == "queue" for c in changes):
+        what = "a queue" if len(changes) == 1 else f"{len(changes)} queues"
+        head = f"refusing to replace or delete {what} that apply cannot drop safely"
+    else:  # a blocker that no count changes (a vhost setting, the user topo connects as, ...)
+        head = f"refusing {'a change' if len(changes) == 1 else f'{len(changes)} changes'} that apply cannot make"
+    return UnsafeChange(f"{head}: {listing(items)}{more}", hint="; ".join(hints), details=tuple(items))
 
 
 # -- the fence of a quorum queue being dropped ----------------------------------------------------------
