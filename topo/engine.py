@@ -17,6 +17,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from topo.access.broker import read_access
+from topo.access.compare import AccessContext
 from topo.arguments import EXCHANGE_TYPES
 from topo.broker.client import ManagementClient
 from topo.broker.reader import Observed, cluster_name, read
@@ -82,7 +84,7 @@ def plan(client: ManagementClient, desired: Topology) -> Plan:
 
 
 def _plan_from(client: ManagementClient, desired: Topology, observed: Observed) -> Plan:
-    result = diff(desired, observed.topology)
+    result = diff(desired, observed.topology, access=_read_access(client, desired, observed.topology))
     cluster: str | None = None
     plugins, drops = _plugin_types(result), dropped_queues(result)
     if plugins or drops:  # one request for what both need (a plan without either reads no more)
@@ -127,7 +129,8 @@ def apply(
         return planned
     execute(client, planned, progress, recount=recount)
     if confirm:
-        after = diff(desired, read(client, desired.vhosts).topology)
+        now = read(client, desired.vhosts).topology
+        after = diff(desired, now, access=_read_access(client, desired, now))
         if not after.empty:
             listed = "; ".join(f"{c.action} {c.address}" for c in after.changes[:10])
             more = f" and {len(after.changes) - 10} more" if len(after.changes) > 10 else ""
@@ -136,6 +139,13 @@ def apply(
                 hint="another client may be changing the same resources; run `topo plan` to see the state",
             )
     return planned
+
+
+def _read_access(client: ManagementClient, desired: Topology, into: Topology) -> AccessContext | None:
+    """The broker's users, permissions and global parameters, read into ``into`` when the files declare some."""
+    if not (desired.users or desired.global_parameters):
+        return None
+    return read_access(client, desired, into)
 
 
 def _plugin_types(result: Plan) -> dict[str, list[str]]:

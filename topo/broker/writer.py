@@ -34,6 +34,8 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
+from topo.access import broker as access
+from topo.access.broker import run_phase
 from topo.broker.client import ManagementClient, enc
 from topo.broker.drop import BindingIndex, Miscount, QueueDrop, clear_fence, lost, refused
 from topo.broker.reader import cluster_name, count_queues
@@ -110,12 +112,16 @@ def _vhost(client: ManagementClient, change: Change) -> None:
     after: Mapping[str, Any] = change.after if isinstance(change.after, dict) else {}
     before: Mapping[str, Any] = change.before if isinstance(change.before, dict) else {}
     name = change.vhost
-    if change.action == "create" or "description" in after or "tags" in after:
+    if change.action == "create" or "description" in after or "tags" in after or "tracing" in after:
         body: dict[str, Any] = {}
         if "description" in after:
             body["description"] = after["description"]
         if "tags" in after:
             body["tags"] = ",".join(after["tags"])
+        if "tracing" in after:  # a PUT without it keeps the vhost's tracing
+            body["tracing"] = after["tracing"]
+        if change.action == "create" and "default-queue-type" in after:
+            body["defaultqueuetype"] = after["default-queue-type"]  # RabbitMQ 3.10's key; taken at creation only
         if change.action == "update":  # PUT replaces the metadata: keep what is not managed
             current = client.get(f"/vhosts/{enc(name)}", vhost=name) or {}
             body.setdefault("description", current.get("description") or "")
@@ -141,6 +147,9 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
     apply's last count (its ``Queue.DeleteOk`` says so): never silently."""
     if plan.empty:
         return
+    fixed = [c for c in plan.changes if c.blockers and c.kind != "queue"]  # no count changes these: refuse first
+    if fixed:
+        raise refusal(fixed)
     cluster = cluster_name(client) if dropped_queues(plan) else None
     fences = leftover_fences(plan)
     if fences:  # a repair that loses nothing, first: the probes it takes away change the counts
@@ -171,6 +180,7 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
             if change.kind == "vhost":
                 _vhost(client, change)
                 step(f"{change.action} {change.address}")
+        run_phase(client, plan, access.FIRST, step)  # users and their permissions, once the vhosts exist
         done += len(fences)  # removed above
         for change in plan.changes:
             policy = change.before if change.kind == "policy" and change.action == "delete" else None
@@ -208,6 +218,7 @@ def execute(client: ManagementClient, plan: Plan, progress: Progress | None = No
                 path = f"/{collection}/{enc(change.vhost)}/{enc(change.after.name)}"
                 client.put(path, policy_body(change.after), vhost=change.vhost)
                 step(f"{change.action} {change.address}")
+        run_phase(client, plan, access.LAST, step)  # revoked permissions, then global parameters
     except UnsafeChange as exc:
         if dropped:  # a classic queue refused its delete after others went: say which are missing
             gone = [what for _vhost, what in dropped]
