@@ -33,47 +33,60 @@ from topo.errors import BrokerError, PermissionDenied
 from topo.model import SENSITIVE, GlobalParameter, Permission, TopicPermissions, Topology, User
 from topo.plan.model import Change, Plan
 
-__all__ = ["EXECUTORS", "FIRST", "LAST", "Executor", "read_access", "run_phase"]
+__all__ = ["EXECUTORS", "FIRST", "LAST", "Executor", "read_access", "read_all_access", "run_phase"]
 
 Executor = Callable[[ManagementClient, Change], None]
 Phase = tuple[tuple[str, str], ...]
 
 
-def _denied(client: ManagementClient, what: str, exc: PermissionDenied) -> PermissionDenied:
-    error = PermissionDenied(
-        f"the files declare {what}, and reading the broker's needs the administrator tag: user {client.user!r} "
-        f"may not read them at {client.display_url}",
+def _denied(client: ManagementClient, what: str, why: str, exc: PermissionDenied) -> PermissionDenied:
+    return PermissionDenied(
+        f"{why} {what}, and reading the broker's needs the administrator tag: user {client.user!r} may not "
+        f"read them at {client.display_url}",
         hint="give the user the 'administrator' tag (RabbitMQ shows users, their password hashes and permissions "
         "to administrators only), or leave users, permissions and global parameters out of this run with "
         "--vhost NAME",
         status=exc.status,
     )
-    return error
 
 
 def read_access(client: ManagementClient, desired: Topology, into: Topology) -> AccessContext:
     """Read what the broker has of the kinds ``desired`` declares into ``into`` (users with their stored
     hashes, every permission and topic permission, global parameters); returns what the comparison needs
     besides (who topo connects as, the broker's vhosts)."""
+    vhosts = _read(
+        client, into, users=bool(desired.users), parameters=bool(desired.global_parameters), why="the files declare"
+    )
+    return AccessContext(connecting_user=client.user, broker_vhosts=vhosts)
+
+
+def read_all_access(client: ManagementClient, into: Topology) -> None:
+    """Everything the broker has of these kinds, into ``into`` (for ``topo export``)."""
+    _read(client, into, users=True, parameters=True, why="an export of the whole broker includes")
+
+
+def _read(
+    client: ManagementClient, into: Topology, *, users: bool, parameters: bool, why: str
+) -> frozenset[str] | None:
     vhosts: frozenset[str] | None = None
-    if desired.users:
+    if users:
         try:
-            users = client.get("/users") or []
+            items = client.get("/users") or []
         except PermissionDenied as exc:
-            raise _denied(client, "users", exc) from None
-        into.users = {user.name: user for user in map(user_from_definition, users)}
+            raise _denied(client, "users", why, exc) from None
+        into.users = {user.name: user for user in map(user_from_definition, items)}
         into.permissions = {
             (p.user, p.vhost): p for p in map(permission_from_definition, client.get("/permissions") or [])
         }
         into.topic_permissions = topic_permissions_from_definitions(client.get("/topic-permissions") or [])
         vhosts = frozenset(str(v["name"]) for v in client.get("/vhosts", params={"columns": "name"}) or [])
-    if desired.global_parameters:
+    if parameters:
         try:
-            items = client.get("/global-parameters") or []
+            found = client.get("/global-parameters") or []
         except PermissionDenied as exc:
-            raise _denied(client, "global parameters", exc) from None
-        into.global_parameters = {p.name: p for p in map(global_parameter_from_definition, items)}
-    return AccessContext(connecting_user=client.user, broker_vhosts=vhosts)
+            raise _denied(client, "global parameters", why, exc) from None
+        into.global_parameters = {p.name: p for p in map(global_parameter_from_definition, found)}
+    return vhosts
 
 
 # -- executors ------------------------------------------------------------------------------------------
