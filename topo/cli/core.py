@@ -52,7 +52,7 @@ def _render(plan: Plan, fmt: str, desired: Topology) -> str:
     if fmt == "markdown":
         from topo.graph import render_mermaid
 
-        touched = sorted({change.vhost for change in plan.changes})
+        touched = sorted({c.vhost for c in plan.changes if c.vhost in desired.vhosts})  # not users, not others
         return render_markdown(plan, graph=render_mermaid(desired, touched) if touched else None)
     return render_text(plan, _styler())
 

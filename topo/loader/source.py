@@ -428,6 +428,8 @@ class _Builder:
         ``mark`` is the place to report at when it is not the value's own (a key's).
         """
 
+        secret = sensitive_path(path)  # a password: no part of it in a message
+
         def report(message: str, hint: str) -> None:
             line, col = mark or self.doc.place(path)
             self.problems.append(
@@ -442,7 +444,7 @@ class _Builder:
             source, name, default, bad = match.group(1), match.group(2), match.group(3), match.group(4)
             if bad is not None:
                 report(
-                    f"cannot interpolate {whole!r}",
+                    f"cannot interpolate {whole!r}" if not secret else "cannot interpolate a ${...} written here",
                     "write ${env:NAME}, ${env:NAME:-default} or ${var:NAME}; $${ for a literal ${",
                 )
                 return whole
@@ -453,7 +455,7 @@ class _Builder:
                 if bad is not None:
                     what = "environment variable" if source == "env" else "variable"
                     report(
-                        f"{what} {name} is not UTF-8 text (it holds {bad})",
+                        f"{what} {name} is not UTF-8 text" + (f" (it holds {bad})" if not secret else ""),
                         "RabbitMQ names, keys and arguments are UTF-8 text: set it to UTF-8 text "
                         "(its bytes come from whatever set it, e.g. a file in another encoding or a locale)",
                     )
