@@ -615,3 +615,34 @@ def _placeholders(text: str) -> dict[str, str]:
     import re
 
     return {name: "x" for name in re.findall(r"\$\{env:(USER_\w+)\}", text)}
+
+
+# -- the command line ---------------------------------------------------------------------------------------
+
+
+def test_the_command_line_with_users(
+    files: Any, users: Users, broker: Any, vhost: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = users.name("cli")
+    files(USER % {"tags": ""}, {"APP_PASSWORD": "cli-pw"}, U=name)
+    file = str(tmp_path / "t.yaml")
+    common = ("--var", f"VHOST={vhost}", "--var", f"U={name}", "--url", broker.url)
+    monkeypatch.setenv("APP_PASSWORD", "cli-pw")
+    code, out, err = _topo("plan", file, *common, "--format", "markdown")
+    assert code == 0, err
+    assert f"+ user users.{name}" in out and "```mermaid" in out  # the graph draws the declared vhost only
+    code, out, err = _topo("plan", file, *common, "--vhost", vhost)
+    assert code == 0, err
+    assert "users." not in out  # --vhost: users and their permissions are left out
+    code, out, err = _topo("apply", file, *common, "--yes")
+    assert code == 0, err
+    assert "Apply complete" in out and "cli-pw" not in out + err
+    code, out, err = _topo("plan", file, *common, "--detailed-exitcode")
+    assert (code, out.splitlines()[0]) == (0, "No changes. The broker matches the files."), out + err
+    # a permission on a vhost that exists nowhere: blocked (exit 3), refused by apply (exit 1)
+    text = (tmp_path / "t.yaml").read_text().replace("      ${var:VHOST}: {configure", "      nowhere-x: {configure")
+    (tmp_path / "t.yaml").write_text(text)
+    code, out, err = _topo("plan", file, *common, "--detailed-exitcode")
+    assert code == 3 and "! blocked: vhost 'nowhere-x' is not on the broker" in out, out + err
+    code, out, err = _topo("apply", file, *common, "--yes")
+    assert code == 1 and "Error: refusing a change that apply cannot make" in err, err
