@@ -76,6 +76,7 @@ test-fast: $(INSTALLED)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check $(LINT_DIRS)
+	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 	$(VENV)/bin/mypy
 
 # The generator is the one source of truth; schemas/topology.schema.json (for editors) links to its output.

