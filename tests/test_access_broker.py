@@ -646,3 +646,17 @@ def test_the_command_line_with_users(
     assert code == 3 and "! blocked: vhost 'nowhere-x' is not on the broker" in out, out + err
     code, out, err = _topo("apply", file, *common, "--yes")
     assert code == 1 and "Error: refusing a change that apply cannot make" in err, err
+
+
+def test_only_plan_and_apply_need_the_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOT_SET_IN_CI", raising=False)
+    file = tmp_path / "t.yaml"
+    file.write_text(
+        "version: 1\nvhosts:\n  v: {queues: {q: {}}}\nusers:\n  u:\n    password: ${env:NOT_SET_IN_CI}\n"
+        "    permissions: {v: {configure: '^$', write: '^$', read: '^q$'}}\n"
+    )
+    for command in (("validate",), ("lint",), ("graph", "--format", "mermaid")):
+        code, out, err = _topo(command[0], str(file), *command[1:])
+        assert code == 0, (command, out, err)
+    code, out, err = _topo("plan", str(file), "--url", "http://guest:guest@127.0.0.1:9")
+    assert code == 1 and "environment variable NOT_SET_IN_CI is not set" in err, err

@@ -343,3 +343,17 @@ def test_json_users_are_data() -> None:
     topic = next(c for c in document["changes"] if c["kind"] == "topic-permission")
     assert topic["vhost"] == "shop" and topic["after"]["exchanges"]["audit"] == {"write": ".*", "read": "^$"}
     assert {u["address"]: u["vhost"] for u in document["not_managed"]}["users.guest"] is None
+
+
+def test_a_user_whose_password_was_not_read_cannot_be_planned() -> None:
+    from topo.errors import UsageError
+
+    want = Topology()
+    want.users = {"u": User("u", password=Secret(None, "${env:NOT_READ}"))}
+    have = Topology()
+    have.users = {"u": observed_user("u", (), STORED)}
+    with pytest.raises(UsageError) as info:
+        diff(want, have)
+    assert "${env:NOT_READ}" in info.value.message and "was not read" in info.value.message
+    with pytest.raises(UsageError):
+        user_body(want.users["u"], None)

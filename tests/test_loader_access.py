@@ -311,3 +311,24 @@ def test_limited_to_vhosts_a_topology_has_no_broker_wide_kinds(tmp_path: Path) -
     limited = topology.only(["v"])
     assert not limited.users and not limited.permissions and not limited.global_parameters
     assert topology.only([]) is topology
+
+
+def test_without_secrets_a_password_not_at_hand_is_no_error(tmp_path: Path) -> None:
+    # validate, lint, graph, route, ... never send a password: CI can run them without the secrets
+    path = write(
+        tmp_path,
+        "u.yaml",
+        "version: 1\nusers:\n  a: {password: '${env:NOT_SET_HERE}'}\n  b: {password-file: /run/secrets/not-here}\n"
+        "  c: {password: '${env:SET_HERE}'}\n",
+    )
+    (found,) = (p for p in problems(path, environ={"SET_HERE": "x"}) if p.path == "users.a.password")
+    assert "NOT_SET_HERE is not set" in found.message
+    users = load(path, environ={"SET_HERE": "x"}, secrets=False).users
+    assert users["a"].password is not None and users["a"].password.value is None
+    assert users["b"].password is not None and users["b"].password.value is None
+    assert users["c"].password is not None and users["c"].password.value == "x"  # at hand: read and checked
+    # what a password must never be is still refused
+    path.write_text(f"version: 1\nusers:\n  a: {{password: {SECRET}}}\n")
+    with pytest.raises(ValidationError) as info:
+        load(path, environ={}, secrets=False)
+    assert "in clear" in str(info.value) and SECRET not in str(info.value)

@@ -420,9 +420,10 @@ SENSITIVE = "(sensitive)"
 class Secret:
     """A declared password: ``value`` is never shown (not in ``repr()``, ``str()``, messages or plans);
     ``source`` says where it comes from, for people (``${env:ORDERS_PASSWORD}``, ``password-file
-    secrets/orders``): no secret in it."""
+    secrets/orders``): no secret in it. ``value`` is None when the files were loaded without their secrets
+    (``topo.load(..., secrets=False)``) and this one was not at hand: such a user cannot be planned."""
 
-    value: str
+    value: str | None
     source: str
 
     def __repr__(self) -> str:

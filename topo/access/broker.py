@@ -109,7 +109,7 @@ def put_user(client: ManagementClient, change: Change) -> None:
         return
     observed = before if isinstance(before, User) else None
     body = user_body(after, observed)
-    secrets = [body["password_hash"], after.password.value if after.password is not None else ""]
+    secrets = [body["password_hash"], (after.password.value or "") if after.password is not None else ""]
     try:
         client.put(f"/users/{enc(after.name)}", body)
     except BrokerError as exc:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
+from topo.access.definitions import declared_password
 from topo.model import (
     Address,
     GlobalParameter,
@@ -98,7 +99,7 @@ def password_verdict(desired: User, observed: User) -> PasswordVerdict:
         return "same"
     if desired.password is None:
         return "not-managed"
-    if stored is None or not matches(desired.password.value, stored.value, stored.algorithm):
+    if stored is None or not matches(declared_password(desired), stored.value, stored.algorithm):
         return "changes"
     if desired.hashing_algorithm is not None and desired.hashing_algorithm != stored.algorithm:
         return "rehash"

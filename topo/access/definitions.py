@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from topo.errors import UsageError
 from topo.model import GlobalParameter, PasswordHash, Permission, TopicPermission, TopicPermissions, User
 from topo.passwords import DEFAULT_ALGORITHM, hash_password, matches
 
 __all__ = [
+    "declared_password",
     "global_parameter_from_definition",
     "password_to_send",
     "permission_body",
@@ -49,6 +51,18 @@ def user_from_definition(item: Mapping[str, Any]) -> User:
     )
 
 
+def declared_password(user: User) -> str:
+    """The password ``user`` declares (it has a ``password``); a :class:`~topo.errors.UsageError` when the
+    files were loaded without their secrets and this one was not at hand."""
+    secret = user.password
+    if secret is None or secret.value is None:
+        raise UsageError(
+            f"the password of user {user.name!r} ({secret.source if secret else 'none'}) was not read",
+            hint="load the files with their secrets (topo.load(..., secrets=True), as plan and apply do)",
+        )
+    return secret.value
+
+
 def password_to_send(desired: User, observed: User | None, *, salt: bytes | None = None) -> PasswordHash:
     """The hash a ``PUT`` of ``desired`` carries, when the broker has ``observed`` (None: a new user).
 
@@ -64,12 +78,12 @@ def password_to_send(desired: User, observed: User | None, *, salt: bytes | None
         wanted = desired.hashing_algorithm
         if (
             stored is not None
-            and matches(desired.password.value, stored.value, stored.algorithm)
+            and matches(declared_password(desired), stored.value, stored.algorithm)
             and (wanted is None or wanted == stored.algorithm)
         ):
             return stored
         algorithm = wanted or DEFAULT_ALGORITHM
-        return PasswordHash(hash_password(desired.password.value, algorithm, salt=salt), algorithm)
+        return PasswordHash(hash_password(declared_password(desired), algorithm, salt=salt), algorithm)
     if stored is not None:
         return stored
     return PasswordHash("", DEFAULT_ALGORITHM)

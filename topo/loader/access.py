@@ -212,6 +212,8 @@ class AccessBuilder:
                 message = "a password cannot stand in a file in clear"
             self._problem(doc, path, f"{message} (what is written here is not shown)", _PASSWORD_HINT)
             return None
+        if path in doc.deferred:
+            return Secret(None, written)  # not needed by this command, and not at hand: not read
         text = str(value)
         if not text:
             self._problem(
@@ -230,6 +232,8 @@ class AccessBuilder:
         try:
             raw = file.read_bytes()
         except OSError as exc:
+            if not doc.secrets:
+                return Secret(None, f"password-file {name}")  # a secret mounted where plan runs, not here
             self._problem(
                 doc,
                 path,

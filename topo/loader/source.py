@@ -50,6 +50,10 @@ class Document:
     unresolved: set[Path_] = field(default_factory=set)  # values whose interpolation failed
     # what stands in the file at a sensitive place (a password: see sensitive_path), before interpolation
     written: dict[Path_, str] = field(default_factory=dict)
+    # whether secrets are read (passwords from the environment, password files): False for the commands that
+    # never send them (validate, lint, ...); then a password whose variable is unset is left unread, here
+    secrets: bool = True
+    deferred: set[Path_] = field(default_factory=set)
 
     def place(self, path: Path_, *, key: bool = False) -> tuple[int | None, int | None]:
         """(line, col) of the value at ``path`` (or its key), walking up to the nearest known place."""
@@ -280,8 +284,10 @@ def _distinct_nodes(root: yaml.Node) -> int:
 class _Builder:
     """Turns a composed YAML node tree into plain values, recording positions and interpolating."""
 
-    def __init__(self, file: str, variables: Mapping[str, str], environ: Mapping[str, str], budget: int) -> None:
-        self.doc = Document(file, None)
+    def __init__(
+        self, file: str, variables: Mapping[str, str], environ: Mapping[str, str], budget: int, secrets: bool = True
+    ) -> None:
+        self.doc = Document(file, None, secrets=secrets)
         self.budget = budget  # values left to build before the aliases count as a bomb
         self.variables = variables
         self.environ = environ
@@ -463,6 +469,9 @@ class _Builder:
                 return value
             if default is not None:
                 return default
+            if secret and not self.doc.secrets:  # a password not needed by this command: left unread
+                self.doc.deferred.add(path)
+                return ""
             if source == "env":
                 report(
                     f"environment variable {name} is not set",
@@ -510,9 +519,12 @@ def read_document(
     variables: Mapping[str, str],
     environ: Mapping[str, str] | None = None,
     max_size: int = MAX_FILE_SIZE,
+    *,
+    secrets: bool = True,
 ) -> tuple[Document | None, list[Problem]]:
     """Parse one file (at most ``max_size`` bytes). Returns the document (None when it cannot be parsed)
-    and the problems found."""
+    and the problems found. Without ``secrets``, a password whose variable is not set is no problem (see
+    :attr:`Document.deferred`)."""
     name = str(file)
     text = _read_text(file, max_size)
     if isinstance(text, Problem):
@@ -573,7 +585,7 @@ def read_document(
     # no `&` anywhere: no anchor, so no alias to expand (skips the count for most files)
     written = _distinct_nodes(nodes[0]) if "&" in text else 0
     budget = ALIAS_FLOOR + ALIAS_EXPANSION * written if written else sys.maxsize
-    builder = _Builder(name, variables, environ if environ is not None else os.environ, budget)
+    builder = _Builder(name, variables, environ if environ is not None else os.environ, budget, secrets)
     try:
         builder.doc.data = builder.build(nodes[0], ())
     except _TooDeep as exc:
