@@ -247,6 +247,7 @@ def test_a_changed_password_is_planned_without_showing_it_and_set_as_a_hash(
             json.dumps(body) for method, path, body in client.sent if method == "PUT" and path.startswith("/users/")
         ]
     assert bodies and all('"password"' not in body and "Pw-" not in body for body in bodies)  # only hashes travel
+    assert all('"password_hash"' in body for body in bodies)  # every user PUT carries one
     assert can_login(broker, name, "new-Pw-456", vhost) and not can_login(broker, name, "old-Pw-123", vhost)
 
 
