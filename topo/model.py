@@ -42,6 +42,7 @@ __all__ = [
     "Binding",
     "BindingKey",
     "BindingPattern",
+    "CircuitBreaker",
     "DestinationType",
     "Exchange",
     "GlobalParameter",
@@ -191,6 +192,16 @@ class Exchange:
 
 
 @dataclass(frozen=True, slots=True)
+class CircuitBreaker:
+    """A queue's ``circuit-breaker:`` (runtime only): after ``failures`` consecutive failures of a
+    subscription's handler, stop consuming for ``open_for_ms``, then try one message (half-open): a
+    success resumes consuming, a failure stops it again. See :mod:`topo.runtime.breaker`."""
+
+    failures: int
+    open_for_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class Queue:
     name: str
     type: str = "classic"  # classic | quorum | stream
@@ -201,6 +212,7 @@ class Queue:
     # Client-side settings used by the runtime; they never reach the broker and never differ in a diff.
     prefetch: int | None = field(default=None, compare=False)
     retry_delays: tuple[int, ...] = field(default=(), compare=False)  # milliseconds
+    circuit_breaker: CircuitBreaker | None = field(default=None, compare=False)
     lint_disable: frozenset[str] = field(default=frozenset(), compare=False)  # lint codes off here
     # Set on a queue topo declares itself: the name of the queue whose `retry:` asked for it (None: a
     # queue of the files, or read from a broker).

@@ -187,8 +187,8 @@ def test_consume_uses_the_declared_prefetch(topology: Topology, amqp_url: str, v
                         break
                 assert seen == list(range(20))
             metrics = client.metrics()
-            assert metrics["published"] == metrics["confirmed"] == 20
-            assert metrics["delivered"] >= 20 and metrics["reconnects"] == 0 and metrics["blocked"] is None
+            assert metrics.published == metrics.confirmed == 20
+            assert metrics.delivered >= 20 and metrics.reconnections == 0 and metrics.blocked is None
 
     run(main())
 

@@ -58,7 +58,9 @@ def test_decodes_the_integer_tags_other_clients_send() -> None:
 
 
 def test_bad_values_are_named() -> None:
-    with pytest.raises(TypeError, match="key: cannot carry a set"):
+    from topo.runtime import EncodingError
+
+    with pytest.raises(EncodingError, match="key: cannot carry a set"):
         codec.encode_table({"key": {1, 2}})
 
 

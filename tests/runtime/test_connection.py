@@ -232,13 +232,13 @@ def test_acks_coalesce_only_over_settled_deliveries(amqp_url: str) -> None:
         while len(got) < 10:
             await asyncio.sleep(0.05)
         sent: list[bytes] = []
-        real_send = conn._send
+        real_send = conn.send
 
         def spy(data: bytes) -> None:
             sent.append(data)
             real_send(data)
 
-        conn._send = spy  # type: ignore[method-assign]
+        conn.send = spy  # type: ignore[method-assign]
         for m in got:
             if m.body != b"4":
                 await m.ack()  # 1-3 form a run; 4 is not settled; 5-10 go one by one

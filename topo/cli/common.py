@@ -48,6 +48,7 @@ COMMANDS: dict[str, str] = {
     "bench": "topo.cli.runtime",
     "rpc": "topo.cli.runtime",
     "dlq": "topo.cli.runtime",
+    "health": "topo.cli.runtime",
     "status": "topo.cli.observe",
     "alerts": "topo.cli.observe",
 }

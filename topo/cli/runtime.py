@@ -1,4 +1,5 @@
-"""``topo publish``, ``consume``, ``rpc``, ``dlq replay`` and ``bench``: the runtime from the command line.
+"""``topo publish``, ``consume``, ``rpc``, ``dlq replay``, ``health`` and ``bench``: the runtime from the
+command line.
 
 They load the topology like ``plan`` does, so names are checked against it before any I/O, and talk
 AMQP to ``--amqp-url`` (``$TOPO_AMQP_URL``, default ``amqp://guest:guest@localhost:5672/``).
@@ -13,7 +14,7 @@ import decimal
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,7 +22,19 @@ from topo.cli.common import DEFAULT_AMQP_URL, PATHS, cli, load_paths, vars_optio
 from topo.errors import UsageError
 from topo.urls import DEFAULT_TIMEOUT
 
-__all__ = ["bench_cmd", "consume_cmd", "dlq_replay_cmd", "message_json", "publish_cmd", "read_body", "rpc_cmd"]
+if TYPE_CHECKING:
+    from topo.runtime.health import Health
+
+__all__ = [
+    "bench_cmd",
+    "consume_cmd",
+    "dlq_replay_cmd",
+    "health_cmd",
+    "message_json",
+    "publish_cmd",
+    "read_body",
+    "rpc_cmd",
+]
 
 _VHOST = click.option("--vhost", required=True, metavar="NAME", help="The vhost (declared in the topology).")
 _AMQP_URL = click.option(
@@ -55,18 +68,25 @@ def parse_headers(items: tuple[str, ...]) -> dict[str, Any] | None:
 
 def read_body(body: str | None, file_: Path | None, content_type: str | None) -> tuple[bytes, str | None]:
     """``--body`` or ``--file`` as bytes, and the content type: given, else JSON or text for ``--body``."""
-    if (body is None) == (file_ is None):
-        raise UsageError("give exactly one of --body and --file")
     if file_ is not None:
+        if body is not None:
+            raise UsageError("give exactly one of --body and --file")
         return file_.read_bytes(), content_type
-    assert body is not None
+    if body is None:
+        raise UsageError("give exactly one of --body and --file")
+    try:
+        data = body.encode()
+    except UnicodeEncodeError:  # bytes of the command line that are not UTF-8 (surrogateescape)
+        raise UsageError(
+            "--body is not UTF-8 text", hint="to send other bytes, write them to a file and use --file FILE"
+        ) from None
     if content_type is None:
         try:
             json.loads(body)
             content_type = "application/json"
         except ValueError:
             content_type = "text/plain; charset=utf-8"
-    return body.encode(), content_type
+    return data, content_type
 
 
 def _expiration(text: str | None) -> str | None:
@@ -490,3 +510,102 @@ def dlq_replay_cmd(
             hint=f"the dead letters not replayed are still in {queue!r}; fix the cause and run it again",
         )
     return 1 if report.skipped else 0
+
+
+@cli.command("health")
+@PATHS
+@_VHOST
+@click.option("--queue", "queues", multiple=True, metavar="NAME", help="Check only this queue (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Unhealthy when the broker has not answered every check after this long.",
+)
+@_AMQP_URL
+@vars_option
+def health_cmd(
+    paths: tuple[str, ...],
+    vhost: str,
+    queues: tuple[str, ...],
+    fmt: str,
+    timeout: float,
+    amqp_url: str,
+    variables: tuple[str, ...],
+) -> int:
+    """For container health checks: is the AMQP connection up, and does every declared queue exist and
+    have the consumers its files expect?
+
+    Exit code as Docker's HEALTHCHECK reads it: 0 healthy, 1 unhealthy or any error (never 2, which
+    Docker reserves). A queue needs consumers where `topo status` would call it CRITICAL without them
+    (at least 1 by default; not a dead-letter or retry queue, nor one with `consumers: off`).
+    """
+    topology = load_paths(paths, variables)
+    from topo.runtime import connect
+    from topo.runtime.errors import ConnectionFailed
+    from topo.runtime.health import Health
+
+    client = connect(topology, vhost=vhost, url=amqp_url, reconnect=False, name="topo health")
+    for name in queues:
+        client.queue(name)  # NotDeclared before any I/O
+
+    async def go() -> Health:
+        try:
+            async with client:
+                return await client.health(queues or None)
+        except ConnectionFailed as exc:  # the answer is "unhealthy", with why
+            return Health(vhost, False, None, (), error=exc.message)
+
+    try:
+        report = asyncio.run(asyncio.wait_for(go(), timeout))
+    except TimeoutError:
+        report = Health(vhost, False, None, (), error=f"the broker did not answer within {timeout:g} s")
+    if fmt == "json":
+        click.echo(json.dumps(_health_json(report), ensure_ascii=False, indent=2))
+    else:
+        click.echo(_health_text(report, client.connection.params.display()), nl=False)
+    return 0 if report.healthy else 1
+
+
+def _health_json(report: Health) -> dict[str, Any]:
+    return {
+        "healthy": report.healthy,
+        "vhost": report.vhost,
+        "connected": report.connected,
+        "blocked": report.blocked,
+        "problems": report.problems,
+        "queues": [
+            {
+                "queue": q.queue,
+                "exists": q.exists,
+                "messages": q.messages,
+                "consumers": q.consumers,
+                "required_consumers": q.required_consumers,
+                "healthy": q.healthy,
+                "problem": q.problem,
+            }
+            for q in report.queues
+        ],
+    }
+
+
+def _health_text(report: Health, where: str) -> str:
+    lines = []
+    if report.healthy:
+        lines.append(f"HEALTHY: {where}: {len(report.queues)} queue{'' if len(report.queues) == 1 else 's'} checked")
+    else:
+        lines.append(f"UNHEALTHY: {where}: " + "; ".join(report.problems))
+    width = max((len(q.queue) for q in report.queues), default=0)
+    for q in report.queues:
+        if not q.exists:
+            state = "missing"
+        else:
+            needs = f", needs {q.required_consumers}" if q.required_consumers is not None else ""
+            state = f"{q.messages} ready, {q.consumers} consumer{'' if q.consumers == 1 else 's'}{needs}"
+        lines.append(f"  {q.queue:<{width}}  {'ok' if q.healthy else 'PROBLEM':<7}  {state}")
+    if report.blocked is not None:
+        lines.append(f"  note: the broker blocks publishers: {report.blocked}")
+    return "\n".join(lines) + "\n"

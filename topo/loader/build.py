@@ -26,6 +26,7 @@ from topo.model import (
     Address,
     Binding,
     BindingPattern,
+    CircuitBreaker,
     DestinationType,
     Exchange,
     Origin,
@@ -59,6 +60,7 @@ _STRUCTURAL_KEYS = frozenset(
         "bindings",
         "retry",
         "prefetch",
+        "circuit-breaker",
         "lint",
         "pattern",
         "apply-to",
@@ -431,6 +433,7 @@ class _Builder:
                 "remove `retry:`; a consumer that failed reads the stream again from its offset",
             )
             delays = ()
+        breaker = self.circuit_breaker(doc, (*path, "circuit-breaker"), body, qtype)
         vhost.queues[name] = Queue(
             name=name,
             type=qtype,
@@ -440,6 +443,7 @@ class _Builder:
             origin=origin,
             prefetch=body.get("prefetch"),
             retry_delays=delays,
+            circuit_breaker=breaker,
             lint_disable=frozenset(body.get("lint", {}).get("disable", [])),
             keep_bindings=keep_bindings(body.get("keep-bindings")),
             monitor=self.monitor(doc, (*path, "monitor"), body["monitor"]) if "monitor" in body else None,
@@ -467,6 +471,26 @@ class _Builder:
                 generated_by=name,
             )
         self.bindings(doc, path, vhost, name, "queue", body.get("bindings") or [])
+
+    def circuit_breaker(self, doc: Document, path: Path_, body: Mapping[str, Any], qtype: str) -> CircuitBreaker | None:
+        """A queue's ``circuit-breaker:``; None when absent or wrong (the problem is reported)."""
+        value = body.get("circuit-breaker")
+        if value is None or any(p[: len(path)] == path for p in self.bad):
+            return None  # absent, or the schema check reported it
+        if qtype == "stream":
+            self.problem(
+                doc,
+                path,
+                "circuit-breaker does not apply to a stream: a stream's failed message is not delivered again, "
+                "and stopping a stream's consumer would lose its place",
+                "remove `circuit-breaker:`; a stream consumer reads again from an offset",
+            )
+            return None
+        open_for = parse_duration(value["open-for"])
+        if open_for <= 0:
+            self.problem(doc, (*path, "open-for"), "open-for must be more than 0", "e.g. open-for: 30s")
+            return None
+        return CircuitBreaker(failures=value["failures"], open_for_ms=open_for)
 
     def monitor(self, doc: Document, path: Path_, body: Mapping[str, Any]) -> MonitorBlock | None:
         """A ``monitor:`` block; None when the schema check found a problem in it (reported already)."""

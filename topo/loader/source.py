@@ -319,7 +319,10 @@ class _Builder:
             finally:
                 self._depth -= 1
                 self._open.discard(id(node))
-        assert isinstance(node, yaml.ScalarNode)
+        if not isinstance(node, yaml.ScalarNode):  # PyYAML composes only these three kinds of node
+            self.problems.append(self.doc.problem(path, f"a YAML node of an unknown kind: {type(node).__name__}"))
+            self.doc.unresolved.add(path)
+            return None
         return self._scalar(node, path)
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:

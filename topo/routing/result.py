@@ -31,11 +31,13 @@ class Hop:
             return f"{src} =[alternate exchange]=> {self.destination}"
         if self.kind == "default-exchange":
             return f"{src} -[{json.dumps(self.destination, ensure_ascii=False)}]-> {self.destination}"
-        assert self.binding is not None
-        label = json.dumps(self.binding.routing_key, ensure_ascii=False)
-        if self.binding.arguments:
+        binding = self.binding
+        if binding is None:  # a "binding" step is always made with its binding; say so rather than fail
+            return f"{src} -[a binding]-> {self.destination}"
+        label = json.dumps(binding.routing_key, ensure_ascii=False)
+        if binding.arguments:
             label += " " + ", ".join(
-                f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(self.binding.arguments.items())
+                f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(binding.arguments.items())
             )
         return f"{src} -[{label}]-> {self.destination}"
 

@@ -13,12 +13,13 @@ import struct
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pamqp import commands
 
 from topo.runtime import codec
 from topo.runtime.codec import Properties
+from topo.runtime.contracts import ChannelHost
 from topo.runtime.declare import ChannelMethods
 from topo.runtime.errors import (
     ChannelClosed,
@@ -31,9 +32,6 @@ from topo.runtime.errors import (
 )
 from topo.runtime.message import Message
 from topo.runtime.settle import Settling
-
-if TYPE_CHECKING:
-    from topo.runtime.connection import Connection
 
 __all__ = ["Channel"]
 
@@ -70,16 +68,18 @@ class _Consumer:
 class Channel(ChannelMethods, Settling):
     """See the module docstring. Created by :meth:`Connection.channel`."""
 
-    def __init__(self, conn: Connection, number: int, *, confirms: bool, prefetch: int | None) -> None:
+    def __init__(self, conn: ChannelHost, number: int, *, confirms: bool, prefetch: int | None) -> None:
         self.connection = conn
         self.number = number
         self.confirms = confirms
         self.prefetch = prefetch
+        if prefetch is not None:  # EncodingError now, not once the broker has opened the channel
+            codec.method_frame(number, commands.Basic.Qos(prefetch_count=prefetch))
         self.error: Exception | None = None  # why the channel closed, when the broker closed it
         self.on_return: Callable[[Message], None] | None = None  # every Basic.Return, as a Message
         self.on_session_lost: Callable[[Exception], None] | None = None  # the connection dropped
         self._loop = asyncio.get_running_loop()
-        self._generation = 0
+        self.generation = 0  # sessions this channel was opened on: a delivery tag of another one is void
         self._ready = False
         self._closed = False
         self._rpc: deque[tuple[tuple[type, ...], asyncio.Future[Any]]] = deque()
@@ -101,18 +101,28 @@ class Channel(ChannelMethods, Settling):
         self._unacked: deque[int] = deque()
         self._ack_pending: set[int] = set()
         self._get_no_ack: deque[bool] = deque()
-        # counters (see Client.metrics): messages sent, confirmed, nacked, returned, delivered
+        # counters (see Client.metrics): messages sent, confirmed, nacked, returned, delivered; deliveries
+        # acked, rejected (not requeued) and requeued (see Settling)
         self.published = 0
         self.confirmed = 0
         self.nacked = 0
         self.returned = 0
         self.delivered = 0
+        self.acked = 0
+        self.rejected = 0
+        self.requeued = 0
 
     # -- state ------------------------------------------------------------------------------------------
 
     @property
     def is_open(self) -> bool:
+        """Open on a live session (false while a reconnection restores it, and once closed)."""
         return self._ready and not self._closed
+
+    @property
+    def is_closed(self) -> bool:
+        """Closed for good (by :meth:`close`, the broker, or the connection's end)."""
+        return self._closed
 
     @property
     def outstanding(self) -> int:
@@ -123,8 +133,12 @@ class Channel(ChannelMethods, Settling):
         if self._closed:
             raise self.error or ClientClosed(f"channel {self.number} is closed")
 
-    async def _open(self) -> None:
-        self._generation += 1
+    # -- what the connection calls (contracts.ChannelPort) ---------------------------------------------------
+
+    async def open(self) -> None:
+        """Channel.Open on the connection's current session, then QoS and confirm mode as configured
+        (:meth:`Connection.channel` calls it; so does :meth:`restore`)."""
+        self.generation += 1
         await self._call(commands.Channel.Open(), commands.Channel.OpenOk, ready=False)
         if self.prefetch is not None:
             await self._call(commands.Basic.Qos(prefetch_count=self.prefetch), commands.Basic.QosOk, ready=False)
@@ -132,10 +146,10 @@ class Channel(ChannelMethods, Settling):
             await self._call(commands.Confirm.Select(), commands.Confirm.SelectOk, ready=False)
         self._ready = True
 
-    async def _restore(self) -> None:
+    async def restore(self) -> None:
         """Reopen on a new session: channel, QoS, confirms, consumers, then unconfirmed publishes."""
         self._content = None
-        await self._open()
+        await self.open()
         self._ready = False
         for consumer in list(self._consumers.values()):
             await self._send_consume(consumer, ready=False)
@@ -149,7 +163,8 @@ class Channel(ChannelMethods, Settling):
             pending.returned = None  # a return without its ack was for the lost session's copy
             self._write_publish(pending)
 
-    def _on_session_lost(self, error: Exception) -> None:
+    def session_lost(self, error: Exception) -> None:
+        """The connection lost its session and reconnects: fail pending calls, forget delivery tags."""
         self._ready = False
         self._content = None
         self._unacked.clear()  # the broker requeued them; their tags are gone with the session
@@ -164,7 +179,8 @@ class Channel(ChannelMethods, Settling):
         if self.on_session_lost is not None:
             self.on_session_lost(error)
 
-    def _fail_all(self, error: Exception, *, final: bool) -> None:
+    def fail(self, error: Exception, *, final: bool) -> None:
+        """Fail pending calls, publishes and consumers with ``error``; ``final``: the channel is closed."""
         if final:
             self._closed = True
             self._ready = False
@@ -196,10 +212,11 @@ class Channel(ChannelMethods, Settling):
             while not self._ready:  # the channel is being restored
                 self._check()
                 await asyncio.sleep(0.01)
+        data = codec.method_frame(self.number, method)  # EncodingError before anything waits for a reply
         fut: asyncio.Future[Any] = self._loop.create_future()
         self._rpc.append((replies, fut))
-        self._emit_acks()  # acks first: e.g. before Channel.Close
-        self.connection._send(codec.method_frame(self.number, method))
+        self.write_acks()  # acks first: e.g. before Channel.Close
+        self.connection.send(data)
         return await fut
 
     async def qos(self, prefetch_count: int) -> None:
@@ -221,8 +238,8 @@ class Channel(ChannelMethods, Settling):
         if self._ready and self.connection.is_open:
             with contextlib.suppress(ChannelClosed):
                 await self._call(commands.Channel.Close(200, "Goodbye", 0, 0), commands.Channel.CloseOk)
-        self._fail_all(ClientClosed(f"channel {self.number} was closed"), final=True)
-        self.connection._retire(self)
+        self.fail(ClientClosed(f"channel {self.number} was closed"), final=True)
+        self.connection.retire(self)
 
     # -- publishing -----------------------------------------------------------------------------------------
 
@@ -283,7 +300,7 @@ class Channel(ChannelMethods, Settling):
             self._inflight[tag] = pending
             self._order.append(tag)
         self.published += 1
-        self.connection._send(pending.data)
+        self.connection.send(pending.data)
 
     async def publish(
         self,
@@ -295,12 +312,16 @@ class Channel(ChannelMethods, Settling):
         mandatory: bool = False,
     ) -> None:
         """Send a message; with confirms, return once the broker has confirmed it (see publish_nowait)."""
-        conn = self.connection
-        if not (conn._unblocked.is_set() and conn._writable.is_set()):
-            await conn.wait_publishable()
+        if self.connection.writes_paused:
+            await self.connection.wait_publishable()
         future = self.publish_nowait(exchange, routing_key, body, properties, mandatory=mandatory)
         if future is not None:
             await future
+
+    async def wait_writable(self) -> None:
+        """Wait while the broker blocks publishers (Connection.Blocked) or the socket buffer is full."""
+        if self.connection.writes_paused:
+            await self.connection.wait_publishable()
 
     async def wait_outstanding(self, at_most: int = 0) -> None:
         """Wait until at most ``at_most`` publishes are unconfirmed (a pipelining window)."""
@@ -414,7 +435,8 @@ class Channel(ChannelMethods, Settling):
 
     # -- incoming frames --------------------------------------------------------------------------------------
 
-    def _on_frame(self, ftype: int, payload: bytes) -> None:
+    def handle_frame(self, ftype: int, payload: bytes) -> None:
+        """One frame the broker sent on this channel (the session calls it)."""
         if ftype == codec.FRAME_METHOD:
             if self._content is not None:
                 raise ProtocolError(f"method frame inside a message's content on channel {self.number}")
@@ -448,20 +470,19 @@ class Channel(ChannelMethods, Settling):
             raise ProtocolError(f"frame type {ftype} on channel {self.number}")
 
     def _content_done(self, body: bytes) -> None:
-        assert self._content is not None and self._props is not None
-        kind, meta = self._content
-        props = self._props
+        content, props = self._content, self._props
+        if content is None or props is None:  # cannot happen: called after a header, inside a content
+            raise ProtocolError(f"content body without its method and header on channel {self.number}")
+        kind, meta = content
         self._content = None
         self._chunks = []
         if kind == _DELIVER:
             consumer_tag, tag, redelivered, exchange, routing_key = meta
             consumer = self._consumers.get(consumer_tag)
-            message = Message(
-                body, props, exchange, routing_key, tag, redelivered, consumer_tag, self, self._generation
-            )
+            message = Message(body, props, exchange, routing_key, tag, redelivered, consumer_tag, self, self.generation)
             if consumer is None:  # cancelled meanwhile: give it back
                 if tag:
-                    self.connection._send(codec.nack_frame(self.number, tag, False, True))
+                    self.connection.send(codec.nack_frame(self.number, tag, False, True))
                 return
             self.delivered += 1
             if consumer.no_ack:
@@ -480,7 +501,7 @@ class Channel(ChannelMethods, Settling):
                 self.on_return(Message(body, props, exchange, routing_key))
         else:  # Basic.GetOk
             tag, redelivered, exchange, routing_key = meta
-            message = Message(body, props, exchange, routing_key, tag, redelivered, "", self, self._generation)
+            message = Message(body, props, exchange, routing_key, tag, redelivered, "", self, self.generation)
             if self._get_no_ack.popleft() if self._get_no_ack else False:
                 message.settled = True
             else:
@@ -496,12 +517,12 @@ class Channel(ChannelMethods, Settling):
 
     def _on_method(self, method: Any) -> None:
         if isinstance(method, commands.Channel.Close):
-            self.connection._send(codec.method_frame(self.number, commands.Channel.CloseOk()))
+            self.connection.send(codec.method_frame(self.number, commands.Channel.CloseOk()))
             error = channel_error(
                 method.reply_code or 0, method.reply_text or "", method.class_id or 0, method.method_id or 0
             )
-            self._fail_all(error, final=True)
-            self.connection._retire(self)
+            self.fail(error, final=True)
+            self.connection.retire(self)
         elif isinstance(method, commands.Basic.Cancel):  # the broker cancels a consumer: no CancelOk
             consumer = self._consumers.pop(method.consumer_tag or "", None)
             if consumer is not None and consumer.on_cancel is not None:
@@ -513,7 +534,7 @@ class Channel(ChannelMethods, Settling):
                 self._get_no_ack.popleft()
             self._reply(method)
         elif isinstance(method, commands.Channel.Flow):
-            self.connection._send(codec.method_frame(self.number, commands.Channel.FlowOk(method.active)))
+            self.connection.send(codec.method_frame(self.number, commands.Channel.FlowOk(method.active)))
         else:
             if not self._rpc or not isinstance(method, self._rpc[0][0]):
                 raise ProtocolError(f"unexpected {method.name} on channel {self.number}")

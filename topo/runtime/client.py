@@ -13,31 +13,32 @@ import asyncio
 import contextlib
 import datetime
 import itertools
-import json
 import os
 import re
 import secrets
 import ssl
-from collections.abc import Awaitable, Callable, Generator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
+from dataclasses import replace
+from typing import Any
 
 from topo.arguments import DELAYED_MESSAGE
 from topo.errors import UsageError
-from topo.model import Queue, Topology, VHost
+from topo.model import CircuitBreaker, Queue, Topology, VHost
 from topo.routing import route, routing_type
 from topo.runtime import codec
 from topo.runtime.channel import Channel
 from topo.runtime.codec import Properties
 from topo.runtime.connection import Connection
+from topo.runtime.consume import MessageStream, RpcClient, Subscription
+from topo.runtime.dlq import DeadLetter, ReplayReport, replay_dead_letters
 from topo.runtime.errors import ClientClosed, InvalidRoutingKey, NotDeclared, UnroutableError
 from topo.runtime.failures import Backoff
-from topo.runtime.message import Message
+from topo.runtime.health import Health, check_health
+from topo.runtime.message import Message, encode_body
+from topo.runtime.metrics import QueueRecorder, RuntimeMetrics
 from topo.runtime.url import parse_url
 from topo.shortstr import SHORTSTR_MAX, shortstr_excess, too_long_message
 from topo.urls import DEFAULT_AMQP_URL
-
-if TYPE_CHECKING:
-    from topo.runtime.dlq import DeadLetter, ReplayReport
 
 __all__ = ["DEFAULT_AMQP_URL", "DEFAULT_PREFETCH", "Client", "Publisher", "connect", "encode_body"]
 
@@ -45,6 +46,11 @@ DEFAULT_PREFETCH = 100
 _ROUTING_HINT = "fix the routing key or the bindings, or pass check_routing=False"
 _MESSAGE_ID_FLAG = 1 << 7
 _BUILTIN = {"amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match"}
+
+
+def _no_confirms() -> UsageError:
+    """What send() raises should the publishing channel lack confirms (never: it is opened with them)."""
+    return UsageError("the publishing channel has no publisher confirms")
 
 
 def _check_routing_key(routing_key: str) -> None:
@@ -58,15 +64,6 @@ def _check_routing_key(routing_key: str) -> None:
     size = shortstr_excess(routing_key)
     if size is not None:
         raise InvalidRoutingKey(too_long_message("routing key", size), hint="shorten it")
-
-
-def encode_body(body: Any, content_type: str | None = None) -> tuple[bytes, str | None]:
-    """Bytes as they are; ``str`` as UTF-8 text; anything else (dict, list, numbers...) as JSON."""
-    if isinstance(body, bytes | bytearray | memoryview):
-        return bytes(body), content_type
-    if isinstance(body, str):
-        return body.encode(), content_type or "text/plain; charset=utf-8"
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(), content_type or "application/json"
 
 
 def connect(
@@ -86,8 +83,6 @@ def connect(
     """
     declared = topology.vhost(vhost)
     params = parse_url(url or os.environ.get("TOPO_AMQP_URL") or DEFAULT_AMQP_URL, ssl_context=ssl_context)
-    from dataclasses import replace
-
     params = replace(params, vhost=vhost, client_name=name)
     return Client(topology, declared, Connection(params, reconnect=reconnect))
 
@@ -99,18 +94,22 @@ class Client:
         self.topology = topology
         self.vhost = vhost
         self.connection = connection
-        self._publishing: Channel | None = None
+        # The shared publishing channel once publishing_channel() opened it (it may have closed since),
+        # else None. Read it; publishing_channel() sets it. (A plain attribute: send() reads it per message.)
+        self.publishing: Channel | None = None
         self._publishing_lock = asyncio.Lock()
         self._publishers: dict[str, Publisher] = {}
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(6)
         self._closers: list[Callable[[], Awaitable[None]]] = []
-        self._rpc: Any = None  # topo.runtime.consume.RpcClient, made on first use
+        self._rpc: RpcClient | None = None  # made on first use
+        self._recorders: dict[str, QueueRecorder] = {}  # per queue with a subscription (see metrics())
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
     async def open(self) -> Client:
-        if self.connection._closed is None:
+        """Open the connection, unless it was opened already."""
+        if not self.connection.opened:
             await self.connection.open()
         return self
 
@@ -129,22 +128,56 @@ class Client:
             with contextlib.suppress(Exception):  # closing anyway
                 await closer()
         self._closers.clear()
-        if self._publishing is not None and self._publishing.is_open and self._publishing.outstanding:
+        if self.publishing is not None and self.publishing.is_open and self.publishing.outstanding:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._publishing.wait_outstanding(0), 5)
+                await asyncio.wait_for(self.publishing.wait_outstanding(0), 5)
         await self.connection.close()
 
-    def metrics(self) -> dict[str, Any]:
-        """Counters since the client opened: publishes sent (again after a reconnection too), confirmed,
-        nacked and returned; deliveries received; reconnections; unconfirmed now; blocked now."""
-        channels = list(self.connection._channels.values())
-        return {
-            **self.connection.counters(),
-            "unconfirmed": sum(c.outstanding for c in channels),
-            "reconnects": self.connection.reconnects,
-            "blocked": self.connection.blocked,
-            "channels": len(channels),
-        }
+    def metrics(self) -> RuntimeMetrics:
+        """The counters since the client opened, read now: the connection's (published, confirmed,
+        nacked, returned, unconfirmed, delivered, acked, rejected, requeued, reconnections, blocked) and,
+        per queue with a subscription, the handler's (handled, failed, retried, dead-lettered, requeued,
+        processing time, circuit breaker). See :mod:`topo.runtime.metrics`."""
+        connection = self.connection
+        channels = list(connection.channels.values())
+        totals = connection.counters()
+        return RuntimeMetrics(
+            published=totals["published"],
+            confirmed=totals["confirmed"],
+            nacked=totals["nacked"],
+            returned=totals["returned"],
+            unconfirmed=sum(c.outstanding for c in channels),
+            delivered=totals["delivered"],
+            acked=totals["acked"],
+            rejected=totals["rejected"],
+            requeued=totals["requeued"],
+            reconnections=connection.reconnects,
+            blocked=connection.blocked,
+            channels=len(channels),
+            connected=connection.is_open,
+            queues={name: recorder.snapshot() for name, recorder in sorted(self._recorders.items())},
+        )
+
+    def queue_recorder(self, queue: str) -> QueueRecorder:
+        """Where the subscriptions of ``queue`` count (made on first use; see :meth:`metrics`)."""
+        recorder = self._recorders.get(queue)
+        if recorder is None:
+            recorder = self._recorders[queue] = QueueRecorder(queue)
+        return recorder
+
+    async def health(self, queues: Iterable[str] | None = None) -> Health:
+        """Whether the connection is up and the declared queues (or ``queues``) exist and have the
+        consumers the files expect; see :mod:`topo.runtime.health`. Never raises for what it finds:
+        ``health.healthy`` and ``health.problems`` say it."""
+        names = None if queues is None else [self.queue(name).name for name in queues]
+        if not self.connection.opened:
+            await self.open()
+        breakers = tuple(
+            (name, recorder.breaker.snapshot())
+            for name, recorder in sorted(self._recorders.items())
+            if recorder.breaker is not None
+        )
+        return await check_health(self.connection, self.topology, self.vhost, names, breakers)
 
     # -- topology lookups -----------------------------------------------------------------------------------
 
@@ -176,13 +209,13 @@ class Client:
 
     async def publishing_channel(self) -> Channel:
         """The shared channel (with publisher confirms) every publisher of this client uses."""
-        channel = self._publishing
-        if channel is not None and not channel._closed:
+        channel = self.publishing
+        if channel is not None and not channel.is_closed:
             return channel
         async with self._publishing_lock:
-            if self._publishing is None or self._publishing._closed:
-                self._publishing = await self.connection.channel(confirms=True)
-            return self._publishing
+            if self.publishing is None or self.publishing.is_closed:
+                self.publishing = await self.connection.channel(confirms=True)
+            return self.publishing
 
     # -- publishing -------------------------------------------------------------------------------------------
 
@@ -200,7 +233,7 @@ class Client:
         """``client.publisher(exchange).publish(routing_key, body, **options)``."""
         await self.publisher(exchange).publish(routing_key, body, **options)
 
-    # -- consuming and RPC (implemented in topo.runtime.consume) --------------------------------------------
+    # -- consuming and RPC (see topo.runtime.consume) ------------------------------------------------------------
 
     def consume(
         self,
@@ -210,7 +243,7 @@ class Client:
         no_ack: bool = False,
         offset: StreamOffset | None = None,
         arguments: Mapping[str, Any] | None = None,
-    ) -> Any:
+    ) -> MessageStream:
         """An async context manager and iterator of the queue's messages (manual acks, declared prefetch).
 
         ``offset``, for a stream only: where to start reading: ``"first"``, ``"last"``, ``"next"`` (the
@@ -218,8 +251,6 @@ class Client:
         ``datetime``, or an interval such as ``"1h"`` (``x-stream-offset``). ``arguments`` are other
         consumer arguments (``x-priority``...).
         """
-        from topo.runtime.consume import MessageStream
-
         declared = self.queue(queue)
         consumer_arguments = _consumer_arguments(declared, offset, arguments, no_ack)
         return MessageStream(
@@ -242,7 +273,8 @@ class Client:
         arguments: Mapping[str, Any] | None = None,
         verify: bool = True,
         backoff: Backoff | None = None,
-    ) -> Any:
+        circuit_breaker: CircuitBreaker | None = None,
+    ) -> Subscription:
         """Run ``handler`` for each message: ack on success; on an exception, retry per the queue's retry
         policy, else dead-letter it, else requeue it after a back-off (never in a tight loop, never
         dropped): see :mod:`topo.runtime.failures`. Returns a :class:`Subscription`.
@@ -252,12 +284,12 @@ class Client:
         otherwise (:mod:`topo.runtime.verify`; needs the configure permission on the queue).
         ``verify=False`` skips that; the runtime then dead-letters failed messages itself (confirmed)
         rather than rely on the broker's queue. ``backoff``: the requeue delays when the queue declares
-        no ``retry:`` (default: 1 s, doubling, at most 60 s).
+        no ``retry:`` (default: 1 s, doubling, at most 60 s). ``circuit_breaker``: stop consuming after
+        that many failures in a row, for a while (default: the queue's ``circuit-breaker:``, else none;
+        see :mod:`topo.runtime.breaker`).
 
         ``offset`` and ``arguments``: as for :meth:`consume`. A stream keeps every message: one whose
         handler failed is not delivered again (read the stream again from its offset)."""
-        from topo.runtime.consume import Subscription
-
         declared = self.queue(queue)
         consumer_arguments = _consumer_arguments(declared, offset, arguments, False)
         subscription = Subscription(
@@ -269,6 +301,7 @@ class Client:
             arguments=consumer_arguments,
             verify=verify,
             backoff=backoff,
+            circuit_breaker=circuit_breaker,
         )
         await subscription.start()
         self._closers.append(subscription.cancel)
@@ -283,12 +316,12 @@ class Client:
         concurrency: int = 1,
         verify: bool = True,
         backoff: Backoff | None = None,
-    ) -> Any:
+        circuit_breaker: CircuitBreaker | None = None,
+    ) -> Subscription:
         """Answer RPC requests on ``queue``: the handler's return value is the reply (JSON unless bytes/str);
-        when it raises, the reply says so (:class:`RemoteError` for the caller). ``verify``, ``backoff``:
-        as for :meth:`subscribe` (a request without ``reply_to`` is treated as a subscription's message)."""
-        from topo.runtime.consume import Subscription
-
+        when it raises, the reply says so (:class:`RemoteError` for the caller). ``verify``, ``backoff``,
+        ``circuit_breaker``: as for :meth:`subscribe` (a request without ``reply_to`` is treated as a
+        subscription's message; a handler's failure counts for the breaker, replied or not)."""
         declared = self.queue(queue)
         subscription = Subscription(
             self,
@@ -299,6 +332,7 @@ class Client:
             reply=True,
             verify=verify,
             backoff=backoff,
+            circuit_breaker=circuit_breaker,
         )
         await subscription.start()
         self._closers.append(subscription.cancel)
@@ -316,9 +350,8 @@ class Client:
         """Send a request to ``queue`` (through the default exchange) and return the decoded reply.
 
         :class:`RpcTimeout` when no reply came within ``timeout`` seconds (the request expires then);
-        :class:`RemoteError` when the server's handler raised."""
-        from topo.runtime.consume import RpcClient
-
+        :class:`RemoteError` when the server's handler raised. The reply as :meth:`Message.decoded` gives it:
+        JSON as Python values, text as ``str``, else ``bytes``."""
         self.queue(queue)
         if self._rpc is None:
             self._rpc = RpcClient(self)
@@ -336,8 +369,6 @@ class Client:
         """Republish (at most ``count``) dead letters of ``queue`` to the route each came by, acking each
         only once its copy is confirmed; ``dry_run`` moves nothing. Returns a
         :class:`~topo.runtime.dlq.ReplayReport`; see :mod:`topo.runtime.dlq`."""
-        from topo.runtime.dlq import replay_dead_letters
-
         return await replay_dead_letters(self, queue, count=count, dry_run=dry_run, on_item=on_item)
 
     def _prefetch(self, queue: Queue, prefetch: int | None) -> int:
@@ -439,7 +470,7 @@ class Publisher:
         publisher.flush()`` waits for all of them. Needs :meth:`Client.publishing_channel` opened first:
         use :meth:`publish` once, or ``await publisher.ready()``.
         """
-        channel = self.client._publishing
+        channel = self.client.publishing
         if channel is None:
             raise ClientClosed("call `await publisher.ready()` (or publish once) before send()")
         if properties is None and headers is None and not fields:
@@ -451,23 +482,23 @@ class Publisher:
                 flags, encoded = codec.encode_properties(Properties(content_type=ctype, delivery_mode=mode))
                 prefix = self._prefixes[(ctype, mode)] = (flags | _MESSAGE_ID_FLAG, encoded)
             mid = message_id or self.client.new_message_id()
-            raw = mid.encode()
+            try:
+                raw = mid.encode()
+                encoded_props = prefix[1] + bytes((len(raw),)) + raw  # ValueError past 255 bytes
+            except (AttributeError, ValueError):
+                raise codec.shortstr_error("message_id property", mid) from None
             future = channel.publish_encoded(
-                self.exchange,
-                routing_key,
-                data,
-                prefix[0],
-                prefix[1] + bytes((len(raw),)) + raw,
-                mid,
-                mandatory=self.mandatory,
+                self.exchange, routing_key, data, prefix[0], encoded_props, mid, mandatory=self.mandatory
             )
-            assert future is not None
+            if future is None:
+                raise _no_confirms()
             return future
         data, props = self._properties(
             routing_key, body, headers, check_routing, persistent, message_id, content_type, properties, fields
         )
         future = channel.publish_nowait(self.exchange, routing_key, data, props, mandatory=self.mandatory)
-        assert future is not None
+        if future is None:
+            raise _no_confirms()
         return future
 
     async def ready(self) -> Publisher:
@@ -496,8 +527,14 @@ class Publisher:
         data, props = self._properties(
             routing_key, body, headers, check_routing, persistent, message_id, content_type, properties, fields
         )
+        flags, encoded = codec.encode_properties(props)  # EncodingError before any I/O
         channel = await self.client.publishing_channel()
-        await channel.publish(self.exchange, routing_key, data, props, mandatory=self.mandatory)
+        await channel.wait_writable()
+        future = channel.publish_encoded(
+            self.exchange, routing_key, data, flags, encoded, props.message_id, mandatory=self.mandatory
+        )
+        if future is not None:
+            await future
 
     async def flush(self) -> None:
         """Wait until everything sent through this client's publishing channel is confirmed."""
@@ -505,11 +542,9 @@ class Publisher:
 
     async def wait_outstanding(self, at_most: int) -> None:
         """Wait until at most ``at_most`` sends are unconfirmed (a pipelining window for :meth:`send`)."""
-        channel = self.client._publishing
+        channel = self.client.publishing
         if channel is not None:
-            conn = channel.connection
-            if not (conn._unblocked.is_set() and conn._writable.is_set()):
-                await conn.wait_publishable()
+            await channel.wait_writable()
             await channel.wait_outstanding(at_most)
 
 

@@ -29,7 +29,8 @@ from typing import Any
 
 from pamqp import commands, decode, encode
 
-from topo.runtime.errors import ProtocolError
+from topo.runtime.errors import EncodingError, ProtocolError
+from topo.shortstr import too_long_message
 
 __all__ = [
     "FRAME_BODY",
@@ -50,6 +51,7 @@ __all__ = [
     "nack_frame",
     "publish_frame",
     "reject_frame",
+    "shortstr_error",
     "unmarshal_method",
 ]
 
@@ -79,11 +81,31 @@ _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 # Field tables
 
 
-def _shortstr(value: str) -> bytes:
-    raw = value.encode()
-    if len(raw) > 255:
-        raise ValueError(f"short string longer than 255 bytes: {value[:40]!r}...")
-    return _U8.pack(len(raw)) + raw
+def _shortstr(value: str, what: str = "short string") -> bytes:
+    try:
+        raw = value.encode()
+        return bytes((len(raw),)) + raw  # ValueError past 255 bytes
+    except (AttributeError, ValueError):
+        raise shortstr_error(what, value) from None
+
+
+def shortstr_error(what: str, value: Any) -> EncodingError:
+    """Why ``value`` is not an AMQP short string (text, at most 255 bytes of UTF-8), as an EncodingError."""
+    if not isinstance(value, str):
+        return EncodingError(f"the {what} must be text, not {type(value).__name__} {value!r}")
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:
+        return EncodingError(f"the {what} {_shown(value)} is not UTF-8 text", hint=_UTF8_HINT)
+    return EncodingError(too_long_message(what, size), hint="shorten it")
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:40] + "...")
+
+
+_UTF8_HINT = "AMQP carries text as UTF-8 (on a command line, a byte that is not UTF-8 cannot be sent as text)"
+_TABLE_TYPES = "text, integers (64-bit), floats, booleans, bytes, decimals, datetimes, lists, tables and None"
 
 
 def _encode_value(value: Any) -> bytes:
@@ -97,7 +119,10 @@ def _encode_value(value: Any) -> bytes:
             return b"I" + _I32.pack(value)
         if _I64_MIN <= value <= _I64_MAX:
             return b"l" + _I64.pack(value)
-        raise ValueError(f"integer out of the 64-bit range of an AMQP field: {value}")
+        raise EncodingError(
+            f"integer out of the 64-bit range of an AMQP field: {value}",
+            hint="send a larger number as text (with `topo publish --header`, quote it as JSON: n='\"123...\"')",
+        )
     if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
         return b"x" + _U32.pack(len(raw)) + raw
@@ -114,7 +139,10 @@ def _encode_value(value: Any) -> bytes:
         return b"A" + _U32.pack(len(body)) + body
     if value is None:
         return b"V"
-    raise TypeError(f"cannot carry a {type(value).__name__} in an AMQP field table: {value!r}")
+    raise EncodingError(
+        f"cannot carry a {type(value).__name__} in an AMQP field table: {value!r}",
+        hint=f"AMQP field tables carry {_TABLE_TYPES}",
+    )
 
 
 def encode_table(table: Mapping[str, Any] | None) -> bytes:
@@ -124,11 +152,15 @@ def encode_table(table: Mapping[str, Any] | None) -> bytes:
     parts = []
     for key, value in table.items():
         if not isinstance(key, str):
-            raise TypeError(f"field table keys must be str, not {type(key).__name__}")
+            raise EncodingError(f"field table keys must be text, not {type(key).__name__} {key!r}")
         try:
-            parts.append(_shortstr(key) + _encode_value(value))
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"{key}: {exc}") from None
+            parts.append(_shortstr(key, "field name") + _encode_value(value))
+        except EncodingError as exc:
+            raise EncodingError(f"{key}: {exc.message}", hint=exc.hint) from None
+        except UnicodeEncodeError as exc:  # a str value (or one inside a list or table) that is not UTF-8
+            raise EncodingError(f"{key}: {_shown(exc.object)} is not UTF-8 text", hint=_UTF8_HINT) from None
+        except (TypeError, ValueError, OverflowError, struct.error) as exc:  # pamqp's decimal, timestamp
+            raise EncodingError(f"{key}: {exc}", hint=f"AMQP field tables carry {_TABLE_TYPES}") from None
     body = b"".join(parts)
     return _U32.pack(len(body)) + body
 
@@ -195,13 +227,23 @@ def _decode_table_body(data: bytes, pos: int, end: int) -> dict[str, Any]:
         n = data[pos]
         key = data[pos + 1 : pos + 1 + n].decode(errors="replace")
         table[key], pos = _decode_value(data, pos + 1 + n)
+    if pos != end:
+        raise ProtocolError("a field table's entries overrun its length")
     return table
 
 
 def decode_table(data: bytes, pos: int = 0) -> tuple[dict[str, Any], int]:
-    """A field table at ``pos`` (with its length prefix) and the position after it."""
-    (n,) = _U32.unpack_from(data, pos)
-    return _decode_table_body(data, pos + 4, pos + 4 + n), pos + 4 + n
+    """A field table at ``pos`` (with its length prefix) and the position after it.
+
+    :class:`ProtocolError` when it is malformed (cut short, an unknown type tag)."""
+    try:
+        (n,) = _U32.unpack_from(data, pos)
+        end = pos + 4 + n
+        if end > len(data):
+            raise ProtocolError(f"a field table of {n} bytes in {len(data) - pos - 4}")
+        return _decode_table_body(data, pos + 4, end), end
+    except (struct.error, IndexError, ValueError, decimal.InvalidOperation, OverflowError, OSError) as exc:
+        raise ProtocolError(f"malformed field table: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -245,7 +287,44 @@ _SHORTSTR_FIELDS = {
 
 
 def encode_properties(p: Properties) -> tuple[int, bytes]:
-    """The property flags and the encoded property list (in the protocol's order)."""
+    """The property flags and the encoded property list (in the protocol's order).
+
+    :class:`EncodingError` naming the property when one cannot be carried."""
+    try:
+        return _encode_properties(p)
+    except (EncodingError, TypeError, ValueError, AttributeError, OverflowError, struct.error):
+        raise _property_error(p) from None
+
+
+_OCTETS = ("delivery_mode", "priority")
+
+
+def _property_error(p: Properties) -> EncodingError:
+    """The first property of ``p`` that cannot be encoded, as an :class:`EncodingError` naming it."""
+    for name in _SHORTSTR_FIELDS:
+        value = getattr(p, name)
+        if value is not None:
+            try:
+                _shortstr(value, f"{name} property")
+            except EncodingError as exc:
+                return exc
+    for name in _OCTETS:
+        value = getattr(p, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255):
+            return EncodingError(f"the {name} property must be an integer from 0 to 255, not {value!r}")
+    if p.headers is not None:
+        if not isinstance(p.headers, Mapping):
+            return EncodingError(f"the headers must be a mapping, not {type(p.headers).__name__}")
+        try:
+            encode_table(p.headers)
+        except EncodingError as exc:
+            return EncodingError(f"header {exc.message}", hint=exc.hint)
+    if p.timestamp is not None and not isinstance(p.timestamp, _dt.datetime):
+        return EncodingError(f"the timestamp property must be a datetime, not {type(p.timestamp).__name__}")
+    return EncodingError(f"cannot encode the message properties {p!r}")
+
+
+def _encode_properties(p: Properties) -> tuple[int, bytes]:
     flags = 0
     parts: list[bytes] = []
     if p.content_type is not None:
@@ -296,7 +375,14 @@ def _short(data: bytes, pos: int) -> tuple[str, int]:
 
 
 def decode_header(payload: bytes) -> tuple[int, Properties]:
-    """A content-header frame's payload: (body size, properties)."""
+    """A content-header frame's payload: (body size, properties); :class:`ProtocolError` when malformed."""
+    try:
+        return _decode_header(payload)
+    except (struct.error, IndexError, ValueError, OverflowError, OSError) as exc:
+        raise ProtocolError(f"malformed content header: {exc}") from None
+
+
+def _decode_header(payload: bytes) -> tuple[int, Properties]:
     _, _, body_size, flags = _HDR.unpack_from(payload, 0)
     pos = 14  # Basic's 14 properties fit one flag word: no continuation words
     p = Properties()
@@ -382,19 +468,26 @@ def _marshal_args(method: Any) -> bytes:
         if bits >= 0:
             out.append(_U8.pack(bits))
             bits = -1
-        if kind == "table":
-            out.append(encode_table(value))
-        elif kind == "shortstr":
-            out.append(_shortstr(value or ""))
-        else:
-            out.append(encode.by_type(0 if value is None else value, kind))
+        try:
+            if kind == "table":
+                out.append(encode_table(value))
+            elif kind == "shortstr":
+                out.append(_shortstr(value or "", name.replace("_", " ")))
+            else:
+                out.append(encode.by_type(0 if value is None else value, kind))
+        except EncodingError as exc:
+            raise EncodingError(f"{method.name}: {name}: {exc.message}", hint=exc.hint) from None
+        except (TypeError, ValueError, OverflowError, struct.error) as exc:  # pamqp: range and type checks
+            raise EncodingError(f"{method.name}: {name}: {exc}") from None
     if bits >= 0:
         out.append(_U8.pack(bits))
     return b"".join(out)
 
 
 def method_frame(channel: int, method: Any) -> bytes:
-    """The frame for a pamqp method object (no name validation; field tables through :func:`encode_table`)."""
+    """The frame for a pamqp method object (no name validation; field tables through :func:`encode_table`).
+
+    :class:`EncodingError` naming the method and the field when a value cannot be carried."""
     return frame(FRAME_METHOD, channel, _U32.pack(method.index) + _marshal_args(method))
 
 
@@ -415,7 +508,10 @@ def unmarshal_method(payload: bytes) -> Any:
 def publish_frame(channel: int, exchange: str, routing_key: str, mandatory: bool) -> bytes:
     """A Basic.Publish method frame (cache it per exchange and key: it repeats)."""
     payload = (
-        b"\x00\x3c\x00\x28\x00\x00" + _shortstr(exchange) + _shortstr(routing_key) + (b"\x01" if mandatory else b"\x00")
+        b"\x00\x3c\x00\x28\x00\x00"
+        + _shortstr(exchange, "exchange name")
+        + _shortstr(routing_key, "routing key")
+        + (b"\x01" if mandatory else b"\x00")
     )
     return frame(FRAME_METHOD, channel, payload)
 

@@ -17,11 +17,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from pamqp import commands
 
 from topo.runtime import codec
+from topo.runtime.channel import Channel
+from topo.runtime.contracts import AckWriter, ChannelPort
 from topo.runtime.errors import (
     AuthenticationError,
     ClientClosed,
@@ -33,10 +36,6 @@ from topo.runtime.errors import (
 )
 from topo.runtime.protocol import Session
 from topo.runtime.url import ConnectionParams
-
-if TYPE_CHECKING:
-    from topo.runtime.channel import Channel
-    from topo.runtime.settle import Settling
 
 __all__ = ["Connection"]
 
@@ -80,7 +79,7 @@ class Connection:
         self._wbuf: list[bytes] = []
         self._wsize = 0  # bytes in _wbuf
         self.retired: dict[str, int] = {}  # counters of closed channels
-        self._ack_channels: list[Settling] = []  # channels with acks to write at the next flush
+        self._ack_channels: list[AckWriter] = []  # channels with acks to write at the next flush
         self._flush_scheduled = False
         self._last_write = 0.0
         self._writable = asyncio.Event()
@@ -98,7 +97,28 @@ class Connection:
 
     @property
     def is_open(self) -> bool:
+        """A session is open and the connection is not closing."""
         return self._session is not None and self._session.open and not self._closing
+
+    @property
+    def opened(self) -> bool:
+        """:meth:`open` was called (the connection may have closed since)."""
+        return self._closed is not None
+
+    @property
+    def closed(self) -> bool:
+        """Closed for good: by :meth:`close`, or lost without reconnecting."""
+        return self._closing or (self._closed is not None and self._closed.done())
+
+    @property
+    def writes_paused(self) -> bool:
+        """The broker blocks publishers (Connection.Blocked) or the socket's buffer is full."""
+        return not (self._unblocked.is_set() and self._writable.is_set())
+
+    @property
+    def channels(self) -> Mapping[int, Channel]:
+        """The open channels, by number (read only)."""
+        return self._channels
 
     async def open(self) -> Connection:
         """Connect and handshake; raises :class:`ConnectionFailed` (or :class:`AuthenticationError`)."""
@@ -108,8 +128,6 @@ class Connection:
 
     async def channel(self, *, confirms: bool = False, prefetch: int | None = None) -> Channel:
         """A new channel (publisher confirms and QoS set up when asked)."""
-        from topo.runtime.channel import Channel
-
         if self._closing or self._closed is None or self._closed.done():
             raise ClientClosed("the connection is closed")
         await self.wait_ready()
@@ -117,7 +135,7 @@ class Connection:
         channel = Channel(self, number, confirms=confirms, prefetch=prefetch)
         self._channels[number] = channel
         try:
-            await channel._open()
+            await channel.open()
         except BaseException:
             self._channels.pop(number, None)
             raise
@@ -155,7 +173,7 @@ class Connection:
         session = self._session
         if session is not None and session.open and session.transport is not None:
             for channel in list(self._channels.values()):
-                channel._fail_all(ClientClosed("the connection was closed"), final=True)
+                channel.fail(ClientClosed("the connection was closed"), final=True)
             self._flush()
             self._close_ok = asyncio.get_running_loop().create_future()
             session.transport.write(codec.method_frame(0, commands.Connection.Close(200, "Goodbye", 0, 0)))
@@ -181,7 +199,7 @@ class Connection:
     # burst of thousands of publishes otherwise reaches the broker as one late write of megabytes.
     WRITE_CHUNK = 64 * 1024
 
-    def _send(self, data: bytes) -> None:
+    def send(self, data: bytes) -> None:
         """Queue frames for the current session; they go out with the next flush (same loop iteration)."""
         self._wbuf.append(data)
         self._wsize += len(data)
@@ -191,9 +209,9 @@ class Connection:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
-    COUNTERS = ("published", "confirmed", "nacked", "returned", "delivered")
+    COUNTERS = ("published", "confirmed", "nacked", "returned", "delivered", "acked", "rejected", "requeued")
 
-    def _retire(self, channel: Channel) -> None:
+    def retire(self, channel: ChannelPort) -> None:
         """Forget a closed channel (its number is free again), keeping its counters for metrics()."""
         if self._channels.get(channel.number) is channel:
             del self._channels[channel.number]
@@ -209,7 +227,8 @@ class Connection:
                 totals[name] += getattr(channel, name)
         return totals
 
-    def _want_flush(self, channel: Settling) -> None:
+    def schedule_acks(self, channel: AckWriter) -> None:
+        """Have ``channel.write_acks()`` run at the next flush (this loop iteration's write)."""
         self._ack_channels.append(channel)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -219,7 +238,7 @@ class Connection:
         if self._ack_channels:  # their acks join this write (_flush_scheduled is still set: no new call)
             channels, self._ack_channels = self._ack_channels, []
             for channel in channels:
-                channel._emit_acks()
+                channel.write_acks()
         self._flush_scheduled = False
         if self._wbuf:
             self._write_buffer()
@@ -264,16 +283,17 @@ class Connection:
                 f"cannot connect to {p.display()}: {exc or 'timed out'}",
                 hint="is the broker running, and is this its AMQP port?",
             ) from exc
-        assert session.transport is not None
+        if session.transport is None:  # asyncio makes the socket before create_connection returns
+            raise ConnectionFailed(f"cannot connect to {p.display()}: no socket was made")
         self._session = session
         try:
             await asyncio.wait_for(self._handshake(session), p.connection_timeout)
         except TimeoutError:
-            session.transport.abort()
+            session.abort()
             self._session = None
             raise ConnectionFailed(f"handshake with {p.display()} timed out") from None
         except BaseException:
-            session.transport.abort()
+            session.abort()
             self._session = None
             raise
         session.open = True
@@ -292,8 +312,7 @@ class Connection:
                 hint="check the credentials and the vhost permissions",
             )
         if isinstance(method, commands.Connection.Close):
-            assert session.transport is not None
-            session.transport.write(codec.method_frame(0, commands.Connection.CloseOk()))
+            session.write(codec.method_frame(0, commands.Connection.CloseOk()))
             text = f"{method.reply_code} {method.reply_text}"
             if method.reply_code == 403:
                 raise AuthenticationError(
@@ -308,9 +327,8 @@ class Connection:
         return method
 
     async def _handshake(self, session: Session) -> None:
-        assert session.transport is not None
         p = self.params
-        session.transport.write(_PROTOCOL_HEADER)
+        session.write(_PROTOCOL_HEADER)
         start = await self._next_handshake_method(session, commands.Connection.Start)
         self.server_properties = dict(start.server_properties or {})
         mechanisms = (start.mechanisms or "").split()
@@ -338,7 +356,7 @@ class Connection:
             response=response,
             locale="en_US",
         )
-        session.transport.write(codec.method_frame(0, start_ok))
+        session.write(codec.method_frame(0, start_ok))
         tune = await self._next_handshake_method(session, commands.Connection.Tune)
 
         def pick(ours: int, theirs: int) -> int:
@@ -347,21 +365,31 @@ class Connection:
         self.channel_max = pick(p.channel_max, tune.channel_max) or 65535
         self.frame_max = pick(p.frame_max, tune.frame_max) or 131072
         self.heartbeat = pick(p.heartbeat, tune.heartbeat)
-        session.transport.write(
+        session.write(
             codec.method_frame(0, commands.Connection.TuneOk(self.channel_max, self.frame_max, self.heartbeat))
             + codec.method_frame(0, codec.make_method(commands.Connection.Open, virtual_host=p.vhost))
         )
         await self._next_handshake_method(session, commands.Connection.OpenOk)
 
-    def _on_connection_method(self, session: Session, method: Any) -> None:
+    # -- what the session calls (contracts.SessionOwner) --------------------------------------------------
+
+    def pause_writing(self) -> None:
+        """The socket's write buffer is full: publishers wait (:meth:`wait_publishable`)."""
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    def connection_method(self, session: Session, method: Any) -> None:
+        """A method on channel 0 after the handshake."""
         if isinstance(method, commands.Connection.Close):
-            assert session.transport is not None
-            session.transport.write(codec.method_frame(0, commands.Connection.CloseOk()))
+            session.write(codec.method_frame(0, commands.Connection.CloseOk()))
             session.close_error = ConnectionClosed(
                 method.reply_code or 0, method.reply_text or "", method.class_id or 0, method.method_id or 0
             )
             log.warning("broker closed the connection: %s", session.close_error)
-            session.transport.close()
+            if session.transport is not None:
+                session.transport.close()
         elif isinstance(method, commands.Connection.CloseOk):
             if self._close_ok is not None and not self._close_ok.done():
                 self._close_ok.set_result(None)
@@ -376,7 +404,8 @@ class Connection:
         else:
             raise ProtocolError(f"unexpected {method.name} on channel 0")
 
-    def _session_lost(self, session: Session, exc: Exception | None) -> None:
+    def session_lost(self, session: Session, exc: Exception | None) -> None:
+        """The session's socket closed: reconnect (when it may) or finish."""
         if session is not self._session:
             return
         self._session = None
@@ -399,7 +428,7 @@ class Connection:
         if self.reconnect and recoverable:
             log.warning("AMQP connection lost (%s); reconnecting", error or exc or "socket closed")
             for channel in list(self._channels.values()):
-                channel._on_session_lost(ConnectionLost(f"connection lost: {error or exc or 'socket closed'}"))
+                channel.session_lost(ConnectionLost(f"connection lost: {error or exc or 'socket closed'}"))
             self._spawn(self._reconnect())
             return
         final = error if isinstance(error, ConnectionClosed) else ConnectionClosed(0, str(exc or "lost"))
@@ -409,9 +438,9 @@ class Connection:
         if error is not None and self.error is None:
             self.error = error
         for channel in list(self._channels.values()):
-            channel._fail_all(error or ClientClosed("the connection was closed"), final=True)
+            channel.fail(error or ClientClosed("the connection was closed"), final=True)
         for channel in list(self._channels.values()):
-            self._retire(channel)
+            self.retire(channel)
         for task in list(self._tasks):
             task.cancel()
         if self._closed is not None and not self._closed.done():
@@ -438,13 +467,13 @@ class Connection:
                 if channel is None:
                     continue
                 try:
-                    await channel._restore()
+                    await channel.restore()
                 except ConnectionClosed:
                     break  # lost again: the next session restores everything
                 except Exception as exc:
                     log.error("could not restore channel %d: %s", number, exc)
-                    channel._fail_all(exc, final=True)
-                    self._retire(channel)
+                    channel.fail(exc, final=True)
+                    self.retire(channel)
             return
 
     def _spawn(self, coro: Any) -> None:

@@ -9,12 +9,16 @@ import inspect
 import itertools
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from topo.model import Queue
+from topo.model import CircuitBreaker, Queue
+from topo.routing import dead_letter_target
+from topo.runtime.breaker import Breaker
 from topo.runtime.channel import Channel
 from topo.runtime.codec import Properties
+from topo.runtime.contracts import ClientPort
 from topo.runtime.errors import (
     ClientClosed,
     ConnectionLost,
@@ -25,10 +29,8 @@ from topo.runtime.errors import (
     UnroutableError,
 )
 from topo.runtime.failures import DEFAULT_BACKOFF, RETRY_HEADER, Backoff, Failures, retry_queue_name
-from topo.runtime.message import Message
-
-if TYPE_CHECKING:
-    from topo.runtime.client import Client
+from topo.runtime.message import Message, encode_body
+from topo.runtime.verify import check_queue
 
 __all__ = ["RETRY_HEADER", "MessageStream", "RpcClient", "Subscription", "retry_queue_name"]
 
@@ -51,7 +53,7 @@ class MessageStream:
 
     def __init__(
         self,
-        client: Client,
+        client: ClientPort,
         queue: str,
         prefetch: int,
         *,
@@ -72,14 +74,40 @@ class MessageStream:
     async def __aenter__(self) -> MessageStream:
         await self.client.open()
         self.channel = await self.client.connection.channel(prefetch=self.prefetch)
-        self._tag = await self.channel.consume(
+        await self._consume(self.channel)
+        return self
+
+    async def _consume(self, channel: Channel) -> None:
+        self._tag = await channel.consume(
             self.queue,
             self._from_stream if self.stream else self._items.put_nowait,
             no_ack=self.no_ack,
             on_cancel=self._cancelled,
             arguments=self.arguments,
         )
-        return self
+
+    async def pause(self) -> None:
+        """Stop the consumer (``Basic.Cancel``): the broker delivers nothing more. The channel stays open:
+        messages delivered and not settled stay to be settled (or requeued when the channel closes)."""
+        channel, tag = self.channel, self._tag
+        self._tag = ""
+        if channel is not None and tag:
+            await channel.cancel(tag)
+
+    async def resume(self, prefetch: int | None = None) -> None:
+        """Start the consumer again after :meth:`pause`, with ``prefetch`` (else the stream's own)."""
+        channel = self.channel
+        if channel is None or self._tag:
+            return
+        wanted = self.prefetch if prefetch is None else prefetch
+        if channel.prefetch != wanted:
+            await channel.qos(wanted)
+        await self._consume(channel)
+
+    @property
+    def consuming(self) -> bool:
+        """The consumer runs (entered, not paused, not closed)."""
+        return self.channel is not None and bool(self._tag)
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
@@ -127,12 +155,14 @@ class Subscription:
     """A running handler on a queue (see :meth:`Client.subscribe` and :meth:`Client.serve`).
 
     Before consuming, it checks the broker's queue against the files (:mod:`topo.runtime.verify`) unless
-    ``verify`` is false; a failed message is then settled as :mod:`topo.runtime.failures` says.
+    ``verify`` is false; a failed message is then settled as :mod:`topo.runtime.failures` says. With a
+    circuit breaker (the queue's ``circuit-breaker:``, or ``circuit_breaker=``), consecutive failures
+    stop the consumer for a while (:mod:`topo.runtime.breaker`).
     """
 
     def __init__(
         self,
-        client: Client,
+        client: ClientPort,
         queue: Queue,
         handler: Callable[[Message], Awaitable[Any] | Any],
         prefetch: int,
@@ -142,16 +172,28 @@ class Subscription:
         arguments: Mapping[str, Any] | None = None,
         verify: bool = True,
         backoff: Backoff | None = None,
+        circuit_breaker: CircuitBreaker | None = None,
     ) -> None:
-        from topo.routing import dead_letter_target
-
         self.client = client
         self.queue = queue
         self.handler = handler
         self.reply = reply
         self.verify = verify
+        self.prefetch = prefetch
         self.handled = 0
         self.failed = 0
+        self.metrics = client.queue_recorder(queue.name)
+        policy = circuit_breaker or queue.circuit_breaker
+        if policy is not None and queue.type == "stream":
+            from topo.errors import UsageError
+
+            raise UsageError(
+                f"a circuit breaker does not apply to stream {queue.name!r}",
+                hint="a stream's failed message is not delivered again; read it again from its offset",
+            )
+        self.breaker = Breaker(policy) if policy is not None else None
+        if self.breaker is not None:
+            self.metrics.breaker = self.breaker
         exchange, key = dead_letter_target(client.vhost, queue)
         self.dead_letter_exchange = exchange
         self.failures = Failures(
@@ -161,16 +203,23 @@ class Subscription:
             dead_letter=(exchange, key) if exchange is not None else None,
             # only an argument can be checked over AMQP (policies cannot be read)
             by_broker=verify and "x-dead-letter-exchange" in queue.arguments,
+            metrics=self.metrics,
         )
         self._stream = MessageStream(client, queue.name, prefetch, arguments=arguments, stream=queue.type == "stream")
         self._workers: list[asyncio.Task[None]] = []
         self._concurrency = max(1, concurrency)
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._switching = asyncio.Lock()  # the breaker's consumer stops and restarts, one at a time
+        self._reopen: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def consuming(self) -> bool:
+        """The consumer runs (false while the circuit breaker is open, and once cancelled)."""
+        return self._stream.consuming
 
     async def start(self) -> None:
         if self.verify:
-            from topo.runtime.verify import check_queue
-
             await self.client.open()
             await check_queue(self.client, self.queue, self.dead_letter_exchange)
         await self._stream.__aenter__()
@@ -181,9 +230,11 @@ class Subscription:
         await asyncio.shield(self._done)
 
     async def cancel(self) -> None:
-        for worker in self._workers:
-            worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        if self._reopen is not None:
+            self._reopen.cancel()
+        for task in [*self._workers, *self._tasks]:
+            task.cancel()
+        await asyncio.gather(*self._workers, *self._tasks, return_exceptions=True)
         self.failures.close()
         await self._stream.close()
         if not self._done.done():
@@ -192,6 +243,10 @@ class Subscription:
     async def _work(self) -> None:
         try:
             async for message in self._stream:
+                breaker = self.breaker
+                if breaker is not None and breaker.is_open:  # prefetched before the consumer stopped
+                    message.nack_nowait(requeue=True)  # back to the queue, unhandled
+                    continue
                 try:
                     await self._handle(message)
                 except RuntimeClientError as exc:  # settling failed (connection lost...): the broker
@@ -204,6 +259,7 @@ class Subscription:
                 self._done.set_result(None)
 
     async def _handle(self, message: Message) -> None:
+        started = time.perf_counter()
         try:
             result = self.handler(message)
             if inspect.isawaitable(result):
@@ -211,24 +267,90 @@ class Subscription:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            self.metrics.processing.observe(time.perf_counter() - started)
             self.failed += 1
+            self.metrics.failed += 1
             if self.reply and message.reply_to:
                 log.warning("RPC handler failed on a request to %r: %r; the error is the reply", self.queue.name, exc)
                 await self._send_reply(message, {"error": f"{type(exc).__name__}: {exc}"}, error=True)
                 await message.ack()
             else:
                 await self.failures.failed(message, exc)
+            if self.breaker is not None and self.breaker.failure():
+                await self._trip()
             return
+        self.metrics.processing.observe(time.perf_counter() - started)
         self.handled += 1
+        self.metrics.handled += 1
         self.failures.succeeded(message)
         if self.reply and message.reply_to:
             await self._send_reply(message, result)
         if not message.settled:
             await message.ack()
+        if self.breaker is not None and self.breaker.success():
+            await self._close_breaker()
+
+    # -- the circuit breaker's I/O (topo.runtime.breaker) --------------------------------------------------
+
+    async def _trip(self) -> None:
+        """The breaker opened: stop the consumer; try again (half-open) after ``open_for``."""
+        breaker = self.breaker
+        if breaker is None:
+            return
+        log.warning(
+            "circuit breaker of %r opened after %d failures in a row (trip %d): consuming stops for %g s",
+            self.queue.name,
+            breaker.consecutive_failures,
+            breaker.trips,
+            breaker.open_for,
+        )
+        async with self._switching:
+            try:
+                await self._stream.pause()
+            except RuntimeClientError as exc:  # the channel is gone: its unacked messages went back anyway
+                log.warning("could not stop the consumer of %r: %s", self.queue.name, exc)
+        self._schedule_half_open(breaker.open_for)
+
+    def _schedule_half_open(self, delay: float) -> None:
+        def due() -> None:
+            self._reopen = None
+            task = asyncio.ensure_future(self._half_open())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        self._reopen = asyncio.get_running_loop().call_later(delay, due)
+
+    async def _half_open(self) -> None:
+        """``open_for`` passed: consume again with a prefetch of 1, so that one message is tried."""
+        breaker = self.breaker
+        if breaker is None or not breaker.is_open:
+            return
+        breaker.half_open()
+        log.warning("circuit breaker of %r half-open: trying one message", self.queue.name)
+        async with self._switching:
+            try:
+                await self._stream.resume(prefetch=1)
+            except RuntimeClientError as exc:
+                breaker.stay_open()
+                log.warning(
+                    "circuit breaker of %r: cannot consume again (%s); next try in %g s",
+                    self.queue.name,
+                    exc,
+                    breaker.open_for,
+                )
+                self._schedule_half_open(breaker.open_for)
+
+    async def _close_breaker(self) -> None:
+        """The trial message was handled: consume with the queue's prefetch again."""
+        log.warning("circuit breaker of %r closed: the handler works again; consuming", self.queue.name)
+        async with self._switching:
+            try:
+                await self._stream.pause()
+                await self._stream.resume(prefetch=self.prefetch)
+            except RuntimeClientError as exc:
+                log.warning("could not restart the consumer of %r: %s", self.queue.name, exc)
 
     async def _send_reply(self, request: Message, result: Any, *, error: bool = False) -> None:
-        from topo.runtime.client import encode_body
-
         body, ctype = encode_body(result)
         props = Properties(
             content_type=ctype,
@@ -244,7 +366,7 @@ class Subscription:
 class RpcClient:
     """Requests over direct reply-to: one channel consuming ``amq.rabbitmq.reply-to`` (no-ack)."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientPort) -> None:
         self.client = client
         self.channel: Channel | None = None
         self._waiting: dict[str, asyncio.Future[Message]] = {}
@@ -254,7 +376,7 @@ class RpcClient:
 
     async def _ensure(self) -> Channel:
         async with self._lock:
-            if self.channel is None or self.channel._closed:
+            if self.channel is None or self.channel.is_closed:
                 channel = await self.client.connection.channel()
                 channel.on_return = self._returned
                 channel.on_session_lost = self._lost
@@ -289,8 +411,6 @@ class RpcClient:
         headers: Mapping[str, Any] | None = None,
         content_type: str | None = None,
     ) -> Any:
-        from topo.runtime.client import encode_body
-
         await self.client.open()
         channel = await self._ensure()
         data, ctype = encode_body(body, content_type)

@@ -30,16 +30,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from topo.errors import UsageError
 from topo.runtime.codec import Properties
+from topo.runtime.contracts import ClientPort
 from topo.runtime.errors import NotDeclared, RuntimeClientError, UnroutableError
 from topo.runtime.failures import ORIGINAL_EXCHANGE, ORIGINAL_ROUTING_KEY, RETRY_HEADER, message_key
 from topo.runtime.message import Message
-
-if TYPE_CHECKING:
-    from topo.runtime.client import Client
 
 __all__ = ["DeadLetter", "ReplayReport", "original_route", "replay_dead_letters"]
 
@@ -121,7 +119,7 @@ def _replay_properties(message: Message) -> Properties:
 
 
 async def replay_dead_letters(
-    client: Client,
+    client: ClientPort,
     queue: str,
     *,
     count: int | None = None,

@@ -20,6 +20,8 @@
     │                                   or the runtime may not check it (before consuming)
     ├── UnroutableError                 the declared layout, or the broker (Basic.Return), drops it
     ├── InvalidRoutingKey               a routing key AMQP cannot carry (over 255 bytes, not UTF-8)
+    ├── EncodingError                   a value AMQP cannot carry: a header, a property, a body, a
+    │                                   method's field (also a ``ValueError``; before any I/O)
     ├── PublishNacked                   the broker refused a publish (Basic.Nack)
     ├── PublishTimeout                  no confirm in time (says when the broker blocks publishers;
     │                                   also a ``TimeoutError``)
@@ -45,6 +47,7 @@ __all__ = [
     "ConnectionFailed",
     "ConnectionLost",
     "ConsumerCancelled",
+    "EncodingError",
     "InvalidRoutingKey",
     "NotDeclared",
     "NotFound",
@@ -189,6 +192,12 @@ class UnroutableError(RuntimeClientError):
 class InvalidRoutingKey(RuntimeClientError, ValueError):
     """A routing key AMQP 0-9-1 cannot carry: longer than a short string (255 bytes of UTF-8), or not UTF-8
     text. Raised before any I/O."""
+
+
+class EncodingError(RuntimeClientError, ValueError):
+    """A value AMQP 0-9-1 cannot carry: a header (an integer beyond 64 bits, a set, text that is not
+    UTF-8), a property (a short string over 255 bytes, a priority over 255), a body that is not UTF-8 text
+    or JSON, a method's field out of its range. Raised before the message (or method) is written."""
 
 
 class PublishNacked(RuntimeClientError):

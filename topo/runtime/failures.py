@@ -38,15 +38,14 @@ import logging
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from topo.model import Queue, retry_queue_name
 from topo.runtime.codec import Properties
+from topo.runtime.contracts import ClientPort
 from topo.runtime.errors import RuntimeClientError
 from topo.runtime.message import Message
-
-if TYPE_CHECKING:
-    from topo.runtime.client import Client
+from topo.runtime.metrics import QueueRecorder
 
 __all__ = [
     "DEFAULT_BACKOFF",
@@ -124,18 +123,20 @@ class Failures:
 
     def __init__(
         self,
-        client: Client,
+        client: ClientPort,
         queue: Queue,
         *,
         backoff: Backoff,
         dead_letter: tuple[str, str | None] | None,
         by_broker: bool,
+        metrics: QueueRecorder | None = None,
     ) -> None:
         self.client = client
         self.queue = queue
         self.backoff = backoff
         self.dead_letter = dead_letter  # (exchange, routing key or None), or None: no dead-lettering
         self.by_broker = by_broker  # the broker's queue was checked: a reject dead-letters it
+        self.metrics = metrics if metrics is not None else QueueRecorder(queue.name)
         self._attempts: OrderedDict[Hashable, int] = OrderedDict()
         self._held: set[asyncio.TimerHandle] = set()
 
@@ -175,12 +176,14 @@ class Failures:
             except RuntimeClientError as exc:
                 return f"could not schedule retry {attempt} ({exc}); {self._hold(message)}"
             await message.ack()
+            self.metrics.retried += 1
             return f"retry {attempt} in {delays[attempt - 1] / 1000:g} s (through {target!r})"
         if self.dead_letter is not None:
             exchange, key = self.dead_letter
             shown = repr(exchange) if exchange else "the default exchange"
             if self.by_broker:
                 await message.reject(requeue=False)
+                self.metrics.dead_lettered += 1
                 return f"rejected: the broker dead-letters it to {shown}"
             routing_key = key if key is not None else message.routing_key
             try:
@@ -188,6 +191,7 @@ class Failures:
             except RuntimeClientError as exc:
                 return f"could not dead-letter it to {shown} ({exc}); {self._hold(message)}"
             await message.ack()
+            self.metrics.dead_lettered += 1
             return f"dead-lettered by the runtime to {shown} with routing key {routing_key!r} (confirmed)"
         used = f"{len(delays)} retries used and " if delays else ""
         return f"{used}no dead-letter exchange: {self._hold(message)}"
@@ -214,4 +218,5 @@ class Failures:
 
         handle = asyncio.get_running_loop().call_later(delay, requeue)
         self._held.add(handle)
+        self.metrics.requeued += 1
         return f"requeued in {delay:g} s (failure {n})"

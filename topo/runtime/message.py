@@ -3,15 +3,45 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from topo.errors import UsageError
 from topo.runtime.codec import Properties
+from topo.runtime.contracts import Settler
+from topo.runtime.errors import EncodingError
 
-if TYPE_CHECKING:
-    from topo.runtime.channel import Channel
+__all__ = ["Message", "encode_body"]
 
-__all__ = ["Message"]
+_NOT_UTF8 = "pass bytes to send a body as it is (or encode it yourself)"
+
+
+def encode_body(body: Any, content_type: str | None = None) -> tuple[bytes, str | None]:
+    """Bytes as they are; ``str`` as UTF-8 text; anything else (dict, list, numbers...) as JSON.
+
+    :class:`EncodingError` for text that is not UTF-8 or a value JSON cannot carry."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body), content_type
+    if isinstance(body, str):
+        try:
+            return body.encode(), content_type or "text/plain; charset=utf-8"
+        except UnicodeEncodeError as exc:
+            raise EncodingError(
+                f"the body is not UTF-8 text ({exc.object[exc.start : exc.end]!r} at position {exc.start})",
+                hint=_NOT_UTF8,
+            ) from None
+    try:
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise EncodingError(
+            f"cannot send the body as JSON: {exc}", hint="pass bytes, str, or what json.dumps takes"
+        ) from None
+    try:
+        return text.encode(), content_type or "application/json"
+    except UnicodeEncodeError as exc:
+        raise EncodingError(
+            f"the body's JSON is not UTF-8 text ({exc.object[exc.start : exc.end]!r} at position {exc.start})",
+            hint=_NOT_UTF8,
+        ) from None
 
 
 class Message:
@@ -45,7 +75,7 @@ class Message:
         delivery_tag: int = 0,
         redelivered: bool = False,
         consumer_tag: str = "",
-        channel: Channel | None = None,
+        channel: Settler | None = None,
         generation: int = 0,
     ) -> None:
         self.body = body
@@ -102,12 +132,12 @@ class Message:
 
     # -- settling -----------------------------------------------------------------------------------------
 
-    def _settle(self) -> Channel | None:
+    def _settle(self) -> Settler | None:
         if self.settled:
             return None
         self.settled = True
         channel = self._channel
-        if channel is None or channel._generation != self._generation or not channel.is_open:
+        if channel is None or channel.generation != self._generation or not channel.is_open:
             return None  # delivered on a lost connection: the broker redelivers it
         return channel
 

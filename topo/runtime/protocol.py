@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from topo.runtime import codec
+from topo.runtime.contracts import SessionOwner
 from topo.runtime.errors import ConnectionFailed, ProtocolError
-
-if TYPE_CHECKING:
-    from topo.runtime.connection import Connection
 
 __all__ = ["Session"]
 
@@ -22,7 +20,7 @@ _HEAD = struct.Struct(">BHI")
 class Session(asyncio.Protocol):
     """One socket session: parses frames and hands them to the connection and its channels."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: SessionOwner) -> None:
         self.conn = conn
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
@@ -35,22 +33,33 @@ class Session(asyncio.Protocol):
         self.open = False  # handshake done
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        if not isinstance(transport, asyncio.Transport):  # a stream connection always gives one
+            raise ConnectionFailed(f"expected a stream transport, got {type(transport).__name__}")
         self.transport = transport
         if not self.made.done():
             self.made.set_result(None)
+
+    def write(self, data: bytes) -> None:
+        """Write straight to the socket (nothing before the socket is made)."""
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def abort(self) -> None:
+        """Drop the socket at once (nothing before the socket is made)."""
+        if self.transport is not None:
+            self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
             self.lost.set_result(None)
         self.handshake.put_nowait(None)
-        self.conn._session_lost(self, exc)
+        self.conn.session_lost(self, exc)
 
     def pause_writing(self) -> None:
-        self.conn._writable.clear()
+        self.conn.pause_writing()
 
     def resume_writing(self) -> None:
-        self.conn._writable.set()
+        self.conn.resume_writing()
 
     def data_received(self, data: bytes) -> None:
         self.last_read = self.loop.time()
@@ -58,7 +67,7 @@ class Session(asyncio.Protocol):
             data = self.buf + data
         n = len(data)
         pos = 0
-        channels = self.conn._channels
+        channels = self.conn.channels
         try:
             while n - pos >= 8:
                 ftype, ch, size = _HEAD.unpack_from(data, pos)
@@ -76,7 +85,7 @@ class Session(asyncio.Protocol):
                 else:
                     channel = channels.get(ch)
                     if channel is not None and self.open:
-                        channel._on_frame(ftype, payload)
+                        channel.handle_frame(ftype, payload)
         except Exception as exc:  # a protocol violation or a bug in a callback: drop the session
             log.exception("AMQP session failed while reading")
             self.close_error = exc
@@ -95,4 +104,4 @@ class Session(asyncio.Protocol):
         if not self.open:
             self.handshake.put_nowait(method)
             return
-        self.conn._on_connection_method(self, method)
+        self.conn.connection_method(self, method)

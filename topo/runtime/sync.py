@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from topo.model import Topology
 from topo.runtime.client import Client, StreamOffset, connect
-from topo.runtime.consume import MessageStream
+from topo.runtime.consume import MessageStream, Subscription
 from topo.runtime.message import Message
 
 __all__ = ["SyncClient", "SyncMessage", "connect_sync"]
@@ -33,9 +33,9 @@ T = TypeVar("T")
 class SyncMessage:
     """A received message with blocking ack/nack/reject (the body and properties as in :class:`Message`)."""
 
-    def __init__(self, message: Message, client: SyncClient) -> None:
+    def __init__(self, message: Message, run: Callable[[Coroutine[Any, Any, None]], None]) -> None:
         self.message = message
-        self._client = client
+        self._run = run  # runs a coroutine on the client's loop and waits for it
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.message, name)
@@ -44,13 +44,13 @@ class SyncMessage:
         return repr(self.message)
 
     def ack(self) -> None:
-        self._client._call(self.message.ack())
+        self._run(self.message.ack())
 
     def nack(self, requeue: bool = True) -> None:
-        self._client._call(self.message.nack(requeue))
+        self._run(self.message.nack(requeue))
 
     def reject(self, requeue: bool = False) -> None:
-        self._client._call(self.message.reject(requeue))
+        self._run(self.message.reject(requeue))
 
 
 class SyncClient:
@@ -155,12 +155,12 @@ class SyncClient:
                 if message is None:
                     return
                 received += 1
-                yield SyncMessage(message, self)
+                yield SyncMessage(message, self._call)
         finally:
             if not self._loop.is_closed():
                 self._call(stream.close())
 
-    def subscribe(self, queue: str, handler: Callable[[Message], Any], **options: Any) -> Any:
+    def subscribe(self, queue: str, handler: Callable[[Message], Any], **options: Any) -> Subscription:
         """Run a blocking ``handler`` (in a worker thread) for each message; see :meth:`Client.subscribe`."""
 
         async def run(message: Message) -> Any:
@@ -168,7 +168,7 @@ class SyncClient:
 
         return self._call(self.client.subscribe(queue, run, **options))
 
-    def serve(self, queue: str, handler: Callable[[Message], Any], **options: Any) -> Any:
+    def serve(self, queue: str, handler: Callable[[Message], Any], **options: Any) -> Subscription:
         """Answer RPC requests with a blocking ``handler``; see :meth:`Client.serve`."""
 
         async def run(message: Message) -> Any:

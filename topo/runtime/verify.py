@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from topo.model import Queue
+from topo.runtime.contracts import ClientPort
 from topo.runtime.errors import AccessRefused, NotFound, PreconditionFailed, RuntimeClientError, TopologyMismatch
-
-if TYPE_CHECKING:
-    from topo.runtime.client import Client
 
 __all__ = ["check_queue", "declared_arguments", "describe_mismatch", "retry_queues"]
 
@@ -51,7 +49,7 @@ def declared_arguments(queue: Queue) -> dict[str, Any]:
     return arguments
 
 
-def retry_queues(client: Client, queue: Queue) -> list[Queue]:
+def retry_queues(client: ClientPort, queue: Queue) -> list[Queue]:
     """The retry queues of ``queue`` as the topology declares them (as the loader builds them if absent)."""
     from topo.runtime.failures import retry_queue_name
 
@@ -94,7 +92,7 @@ def describe_mismatch(queue: str, reply_text: str) -> str:
     )
 
 
-async def check_queue(client: Client, queue: Queue, dead_letter_exchange: str | None) -> None:
+async def check_queue(client: ClientPort, queue: Queue, dead_letter_exchange: str | None) -> None:
     """Raise :class:`TopologyMismatch` unless the broker's ``queue``, its retry queues and its dead-letter
     exchange are as declared (see the module docstring)."""
     channel = await client.connection.channel()

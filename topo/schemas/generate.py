@@ -92,6 +92,17 @@ def build_schema() -> dict[str, Any]:
             "properties": {"delays": {"type": "array", "items": {"$ref": "#/$defs/duration"}, "minItems": 1}},
             "additionalProperties": False,
         },
+        "circuit-breaker": {
+            "type": "object",
+            "description": "runtime: after `failures` consecutive failures of a subscription's handler, stop "
+            "consuming for `open-for`, then try one message (half-open)",
+            "required": ["failures", "open-for"],
+            "properties": {
+                "failures": {"type": "integer", "minimum": 1, "description": "consecutive failures that open it"},
+                "open-for": {"$ref": "#/$defs/duration", "description": "how long it stays open (more than 0)"},
+            },
+            "additionalProperties": False,
+        },
         "lint": _lint(),
         "keep-bindings": {"$ref": "#/$defs/keep-bindings"},
         "monitor": {"$ref": "#/$defs/monitor"},

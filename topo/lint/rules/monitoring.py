@@ -111,3 +111,29 @@ def monitor_unmeasurable(ctx: Context) -> Iterator[Draft]:
     for expectation, check in _own_problems(ctx, ("dead-letter-rate", "message-age")):
         queue = ctx.vhost.queues[expectation.queue]
         yield ctx.finding(queue, f"queue '{queue.name}': {check.name} cannot be measured: {check.problem}")
+
+
+@rule("TL604", "monitor-level-never-fires", "warning")
+def monitor_level_never_fires(ctx: Context) -> Iterator[Draft]:
+    """A `consumers` level of 0, which no figure can ever cross.
+
+    **Risk.** `consumers` levels are minimums (WARNING *below* the level), so `consumers: {critical: 0}`
+    — the way a checklist writes "critical at 0 consumers" — fires below zero: never. The queue looks
+    watched and is not. (A `depth` percentage of 100% or more is refused when the files load: a full
+    queue holds 100% of its limit and no more.)
+
+    **Fix.** For "no consumer at all" write `critical: 1` (fewer than one).
+    """
+    for expectation in _expectations(ctx).queues:
+        for check in expectation.checks:
+            if not check.own or check.name != "consumers":
+                continue
+            for name in ("warning", "critical"):
+                level = check.level(name)
+                if level is not None and level.value <= 0:
+                    queue = ctx.vhost.queues[expectation.queue]
+                    yield ctx.finding(
+                        queue,
+                        f"queue '{queue.name}': consumers {name} level {level} can never be reached: consumers "
+                        "levels are minimums and nothing is below 0 (write 1 for 'no consumer')",
+                    )
