@@ -329,6 +329,24 @@ def test_least_privilege_permissions_hold_over_amqp(
         connection.close()
 
 
+def test_an_empty_pattern_grants_nothing(
+    files: Any, client: ManagementClient, users: Users, broker: Any, vhost: str
+) -> None:
+    # RabbitMQ reads "" as "^$" (docs/topology-format.md says so): it opens the vhost and nothing in it
+    name = users.name("empty")
+    text = "version: 1\nvhosts:\n  ${var:VHOST}: {queues: {q: {}}}\nusers:\n  ${var:U}:\n    password: ${env:P}\n"
+    engine.apply(client, files(text + NONE_ON_VHOST, {"P": "pw"}, U=name))
+    connection = login(broker, name, "pw", vhost)  # the vhost is open to it
+    try:
+        assert refused(lambda: connection.channel().queue_declare("x"))
+        assert refused(lambda: connection.channel().basic_get("q"))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        assert refused(lambda: channel.basic_publish("", "q", b"x"))  # the default exchange: amq.default
+    finally:
+        connection.close()
+
+
 def test_a_revoked_permission_is_deleted_and_the_connecting_users_grant_is_left_alone(
     files: Any, client: ManagementClient, users: Users, broker: Any, vhost: str, mgmt: httpx.Client
 ) -> None:
