@@ -165,6 +165,37 @@ def test_a_hash_topo_computes_is_stored_byte_for_byte_and_logs_in(
 NONE_ON_VHOST = "    permissions:\n      ${var:VHOST}: {configure: '', write: '', read: ''}\n"
 """A user's permissions: access to the test's vhost, and nothing in it."""
 
+
+def test_the_broker_wants_tags_and_whoami_wants_a_management_tag(mgmt: httpx.Client, users: Users, broker: Any) -> None:
+    name = users.name("facts")
+    assert mgmt.put(f"/api/users/{name}", json={"password_hash": ""}).status_code == 400  # no tags: refused
+    assert mgmt.put(f"/api/users/{name}", json={"password": "pw", "tags": ""}).status_code == 201
+    url = parse_management(broker.url)
+    # no API tells whether an untagged user's password is right: topo's tests log in over AMQP instead
+    assert httpx.get(f"http://{url.host}:{url.port}/api/whoami", auth=(name, "pw")).status_code == 401
+    body = {"tags": "a,b", "password_hash": users.stored(name)["password_hash"]}
+    assert mgmt.put(f"/api/users/{name}", json=body).status_code == 204
+    assert sorted(users.stored(name)["tags"]) == ["a", "b"]
+
+
+def test_deleting_a_user_takes_its_permissions_and_limits_along(
+    files: Any, client: ManagementClient, users: Users, vhost: str, mgmt: httpx.Client
+) -> None:
+    from topo.access.broker import delete_user
+
+    name = users.name("deleted")
+    topics = "    topic-permissions:\n      ${var:VHOST}:\n        amq.topic: {write: '.*', read: '.*'}\n"
+    text = "version: 1\nusers:\n  ${var:U}:\n    limits: {max-channels: 3}\n" + NONE_ON_VHOST + topics
+    engine.apply(client, files(text, U=name))
+    assert mgmt.get(f"/api/users/{name}/permissions").json() and mgmt.get(f"/api/user-limits/{name}").json()
+    delete_user(client, Change("delete", Address("user", "", name), before=User(name)))  # what a prune will run
+    assert mgmt.get(f"/api/users/{name}").status_code == 404
+    assert [p for p in mgmt.get("/api/permissions").json() if p["user"] == name] == []
+    assert [p for p in mgmt.get("/api/topic-permissions").json() if p["user"] == name] == []
+    assert [p for p in mgmt.get("/api/user-limits").json() if p["user"] == name] == []
+    delete_user(client, Change("delete", Address("user", "", name), before=User(name)))  # gone already: no error
+
+
 USER = """\
 version: 1
 vhosts:
