@@ -14,7 +14,7 @@ Measured, interleaved in each repetition:
 * **topo plan (new process)**: the same command as a user types it, in a new Python process
   (interpreter start-up and imports included; not the target's measure, reported beside it);
 * **breakdown**, by the library calls the command makes, one after the other: ``topo.load(DIR)``,
-  ``topo.broker.reader.read(client, vhosts)`` (of which: the two requests and JSON decoding, then
+  ``topo.broker.reader.read(LiveBroker(client), vhosts)`` (of which: the two requests and JSON decoding, then
   ``vhost_from_definitions`` turning the JSON into the model) and ``topo.plan.diff.diff``.
 
 Target: topo plan (CLI) / baseline <= 1.5x.
@@ -51,9 +51,11 @@ from common import (
 import topo
 from topo import engine
 from topo.broker.client import ManagementClient
-from topo.broker.reader import read, vhost_from_definitions
+from topo.broker.live import LiveBroker
+from topo.broker.reader import read
 from topo.cli import core as _commands  # registers `plan` and the other commands on the CLI
 from topo.cli.common import run
+from topo.definitions import vhost_from_definitions
 from topo.plan.diff import diff
 
 BASELINE = "GET /api/definitions (httpx)"
@@ -156,7 +158,7 @@ def once(bench: Bench, url: str, directory: str, vhost: str, *, baseline_first: 
     desired = topo.load(directory)
     t1 = time.perf_counter()
     with ManagementClient(url) as client:
-        observed = read(client, desired.vhosts)
+        observed = read(LiveBroker(client), desired.vhosts)
     t2 = time.perf_counter()
     plan = diff(desired, observed.topology)
     t3 = time.perf_counter()

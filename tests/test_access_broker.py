@@ -25,13 +25,13 @@ import pika.exceptions
 import pytest
 
 from topo import engine
-from topo.access.compare import connecting_user_blockers
 from topo.broker.client import ManagementClient
 from topo.errors import PermissionDenied, UnsafeChange
 from topo.loader import load
 from topo.model import Address, PasswordHash, User
 from topo.passwords import MD5, SHA256, SHA512, hash_password, matches
 from topo.pcre import compile_pattern
+from topo.plan.kinds.user import connecting_user_blockers
 from topo.plan.model import Change, Plan
 from topo.plan.render import render_json, render_markdown, render_text
 from topo.urls import parse_amqp, parse_management
@@ -181,19 +181,21 @@ def test_the_broker_wants_tags_and_whoami_wants_a_management_tag(mgmt: httpx.Cli
 def test_deleting_a_user_takes_its_permissions_and_limits_along(
     files: Any, client: ManagementClient, users: Users, vhost: str, mgmt: httpx.Client
 ) -> None:
-    from topo.access.broker import delete_user
+    from topo.broker.live import LiveBroker
+    from topo.broker.writer import execute
 
     name = users.name("deleted")
     topics = "    topic-permissions:\n      ${var:VHOST}:\n        amq.topic: {write: '.*', read: '.*'}\n"
     text = "version: 1\nusers:\n  ${var:U}:\n    limits: {max-channels: 3}\n" + NONE_ON_VHOST + topics
     engine.apply(client, files(text, U=name))
     assert mgmt.get(f"/api/users/{name}/permissions").json() and mgmt.get(f"/api/user-limits/{name}").json()
-    delete_user(client, Change("delete", Address("user", "", name), before=User(name)))  # what a prune will run
+    delete = Plan(changes=[Change("delete", Address("user", "", name), before=User(name))])
+    execute(LiveBroker(client), delete)  # what a prune will run: the user's delete executor, in its phase
     assert mgmt.get(f"/api/users/{name}").status_code == 404
     assert [p for p in mgmt.get("/api/permissions").json() if p["user"] == name] == []
     assert [p for p in mgmt.get("/api/topic-permissions").json() if p["user"] == name] == []
     assert [p for p in mgmt.get("/api/user-limits").json() if p["user"] == name] == []
-    delete_user(client, Change("delete", Address("user", "", name), before=User(name)))  # gone already: no error
+    execute(LiveBroker(client), delete)  # gone already: no error
 
 
 USER = """\
@@ -224,8 +226,8 @@ def test_a_user_is_created_applied_again_without_a_write_and_logs_in(
     plan = engine.plan(client, desired)
     assert [(c.action, str(c.address)) for c in plan.changes if c.kind != "exchange" and c.kind != "queue"] == [
         ("create", f"users.{name}"),
-        ("create", f'vhosts.{vhost}.queues.orders.bindings[events "order.#"]'),
         ("create", f"users.{name}.permissions.{vhost}"),
+        ("create", f'vhosts.{vhost}.queues.orders.bindings[events "order.#"]'),
     ]
     engine.apply(client, desired, plan)
     stored = users.stored(name)

@@ -1,6 +1,6 @@
 """Users, permissions, topic permissions, global parameters and vhost settings in a plan: the comparison
-(topo.access.compare, through topo.plan.diff) and what each output form shows (golden files). Pure: the
-broker side is in test_access_broker.py.
+(the broker-wide kinds of topo.plan.kinds, through topo.plan.diff) and what each output form shows (golden
+files). Pure: the broker side is in test_access_broker.py.
 
 Whatever a plan shows, it never holds a password or a password hash."""
 
@@ -13,8 +13,7 @@ import pytest
 from support import check_golden
 
 from topo import __version__
-from topo.access.compare import AccessContext, connecting_user_blockers, password_verdict
-from topo.access.definitions import password_to_send, user_body, user_from_definition
+from topo.definitions import password_to_send, user_body, user_from_definition
 from topo.model import (
     Address,
     GlobalParameter,
@@ -29,6 +28,8 @@ from topo.model import (
 )
 from topo.passwords import MD5, SHA256, SHA512, hash_password, matches
 from topo.plan.diff import diff
+from topo.plan.kinds import BrokerFacts
+from topo.plan.kinds.user import connecting_user_blockers, password_verdict
 from topo.plan.model import Change, Plan
 from topo.plan.render import render_json, render_markdown, render_text
 from topo.plan.safety import refusal
@@ -115,11 +116,11 @@ def observed() -> Topology:
     return topology
 
 
-CONTEXT = AccessContext(connecting_user="topo", broker_vhosts=frozenset({"shop", "legacy", "elsewhere"}))
+CONTEXT = BrokerFacts(connecting_user="topo", vhosts=frozenset({"shop", "legacy", "elsewhere"}))
 
 
 def sample_plan() -> Plan:
-    return diff(desired(), observed(), access=CONTEXT)
+    return diff(desired(), observed(), CONTEXT)
 
 
 def _by_address(plan: Plan) -> dict[str, Change]:
@@ -151,21 +152,19 @@ def test_what_changes() -> None:
 
 
 def test_the_order_a_person_reads() -> None:
-    order = [str(c.address) for c in sample_plan().changes]
-    assert order[:4] == [
+    # the broker-wide kinds first, as the files hold them: users, what each may do (by user, then vhost),
+    # global parameters; then each vhost's changes
+    assert [str(c.address) for c in sample_plan().changes] == [
         "users.monitoring",
         "users.robot",
+        "users.monitoring.permissions.shop",
+        "users.orders.permissions.legacy",
+        "users.robot.permissions.gone",
+        "users.robot.permissions.new",
+        "users.orders.topic-permissions.shop",
         "global-parameters.cluster_name",
         "global-parameters.feature-flags-doc",
-    ]
-    # then per vhost, sorted: a user's permissions on a vhost come with that vhost's changes
-    assert order[4:] == [
-        "users.robot.permissions.gone",
-        "users.orders.permissions.legacy",
         "vhosts.new",
-        "users.robot.permissions.new",
-        "users.monitoring.permissions.shop",
-        "users.orders.topic-permissions.shop",
     ]
 
 
@@ -188,13 +187,13 @@ def test_nothing_to_do_when_everything_matches() -> None:
         ("orders", "legacy"): have.permissions[("orders", "legacy")],
     }
     want.topic_permissions = {("orders", "shop"): have.topic_permissions[("orders", "shop")]}
-    plan = diff(want, have, access=CONTEXT)
+    plan = diff(want, have, CONTEXT)
     assert plan.empty, plan.changes
 
 
 def test_without_users_nothing_of_theirs_is_compared() -> None:
     have = observed()
-    plan = diff(Topology({"shop": VHost("shop")}), have, access=CONTEXT)
+    plan = diff(Topology({"shop": VHost("shop")}), have, CONTEXT)
     assert plan.empty and not plan.unmanaged
 
 
@@ -272,10 +271,10 @@ def test_a_plan_that_demotes_the_connecting_user_is_blocked_and_refused() -> Non
     want, have = Topology(), Topology()
     want.users = {"topo": User("topo", ("monitoring",))}
     have.users = {"topo": observed_user("topo", ("administrator",), STORED)}
-    plan = diff(want, have, access=AccessContext(connecting_user="topo"))
+    plan = diff(want, have, BrokerFacts(connecting_user="topo"))
     assert plan.blocked and "! blocked: topo connects as this user" in render_text(plan)
     error = refusal(plan.blocked_changes)
-    assert "user 'topo'" in error.message and "administrator tag" in error.message
+    assert "user users.topo: topo connects as this user" in error.message and "administrator tag" in error.message
 
 
 def test_a_changed_default_queue_type_is_blocked() -> None:

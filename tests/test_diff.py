@@ -13,7 +13,9 @@ import pytest
 from support import build_vhost
 
 from topo.model import Address, Binding, Exchange, Policy, Queue, Topology, VHost
-from topo.plan.diff import diff, exchange_replace_reasons, queue_replace_reasons
+from topo.plan.diff import diff
+from topo.plan.kinds.exchange import exchange_replace_reasons
+from topo.plan.kinds.queue import queue_replace_reasons
 from topo.plan.model import Change, Plan
 
 V = "v"

@@ -22,7 +22,10 @@ from support import build_vhost
 
 from topo import engine
 from topo.broker import amqp_probe, drop
+from topo.broker.amqp_probe import LiveAmqp
 from topo.broker.client import ManagementClient
+from topo.broker.live import LiveBroker
+from topo.broker.port import Deleted, NoExactCount
 from topo.errors import ApplyFailed, BrokerError, MessagesLost, UnsafeChange
 from topo.model import Binding, Exchange, Queue, Topology
 from topo.urls import URL, parse_amqp
@@ -211,7 +214,8 @@ def _fence(client: ManagementClient, vhost: str, queue: str) -> drop.QueueDrop:
     """What an apply killed right after it fenced ``queue`` leaves: bindings cut, fence and probe in place."""
     plan = engine.plan(client, _race_topology(vhost, 120_000, 0))
     (change,) = [c for c in plan.changes if c.kind == "queue" and c.address.name == queue]
-    queue_drop = drop.QueueDrop(client, vhost, [change], drop.BindingIndex(client, vhost))
+    live = LiveBroker(client)
+    queue_drop = drop.QueueDrop(live, vhost, [change], drop.BindingIndex(live, vhost))
     queue_drop.prepare(cluster=None)
     assert not queue_drop.problems
     return queue_drop
@@ -359,37 +363,38 @@ def test_an_apply_that_fails_during_many_replacements_names_the_first_few(
 # -- the last instant: a quorum queue is counted again and deleted over AMQP (Queue.DeleteOk's count) ----------
 
 
-class Recorded:
-    """``drop.delete_if_counted``, recording what it returned (and, when ``before`` or ``after`` is set,
-    running it around the passive declare that counts a queue just before its delete)."""
+class Recorded(LiveAmqp):
+    """The live AMQP side, recording what its ``delete_if_counted`` returned (and, when ``before`` or
+    ``after`` is set, running it around the passive declare that counts a queue just before its delete)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.results: list[amqp_probe.Deleted] = []
+    def __init__(self, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        super().__init__(url)
+        self.results: list[Deleted] = []
         self.before: Any = None  # called with the queue's name before its last count
         self.after: Any = None  # called with the queue's name between its last count and its delete
+        self.armed = False
         real_declare = amqp_probe._declare
-        armed = False
 
         async def declare(connection: Any, channel: Any, name: str, timeout: float) -> Any:
-            if armed and self.before:
+            if self.armed and self.before:
                 self.before(name)
             result = await real_declare(connection, channel, name, timeout)
-            if armed and self.after:
+            if self.armed and self.after:
                 self.after(name)
             return result
 
-        def delete_if_counted(*args: Any, **kwargs: Any) -> Any:
-            nonlocal armed
-            armed = True
-            try:
-                done, failed = amqp_probe.delete_if_counted(*args, **kwargs)
-            finally:
-                armed = False
-            self.results += done
-            return done, failed
-
         monkeypatch.setattr(amqp_probe, "_declare", declare)
-        monkeypatch.setattr(drop, "delete_if_counted", delete_if_counted)
+
+    def delete_if_counted(
+        self, vhost: str, expected: Any, *, cluster: str | None = None
+    ) -> tuple[list[Deleted], NoExactCount | None]:
+        self.armed = True
+        try:
+            done, failed = super().delete_if_counted(vhost, expected, cluster=cluster)
+        finally:
+            self.armed = False
+        self.results += done
+        return done, failed
 
 
 def _sneak_in(mgmt: httpx.Client, amqp_url: str, vhost: str, count: int) -> Any:
@@ -411,7 +416,7 @@ def test_a_quorum_queue_is_deleted_over_amqp_and_its_delete_counts_apply_probe_a
     client: Watched, broker: Any, vhost: str, mgmt: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the normal path on RabbitMQ itself: Queue.DeleteOk's message_count is the fenced queue's one probe
-    recorded = Recorded(monkeypatch)
+    recorded = Recorded(broker.amqp_url, monkeypatch)
     current = Topology(
         {vhost: build_vhost(vhost, Queue("qq", type="quorum", arguments={"x-message-ttl": 60_000}), Queue("cq"))}
     )
@@ -423,8 +428,8 @@ def test_a_quorum_queue_is_deleted_over_amqp_and_its_delete_counts_apply_probe_a
             )
         }
     )
-    engine.apply(client, desired)
-    assert recorded.results == [amqp_probe.Deleted("qq", (1, 0), deleted=True, message_count=1)]
+    engine.apply(LiveBroker(client, amqp=recorded), desired)
+    assert recorded.results == [Deleted("qq", (1, 0), deleted=True, message_count=1)]
     assert engine.plan(client, desired).empty  # classic cq went over HTTP with if-empty, as before
     assert not [p for p in mgmt.get(f"/api/policies/{q(vhost)}").json() if p["name"].startswith("topo.fence")]
 
@@ -434,13 +439,13 @@ def test_messages_that_land_between_the_last_count_and_the_delete_are_said_loudl
 ) -> None:
     # The fault is injected on the real broker between apply's last count and its queue.delete: three
     # confirmed messages land in the queue. RabbitMQ deletes them with it; apply must say so, not exit 0.
-    recorded = Recorded(monkeypatch)
+    recorded = Recorded(broker.amqp_url, monkeypatch)
     recorded.after = _sneak_in(mgmt, broker.amqp_url, vhost, 3)
     engine.apply(client, _race_topology(vhost, 60_000, 0))
     desired = _race_topology(vhost, 120_000, 0)
     with pytest.raises(MessagesLost) as info:
-        engine.apply(client, desired)
-    assert recorded.results == [amqp_probe.Deleted("qq", (1, 0), deleted=True, message_count=4)]
+        engine.apply(LiveBroker(client, amqp=recorded), desired)
+    assert recorded.results == [Deleted("qq", (1, 0), deleted=True, message_count=4)]
     error = info.value
     assert error.dropped == 3
     assert error.message.startswith(
@@ -461,13 +466,13 @@ def test_messages_that_land_before_the_last_count_stop_apply_and_stay(
 ) -> None:
     # The same three messages a moment earlier, just before the count apply takes right before the delete:
     # apply does not delete the queue, puts back what it cut, and the messages stay.
-    recorded = Recorded(monkeypatch)
+    recorded = Recorded(broker.amqp_url, monkeypatch)
     recorded.before = _sneak_in(mgmt, broker.amqp_url, vhost, 3)
     engine.apply(client, _race_topology(vhost, 60_000, 0))
     desired = _race_topology(vhost, 120_000, 0)
     with pytest.raises(UnsafeChange) as info:
-        engine.apply(client, desired)
-    assert recorded.results == [amqp_probe.Deleted("qq", (4, 0))]
+        engine.apply(LiveBroker(client, amqp=recorded), desired)
+    assert recorded.results == [Deleted("qq", (4, 0))]
     assert "queue 'qq' in vhost" in info.value.message
     assert "3 messages arrived after apply counted it (apply's count just before the delete)" in info.value.message
     assert len(_drain_ids(broker.amqp_url, vhost, "qq")) == 3  # apply's probe taken back, theirs all there
@@ -478,17 +483,28 @@ def test_messages_that_land_before_the_last_count_stop_apply_and_stay(
     assert engine.plan(client, desired).empty
 
 
+class WrongAtTheDelete(LiveAmqp):
+    """The live AMQP side, whose quorum queue deletes log in with a wrong password (``wrong``)."""
+
+    def __init__(self, url: str, wrong: str) -> None:
+        super().__init__(url)
+        self.wrong = LiveAmqp(wrong)
+
+    def delete_if_counted(
+        self, vhost: str, expected: Any, *, cluster: str | None = None
+    ) -> tuple[list[Deleted], NoExactCount | None]:
+        return self.wrong.delete_if_counted(vhost, expected, cluster=cluster)
+
+
 def test_when_amqp_fails_at_the_delete_the_quorum_queue_stays_and_apply_says_why(
-    client: Watched, broker: Any, vhost: str, mgmt: httpx.Client, monkeypatch: pytest.MonkeyPatch
+    client: Watched, broker: Any, vhost: str, mgmt: httpx.Client
 ) -> None:
     parsed = parse_amqp(broker.amqp_url)
     wrong = URL(parsed.scheme, parsed.host, parsed.port, "/").with_credentials("guest", "not-the-password").unparse()
-    real = amqp_probe.delete_if_counted
-    monkeypatch.setattr(drop, "delete_if_counted", lambda _url, *args, **kwargs: real(wrong, *args, **kwargs))
     engine.apply(client, _race_topology(vhost, 60_000, 0))
     desired = _race_topology(vhost, 120_000, 0)
     with pytest.raises(UnsafeChange) as info:
-        engine.apply(client, desired)
+        engine.apply(LiveBroker(client, amqp=WrongAtTheDelete(broker.amqp_url, wrong)), desired)
     assert (
         "AMQP refused the login of user 'guest' at amqp://***@" in info.value.message
         and "so apply could not delete it over AMQP and count what went with it" in info.value.message
@@ -497,6 +513,5 @@ def test_when_amqp_fails_at_the_delete_the_quorum_queue_stays_and_apply_says_why
     assert mgmt.get(f"/api/queues/{q(vhost)}/qq").json()["arguments"]["x-message-ttl"] == 60_000
     assert _drain_ids(broker.amqp_url, vhost, "qq") == []  # apply's probe taken back
     assert not [p for p in mgmt.get(f"/api/policies/{q(vhost)}").json() if p["name"].startswith("topo.fence")]
-    monkeypatch.undo()
     engine.apply(client, desired)
     assert engine.plan(client, desired).empty

@@ -21,11 +21,14 @@ from support import publish, take, wait_for_messages
 
 from topo import engine
 from topo.broker import writer
+from topo.broker.amqp_probe import LiveAmqp
 from topo.broker.client import ManagementClient
+from topo.broker.live import LiveBroker
+from topo.broker.port import DropCheck
 from topo.errors import ApplyFailed, NotConverged, UnsafeChange
 from topo.loader import load
 from topo.model import Topology
-from topo.plan.model import Plan
+from topo.plan.model import Plan, QueueUsage
 from topo.plan.render import render_text
 
 pytestmark = pytest.mark.timeout(120)
@@ -424,20 +427,25 @@ def test_a_queue_holding_messages_is_not_replaced(
     assert take(mgmt, vhost, "jobs") == 3
 
 
-def _blind_last_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make apply's counts say "empty, unused" as if messages and consumers came an instant after: the
-    broker's own guards are what is left."""
-    from topo.broker import drop
-    from topo.broker.amqp_probe import DropCheck
+class Blind(LiveBroker):
+    """The live broker, but apply's first count (and, with ``last``, its last look before a delete) says
+    "empty, unused", as if messages and consumers came an instant after it: what is left are the later looks
+    (``last=False``) or the broker's own guards (``last=True``)."""
 
-    monkeypatch.setattr(writer, "check_safety", lambda _client, plan, **_kw: plan)
-    monkeypatch.setattr(
-        drop, "check_drops", lambda _url, _vhost, queues, *_a, **_kw: {n: DropCheck(True) for n in queues}
-    )
+    def __init__(self, client: ManagementClient, *, last: bool = False) -> None:
+        super().__init__(client, amqp=_BlindAmqp(client.amqp_url) if last else None)
+
+    def count(self, vhost: str, queues: Any, *, cluster: str | None = None) -> dict[str, QueueUsage]:
+        return {}
+
+
+class _BlindAmqp(LiveAmqp):
+    def check_drops(self, vhost: str, queues: Any, probe_id: str, *, cluster: str | None = None) -> Any:
+        return {name: DropCheck(True) for name in queues}
 
 
 def test_a_classic_queue_with_messages_is_refused_at_the_last_count_and_by_the_broker_too(
-    files: Any, client: ManagementClient, mgmt: httpx.Client, vhost: str, monkeypatch: pytest.MonkeyPatch
+    files: Any, client: ManagementClient, mgmt: httpx.Client, vhost: str
 ) -> None:
     text = """\
         version: 1
@@ -453,18 +461,16 @@ def test_a_classic_queue_with_messages_is_refused_at_the_last_count_and_by_the_b
     plan = engine.plan(client, desired)
     assert plan.blocked
     # if messages arrive after the first count, the last one (after the queue is cut off) sees them ...
-    with monkeypatch.context() as patched:
-        patched.setattr(writer, "check_safety", lambda _client, plan, **_kw: plan)
-        with pytest.raises(UnsafeChange) as info:
-            writer.execute(client, dataclasses.replace(plan, changes=[replace_blockers(c) for c in plan.changes]))
+    with pytest.raises(UnsafeChange) as info:
+        writer.execute(Blind(client), dataclasses.replace(plan, changes=[replace_blockers(c) for c in plan.changes]))
     assert f"queue 'jobs' in vhost {vhost!r}: 1 message arrived after apply counted it" in info.value.message
     assert "put back: nothing was lost" in info.value.message
     assert queue_bindings(mgmt, vhost, "jobs") == {("ex", "jobs")}
     # ... and if they arrive after that, the broker's if-empty refuses the delete
-    with monkeypatch.context() as patched:
-        _blind_last_count(patched)
-        with pytest.raises(UnsafeChange) as info:
-            writer.execute(client, dataclasses.replace(plan, changes=[replace_blockers(c) for c in plan.changes]))
+    with pytest.raises(UnsafeChange) as info:
+        writer.execute(
+            Blind(client, last=True), dataclasses.replace(plan, changes=[replace_blockers(c) for c in plan.changes])
+        )
     assert "the broker refused to delete it" in info.value.message and "not empty" in info.value.message
     assert "run `topo apply` again" in (info.value.hint or "")
     assert queue_bindings(mgmt, vhost, "jobs") == {("ex", "jobs")}
@@ -490,7 +496,7 @@ IN_USE = """\
 
 
 def test_a_queue_in_use_is_not_replaced_and_a_half_apply_says_what_is_missing(
-    files: Any, client: ManagementClient, mgmt: httpx.Client, vhost: str, broker: Any, monkeypatch: pytest.MonkeyPatch
+    files: Any, client: ManagementClient, mgmt: httpx.Client, vhost: str, broker: Any
 ) -> None:
     import pika  # type: ignore[import-untyped]
 
@@ -510,20 +516,16 @@ def test_a_queue_in_use_is_not_replaced_and_a_half_apply_says_what_is_missing(
 
         plan = replace_plan(engine.plan(client, desired))
         # a consumer that starts after the first count: every queue is checked before any is deleted
-        with monkeypatch.context() as patched:
-            patched.setattr(writer, "check_safety", lambda _client, plan, **_kw: plan)
-            with pytest.raises(UnsafeChange) as info:
-                engine.apply(client, desired, plan)
+        with pytest.raises(UnsafeChange) as info:
+            engine.apply(Blind(client), desired, plan)
         assert f"queue 'b-busy' in vhost {vhost!r}: 1 consumer started reading it" in info.value.message
         assert mgmt.get(f"/api/queues/{q(vhost)}/a-first").json()["arguments"]["x-max-length"] == 1  # not deleted
         assert queue_bindings(mgmt, vhost, "a-first") == {("ex", "a")}  # put back
 
         # one that starts after the last count: the broker refuses (if-unused) after a-first was deleted;
         # the error says what is missing, and the next apply fixes it
-        with monkeypatch.context() as patched:
-            _blind_last_count(patched)
-            with pytest.raises(UnsafeChange) as info:
-                engine.apply(client, desired, plan)
+        with pytest.raises(UnsafeChange) as info:
+            engine.apply(Blind(client, last=True), desired, plan)
         message = info.value.message
         assert f"(deleted for replacement, not declared again yet: queue vhosts.{vhost}.queues.a-first)" in message
         assert "the broker refused to delete it" in message

@@ -280,7 +280,7 @@ def expected_outcome(result: RouteResult) -> str:
 
 
 def test_builtin_exchanges_match_the_broker(mgmt: httpx.Client, vhost: str) -> None:
-    from topo.routing import BUILTIN_EXCHANGES
+    from topo.model import BUILTIN_EXCHANGES
 
     listed = mgmt.get(f"/api/exchanges/{quote(vhost, safe='')}").json()
     seen = {x["name"]: (x["type"], x["internal"]) for x in listed if x["name"]}

@@ -15,7 +15,7 @@ import pytest
 from topo import engine
 from topo.broker.amqp_probe import exact_usage
 from topo.broker.client import ManagementClient, enc
-from topo.broker.reader import count_queues
+from topo.broker.live import LiveBroker
 from topo.errors import UnsafeChange
 from topo.model import Queue, Topology, VHost
 from topo.plan.model import QueueUsage
@@ -82,7 +82,7 @@ def test_without_amqp_a_quorum_queue_is_not_dropped_on_statistics(broker: Any, v
     assert mgmt.get(f"/api/queues/{enc(vhost)}/q").json()["arguments"] == {"x-queue-type": "quorum"}
     # with AMQP reachable, the same plan goes through
     with ManagementClient(broker.url, amqp_url=broker.amqp_url) as client:
-        assert count_queues(client, vhost, ["q"])["q"].exact
+        assert LiveBroker(client).count(vhost, ["q"])["q"].exact
         engine.apply(client, _topology(vhost, **{"x-delivery-limit": 3}))
     assert mgmt.get(f"/api/queues/{enc(vhost)}/q").json()["arguments"]["x-delivery-limit"] == 3
 
@@ -188,7 +188,7 @@ def test_a_figure_from_the_lagging_statistics_is_named_as_such(broker: Any, vhos
             assert method is not None
             deadline = time.monotonic() + 20
             while True:
-                usage = count_queues(client, vhost, ["q"])["q"]
+                usage = LiveBroker(client).count(vhost, ["q"])["q"]
                 if usage.unacked or time.monotonic() > deadline:
                     break
                 time.sleep(0.2)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from topo.broker.amqp_probe import DropCheck, NoExactCount
 from topo.broker.drop import Miscount, _problem, lost
+from topo.broker.port import DropCheck, NoExactCount
 from topo.errors import MessagesLost, UnsafeChange
 from topo.model import Address, Policy, Queue
 from topo.plan.model import Change, QueueUsage

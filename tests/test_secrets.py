@@ -367,9 +367,10 @@ def test_a_user_password_never_shows(setting: dict[str, Any], password: str, tmp
 def test_a_refused_user_write_never_echoes_the_hash() -> None:
     """RabbitMQ echoes a password hash it refuses (``{"reason": ["not_base64", HASH]}``): the error topo raises
     carries ``(sensitive)`` in its place."""
-    from topo.access.broker import put_user
+    from topo.broker.live import LiveBroker
+    from topo.broker.writer import execute
     from topo.model import Address, Secret, User
-    from topo.plan.model import Change
+    from topo.plan.model import Change, Plan
 
     sent: list[str] = []
 
@@ -385,7 +386,7 @@ def test_a_refused_user_write_never_echoes_the_hash() -> None:
         ManagementClient("http://guest:guest@b.invalid:15672", transport=transport) as client,
         pytest.raises(TopoError) as info,
     ):
-        put_user(client, Change("create", Address("user", "", "u"), after=user))
+        execute(LiveBroker(client, amqp=None), Plan(changes=[Change("create", Address("user", "", "u"), after=user)]))
     seen = Seen()
     seen.exception(info.value)
     hashed = __import__("json").loads(sent[0])["password_hash"]

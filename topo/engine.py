@@ -1,6 +1,8 @@
 """The I/O edge that ties the pure core to a broker: read → diff → (apply → re-read to confirm).
 
-Library use::
+Every function takes the broker as the port (:class:`topo.broker.port.Broker`), or a
+:class:`~topo.broker.client.ManagementClient`, which is taken as the live broker it reaches (Management API,
+and AMQP for exact counts). Library use::
 
     from topo.broker.client import ManagementClient
     from topo import engine
@@ -15,18 +17,18 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
 
-from topo.access.broker import read_access
-from topo.access.compare import AccessContext
 from topo.arguments import EXCHANGE_TYPES
 from topo.broker.client import ManagementClient
-from topo.broker.reader import Observed, cluster_name, read
-from topo.broker.writer import Progress, count_dropped, execute
+from topo.broker.executors import Progress, count_dropped
+from topo.broker.live import as_broker
+from topo.broker.port import Broker, Overview
+from topo.broker.reader import Observed, read, read_broker_wide
+from topo.broker.writer import execute
 from topo.errors import MissingExchangeType, NotConverged
 from topo.loader import load
 from topo.model import Exchange, Topology
-from topo.plan.diff import diff
+from topo.plan.diff import broker_kinds, diff
 from topo.plan.model import BrokerInfo, Plan
 from topo.plan.safety import annotate, dropped_queues
 
@@ -36,7 +38,7 @@ PathLike = str | os.PathLike[str]
 
 
 def load_and_plan(
-    client: ManagementClient,
+    target: Broker | ManagementClient,
     paths: PathLike | Iterable[PathLike],
     variables: Mapping[str, str] | None = None,
     only: Sequence[str] = (),
@@ -45,15 +47,17 @@ def load_and_plan(
 
     Each vhost is read as soon as the first file that declares it is parsed: the read (mostly waiting
     on the broker) runs in a thread beside the parsing of the other files, schema validation and the
-    build (CPU), so a large plan costs about max(load, read) rather than their sum.
+    build (CPU), so a large plan costs about max(load, read) rather than their sum. The broker-wide kinds
+    the files declare (users, global parameters) are read once the files are loaded.
     """
+    broker = as_broker(target)
     pool = ThreadPoolExecutor(max_workers=4)
     pending: list[Future[Observed]] = []
 
     def start_read(names: list[str]) -> None:
         wanted = [n for n in names if not only or n in only]
         if wanted:
-            pending.append(pool.submit(read, client, wanted))
+            pending.append(pool.submit(read, broker, wanted))
 
     try:
         desired = load(paths, variables, on_vhosts=start_read).only(only)
@@ -64,51 +68,61 @@ def load_and_plan(
             observed.missing |= part.missing
         rest = [n for n in desired.vhosts if n not in observed.topology.vhosts and n not in observed.missing]
         if rest:  # not announced while loading (should not happen): read them now
-            part = read(client, rest)
+            part = read(broker, rest)
             observed.topology.vhosts.update(part.topology.vhosts)
             observed.missing |= part.missing
         observed.topology.vhosts = {n: v for n, v in observed.topology.vhosts.items() if n in desired.vhosts}
         observed.missing &= set(desired.vhosts)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    return desired, _plan_from(client, desired, observed)
+    return desired, _plan_from(broker, desired, observed)
 
 
-def plan(client: ManagementClient, desired: Topology) -> Plan:
-    """Read the declared vhosts from the broker and diff them against ``desired``.
+def plan(target: Broker | ManagementClient, desired: Topology) -> Plan:
+    """Read the declared vhosts (and the broker-wide kinds ``desired`` declares) from the broker and diff
+    them against ``desired``.
 
     Queues that would be dropped are counted: each such change carries the count, and the reasons apply
     would refuse it (``Change.blockers``; ``Plan.blocked``), decided by :mod:`topo.plan.safety`.
     """
-    return _plan_from(client, desired, read(client, desired.vhosts))
+    broker = as_broker(target)
+    return _plan_from(broker, desired, read(broker, desired.vhosts))
 
 
-def _plan_from(client: ManagementClient, desired: Topology, observed: Observed) -> Plan:
-    result = diff(desired, observed.topology, access=_read_access(client, desired, observed.topology))
+def _observe(broker: Broker, desired: Topology, observed: Observed) -> Observed:
+    """``observed`` with what the broker has of the broker-wide kinds ``desired`` declares (none: as it is)."""
+    kinds = broker_kinds(desired)
+    if kinds:
+        _, observed.facts = read_broker_wide(broker, kinds, observed.topology)
+    return observed
+
+
+def _plan_from(broker: Broker, desired: Topology, observed: Observed) -> Plan:
+    observed = _observe(broker, desired, observed)
+    result = diff(desired, observed.topology, observed.facts)
     cluster: str | None = None
     plugins, drops = _plugin_types(result), dropped_queues(result)
     if plugins or drops:  # one request for what both need (a plan without either reads no more)
-        wanted = ["cluster_name"] + (["exchange_types"] if plugins else [])
-        overview = client.get("/overview", params={"columns": ",".join(wanted)}) or {}
+        overview = broker.overview(exchange_types=bool(plugins))
         _check_exchange_types(result, overview)
-        cluster = str(overview.get("cluster_name") or "")
-    result.broker = BrokerInfo(cluster_name=cluster, url=client.public_url)
+        cluster = overview.cluster_name
+    result.broker = BrokerInfo(cluster_name=cluster, url=broker.url)
     if drops:
-        result = annotate(result, count_dropped(client, result, cluster=cluster))
+        result = annotate(result, count_dropped(broker, result, cluster=cluster))
     return result
 
 
-def describe_broker(client: ManagementClient, planned: Plan) -> Plan:
+def describe_broker(target: Broker | ManagementClient, planned: Plan) -> Plan:
     """``planned`` with the broker's cluster name filled in (``GET /api/overview``), for the plan forms that
     show it (Markdown, JSON)."""
     if planned.broker is not None and planned.broker.cluster_name is not None:
         return planned
-    broker = BrokerInfo(cluster_name=cluster_name(client), url=client.public_url)
-    return replace(planned, broker=broker)
+    broker = as_broker(target)
+    return replace(planned, broker=BrokerInfo(cluster_name=broker.overview().cluster_name, url=broker.url))
 
 
 def apply(
-    client: ManagementClient,
+    target: Broker | ManagementClient,
     desired: Topology,
     planned: Plan | None = None,
     *,
@@ -119,18 +133,21 @@ def apply(
     """Apply ``planned`` (or a fresh plan) and re-read the broker to confirm it now matches ``desired``.
 
     Apply counts the queues it would drop again before it writes anything (the plan may be old), unless
-    ``recount`` is false (a plan made an instant ago: its counts are used). Returns the plan that was
-    applied. Raises UnsafeChange, ApplyFailed or NotConverged.
+    ``recount`` is false (a plan made an instant ago: its counts are used). The broker is read again
+    afterwards, the broker-wide kinds ``desired`` declares too (a user's password compared offline with
+    the hash it now stores). Returns the plan that was applied. Raises UnsafeChange, ApplyFailed or
+    NotConverged.
     """
+    broker = as_broker(target)
     if planned is None:
-        planned = plan(client, desired)
+        planned = plan(broker, desired)
         recount = False  # counted just now
     if planned.empty:
         return planned
-    execute(client, planned, progress, recount=recount)
+    execute(broker, planned, progress, recount=recount)
     if confirm:
-        now = read(client, desired.vhosts).topology
-        after = diff(desired, now, access=_read_access(client, desired, now))
+        now = _observe(broker, desired, read(broker, desired.vhosts))
+        after = diff(desired, now.topology, now.facts)
         if not after.empty:
             listed = "; ".join(f"{c.action} {c.address}" for c in after.changes[:10])
             more = f" and {len(after.changes) - 10} more" if len(after.changes) > 10 else ""
@@ -139,13 +156,6 @@ def apply(
                 hint="another client may be changing the same resources; run `topo plan` to see the state",
             )
     return planned
-
-
-def _read_access(client: ManagementClient, desired: Topology, into: Topology) -> AccessContext | None:
-    """The broker's users, permissions and global parameters, read into ``into`` when the files declare some."""
-    if not (desired.users or desired.global_parameters):
-        return None
-    return read_access(client, desired, into)
 
 
 def _plugin_types(result: Plan) -> dict[str, list[str]]:
@@ -158,13 +168,13 @@ def _plugin_types(result: Plan) -> dict[str, list[str]]:
     return wanted
 
 
-def _check_exchange_types(result: Plan, overview: Mapping[str, Any]) -> None:
+def _check_exchange_types(result: Plan, overview: Overview) -> None:
     """Refuse a plan that would declare an exchange of a plugin's type the broker does not have (RabbitMQ
-    would refuse it half-way through the apply); ``overview`` is ``GET /api/overview``."""
+    would refuse it half-way through the apply)."""
     wanted = _plugin_types(result)
     if not wanted:
         return
-    have = {item.get("name") for item in overview.get("exchange_types") or [] if isinstance(item, dict)}
+    have = overview.exchange_types or frozenset()
     missing = sorted(kind for kind in wanted if kind not in have)
     if missing:
         listed = "; ".join(f"{kind} (for {', '.join(wanted[kind])})" for kind in missing)

@@ -16,18 +16,9 @@ import yaml
 
 from topo.arguments import POLICY_KEYS, queue_argument
 from topo.model import Binding, Policy, Topology, VHost, reserved_parameter
-from topo.units import format_duration, format_size
+from topo.units import unit_form
 
 __all__ = ["export_data", "export_yaml", "password_variable"]
-
-
-def _readable(kind: str, value: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool):
-        if kind == "duration":
-            return format_duration(value)
-        if kind == "size":
-            return format_size(value)
-    return value
 
 
 def _binding(binding: Binding) -> dict[str, Any]:
@@ -57,7 +48,7 @@ def _policy(policy: Policy) -> dict[str, Any]:
     definition = {}
     for key, value in policy.definition.items():
         spec = POLICY_KEYS.get(key)
-        definition[key] = _readable(spec.kind, value) if spec else value
+        definition[key] = unit_form(spec.kind, value) if spec else value
     body["definition"] = definition
     return body
 
@@ -109,7 +100,7 @@ def _vhost(vhost: VHost) -> dict[str, Any]:
             if spec is None:
                 others[arg] = value
             else:
-                qbody[spec.key] = _readable(spec.kind, value)
+                qbody[spec.key] = unit_form(spec.kind, value)
         if others:
             qbody["arguments"] = others
         bindings = [_binding(b) for b in sorted(vhost.bindings_to(name, "queue"), key=lambda b: b.key)]

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from topo.errors import GraphError, GraphvizNotFound
-from topo.model import Binding, Exchange, Queue, Topology, VHost
-from topo.routing import BUILTIN_EXCHANGES, dead_letter_target, effective_alternate_exchange
+from topo.model import BUILTIN_EXCHANGES, Binding, Exchange, Queue, Topology, VHost
+from topo.routing import dead_letter_target, effective_alternate_exchange
 from topo.units import format_duration
 
 __all__ = [

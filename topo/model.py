@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -36,7 +36,12 @@ if TYPE_CHECKING:
     from topo.monitor.spec import MonitorBlock
 
 __all__ = [
+    "BROKER_COLLECTIONS",
+    "BUILTIN_EXCHANGES",
+    "DEFAULT_EXCHANGE",
+    "HELD_PER_VHOST",
     "RESERVED_PARAMETER_PREFIX",
+    "RESERVED_PREFIX",
     "SENSITIVE",
     "Address",
     "Binding",
@@ -59,6 +64,7 @@ __all__ = [
     "VHost",
     "canonical_json",
     "document_path",
+    "is_broker_exchange",
     "reserved_parameter",
     "retry_queue_name",
 ]
@@ -140,36 +146,48 @@ _COLLECTION: dict[str, str] = {
     "policy": "policies",
     "operator-policy": "operator-policies",
 }
+"""The collection of a vhost that holds each kind (``vhosts.V.<collection>.NAME``)."""
+
+BROKER_COLLECTIONS: dict[str, str] = {
+    "user": "users",
+    "global-parameter": "global-parameters",
+}
+"""The broker-wide kinds (in no vhost) and the top-level collection of the document that holds each
+(``<collection>.NAME``: ``users.orders``)."""
+
+HELD_PER_VHOST: dict[str, tuple[str, str]] = {
+    "permission": ("user", "permissions"),
+    "topic-permission": ("user", "topic-permissions"),
+}
+"""Kinds that a broker-wide resource holds per vhost: (its kind, its key). The address is the holder's, then
+the key and the vhost (``users.orders.permissions.shop``): the name is the holder's."""
 
 
 @dataclass(frozen=True, slots=True)
 class Address:
     """A resource's address, written as its path in the topology document.
 
-    ``vhosts.iot.queues.orders``, ``vhosts["/"].exchanges.dlx``,
-    ``vhosts.iot.queues.analytics.bindings[sensor-data "sensor.#"]``.
+    In a vhost: ``vhosts.iot.queues.orders``, ``vhosts["/"].exchanges.dlx``,
+    ``vhosts.iot.queues.analytics.bindings[sensor-data "sensor.#"]``. Broker-wide (``vhost`` is ``""``):
+    ``users.orders``, ``global-parameters.cluster_name``. Held by a broker-wide resource per vhost (``name``
+    is the holder's): ``users.orders.permissions.shop``.
     """
 
     kind: ResourceKind
     vhost: str  # "" for a broker-wide kind (a user, a global parameter)
-    name: str = ""  # a permission's and a topic permission's: the user's
+    name: str = ""  # a permission's and a topic permission's: its user's
 
     def __str__(self) -> str:
-        if self.kind in _ACCESS_PATHS:
-            return _ACCESS_PATHS[self.kind](self)
+        if self.kind in BROKER_COLLECTIONS:
+            return document_path((BROKER_COLLECTIONS[self.kind], self.name))
+        if self.kind in HELD_PER_VHOST:
+            holder, key = HELD_PER_VHOST[self.kind]
+            return document_path((BROKER_COLLECTIONS[holder], self.name, key, self.vhost))
         if self.kind == "vhost":
             return document_path(("vhosts", self.vhost))
         if self.kind == "binding":  # name: the rest of the path, from Binding.address
             return document_path(("vhosts", self.vhost)) + self.name
         return document_path(("vhosts", self.vhost, _COLLECTION[self.kind], self.name))
-
-
-_ACCESS_PATHS: dict[str, Callable[[Address], str]] = {
-    "user": lambda a: document_path(("users", a.name)),
-    "permission": lambda a: document_path(("users", a.name, "permissions", a.vhost)),
-    "topic-permission": lambda a: document_path(("users", a.name, "topic-permissions", a.vhost)),
-    "global-parameter": lambda a: document_path(("global-parameters", a.name)),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,7 +398,7 @@ class Topology:
 
     ``users``, ``permissions``, ``topic_permissions`` and ``global_parameters`` are what the files declare
     (a declared user's permissions are all of its permissions), or what the broker has when it was asked
-    (only when the files declare some: see :mod:`topo.access`).
+    (read only when the files declare some: see :mod:`topo.broker.reader`).
     """
 
     vhosts: dict[str, VHost] = field(default_factory=dict)
@@ -540,3 +558,32 @@ def reserved_parameter(name: str) -> str | None:
     if name in _BROKER_PARAMETERS:
         return f"{name} is the broker's own (it sets it itself)"
     return None
+
+
+# -- the exchanges every vhost has ------------------------------------------------------------------------
+
+DEFAULT_EXCHANGE = ""
+"""The default exchange: it routes to the queue named by the routing key, and takes no binding of its own."""
+
+RESERVED_PREFIX = "amq."
+"""Exchange (and queue) names the broker keeps for itself: a client may not declare one."""
+
+BUILTIN_EXCHANGES: Mapping[str, Exchange] = {
+    x.name: x
+    for x in (
+        Exchange("amq.direct", "direct"),
+        Exchange("amq.fanout", "fanout"),
+        Exchange("amq.topic", "topic"),
+        Exchange("amq.headers", "headers"),
+        Exchange("amq.match", "headers"),
+        Exchange("amq.rabbitmq.trace", "topic", internal=True),
+    )
+}
+"""The exchanges every vhost has without declaring them (besides the default exchange ``""``), as RabbitMQ
+3.10 declares them (tests/test_routing_broker.py checks them against a node)."""
+
+
+def is_broker_exchange(name: str) -> bool:
+    """Whether ``name`` is the broker's own exchange (the default one, or any ``amq.*``): no file declares
+    it, a plan never touches it."""
+    return name == DEFAULT_EXCHANGE or name.startswith(RESERVED_PREFIX)

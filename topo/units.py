@@ -8,6 +8,7 @@ A size is an integer of bytes or ``512B``, ``10KB`` (10 * 1000), ``10KiB`` (10 *
 from __future__ import annotations
 
 import re
+from typing import Any
 
 __all__ = [
     "DURATION_PATTERN",
@@ -18,6 +19,7 @@ __all__ = [
     "format_size",
     "parse_duration",
     "parse_size",
+    "unit_form",
 ]
 
 DURATION_PATTERN = r"^[0-9]+(ms|s|m|h|d)$"
@@ -88,3 +90,15 @@ def format_size(n: int) -> int | str:
         if n and n % size == 0:
             return f"{n // size}{unit}"
     return n
+
+
+def unit_form(kind: str, value: Any) -> Any:
+    """A number of a ``duration`` (milliseconds) or ``size`` (bytes) ``kind`` as the files write it, when
+    an exact form exists (``86400000`` → ``"1d"``); anything else (another kind, a string, a bool) as it is.
+    The one place that decides how topo shows such a value: export writes it, plans print it."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if kind == "duration":
+            return format_duration(value)
+        if kind == "size":
+            return format_size(value)
+    return value

@@ -11,28 +11,29 @@ holds) and then counts; :func:`delete_if_counted` counts each queue again and de
 connection, keeping the count the broker's ``Queue.DeleteOk`` gives; :func:`remove_probes` takes a probe
 back out of a queue that stays.
 
-Where AMQP cannot count, :func:`count_exactly` and :func:`check_drops` return why (:class:`NoExactCount`,
-from :func:`why_no_count`): the broker refused the user (a wrong password, no permission on the vhost), did
-not answer, or another cluster answers there. The reason travels with the count
-(``QueueUsage.why_inexact``); nothing is kept on the client.
+Where AMQP cannot count, :func:`count_exactly` and :func:`check_drops` return why
+(:class:`~topo.broker.port.NoExactCount`, from :func:`why_no_count`): the broker refused the user (a wrong
+password, no permission on the vhost), did not answer, or another cluster answers there. The reason
+travels with the count (``QueueUsage.why_inexact``); nothing is kept on the client.
+
+:class:`LiveAmqp` is the :class:`~topo.broker.port.Amqp` side of :class:`~topo.broker.live.LiveBroker`.
+This is the one module of :mod:`topo.broker` that uses the AMQP runtime (:mod:`topo.runtime`), and only
+inside its functions: the Management API layer never imports it (tests/test_layers.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
+from topo.broker.port import NO_AMQP_URL, PROBE_HEADER, PROBE_ID_PREFIX, Deleted, DropCheck, NoExactCount
 from topo.errors import TopoError
 from topo.urls import parse_amqp
 
 __all__ = [
-    "PROBE_HEADER",
-    "PROBE_ID_PREFIX",
-    "Deleted",
-    "DropCheck",
-    "NoExactCount",
+    "LiveAmqp",
     "check_drops",
     "count_exactly",
     "delete_if_counted",
@@ -43,34 +44,7 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-PROBE_HEADER = "x-topo-fence-probe"
-"""The header of the probe messages apply publishes to a fenced queue (see :func:`check_drops`)."""
 _PROBE_BODY = b"topo fence probe: checks that the queue refuses new messages before topo deletes it; drop it"
-
-
-@dataclass(frozen=True)
-class DropCheck:
-    """What the broker said of a queue apply is about to delete.
-
-    ``exists``: the queue is there. ``ready`` and ``consumers``: its passive declare, after the probes.
-    For a fenced queue, ``probe`` is what became of the first probe (``taken``, ``refused`` or
-    ``unroutable``) and ``fence_holds`` whether the second one was refused; both ``None`` otherwise.
-    """
-
-    exists: bool
-    ready: int = 0
-    consumers: int = 0
-    probe: str | None = None
-    fence_holds: bool | None = None
-
-
-@dataclass(frozen=True)
-class NoExactCount:
-    """Why no exact count could be had: ``reason`` for people (no secret in it: URLs redacted), and whether
-    the broker ``refused`` the user (a wrong password, no permission on the vhost) rather than not answering."""
-
-    reason: str
-    refused: bool = False
 
 
 class _OtherCluster(Exception):
@@ -255,21 +229,6 @@ def check_drops(
     return _run(_check(amqp_url, vhost, queues, probe_id, timeout, cluster), amqp_url, vhost, timeout)
 
 
-@dataclass(frozen=True)
-class Deleted:
-    """What :func:`delete_if_counted` did with one queue.
-
-    ``counted``: (ready messages, consumers) of its passive declare just before the delete (``None``: the
-    queue was not there, nothing to delete). ``deleted``: whether it was deleted (only when ``counted`` was
-    what the caller expected). ``message_count``: what the broker's ``Queue.DeleteOk`` said, the ready
-    messages it counted as it deleted the queue (``None`` when not deleted)."""
-
-    name: str
-    counted: tuple[int, int] | None
-    deleted: bool = False
-    message_count: int | None = None
-
-
 async def _delete(
     amqp_url: str,
     vhost: str,
@@ -320,10 +279,6 @@ def delete_if_counted(
     return done, failed if isinstance(failed, NoExactCount) else None
 
 
-PROBE_ID_PREFIX = "topo-fence-probe:"
-"""Every probe's ``message_id`` starts so (then the apply's own id)."""
-
-
 _REACH = 20
 """How many messages that are not probes :func:`remove_probes` takes out (and puts back) to reach one."""
 
@@ -368,3 +323,45 @@ def remove_probes(
     (when they are further back, or AMQP failed) and how many other messages were taken out and put back."""
     result = _run(_remove(amqp_url, vhost, name, probes, probe_id, timeout), amqp_url, vhost, timeout)
     return (probes, 0) if isinstance(result, NoExactCount) else result
+
+
+class LiveAmqp:
+    """The AMQP side of a real broker at ``url`` (``None`` or ``""``: exact counts are off, and every step
+    says so as a :class:`~topo.broker.port.NoExactCount`)."""
+
+    def __init__(self, url: str | None, *, timeout: float = 10.0) -> None:
+        self.url = url or ""
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"<LiveAmqp available={self.available}>"  # never the URL: it may hold a password
+
+    @property
+    def available(self) -> bool:
+        return bool(self.url)
+
+    def count(
+        self, vhost: str, queues: Sequence[str], *, cluster: str | None = None
+    ) -> dict[str, tuple[int, int]] | NoExactCount:
+        if not self.url:
+            return NoExactCount(NO_AMQP_URL)
+        return count_exactly(self.url, vhost, queues, cluster=cluster, timeout=self.timeout)
+
+    def check_drops(
+        self, vhost: str, queues: Mapping[str, bool], probe_id: str, *, cluster: str | None = None
+    ) -> dict[str, DropCheck] | NoExactCount:
+        if not self.url:
+            return NoExactCount(NO_AMQP_URL)
+        return check_drops(self.url, vhost, queues, probe_id, cluster=cluster, timeout=self.timeout)
+
+    def delete_if_counted(
+        self, vhost: str, expected: Mapping[str, int], *, cluster: str | None = None
+    ) -> tuple[list[Deleted], NoExactCount | None]:
+        if not self.url:
+            return [], NoExactCount(NO_AMQP_URL)
+        return delete_if_counted(self.url, vhost, expected, cluster=cluster, timeout=self.timeout)
+
+    def remove_probes(self, vhost: str, queue: str, probes: int, probe_id: str | None) -> tuple[int, int]:
+        if not self.url:
+            return probes, 0
+        return remove_probes(self.url, vhost, queue, probes, probe_id, timeout=self.timeout)

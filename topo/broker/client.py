@@ -1,8 +1,10 @@
 """A small, typed client for the RabbitMQ Management HTTP API.
 
 Every failure becomes one of :mod:`topo.errors`' broker errors in plain words; URLs in messages are
-redacted. The engine talks to the broker only through :class:`ManagementClient` (a ``transport`` can be
-injected for pure unit tests; everything that matters is tested against a real broker).
+redacted. The engine does not use this client directly: it sees the broker port
+(:mod:`topo.broker.port`), whose live adapter (:mod:`topo.broker.live`) sends its requests through this
+client (a ``transport`` can be injected: tests run it on an in-memory broker; everything that matters is
+also tested against a real one). This module knows HTTP only: it never imports the AMQP runtime.
 """
 
 from __future__ import annotations

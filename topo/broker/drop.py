@@ -51,109 +51,73 @@ An apply killed half-way may leave a fence; the next plan shows its removal, and
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from topo.broker.amqp_probe import (
-    PROBE_HEADER,
-    PROBE_ID_PREFIX,
-    DropCheck,
-    NoExactCount,
-    check_drops,
-    delete_if_counted,
-    remove_probes,
-)
-from topo.broker.client import ManagementClient, enc
-from topo.definitions import policy_definition
+from topo.broker.port import NO_AMQP_URL, PROBE_HEADER, PROBE_ID_PREFIX, Broker, DropCheck, ListedBinding, NoExactCount
 from topo.errors import BrokerError, MessagesLost, TopoError, UnsafeChange
-from topo.model import Binding, Queue, canonical_json
+from topo.model import Binding, BindingKey, Policy, Queue
 from topo.plan.model import Change
 from topo.plan.safety import FENCE_PREFIX, FENCE_RELAXED, fence_policy, listing
 
 __all__ = ["BindingIndex", "Miscount", "QueueDrop", "clear_fence", "lost", "refused", "remove_fence"]
-
-_Key = tuple[str, str, str, str, str]
-
-
-def _key(item: Mapping[str, Any]) -> _Key:
-    kind = "exchange" if item.get("destination_type") == "exchange" else "queue"
-    arguments = canonical_json(dict(item.get("arguments") or {}))
-    return (item.get("source", ""), kind, item["destination"], item.get("routing_key", ""), arguments)
 
 
 class BindingIndex:
     """A vhost's bindings as the broker lists them (with the ``properties_key`` a delete needs), read once
     per apply (``GET /api/bindings/{vhost}``) instead of once per binding deleted."""
 
-    def __init__(self, client: ManagementClient, vhost: str) -> None:
-        self.client = client
+    def __init__(self, broker: Broker, vhost: str) -> None:
+        self.broker = broker
         self.vhost = vhost
-        listed = client.get(f"/bindings/{enc(vhost)}", vhost=vhost, ok_missing=True) or []
-        self._items: dict[_Key, dict[str, Any]] = {_key(item): item for item in listed if item.get("source")}
-
-    def _path(self, item: Mapping[str, Any]) -> str:
-        kind = "e" if item.get("destination_type") == "exchange" else "q"
-        return f"/bindings/{enc(self.vhost)}/e/{enc(item['source'])}/{kind}/{enc(item['destination'])}"
+        self._items: dict[BindingKey, ListedBinding] = {
+            listed.binding.key: listed for listed in broker.bindings(vhost) if listed.binding.source
+        }
 
     def delete(self, binding: Binding) -> None:
         """Delete ``binding`` (nothing when the broker does not have it)."""
-        arguments = canonical_json(dict(binding.arguments))
-        key = (binding.source, binding.destination_type, binding.destination, binding.routing_key, arguments)
-        item = self._items.pop(key, None)
-        if item is not None:
-            self._delete(item)
+        listed = self._items.pop(binding.key, None)
+        if listed is not None:
+            self.broker.delete_binding(self.vhost, listed)
 
-    def _delete(self, item: Mapping[str, Any]) -> None:
-        path = f"{self._path(item)}/{enc(item['properties_key'])}"
-        self.client.delete(path, vhost=self.vhost, ok_missing=True)
-
-    def cut(self, queue: str) -> list[dict[str, Any]]:
+    def cut(self, queue: str) -> list[ListedBinding]:
         """Delete every binding whose destination is ``queue``; returns them, to put them back."""
-        cut = [item for key, item in self._items.items() if key[1] == "queue" and key[2] == queue]
-        for item in cut:
-            self._delete(item)
-            del self._items[_key(item)]
+        cut = [listed for key, listed in self._items.items() if key[1] == "queue" and key[2] == queue]
+        for listed in cut:
+            self.broker.delete_binding(self.vhost, listed)
+            del self._items[listed.binding.key]
         return cut
 
-    def restore(self, items: Sequence[Mapping[str, Any]]) -> None:
+    def restore(self, items: Sequence[ListedBinding]) -> None:
         """Create ``items`` (bindings :meth:`cut` returned) again."""
-        for item in items:
-            body = {"routing_key": item.get("routing_key", ""), "arguments": dict(item.get("arguments") or {})}
-            self.client.post(self._path(item), body, vhost=self.vhost)
-            self._items[_key(item)] = dict(item)
+        for listed in items:
+            self.broker.add_binding(self.vhost, listed.binding)
+            self._items[listed.binding.key] = listed
 
 
-def _policy_path(vhost: str, name: str) -> str:
-    return f"/policies/{enc(vhost)}/{enc(name)}"
-
-
-def remove_fence(client: ManagementClient, vhost: str, name: str, *, relax: bool = True) -> None:
+def remove_fence(broker: Broker, vhost: str, name: str, *, relax: bool = True) -> None:
     """Remove fence policy ``name``. With ``relax`` (the queue stays), first widen its limit, so that the
     publishers the fence refused are told to publish again: RabbitMQ tells them only when the queue falls
     below its limit, never when the policy goes."""
-    path = _policy_path(vhost, name)
     if relax:
-        current = client.get(path, vhost=vhost, ok_missing=True)
+        current = broker.policy(vhost, name)
         if current is None:
             return
-        body = {key: current[key] for key in ("pattern", "apply-to", "priority") if key in current}
-        client.put(path, {**body, "definition": dict(FENCE_RELAXED)}, vhost=vhost)
-    client.delete(path, vhost=vhost, ok_missing=True)
+        broker.put_policy(vhost, Policy(name, current.pattern, current.apply_to, current.priority, FENCE_RELAXED))
+    broker.delete_policy(vhost, name)
 
 
-def clear_fence(client: ManagementClient, vhost: str, name: str, queue: str) -> None:
+def clear_fence(broker: Broker, vhost: str, name: str, queue: str) -> None:
     """Remove fence policy ``name`` that an interrupted apply left on ``queue``, and the probes it left at
     the head of the queue (while the fence held, nothing else got in before them)."""
-    if client.amqp_url:
-        remove_probes(client.amqp_url, vhost, queue, 2, None)
-    remove_fence(client, vhost, name)
+    if broker.amqp.available:
+        broker.amqp.remove_probes(vhost, queue, 2, None)
+    remove_fence(broker, vhost, name)
 
 
-def _fence_priority(client: ManagementClient, vhost: str) -> int:
+def _fence_priority(broker: Broker, vhost: str) -> int:
     """One above every policy of the vhost (equal priorities apply in no defined order)."""
-    policies = client.get(f"/policies/{enc(vhost)}", vhost=vhost) or []
-    priorities = [int(p.get("priority") or 0) for p in policies if not str(p.get("name", "")).startswith(FENCE_PREFIX)]
+    priorities = [p.priority for p in broker.policies(vhost) if not p.name.startswith(FENCE_PREFIX)]
     return max(priorities, default=0) + 1
 
 
@@ -165,7 +129,7 @@ def _problem(name: str, queue_type: str, check: DropCheck | NoExactCount | None)
     if not isinstance(check, DropCheck):
         if queue_type == "classic":
             return None  # the broker's if-empty and if-unused guards still hold
-        why = check.reason if check is not None else "exact counts are off (no AMQP URL)"
+        why = check.reason if check is not None else NO_AMQP_URL
         return f"{why}, so apply could not check that its fence holds"
     if not check.exists or check.probe == "unroutable":
         return None  # gone already: nothing to drop
@@ -206,13 +170,13 @@ class QueueDrop:
     :attr:`problems` says what stops them, :meth:`put_back` undoes the preparation, :meth:`delete` deletes
     them. The writer prepares every vhost before it deletes any queue."""
 
-    def __init__(self, client: ManagementClient, vhost: str, changes: Sequence[Change], bindings: BindingIndex) -> None:
-        self.client = client
+    def __init__(self, broker: Broker, vhost: str, changes: Sequence[Change], bindings: BindingIndex) -> None:
+        self.broker = broker
         self.vhost = vhost
         self.changes = {c.address.name: c for c in changes}
         self.types = {n: c.before.type if isinstance(c.before, Queue) else "classic" for n, c in self.changes.items()}
         self.bindings = bindings
-        self.cut: dict[str, list[dict[str, Any]]] = {}
+        self.cut: dict[str, list[ListedBinding]] = {}
         self.fences: dict[str, str] = {}  # queue -> fence policy name
         self.checks: dict[str, DropCheck] | None = None
         self.no_check: NoExactCount | None = None  # why AMQP could not look, when it could not
@@ -223,22 +187,20 @@ class QueueDrop:
 
     def prepare(self, cluster: str | None) -> None:
         """Cut each queue off, fence the quorum ones, then count them all; sets :attr:`problems`."""
-        client, vhost = self.client, self.vhost
+        broker, vhost = self.broker, self.vhost
         self.cluster = cluster
         for name in self.changes:
             self.cut[name] = self.bindings.cut(name)
         quorum = [n for n in self.changes if self.types[n] == "quorum"]
         if quorum:
-            priority = _fence_priority(client, vhost)
+            priority = _fence_priority(broker, vhost)
             for name in quorum:
                 fence = fence_policy(name, priority)
-                body = policy_definition(fence)
-                del body["name"]
-                client.put(_policy_path(vhost, fence.name), body, vhost=vhost)
+                broker.put_policy(vhost, fence)
                 self.fences[name] = fence.name
-        if client.amqp_url:
+        if broker.amqp.available:
             fenced = {n: n in self.fences for n in self.changes}
-            checked = check_drops(client.amqp_url, vhost, fenced, self.probe_id, cluster=cluster)
+            checked = broker.amqp.check_drops(vhost, fenced, self.probe_id, cluster=cluster)
             if isinstance(checked, NoExactCount):
                 self.no_check = checked
             else:
@@ -251,12 +213,12 @@ class QueueDrop:
 
     def put_back(self, queues: Sequence[str] | None = None) -> None:
         """Undo the cut, the fence and the probes of ``queues`` (default: all not deleted)."""
-        client, vhost = self.client, self.vhost
+        broker, vhost = self.broker, self.vhost
         for name in list(self.cut) if queues is None else queues:
             check = self.checks.get(name) if self.checks else None
             taken = _probes_taken(check)
-            if taken and client.amqp_url:
-                stays, moved = remove_probes(client.amqp_url, vhost, name, taken, self.probe_id)
+            if taken and broker.amqp.available:
+                stays, moved = broker.amqp.remove_probes(vhost, name, taken, self.probe_id)
                 if moved:
                     self.left.append(
                         f"to take its probe back, apply took {moved} message{'s' if moved != 1 else ''} out of "
@@ -270,7 +232,7 @@ class QueueDrop:
                         "that are not apply's: its consumers will get them; drop them"
                     )
             if name in self.fences:
-                remove_fence(client, vhost, self.fences.pop(name))
+                remove_fence(broker, vhost, self.fences.pop(name))
             self.bindings.restore(self.cut.pop(name, []))
 
     def delete(self, on_deleted: Callable[[Change], None], on_miscount: Callable[[Miscount], None]) -> None:
@@ -283,11 +245,11 @@ class QueueDrop:
         own probe alone (messages came in the instant between the last count and the delete), ``on_miscount``
         is told, and the writer raises :class:`~topo.errors.MessagesLost` once the apply is done. A classic
         queue's delete carries ``if-empty`` and ``if-unused``: the broker refuses it atomically."""
-        client, vhost = self.client, self.vhost
+        broker, vhost = self.broker, self.vhost
         quorum = [name for name in self.cut if self.types[name] == "quorum"]
         if quorum:
             expected = {name: self._probes_in(name) for name in quorum}
-            done, failed = delete_if_counted(client.amqp_url, vhost, expected, cluster=self.cluster)
+            done, failed = broker.amqp.delete_if_counted(vhost, expected, cluster=self.cluster)
             for result in done:
                 if result.counted is not None and not result.deleted:  # it counted otherwise: stopped there
                     self.put_back([name for name in self.cut])
@@ -303,9 +265,8 @@ class QueueDrop:
                 raise refused([self])
         names = list(self.cut)
         for index, name in enumerate(names):
-            path = f"/queues/{enc(vhost)}/{enc(name)}"
             try:
-                client.delete(path, params={"if-empty": "true", "if-unused": "true"}, vhost=vhost, ok_missing=True)
+                broker.delete_queue(vhost, name, if_empty=True, if_unused=True)
             except BrokerError as exc:
                 if exc.status != 400:
                     raise
@@ -317,7 +278,7 @@ class QueueDrop:
 
     def _gone(self, name: str, on_deleted: Callable[[Change], None]) -> None:
         if name in self.fences:  # before the new queue is declared, which the fence would match too
-            remove_fence(self.client, self.vhost, self.fences.pop(name), relax=False)
+            remove_fence(self.broker, self.vhost, self.fences.pop(name), relax=False)
         del self.cut[name]
         on_deleted(self.changes[name])
 

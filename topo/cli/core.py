@@ -11,16 +11,17 @@ from typing import Any
 import click
 
 from topo import engine
-from topo.access.broker import read_all_access
 from topo.broker.client import ManagementClient
-from topo.broker.reader import read
+from topo.broker.live import LiveBroker
+from topo.broker.reader import read, read_broker_wide
 from topo.cli.common import PATHS, amqp_url_option, cli, connection_options, load_paths, parse_vars, vars_option
 from topo.errors import UsageError
 from topo.export import export_yaml
 from topo.model import Topology
+from topo.plan.kinds import kind
 from topo.plan.model import Action, Plan
 from topo.plan.render import render_json, render_markdown, render_text
-from topo.plan.safety import leftover_fences, refusal
+from topo.plan.safety import refused_as_planned
 
 __all__ = ["apply_cmd", "export_cmd", "plan_cmd", "validate_cmd"]
 
@@ -52,7 +53,7 @@ def _render(plan: Plan, fmt: str, desired: Topology) -> str:
     if fmt == "markdown":
         from topo.graph import render_mermaid
 
-        touched = sorted({c.vhost for c in plan.changes if c.vhost in desired.vhosts})  # not users, not others
+        touched = sorted({c.vhost for c in plan.changes if kind(c.kind).scope == "vhost"})  # not users
         return render_markdown(plan, graph=render_mermaid(desired, touched) if touched else None)
     return render_text(plan, _styler())
 
@@ -135,8 +136,9 @@ def apply_cmd(
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
             return 0
-        if plan.blocked and not leftover_fences(plan):  # refuse before asking, in the plan's words
-            raise refusal(plan.blocked_changes)  # (after an interrupted apply, apply repairs, then counts)
+        refused = refused_as_planned(plan)  # before asking, in the plan's words
+        if refused is not None:
+            raise refused
         if not assume_yes:
             if not sys.stdin.isatty():
                 raise UsageError(
@@ -182,8 +184,9 @@ def export_cmd(
     """Write what the broker has, in the topology file format (without --vhost: users, their permissions
     and global parameters too)."""
     with _client(url, connection) as client:
-        names = list(vhosts) or [v["name"] for v in client.get("/vhosts", params={"columns": "name"}) or []]
-        observed = read(client, names)
+        broker = LiveBroker(client)
+        names = list(vhosts) or broker.vhost_names()
+        observed = read(broker, names)
         if observed.missing:
             missing = ", ".join(sorted(observed.missing))
             raise UsageError(
@@ -191,7 +194,7 @@ def export_cmd(
                 hint="check the name (`topo export` without --vhost exports every vhost)",
             )
         if not vhosts:  # the whole broker: who may do what, and its global parameters, too
-            read_all_access(client, observed.topology)
+            read_broker_wide(broker, into=observed.topology, why="an export of the whole broker includes")
         text = export_yaml(
             observed.topology,
             header=f"exported by topo from {client.display_url}",

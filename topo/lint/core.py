@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 
 from topo.errors import UsageError
 from topo.model import (
+    BUILTIN_EXCHANGES,
     Address,
     Binding,
     BindingPattern,
@@ -33,7 +34,7 @@ from topo.model import (
     User,
     VHost,
 )
-from topo.routing import BUILTIN_EXCHANGES, Router, applied_policy
+from topo.routing import Router, applied_policy
 
 __all__ = [
     "RULES",

@@ -23,6 +23,8 @@ from topo.errors import Problem
 from topo.loader.access import AccessBuilder
 from topo.loader.source import Document, Path_
 from topo.model import (
+    BUILTIN_EXCHANGES,
+    RESERVED_PREFIX,
     Address,
     Binding,
     BindingPattern,
@@ -42,11 +44,8 @@ from topo.pcre import compile_pattern
 from topo.shortstr import SHORTSTR_MAX, shortstr_excess, too_long_message
 from topo.units import MAX_AGE_FORM, MAX_AGE_PATTERN, parse_duration, parse_size
 
-__all__ = ["PREDEFINED_EXCHANGES", "build_topology"]
+__all__ = ["build_topology"]
 
-PREDEFINED_EXCHANGES = frozenset(
-    {"amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match", "amq.rabbitmq.trace"}
-)
 _QUORUM_OR_STREAM = ("quorum", "stream")
 _COLLECTIONS = ("exchanges", "queues", "policies", "operator-policies")
 _STRUCTURAL_KEYS = frozenset(
@@ -206,8 +205,9 @@ class _Builder:
             message, hint = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} needs a non-empty name", None
         elif shortstr_excess(name) is not None:
             message, hint = f"{kind} name is longer than {SHORTSTR_MAX} bytes of UTF-8", "shorten it"
-        elif kind in ("queue", "exchange") and name.startswith("amq."):
-            message, hint = f"{kind} names starting with 'amq.' are reserved for the broker", "choose another name"
+        elif kind in ("queue", "exchange") and name.startswith(RESERVED_PREFIX):
+            message = f"{kind} names starting with {RESERVED_PREFIX!r} are reserved for the broker"
+            hint = "choose another name"
         else:
             return
         self.problems.append(doc.problem(path, message, hint=hint, key=True))
@@ -595,7 +595,7 @@ class _Builder:
             if vhost.name in unreadable:
                 continue
             skipped = {name for kind, v, name in self.skipped if kind == "exchange" and v == vhost.name}
-            known = set(vhost.exchanges) | PREDEFINED_EXCHANGES | skipped
+            known = set(vhost.exchanges) | set(BUILTIN_EXCHANGES) | skipped
             hashed = {name for name, x in vhost.exchanges.items() if x.type == CONSISTENT_HASH}
             for binding in vhost.bindings.values():
                 if binding.source in hashed and not _is_weight(binding.routing_key):

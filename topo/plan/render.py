@@ -2,6 +2,9 @@
 
 The JSON form is documented in docs/plan-json.md; ``format_version`` changes only when a field changes
 meaning or disappears (new fields may be added within a version).
+
+Changes are grouped as the diff makes them: the broker-wide ones (users, their permissions, global
+parameters: each kind's ``scope``) under one heading, then each vhost's under its own (:func:`group`).
 """
 
 from __future__ import annotations
@@ -11,21 +14,17 @@ from collections.abc import Callable
 from typing import Any
 
 from topo import __version__
-from topo.access.render import details as access_details
-from topo.access.render import resource_json as access_json
-from topo.arguments import POLICY_KEYS, ArgSpec, queue_argument
-from topo.definitions import binding_definition, exchange_definition, policy_definition
-from topo.model import Binding, Exchange, Policy, Queue
+from topo.plan.kinds import kind
+from topo.plan.kinds.base import as_json
 from topo.plan.model import Change, Plan, Resource
-from topo.units import format_duration, format_size
 
 __all__ = [
     "FORMAT_VERSION",
     "blocked_line",
+    "group",
     "render_json",
     "render_markdown",
     "render_text",
-    "resource_json",
     "summary_line",
 ]
 
@@ -39,27 +38,9 @@ def _plain(text: str, _colour: str) -> str:
     return text
 
 
-def resource_json(resource: Resource | None) -> Any:
-    """A resource as JSON with the broker's field names (what the broker has or will have)."""
-    if resource is None:
-        return None
-    if isinstance(resource, Exchange):
-        return exchange_definition(resource)
-    if isinstance(resource, Queue):  # the type as a field of its own, as the plan compares it
-        return {
-            "name": resource.name,
-            "type": resource.type,
-            "durable": resource.durable,
-            "auto_delete": resource.auto_delete,
-            "arguments": dict(resource.arguments),
-        }
-    if isinstance(resource, Binding):
-        return binding_definition(resource)
-    if isinstance(resource, Policy):
-        return policy_definition(resource)
-    if isinstance(resource, dict):
-        return dict(resource)
-    return access_json(resource)  # users, permissions, global parameters: never a password or a hash
+def _resource_json(change: Change, resource: Resource | None) -> Any:
+    """A resource of ``change`` as JSON with the broker's field names (what the broker has or will have)."""
+    return None if resource is None else kind(change.kind).to_json(resource)
 
 
 def summary_line(plan: Plan) -> str:
@@ -71,72 +52,21 @@ def summary_line(plan: Plan) -> str:
     )
 
 
-def _v(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+def group(change: Change) -> str:
+    """The heading ``change`` is listed under: ``broker-wide`` for a broker-wide kind's, else its vhost's."""
+    return "broker-wide" if kind(change.kind).scope == "broker" else f"in vhost {as_json(change.vhost)}"
 
 
-def _readable(spec: ArgSpec | None, value: Any) -> str:
-    """A value as the files write it: a duration or size number in its unit form (``86400000`` → ``1d``,
-    unquoted, as in replace reasons), anything else as JSON."""
-    if spec is not None and isinstance(value, int) and not isinstance(value, bool) and value:
-        if spec.kind == "duration":
-            return str(format_duration(value))
-        if spec.kind == "size":
-            return str(format_size(value))
-    return _v(value)
-
-
-def _arg(name: str, value: Any) -> str:
-    return _readable(queue_argument(name), value)
-
-
-def _policy_value(key: str, value: Any) -> str:
-    return "(none)" if value is None else _readable(POLICY_KEYS.get(key), value)
+def _vhost_or_none(vhost: str) -> str | None:
+    return vhost or None  # "": a broker-wide kind's (a user, a global parameter)
 
 
 def _details(change: Change) -> list[str]:
-    """Indented lines under a change: attributes of what is created, what changes, why."""
-    lines: list[str] = []
-    after, before = change.after, change.before
-    access = access_details(change)
-    if access is not None:
-        lines += access
-    elif change.action == "create":
-        if isinstance(after, Exchange):
-            flags = [f"type: {after.type}"]
-            flags += [w for w, on in (("internal", after.internal), ("auto-delete", after.auto_delete)) if on]
-            if not after.durable:
-                flags.append("transient")
-            lines.append(", ".join(flags))
-            lines += [f"{k}: {_arg(k, v)}" for k, v in sorted(after.arguments.items())]
-        elif isinstance(after, Queue):
-            flags = [f"type: {after.type}"]
-            if after.auto_delete:
-                flags.append("auto-delete")
-            if not after.durable:
-                flags.append("transient")
-            lines.append(", ".join(flags))
-            lines += [f"{k}: {_arg(k, v)}" for k, v in sorted(after.arguments.items())]
-        elif isinstance(after, Policy):
-            lines.append(f"pattern: {_v(after.pattern)}, apply-to: {after.apply_to}, priority: {after.priority}")
-            lines += [f"{k}: {_policy_value(k, v)}" for k, v in sorted(after.definition.items())]
-        elif isinstance(after, dict):
-            lines += [f"{k}: {_v(v)}" for k, v in after.items()]
-    elif change.action == "update":
-        if isinstance(before, Policy) and isinstance(after, Policy):
-            for field in ("pattern", "apply_to", "priority"):
-                old, new = getattr(before, field), getattr(after, field)
-                if old != new:
-                    lines.append(f"{field.replace('_', '-')}: {_v(old)} → {_v(new)}")
-            for key in sorted(set(before.definition) | set(after.definition)):
-                old, new = before.definition.get(key), after.definition.get(key)
-                if old != new or type(old) is not type(new):
-                    lines.append(f"{key}: {_policy_value(key, old)} → {_policy_value(key, new)}")
-        elif isinstance(before, dict) and isinstance(after, dict):
-            lines += [f"{k}: {_v(before.get(k))} → {_v(v)}" for k, v in after.items()]
-    elif change.action == "replace":
-        lines += [f"# {reason}" for reason in change.reasons]
-    if change.action in ("create", "delete") and change.reasons and access is None:
+    """Indented lines under a change: what its kind shows of it (a create's or an update's attributes, what
+    changes; what a broker-wide kind's delete takes away), then why (a replace's reasons; a create's or
+    delete's reasons), what blocks it, warnings."""
+    lines = kind(change.kind).details(change)
+    if change.action in ("replace", "create", "delete"):
         lines += [f"# {reason}" for reason in change.reasons]
     lines += [f"! blocked: {blocker.message}" for blocker in change.blockers]
     lines += [f"! {warning}" for warning in change.warnings]
@@ -171,10 +101,10 @@ def render_text(plan: Plan, style: Styler = _plain) -> str:
         out.append("topo will perform these actions:")
         current = None
         for change in plan.changes:
-            if change.vhost != current:
-                current = change.vhost
+            if group(change) != current:
+                current = group(change)
                 out.append("")
-                out.append(f"  in vhost {_v(current)}:" if current else "  broker-wide:")
+                out.append(f"  {current}:")
             symbol = SYMBOLS[change.action]
             tail = {"replace": " (forces replacement)", "delete": " (will be deleted)"}.get(change.action, "")
             head = f"{symbol:>3} {change.kind} {change.address}{tail}"
@@ -212,20 +142,20 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             {
                 "action": c.action,
                 "kind": c.kind,
-                "vhost": c.vhost or None,  # None: a broker-wide kind (a user, a global parameter)
+                "vhost": _vhost_or_none(c.vhost),
                 "address": str(c.address),
                 "reasons": list(c.reasons),
                 "warnings": list(c.warnings),
                 "messages": c.messages,
-                "before": resource_json(c.before),
-                "after": resource_json(c.after),
+                "before": _resource_json(c, c.before),
+                "after": _resource_json(c, c.after),
                 "blockers": [{"code": b.code, "message": b.message, "hint": b.hint} for b in c.blockers],
                 "count": _count_json(c),
             }
             for c in plan.changes
         ],
         "not_managed": [
-            {"kind": u.address.kind, "vhost": u.address.vhost or None, "address": str(u.address)}
+            {"kind": u.address.kind, "vhost": _vhost_or_none(u.address.vhost), "address": str(u.address)}
             for u in plan.unmanaged
         ],
         "kept_bindings": [
@@ -260,7 +190,11 @@ def render_markdown(plan: Plan, graph: str | None = None) -> str:
         # GitHub colours a diff block's lines by their first character: + green, - red, ! orange;
         # a line starting with a blank is context (details, reasons, warnings).
         out += ["", "```diff"]
+        current = None
         for change in plan.changes:
+            if group(change) != current:  # a hunk header: GitHub shows it apart from the changes
+                current = group(change)
+                out.append(f"@@ {current} @@")
             symbol = {"create": "+", "update": "!", "replace": "!", "delete": "-"}[change.action]
             word = {
                 "update": " (update in place)",

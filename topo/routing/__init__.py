@@ -26,10 +26,9 @@ its dead-letter routing key, or the message's own routing keys when none is set.
 from topo.routing.matching import X_MATCH_KINDS, headers_match, split_topic_key, topic_matches
 from topo.routing.policies import applied_policy, dead_letter_target, effective_alternate_exchange, policy_matches
 from topo.routing.result import DeadLetter, Hop, Path, Refusal, RouteResult
-from topo.routing.router import BUILTIN_EXCHANGES, PLUGIN, Router, route, route_within, routing_type
+from topo.routing.router import PLUGIN, Router, route, route_within, routing_type
 
 __all__ = [
-    "BUILTIN_EXCHANGES",
     "PLUGIN",
     "X_MATCH_KINDS",
     "DeadLetter",

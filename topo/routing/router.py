@@ -8,25 +8,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from topo.arguments import DELAYED_MESSAGE, EXCHANGE_TYPES
-from topo.model import Binding, Exchange, Topology, VHost
+from topo.model import BUILTIN_EXCHANGES, Binding, Exchange, Topology, VHost
 from topo.routing.matching import headers_match, topic_matches
 from topo.routing.policies import dead_letter_target, effective_alternate_exchange
 from topo.routing.result import DeadLetter, Hop, Path, Refusal, RouteResult, jsonable, quoted
 
-__all__ = ["BUILTIN_EXCHANGES", "PLUGIN", "Router", "route", "route_within", "routing_type"]
-
-BUILTIN_EXCHANGES: dict[str, Exchange] = {
-    x.name: x
-    for x in (
-        Exchange("amq.direct", "direct"),
-        Exchange("amq.fanout", "fanout"),
-        Exchange("amq.topic", "topic"),
-        Exchange("amq.headers", "headers"),
-        Exchange("amq.match", "headers"),
-        Exchange("amq.rabbitmq.trace", "topic", internal=True),
-    )
-}
-"""The exchanges every vhost has without declaring them (besides the default exchange ``""``)."""
+__all__ = ["PLUGIN", "Router", "route", "route_within", "routing_type"]
 
 PLUGIN = "plugin"
 """How :func:`routing_type` names a plugin's exchange type that topo cannot route exactly."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from topo.arguments import DELAYED_MESSAGE
 from topo.errors import UsageError
-from topo.model import CircuitBreaker, Queue, Topology, VHost
+from topo.model import BUILTIN_EXCHANGES, CircuitBreaker, Queue, Topology, VHost
 from topo.routing import route, routing_type
 from topo.runtime import codec
 from topo.runtime.channel import Channel
@@ -45,7 +45,7 @@ __all__ = ["DEFAULT_AMQP_URL", "DEFAULT_PREFETCH", "Client", "Publisher", "conne
 DEFAULT_PREFETCH = 100
 _ROUTING_HINT = "fix the routing key or the bindings, or pass check_routing=False"
 _MESSAGE_ID_FLAG = 1 << 7
-_BUILTIN = {"amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match"}
+_BUILTIN = frozenset(name for name, exchange in BUILTIN_EXCHANGES.items() if not exchange.internal)  # publishable
 
 
 def _no_confirms() -> UsageError:

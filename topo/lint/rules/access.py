@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from topo.lint.core import Draft, rule
-from topo.model import Topology
+from topo.model import BUILTIN_EXCHANGES, Topology
 from topo.pcre import Unknown, compile_pattern
-from topo.routing import BUILTIN_EXCHANGES
 
 __all__: list[str] = []
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 from topo.lint.core import Context, Draft, rule
 from topo.lint.rules.dead_letters import dead_letter_edges
-from topo.model import Binding
-from topo.routing import BUILTIN_EXCHANGES, X_MATCH_KINDS, effective_alternate_exchange, routing_type, split_topic_key
+from topo.model import BUILTIN_EXCHANGES, Binding
+from topo.routing import X_MATCH_KINDS, effective_alternate_exchange, routing_type, split_topic_key
 
 __all__: list[str] = []
 
