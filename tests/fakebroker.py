@@ -273,11 +273,15 @@ class FakeRabbit:
         """Basic auth against the users (None: let in): 401 for an unknown user or a wrong password."""
         header = request.headers.get("authorization", "")
         name, _, password = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
-        user = self.users.get(name)
-        if user is None or not matches(password, user.password_hash, user.hashing_algorithm):
+        if not self.logs_in(name, password):
             return self._json(401, {"error": "not_authorised", "reason": "Login failed"})
         self.requester = name
         return None
+
+    def logs_in(self, user: str, password: str) -> bool:
+        """Whether ``user`` logs in with ``password`` (checked against its stored hash, as the broker does)."""
+        found = self.users.get(user)
+        return found is not None and matches(password, found.password_hash, found.hashing_algorithm)
 
     def _administrator(self) -> None:
         if "administrator" not in self.users[self.requester].tags:
