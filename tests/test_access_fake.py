@@ -299,7 +299,13 @@ def _changed() -> Topology:
     """A change of every access kind at once: a password, tags and limits; a revoke; topic permissions that
     lose an entry (deleted all, set again); a new global parameter; and a quorum queue replaced."""
     return topology(
-        password="app-pw-2", tags=("monitoring",), limits={}, on_other=False, topics=("events",), cluster_name="eu-1"
+        password="app-pw-2",
+        tags=("monitoring",),
+        limits={},
+        on_other=False,
+        topics=("events",),
+        cluster_name="eu-1",
+        qq_limit=6,
     )
 
 
@@ -328,6 +334,8 @@ def test_a_failure_at_any_write_leaves_a_state_the_next_apply_converges_from(num
     assert (user.tags, user.limits) == (["monitoring"], {})
     assert fake.topic_permissions[("app", V)] == {"events": {"write": "^events\\.", "read": "^$"}}
     assert ("app", "other") not in fake.permissions and fake.cluster_name == "eu-1"
+    assert fake.vhost(V).queues["qq"].arguments["x-delivery-limit"] == 6
+    assert not [p for p in fake.vhost(V).policies if p.startswith("topo.fence")]
 
 
 def test_every_user_put_carries_a_hash() -> None:
