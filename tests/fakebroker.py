@@ -14,7 +14,19 @@ live tests prove the adapter against a real one):
   and 400 for either flag on a quorum queue ("not supported by quorum queues");
 - policies and operator policies; a fence (the highest-priority policy on a queue with ``max-length: 0``
   and ``overflow: reject-publish``) makes the AMQP side refuse a second probe;
-- the overview: cluster name, exchange types.
+- the overview: cluster name (the ``cluster_name`` global parameter when set), exchange types;
+- users: every request authenticates (basic auth: 401 for an unknown user or a wrong password; ``guest``
+  / ``guest``, an administrator, to begin with); ``PUT`` needs ``tags`` (400 without), refuses ``password``
+  with ``password_hash`` (400), stores a ``password`` with a fresh salt each time, a ``password_hash`` as it
+  is, and **clears the password when neither is sent** (RabbitMQ's trap); reading users, permissions and
+  global parameters needs the administrator tag (403); a user's delete takes its permissions, topic
+  permissions and limits along; user limits;
+- permissions (all three patterns, PCRE-checked: 400 ``invalid_regexp``; 400 for a vhost or user that does
+  not exist), the ``.*`` grant a vhost's creator gets; topic permissions, one entry per exchange, deleted
+  only all at once;
+- vhost settings: ``defaultqueuetype`` taken at creation only (``"undefined"`` without one), ``tracing``
+  set when the PUT names it and kept when it does not;
+- global parameters.
 
 Faults are injected with :meth:`FakeRabbit.fail` (a request answered with an error) and
 :meth:`FakeRabbit.ignore` (a write answered 2xx and not made: the next read shows it). ``log`` lists every
@@ -24,6 +36,7 @@ sets ``FakeQueue.stats`` (what a lagging ``GET /queues/{v}/{q}`` shows).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -38,6 +51,7 @@ from topo.broker.client import ManagementClient
 from topo.broker.live import LiveBroker
 from topo.broker.port import PROBE_ID_PREFIX, Deleted, DropCheck, NoExactCount
 from topo.model import canonical_json
+from topo.passwords import DEFAULT_ALGORITHM, hash_password, matches
 from topo.pcre import compile_pattern
 
 URL = "http://guest:guest@fake-rabbit:15672"
@@ -73,10 +87,30 @@ class FakeQueue:
 
 
 @dataclass
+class FakeUser:
+    name: str
+    password_hash: str = ""
+    hashing_algorithm: str = DEFAULT_ALGORITHM
+    tags: list[str] = field(default_factory=list)
+    limits: dict[str, int] = field(default_factory=dict)
+
+    def definition(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "password_hash": self.password_hash,
+            "hashing_algorithm": self.hashing_algorithm,
+            "tags": list(self.tags),
+            "limits": dict(self.limits),
+        }
+
+
+@dataclass
 class FakeVHost:
     name: str
     description: str = ""
     tags: list[str] = field(default_factory=list)
+    default_queue_type: str = "undefined"
+    tracing: bool = False
     limits: dict[str, int] = field(default_factory=dict)
     exchanges: dict[str, dict[str, Any]] = field(default_factory=dict)
     queues: dict[str, FakeQueue] = field(default_factory=dict)
@@ -126,9 +160,14 @@ class FakeRabbit:
     """The broker's state and its Management API (:meth:`handle`, :meth:`transport`)."""
 
     def __init__(self, cluster_name: str = "rabbit@fake", exchange_types: Sequence[str] = ()) -> None:
-        self.cluster_name = cluster_name
+        self.node_name = cluster_name  # the cluster's name until the cluster_name global parameter is set
         self.exchange_types = ["direct", "fanout", "headers", "topic", *exchange_types]
         self.vhosts: dict[str, FakeVHost] = {}
+        self.users: dict[str, FakeUser] = {"guest": FakeUser("guest", hash_password("guest"), tags=["administrator"])}
+        self.permissions: dict[tuple[str, str], dict[str, str]] = {}  # (user, vhost) → configure, write, read
+        self.topic_permissions: dict[tuple[str, str], dict[str, dict[str, str]]] = {}  # → exchange → write, read
+        self.global_parameters: dict[str, Any] = {"internal_cluster_id": "rabbitmq-cluster-id-fake"}
+        self.requester = "guest"  # the user of the request being handled
         self.log: list[str] = []
         self.faults: list[Fault] = []
         self._write_fault: int | None = None  # fail_write: writes to let through first
@@ -173,8 +212,16 @@ class FakeRabbit:
         """Fail the ``number``-th write (PUT, POST, DELETE) from now on (0: the next one)."""
         self._write_fault = number
 
+    @property
+    def cluster_name(self) -> str:
+        return str(self.global_parameters.get("cluster_name", self.node_name))
+
     def vhost(self, name: str) -> FakeVHost:
         return self.vhosts[name]
+
+    def add_user(self, name: str, password: str, *tags: str) -> None:
+        """A user made by hand (as ``rabbitmqctl add_user`` would), with permissions nowhere."""
+        self.users[name] = FakeUser(name, hash_password(password), tags=list(tags))
 
     def publish(self, vhost: str, queue: str, count: int = 1, message_id: str = "m") -> None:
         """``count`` messages straight into ``queue`` (as a publisher by the default exchange would)."""
@@ -190,6 +237,9 @@ class FakeRabbit:
         parts = [unquote(p) for p in raw[len("/api/") :].split("/")]
         path = "/" + "/".join(parts)
         self.log.append(f"{request.method} {path}")
+        refused = self._authenticate(request)
+        if refused is not None:
+            return refused
         if request.method != "GET" and self._write_fault is not None:
             if self._write_fault == 0:
                 self._write_fault = None
@@ -219,6 +269,24 @@ class FakeRabbit:
     def _json(status: int, body: Any) -> httpx.Response:
         return httpx.Response(status, json=body)
 
+    def _authenticate(self, request: httpx.Request) -> httpx.Response | None:
+        """Basic auth against the users (None: let in): 401 for an unknown user or a wrong password."""
+        header = request.headers.get("authorization", "")
+        name, _, password = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
+        if not self.logs_in(name, password):
+            return self._json(401, {"error": "not_authorised", "reason": "Login failed"})
+        self.requester = name
+        return None
+
+    def logs_in(self, user: str, password: str) -> bool:
+        """Whether ``user`` logs in with ``password`` (checked against its stored hash, as the broker does)."""
+        found = self.users.get(user)
+        return found is not None and matches(password, found.password_hash, found.hashing_algorithm)
+
+    def _administrator(self) -> None:
+        if "administrator" not in self.users[self.requester].tags:
+            raise HttpError(403, "Not administrator user", "not_authorised")
+
     def _vh(self, name: str) -> FakeVHost:
         if name not in self.vhosts:
             raise NOT_FOUND
@@ -240,15 +308,30 @@ class FakeRabbit:
         (name,) = rest
         if method == "GET":
             vh = self._vh(name)
-            return 200, {"name": name, "description": vh.description, "tags": list(vh.tags)}
+            return 200, {
+                "name": name,
+                "description": vh.description,
+                "tags": list(vh.tags),
+                "default_queue_type": vh.default_queue_type,
+                "tracing": vh.tracing,
+            }
         if method == "PUT":  # replaces the metadata: what the body leaves out is cleared
+            created = name not in self.vhosts
             vh = self.vhosts.setdefault(name, FakeVHost(name))
             vh.description = body.get("description", "")
             vh.tags = [t for t in str(body.get("tags", "")).split(",") if t]
-            return 204, None
+            if created:  # the default queue type is taken at creation only; the creator gets .* on it
+                vh.default_queue_type = str(body.get("defaultqueuetype", "undefined"))
+                self.permissions[(self.requester, name)] = {"configure": ".*", "write": ".*", "read": ".*"}
+            if "tracing" in body:  # kept when the PUT does not name it
+                vh.tracing = bool(body["tracing"])
+            return 201 if created else 204, None
         if method == "DELETE":
             self._vh(name)
             del self.vhosts[name]
+            for table in (self.permissions, self.topic_permissions):
+                for key in [k for k in table if k[1] == name]:
+                    del table[key]
             return 204, None
         raise NOT_FOUND
 
@@ -445,6 +528,135 @@ class FakeRabbit:
             del table[name]
             return 204, None
         raise NOT_FOUND
+
+    def _users(self, method: str, rest: list[str], body: Any, params: Mapping[str, str]) -> tuple[int, Any]:
+        if not rest:
+            self._administrator()
+            return 200, [u.definition() for u in self.users.values()]
+        name = rest[0]
+        if rest[1:] == ["permissions"]:
+            self._administrator()
+            return 200, [{"user": u, "vhost": v, **p} for (u, v), p in self.permissions.items() if u == name]
+        if method == "GET":
+            self._administrator()
+            if name not in self.users:
+                raise NOT_FOUND
+            return 200, self.users[name].definition()
+        if method == "PUT":
+            if "tags" not in body:
+                raise HttpError(400, "tags_missing")
+            if "password" in body and "password_hash" in body:
+                raise HttpError(400, "password and password_hash are mutually exclusive")
+            created = name not in self.users
+            user = self.users.setdefault(name, FakeUser(name))
+            user.tags = [t for t in (body["tags"] if isinstance(body["tags"], list) else body["tags"].split(",")) if t]
+            algorithm = str(body.get("hashing_algorithm") or DEFAULT_ALGORITHM)
+            if "password" in body:  # a fresh salt every time
+                user.password_hash, user.hashing_algorithm = hash_password(body["password"], algorithm), algorithm
+            elif "password_hash" in body:  # stored as it is
+                user.password_hash, user.hashing_algorithm = str(body["password_hash"]), algorithm
+            else:  # the trap: neither clears the password
+                user.password_hash = ""
+            return 201 if created else 204, None
+        if method == "DELETE":
+            if name not in self.users:
+                raise NOT_FOUND
+            del self.users[name]
+            for table in (self.permissions, self.topic_permissions):
+                for key in [k for k in table if k[0] == name]:
+                    del table[key]
+            return 204, None
+        raise NOT_FOUND
+
+    def _user_limits(self, method: str, rest: list[str], body: Any, params: Mapping[str, str]) -> tuple[int, Any]:
+        if not rest:
+            return 200, [{"user": u.name, "value": dict(u.limits)} for u in self.users.values() if u.limits]
+        name, key = rest
+        if name not in self.users:
+            raise NOT_FOUND
+        limits = self.users[name].limits
+        if method == "PUT":
+            limits[key] = int(body["value"])
+            return 204, None
+        if key not in limits:
+            raise NOT_FOUND
+        del limits[key]
+        return 204, None
+
+    def _grant(self, vhost: str, user: str) -> tuple[str, str]:
+        if vhost not in self.vhosts or user not in self.users:
+            raise HttpError(400, "vhost_or_user_not_found")
+        return user, vhost
+
+    def _permissions(self, method: str, rest: list[str], body: Any, params: Mapping[str, str]) -> tuple[int, Any]:
+        if not rest:
+            self._administrator()
+            return 200, [{"user": u, "vhost": v, **p} for (u, v), p in self.permissions.items()]
+        vhost, user = rest
+        key = (user, vhost)
+        if method == "GET":
+            if key not in self.permissions:
+                raise NOT_FOUND
+            return 200, {"user": user, "vhost": vhost, **self.permissions[key]}
+        if method == "PUT":
+            key = self._grant(vhost, user)
+            if any(k not in body for k in ("configure", "write", "read")):
+                raise HttpError(400, "[{key_missing,configure}]")
+            for k in ("configure", "write", "read"):
+                try:
+                    compile_pattern(body[k])  # PCRE, as RabbitMQ reads it (what Python lacks is let through)
+                except re.error:
+                    raise HttpError(400, "invalid_regexp") from None
+            created = key not in self.permissions
+            self.permissions[key] = {k: str(body[k]) for k in ("configure", "write", "read")}
+            return 201 if created else 204, None
+        if key not in self.permissions:
+            raise NOT_FOUND
+        del self.permissions[key]
+        return 204, None
+
+    def _topic_permissions(self, method: str, rest: list[str], body: Any, params: Mapping[str, str]) -> tuple[int, Any]:
+        if not rest:
+            self._administrator()
+            return 200, [
+                {"user": u, "vhost": v, "exchange": x, **entry}
+                for (u, v), entries in self.topic_permissions.items()
+                for x, entry in entries.items()
+            ]
+        vhost, user = rest
+        key = (user, vhost)
+        if method == "GET":
+            if key not in self.topic_permissions:
+                raise NOT_FOUND
+            entries = self.topic_permissions[key].items()
+            return 200, [{"user": user, "vhost": vhost, "exchange": x, **e} for x, e in entries]
+        if method == "PUT":
+            key = self._grant(vhost, user)
+            entry = {"write": str(body["write"]), "read": str(body["read"])}
+            self.topic_permissions.setdefault(key, {})[str(body["exchange"])] = entry
+            return 201, None
+        if key not in self.topic_permissions:  # one DELETE takes every exchange's entry
+            raise NOT_FOUND
+        del self.topic_permissions[key]
+        return 204, None
+
+    def _global_parameters(self, method: str, rest: list[str], body: Any, params: Mapping[str, str]) -> tuple[int, Any]:
+        if not rest:
+            self._administrator()
+            return 200, [{"name": n, "value": v} for n, v in self.global_parameters.items()]
+        (name,) = rest
+        if method == "GET":
+            if name not in self.global_parameters:
+                raise NOT_FOUND
+            return 200, {"name": name, "value": self.global_parameters[name]}
+        if method == "PUT":
+            created = name not in self.global_parameters
+            self.global_parameters[name] = body["value"]
+            return 201 if created else 204, None
+        if name not in self.global_parameters:
+            raise NOT_FOUND
+        del self.global_parameters[name]
+        return 204, None
 
     # -- what the broker applies ------------------------------------------------------------------
     def fenced(self, vh: FakeVHost, queue: str) -> bool:

@@ -7,6 +7,7 @@ models RabbitMQ where the fast tests (test_engine_fake.py) lean on it.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,16 +20,48 @@ from topo.broker.client import ManagementClient
 from topo.broker.live import STREAM_UNCOUNTABLE, LiveBroker
 from topo.broker.port import Broker, Deleted, DropCheck
 from topo.definitions import binding_definition, exchange_definition, queue_definition
-from topo.errors import BrokerError
-from topo.model import Binding, Exchange, Policy, Queue
+from topo.errors import BrokerError, PermissionDenied
+from topo.model import (
+    Binding,
+    Exchange,
+    GlobalParameter,
+    PasswordHash,
+    Permission,
+    Policy,
+    Queue,
+    TopicPermission,
+    TopicPermissions,
+)
+from topo.passwords import SHA256, SHA512, hash_password, matches
 from topo.plan.safety import fence_policy
+from topo.urls import parse_management
 
 
 class Side:
-    """One broker under test: the port, its vhost, and a way to put messages in a queue."""
+    """One broker under test: the port, its vhost, and a way to put messages in a queue. ``http`` is its
+    Management API client (for what the port never sends: the broker's traps), ``login`` the port as another
+    user; ``users`` are removed afterwards (users are broker-wide: each scenario names its own)."""
 
-    def __init__(self, broker: Broker, vhost: str, publish: Callable[[str, int], None]) -> None:
-        self.broker, self.vhost, self.publish = broker, vhost, publish
+    def __init__(
+        self,
+        broker: Broker,
+        vhost: str,
+        publish: Callable[[str, int], None],
+        http: ManagementClient,
+        login: Callable[[str, str], Broker],
+    ) -> None:
+        self.broker, self.vhost, self.publish, self.http, self.login = broker, vhost, publish, http, login
+        self.made: list[str] = []
+        self.tag = secrets.token_hex(3)
+
+    def user(self, base: str) -> str:
+        name = f"t-{base}-{self.tag}"
+        self.made.append(name)
+        return name
+
+    def stored(self, name: str) -> PasswordHash | None:
+        found = [u for u in self.broker.users() if u.name == name]
+        return found[0].password_hash if found else None
 
     def declare(self, *items: Exchange | Queue | Binding) -> None:
         document: dict[str, list[dict[str, Any]]] = {"exchanges": [], "queues": [], "bindings": []}
@@ -148,6 +181,143 @@ def a_quorum_queue_is_deleted_over_amqp_only_as_counted(side: Side) -> None:
     assert vhost is not None and set(vhost.queues) == {"full"}
 
 
+# -- users, permissions, global parameters, vhost settings ----------------------------------------------------
+
+
+def a_user_is_put_with_a_hash_stored_byte_for_byte(side: Side) -> None:
+    name = side.user("hash")
+    made = PasswordHash(hash_password("pw-1", SHA512), SHA512)
+    side.broker.put_user(name, ["management", "custom"], made)
+    (user,) = [u for u in side.broker.users() if u.name == name]
+    assert user.tags == ("custom", "management") and user.limits == {}
+    assert user.password_hash == made  # the hash and its algorithm, as sent
+    side.broker.set_user_limit(name, "max-channels", 5)
+    side.broker.set_user_limit(name, "max-connections", 2)
+    side.broker.clear_user_limit(name, "max-connections")
+    side.broker.clear_user_limit(name, "max-connections")  # already gone: no error
+    (user,) = [u for u in side.broker.users() if u.name == name]
+    assert user.limits == {"max-channels": 5}
+
+
+def a_user_put_without_a_password_clears_it(side: Side) -> None:
+    # the traps every user PUT of topo avoids, as the broker answers them
+    name = side.user("trap")
+    with pytest.raises(BrokerError) as info:
+        side.http.put(f"/users/{name}", {"password": "x"})  # no tags: refused
+    assert info.value.status == 400
+    side.http.put(f"/users/{name}", {"password": "pw", "tags": ""})
+    first = side.stored(name)
+    assert first is not None and first.algorithm == SHA256 and matches("pw", first.value, SHA256)
+    side.http.put(f"/users/{name}", {"password": "pw", "tags": ""})
+    second = side.stored(name)
+    assert second is not None and second.value != first.value  # the same plaintext: a new salt
+    with pytest.raises(BrokerError) as info:
+        side.http.put(f"/users/{name}", {"password": "pw", "password_hash": second.value, "tags": ""})
+    assert info.value.status == 400  # both at once: refused
+    side.http.put(f"/users/{name}", {"tags": "monitoring"})  # tags only: the password is cleared
+    assert side.stored(name) == PasswordHash("", SHA256)
+
+
+def permissions_are_put_read_and_deleted(side: Side) -> None:
+    name = side.user("perm")
+    side.broker.put_user(name, [], PasswordHash("", SHA256))
+    permission = Permission(name, side.vhost, "^$", "^a$", ".*")
+    side.broker.put_permission(permission)
+    assert [p for p in side.broker.permissions() if p.user == name] == [permission]
+    side.broker.delete_permission(side.vhost, name)
+    side.broker.delete_permission(side.vhost, name)  # already gone: no error
+    assert [p for p in side.broker.permissions() if p.user == name] == []
+    with pytest.raises(BrokerError) as info:  # RabbitMQ reads patterns as PCRE
+        side.broker.put_permission(Permission(name, side.vhost, "(", "", ""))
+    assert info.value.status == 400
+    with pytest.raises(BrokerError) as info:  # a vhost that does not exist
+        side.broker.put_permission(Permission(name, "no-such-vhost-" + side.vhost, "", "", ""))
+    assert info.value.status == 400
+
+
+def topic_permissions_are_deleted_all_at_once(side: Side) -> None:
+    name = side.user("topic")
+    side.broker.put_user(name, [], PasswordHash("", SHA256))
+    side.broker.put_permission(Permission(name, side.vhost, "", "", ""))
+    entries = {"amq.topic": TopicPermission("amq.topic", "^a", "^$"), "t": TopicPermission("t", ".*", ".*")}
+    for entry in entries.values():
+        side.broker.put_topic_permission(side.vhost, name, entry)
+    side.broker.put_topic_permission(side.vhost, name, TopicPermission("t", "^b", ".*"))  # replaces t's entry
+    mine = [t for t in side.broker.topic_permissions() if t.user == name]
+    assert mine == [TopicPermissions(name, side.vhost, {**entries, "t": TopicPermission("t", "^b", ".*")})]
+    side.broker.delete_topic_permissions(side.vhost, name)  # every exchange's entry
+    side.broker.delete_topic_permissions(side.vhost, name)  # already gone: no error
+    assert [t for t in side.broker.topic_permissions() if t.user == name] == []
+
+
+def deleting_a_user_takes_what_it_may_do_along(side: Side) -> None:
+    name = side.user("gone")
+    side.broker.put_user(name, [], PasswordHash("", SHA256))
+    side.broker.set_user_limit(name, "max-channels", 3)
+    side.broker.put_permission(Permission(name, side.vhost, "", "", ""))
+    side.broker.put_topic_permission(side.vhost, name, TopicPermission("amq.topic", ".*", ".*"))
+    side.broker.delete_user(name)
+    side.broker.delete_user(name)  # already gone: no error
+    assert name not in {u.name for u in side.broker.users()}
+    assert [p for p in side.broker.permissions() if p.user == name] == []
+    assert [t for t in side.broker.topic_permissions() if t.user == name] == []
+    side.broker.put_user(name, [], PasswordHash("", SHA256))  # back: no limit came back with it
+    assert [u.limits for u in side.broker.users() if u.name == name] == [{}]
+
+
+def reading_users_needs_the_administrator_tag(side: Side) -> None:
+    name = side.user("watcher")
+    side.broker.put_user(name, ["monitoring"], PasswordHash(hash_password("w-pw"), SHA256))
+    watcher = side.login(name, "w-pw")
+    assert watcher.user == name
+    for read in (watcher.users, watcher.permissions, watcher.topic_permissions, watcher.global_parameters):
+        with pytest.raises(PermissionDenied):
+            read()
+
+
+def global_parameters_are_put_read_and_deleted(side: Side) -> None:
+    name = f"t-doc-{side.tag}"
+    before = {p.name: p for p in side.broker.global_parameters()}
+    assert "internal_cluster_id" in before  # the broker's own
+    try:
+        side.broker.put_global_parameter(GlobalParameter(name, {"owner": "platform", "n": [1, 2]}))
+        assert GlobalParameter(name, {"owner": "platform", "n": [1, 2]}) in side.broker.global_parameters()
+        side.broker.put_global_parameter(GlobalParameter("cluster_name", f"topo-port-{side.tag}"))
+        assert side.broker.overview().cluster_name == f"topo-port-{side.tag}"  # the cluster's name
+    finally:
+        side.broker.delete_global_parameter(name)
+        side.broker.delete_global_parameter(name)  # already gone: no error
+        if "cluster_name" in before:
+            side.broker.put_global_parameter(before["cluster_name"])
+        else:
+            side.broker.delete_global_parameter("cluster_name")
+    assert name not in {p.name for p in side.broker.global_parameters()}
+
+
+def vhost_settings_and_the_creators_grant(side: Side) -> None:
+    fresh = f"{side.vhost}-new"
+    try:
+        side.broker.put_vhost(fresh, default_queue_type="quorum", tracing=True)
+        vhost = side.broker.read_vhost(fresh)
+        assert vhost is not None and (vhost.default_queue_type, vhost.tracing) == ("quorum", True)
+        mine = [p for p in side.broker.permissions() if p.vhost == fresh]
+        assert mine == [Permission(side.broker.user or "", fresh, ".*", ".*", ".*")]  # the creator's grant
+        side.broker.put_vhost(fresh, description="d", default_queue_type="stream")  # no tracing: kept
+        vhost = side.broker.read_vhost(fresh)
+        assert vhost is not None and (vhost.description, vhost.default_queue_type, vhost.tracing) == (
+            "d",
+            "quorum",  # taken at creation only: the broker silently keeps it
+            True,
+        )
+        side.broker.put_vhost(fresh, tracing=False)
+        vhost = side.broker.read_vhost(fresh)
+        assert vhost is not None and vhost.tracing is False
+    finally:
+        side.http.delete(f"/vhosts/{fresh}", ok_missing=True)
+    vhost = side.broker.read_vhost(side.vhost)  # created without a default queue type: classic
+    assert vhost is not None and (vhost.default_queue_type, vhost.tracing) == ("classic", False)
+
+
 SCENARIOS = [
     import_never_changes_what_exists,
     a_vhost_put_replaces_its_metadata,
@@ -158,14 +328,27 @@ SCENARIOS = [
     counts_are_exact_over_amqp_except_for_a_stream,
     a_fence_refuses_the_second_probe_and_the_probe_comes_back_out,
     a_quorum_queue_is_deleted_over_amqp_only_as_counted,
+    a_user_is_put_with_a_hash_stored_byte_for_byte,
+    a_user_put_without_a_password_clears_it,
+    permissions_are_put_read_and_deleted,
+    topic_permissions_are_deleted_all_at_once,
+    deleting_a_user_takes_what_it_may_do_along,
+    reading_users_needs_the_administrator_tag,
+    global_parameters_are_put_read_and_deleted,
+    vhost_settings_and_the_creators_grant,
 ]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
 def test_on_the_in_memory_broker(scenario: Callable[[Side], None]) -> None:
     fake = FakeRabbit()
-    fake.client().put("/vhosts/v", {})
-    scenario(Side(fake.broker(), "v", lambda queue, count: fake.publish("v", queue, count)))
+    client = fake.client()
+    client.put("/vhosts/v", {})
+
+    def login(user: str, password: str) -> Broker:
+        return LiveBroker(ManagementClient(f"http://{user}:{password}@fake-rabbit:15672", transport=fake.transport()))
+
+    scenario(Side(fake.broker(), "v", lambda queue, count: fake.publish("v", queue, count), client, login))
 
 
 @pytest.fixture
@@ -174,8 +357,22 @@ def live(broker: Any, vhost: str, mgmt: httpx.Client) -> Iterator[Side]:
         for _ in range(count):
             assert publish(mgmt, vhost, "", queue)
 
+    url = parse_management(broker.url)
+    clients: list[ManagementClient] = []
+
+    def login(user: str, password: str) -> Broker:
+        clients.append(ManagementClient(f"http://{user}:{password}@{url.host}:{url.port}", amqp_url=""))
+        return LiveBroker(clients[-1])
+
     with ManagementClient(broker.url, amqp_url=broker.amqp_url) as client:
-        yield Side(LiveBroker(client), vhost, put)
+        side = Side(LiveBroker(client), vhost, put, client, login)
+        try:
+            yield side
+        finally:
+            for made in side.made:
+                mgmt.delete(f"/api/users/{made}")
+            for other in clients:
+                other.close()
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)

@@ -15,14 +15,35 @@ from topo.definitions import (
     binding_from_definition,
     exchange_definition,
     exchange_from_definition,
+    global_parameter_definition,
+    global_parameter_from_definition,
+    permission_definition,
+    permission_from_definition,
     policy_definition,
     policy_from_definition,
     queue_definition,
     queue_from_definition,
+    topic_permissions_definitions,
+    topic_permissions_from_definitions,
+    user_definition,
+    user_from_definition,
     vhost_definitions,
     vhost_from_definitions,
 )
-from topo.model import Binding, Exchange, Policy, Queue, VHost
+from topo.model import (
+    Binding,
+    Exchange,
+    GlobalParameter,
+    PasswordHash,
+    Permission,
+    Policy,
+    Queue,
+    TopicPermission,
+    TopicPermissions,
+    User,
+    VHost,
+)
+from topo.passwords import SHA512
 
 INFO = {"name": "v", "description": "d", "tags": ["b", "a", "b"]}
 
@@ -197,7 +218,9 @@ def test_a_policy_round_trips(policy: Policy) -> None:
 
 
 def test_a_whole_vhost_round_trips() -> None:
-    vhost = VHost("v", description="d", tags=("a", "b"), limits={"max-queues": 10})
+    vhost = VHost(
+        "v", description="d", tags=("a", "b"), limits={"max-queues": 10}, default_queue_type="quorum", tracing=True
+    )
     vhost.exchanges = {x.name: x for x in EXCHANGES}
     vhost.queues = {q.name: q for q in QUEUES}
     for binding in BINDINGS:
@@ -208,3 +231,24 @@ def test_a_whole_vhost_round_trips() -> None:
     back = vhost_from_definitions("v", info, document)
     assert back == vhost
     assert (back.description, back.tags, back.limits) == ("d", ("a", "b"), {"max-queues": 10})
+    assert (back.default_queue_type, back.tracing) == ("quorum", True)
+
+
+def test_a_vhost_created_without_a_default_queue_type_reads_as_classic() -> None:
+    # RabbitMQ 3.10 says "undefined" for it (its queues are then classic), and tracing is off
+    back = vhost_from_definitions("v", {"name": "v", "default_queue_type": "undefined"}, {})
+    assert (back.default_queue_type, back.tracing) == ("classic", False)
+
+
+def test_users_and_what_they_may_do_round_trip() -> None:
+    user = User("u", ("management", "x"), {"max-connections": 3}, password_hash=PasswordHash("aGFzaA==", SHA512))
+    back = user_from_definition(user_definition(user))
+    assert back == user and back.password_hash == user.password_hash
+    permission = Permission("u", "v", "^$", "^a$", ".*")
+    assert permission_from_definition(permission_definition(permission)) == permission
+    topics = TopicPermissions(
+        "u", "v", {"a": TopicPermission("a", "^k", "^$"), "amq.topic": TopicPermission("amq.topic", ".*", "")}
+    )
+    assert topic_permissions_from_definitions(topic_permissions_definitions(topics)) == {("u", "v"): topics}
+    parameter = GlobalParameter("doc", {"n": [1, 2]})
+    assert global_parameter_from_definition(global_parameter_definition(parameter)) == parameter

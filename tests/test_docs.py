@@ -132,6 +132,8 @@ def examples_applied(broker: Broker, mgmt: httpx.Client) -> Iterator[None]:
     topology = topo.load(ROOT / "topologies")
     taken = {v["name"] for v in mgmt.get("/api/vhosts").json()} & set(topology.vhosts)
     assert not taken, f"the test broker already has the examples' vhosts {sorted(taken)}: not touching them"
+    taken = {u["name"] for u in mgmt.get("/api/users").json()} & set(topology.users)
+    assert not taken, f"the test broker already has the examples' users {sorted(taken)}: not touching them"
     try:
         with ManagementClient(broker.url, amqp_url=broker.amqp_url) as client:
             engine.apply(client, topology, engine.plan(client, topology))
@@ -139,6 +141,8 @@ def examples_applied(broker: Broker, mgmt: httpx.Client) -> Iterator[None]:
     finally:
         for name in topology.vhosts:
             mgmt.delete(f"/api/vhosts/{quote(name, safe='')}")
+        for name in topology.users:  # broker-wide: not deleted with the vhosts
+            mgmt.delete(f"/api/users/{quote(name, safe='')}")
 
 
 def _guard(broker: Broker) -> str:

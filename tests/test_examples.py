@@ -55,7 +55,7 @@ CASES = [
 
 def test_every_example_is_covered() -> None:
     files = {p.name for p in EXAMPLES.glob("*.yaml")}
-    assert files == {case[0] for case in CASES}
+    assert files == {case[0] for case in CASES} | {ACCESS}
 
 
 @pytest.fixture
@@ -141,3 +141,101 @@ def test_retry_delay_queue_returns_the_message(vhost: str, client: ManagementCli
             return
         time.sleep(0.5)
     pytest.fail("the delayed job never came back to thumbnails")
+
+
+# -- access-control.yaml: who may do what on pubsub.yaml's shop vhost ----------------------------------------
+
+ACCESS = "access-control.yaml"
+
+
+def _access_in(vhost: str, tag: str) -> Topology:
+    """pubsub.yaml and access-control.yaml together, the vhost renamed to the test's own and every user to
+    ``<name>-<tag>`` (users are broker-wide: other tests, and the docs' samples, use the names as written)."""
+    both = topo.load([EXAMPLES / "pubsub.yaml", EXAMPLES / ACCESS])
+    renamed = Topology({vhost: replace(both.vhost("shop"), name=vhost)}, name=both.name)
+    renamed.users = {f"{name}-{tag}": replace(user, name=f"{name}-{tag}") for name, user in both.users.items()}
+    renamed.permissions = {
+        (f"{user}-{tag}", vhost): replace(p, user=f"{user}-{tag}", vhost=vhost)
+        for (user, shop), p in both.permissions.items()
+    }
+    renamed.topic_permissions = {
+        (f"{user}-{tag}", vhost): replace(p, user=f"{user}-{tag}", vhost=vhost)
+        for (user, shop), p in both.topic_permissions.items()
+    }
+    assert {shop for _user, shop in [*both.permissions, *both.topic_permissions]} == {"shop"}
+    return renamed
+
+
+def _password(user: str) -> str:
+    return (EXAMPLES / "secrets" / f"{user}.password").read_text().removesuffix("\n")
+
+
+def test_the_access_control_example_lets_each_service_do_its_job_and_nothing_else(
+    vhost: str, client: ManagementClient, mgmt: httpx.Client, broker: Any
+) -> None:
+    import secrets as tokens
+
+    import pika
+    import pika.exceptions
+
+    from topo.urls import parse_amqp
+
+    tag = tokens.token_hex(3)
+    desired = _access_in(vhost, tag)
+    assert set(desired.users) == {
+        f"{u}-{tag}" for u in ("orders", "billing", "shipping", "analytics", "emails", "monitoring")
+    }
+    try:
+        engine.apply(client, desired)
+        writes = client.writes
+        assert engine.apply(client, desired).empty and client.writes == writes
+        amqp = parse_amqp(broker.amqp_url)
+
+        def connect(user: str) -> Any:
+            credentials = pika.PlainCredentials(f"{user}-{tag}", _password(user))
+            return pika.BlockingConnection(
+                pika.ConnectionParameters(amqp.host, amqp.port, vhost, credentials, connection_attempts=1)
+            )
+
+        def refused(action: Any) -> bool:
+            try:
+                action()
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                return exc.reply_code == 403
+            return False
+
+        orders = connect("orders")
+        channel = orders.channel()
+        channel.confirm_delivery()
+        channel.basic_publish("events", "order.paid", b"paid")  # routed to billing, shipping, analytics
+        assert refused(lambda: channel.basic_publish("events", "customer.created", b"x"))  # topic permission
+        channel = orders.channel()
+        assert refused(lambda: channel.basic_get("billing"))  # it reads nothing
+        orders.close()
+        for user, queue in (("billing", "billing"), ("shipping", "shipping"), ("analytics", "analytics")):
+            connection = connect(user)
+            channel = connection.channel()
+            assert channel.basic_get(queue, auto_ack=True)[2] == b"paid"
+            assert refused(lambda c=channel: c.basic_get("customer-emails"))  # not its queue
+            channel = connection.channel()
+            channel.confirm_delivery()
+            assert refused(lambda c=channel: c.basic_publish("events", "order.paid", b"x"))  # it publishes nothing
+            connection.close()
+        emails = connect("emails")
+        channel = emails.channel()
+        assert channel.basic_get("customer-emails", auto_ack=True)[0] is None  # allowed; empty
+        assert refused(lambda: channel.queue_declare("its-own-queue"))  # configure: nothing
+        emails.close()
+        # monitoring: no AMQP connection at all (max-connections 0), but the HTTP API shows it the vhost
+        try:
+            connect("monitoring").close()
+        except pika.exceptions.AMQPConnectionError:
+            pass
+        else:
+            pytest.fail("the monitoring user opened an AMQP connection")
+        auth = (f"monitoring-{tag}", _password("monitoring"))
+        listed = httpx.get(f"{client.public_url}/api/queues/{enc(vhost)}", auth=auth, timeout=30)
+        assert listed.status_code == 200 and {q["name"] for q in listed.json()} >= {"billing", "shipping"}
+    finally:
+        for name in desired.users:
+            mgmt.delete(f"/api/users/{enc(name)}")

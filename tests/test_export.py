@@ -159,3 +159,79 @@ def test_an_argument_with_the_wrong_type_cannot_be_written_in_the_format(tmp_pat
     with pytest.raises(ValidationError) as info:
         load(tmp_path / "e.yaml", environ={})
     assert "message-ttl" in str(info.value)
+
+
+# -- users, permissions, global parameters, vhost settings (issue 11) ---------------------------------------
+
+
+def _access() -> Topology:
+    from topo.model import GlobalParameter, PasswordHash, Permission, TopicPermission, TopicPermissions, User
+    from topo.passwords import SHA256, hash_password
+
+    observed = Topology({"shop": vhost("shop"), "new": vhost("new")})
+    observed.vhosts["new"].default_queue_type = "quorum"
+    observed.vhosts["new"].tracing = True
+    for one in observed.vhosts.values():
+        one.default_queue_type = one.default_queue_type or "classic"
+        one.tracing = bool(one.tracing)
+    observed.users = {
+        "orders-app": User(
+            "orders-app",
+            ("management",),
+            {"max-connections": 5},
+            password_hash=PasswordHash(hash_password("o", SHA256), SHA256),
+        ),
+        "orders.app": User("orders.app", (), {}, password_hash=PasswordHash(hash_password("p", SHA256), SHA256)),
+        "cert-only": User("cert-only", ("monitoring",), {}, password_hash=PasswordHash("", SHA256)),
+    }
+    observed.permissions = {("orders-app", "shop"): Permission("orders-app", "shop", "^$", "^${x}$", ".*")}
+    observed.topic_permissions = {
+        ("orders-app", "shop"): TopicPermissions(
+            "orders-app", "shop", {"events": TopicPermission("events", "^order\\.", "^$")}
+        )
+    }
+    observed.global_parameters = {
+        "cluster_name": GlobalParameter("cluster_name", "eu-1"),
+        "internal_cluster_id": GlobalParameter("internal_cluster_id", "rabbitmq-cluster-id-x"),
+        "topo.inventory.s": GlobalParameter("topo.inventory.s", {}),
+    }
+    return observed
+
+
+def test_users_are_exported_without_their_hashes_and_load_back(tmp_path: Path) -> None:
+    observed = _access()
+    text = export_yaml(observed)
+    for user in observed.users.values():
+        assert user.password_hash is not None
+        assert not user.password_hash.value or user.password_hash.value not in text
+    data = export_data(observed)
+    assert data["users"]["orders-app"]["password"] == "${env:USER_ORDERS_APP_PASSWORD}"
+    assert data["users"]["orders.app"]["password"] == "${env:USER_ORDERS_APP_PASSWORD_2}"  # made unique
+    assert data["users"]["cert-only"] == {"password-hash": "", "tags": ["monitoring"]}
+    assert data["users"]["orders-app"]["permissions"]["shop"]["write"] == "^$${x}$"  # escaped, not interpolated
+    assert data["global-parameters"] == {"cluster_name": "eu-1"}
+    assert data["vhosts"]["new"] == {"default-queue-type": "quorum", "tracing": True}
+    (tmp_path / "export.yaml").write_text(text)
+    loaded = load(
+        tmp_path / "export.yaml", environ={"USER_ORDERS_APP_PASSWORD": "o", "USER_ORDERS_APP_PASSWORD_2": "p"}
+    )
+    plan = diff(loaded, observed)
+    assert plan.empty, [(c.action, str(c.address), c.reasons) for c in plan.changes]
+    assert loaded.permissions == observed.permissions and loaded.topic_permissions == observed.topic_permissions
+    # with wrong passwords in the environment, the plan says they differ
+    loaded = load(
+        tmp_path / "export.yaml", environ={"USER_ORDERS_APP_PASSWORD": "x", "USER_ORDERS_APP_PASSWORD_2": "p"}
+    )
+    assert [str(c.address) for c in diff(loaded, observed).changes] == ["users.orders-app"]
+
+
+def test_users_exported_with_their_hashes_load_back_as_they_are(tmp_path: Path) -> None:
+    observed = _access()
+    text = export_yaml(observed, password_hashes=True)
+    assert "${env:" not in text
+    (tmp_path / "export.yaml").write_text(text)
+    loaded = load(tmp_path / "export.yaml", environ={})
+    plan = diff(loaded, observed)
+    assert plan.empty, [(c.action, str(c.address), c.reasons) for c in plan.changes]
+    stored = observed.users["orders-app"].password_hash
+    assert loaded.users["orders-app"].password_hash == stored

@@ -19,6 +19,7 @@ PURE = (
     "topo.arguments",
     "topo.units",
     "topo.pcre",
+    "topo.passwords",
     "topo.shortstr",
     "topo.errors",
     "topo.plan",

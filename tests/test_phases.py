@@ -14,9 +14,22 @@ from support import build_vhost
 from topo.broker import writer
 from topo.broker.executors import EXECUTORS, IMPORTS, bulk_import, each, executes, imports
 from topo.broker.phases import PHASES, is_leftover_fence
-from topo.model import Address, Binding, Exchange, Policy, Queue, Topology
+from topo.broker.reader import READERS
+from topo.model import (
+    Address,
+    Binding,
+    Exchange,
+    GlobalParameter,
+    Permission,
+    Policy,
+    Queue,
+    TopicPermission,
+    TopicPermissions,
+    Topology,
+    User,
+)
 from topo.plan.diff import diff
-from topo.plan.kinds import KINDS
+from topo.plan.kinds import BROKER_KINDS, KINDS
 from topo.plan.model import Action, Change, Plan
 from topo.plan.safety import fence_policy
 
@@ -27,6 +40,10 @@ RESOURCES = {
     "policy": Policy("x", ".*"),
     "operator-policy": Policy("x", ".*"),
     "vhost": {"description": "d"},
+    "user": User("x"),
+    "permission": Permission("x", "v", ".*", ".*", ".*"),
+    "topic-permission": TopicPermissions("x", "v", {"amq.topic": TopicPermission("amq.topic", ".*", ".*")}),
+    "global-parameter": GlobalParameter("x", 1),
 }
 
 
@@ -71,7 +88,11 @@ def test_every_phase_names_changes_it_can_make() -> None:
 def test_the_checks_before_any_write_come_first() -> None:
     preflight = [phase.preflight for phase in PHASES]
     assert preflight == sorted(preflight, reverse=True)  # every preflight phase before the first write
-    assert [p.name for p in PHASES if p.preflight] == ["repair fences", "safety check"]
+    assert [p.name for p in PHASES if p.preflight] == ["refusals", "repair fences", "safety check"]
+
+
+def test_every_broker_wide_kind_has_a_reader() -> None:
+    assert set(READERS) == {k.name for k in BROKER_KINDS}
 
 
 def test_a_kind_or_an_action_registers_once() -> None:

@@ -248,8 +248,9 @@ def test_markdown_diff_block_lines_start_with_a_diff_marker_or_a_blank() -> None
     block = markdown.split("```diff\n", 1)[1].split("```", 1)[0].splitlines()
     assert block
     for line in block:
-        assert line[0] in "+-! ", line
-    heads = [line for line in block if not line.startswith(" ")]
+        assert line[0] in "+-! @", line
+    assert [line for line in block if line.startswith("@")] == ['@@ in vhost "billing" @@', '@@ in vhost "iot" @@']
+    heads = [line for line in block if not line.startswith((" ", "@@ "))]
     assert len(heads) == len(sample_plan().changes)
     assert "! queue vhosts.iot.queues.orders (forces replacement)" in heads
     assert "! policy vhosts.iot.policies.tmp-limits (update in place)" in heads

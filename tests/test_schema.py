@@ -94,8 +94,13 @@ def test_the_example_points_editors_at_the_schema() -> None:
 @pytest.mark.parametrize(
     "document",
     [
-        {"version": 1},
+        {"vhosts": {}},  # `vhosts:` may be left out (a file of users only), `version:` not
         {"version": 2, "vhosts": {}},
+        {"version": 1, "users": {"u": {"password": 1}}},
+        {"version": 1, "users": {"u": {"permissions": {"v": {"read": ".*"}}}}},
+        {"version": 1, "users": {"u": {"tags": "administrator"}}},
+        {"version": 1, "global-parameters": {"cluster_name": 1}},
+        {"version": 1, "vhosts": {"v": {"default-queue-type": "lazy"}}},
         {"version": 1, "vhosts": {"v": {"queues": {"q": {"message-ttl": "5x"}}}}},
         {"version": 1, "vhosts": {"v": {"queues": {"q": {"max-length": "10"}}}}},
         {"version": 1, "vhosts": {"v": {"queues": {"q": {"type": "lazy"}}}}},

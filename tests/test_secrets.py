@@ -267,3 +267,129 @@ def test_a_password_never_shows(setting: dict[str, Any], password: str) -> None:
         amqp = _urls(user, password, setting["amqp"], "amqp", "/")[1]
         assert exact_usage(amqp, vhost, ["q", "missing"]) == {"q": (0, 0)}
     seen.assert_clean(password)
+
+
+# -- user passwords and hashes (issue 11.6) --------------------------------------------------------------
+
+USERS = """\
+version: 1
+vhosts:
+  {vhost}:
+    queues:
+      q: {{}}
+users:
+  {user}:
+    password: ${{env:TOPO_TEST_USER_PASSWORD}}
+    tags: [{tags}]
+    permissions:
+      {vhost}: {{configure: "^$", write: "^$", read: "^q$"}}
+"""
+
+
+def _hostile_literal(directory: Any, user: str, password: str) -> str:
+    """A topology with ``password`` written in clear (topo must refuse it without showing it)."""
+    import yaml
+
+    document = {"version": 1, "users": {user: {"password": password}}}
+    path = directory / "literal.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    return str(path)
+
+
+@settings(
+    max_examples=int(os.environ.get("TOPO_SECRETS_EXAMPLES", "20")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(password=passwords)
+def test_a_user_password_never_shows(setting: dict[str, Any], password: str, tmp_path_factory: Any) -> None:
+    """A user's password (from the environment) and its hash on the broker, in every output form: validate,
+    plan (text, json, markdown), apply and its progress, a second plan, export, errors with and without
+    --debug, repr() of the model and plan objects, the log."""
+    from topo import engine
+    from topo.loader import load
+    from topo.passwords import matches
+    from topo.plan.render import render_json, render_markdown, render_text
+
+    seen = Seen()
+    http: httpx.Client = setting["http"]
+    vhost, good = setting["vhost"], f"http://guest:guest@{setting['mgmt']}"
+    user = "t-secrets-" + os.urandom(3).hex()
+    directory = tmp_path_factory.mktemp("users")
+    (directory / "t.yaml").write_text(USERS.format(vhost=vhost, user=user, tags=""), encoding="utf-8")
+    file = str(directory / "t.yaml")
+    env = {"TOPO_TEST_USER_PASSWORD": password}
+    with watching(seen):
+        assert cli(seen, "validate", file, **env) == 0
+        for fmt in ("text", "json", "markdown"):
+            assert cli(seen, "plan", file, "--url", good, "--format", fmt, **env) == 0
+        assert cli(seen, "apply", file, "--url", good, "--yes", **env) == 0
+        stored = http.get(f"/api/users/{user}").json()
+        assert matches(password, stored["password_hash"], stored["hashing_algorithm"]), (
+            "the password set is the one declared"
+        )
+        seen.parts.append("\n")
+        # a tags change (the stored hash goes back as it is) and a changed password (a new hash), with progress
+        (directory / "t.yaml").write_text(USERS.format(vhost=vhost, user=user, tags="monitoring"), encoding="utf-8")
+        with environment(**env):
+            desired = load(file)
+        changed = load(file, environ={"TOPO_TEST_USER_PASSWORD": password + "2"})
+        with ManagementClient(good, amqp_url="") as client:
+            for topology in (desired, changed, desired):
+                plan = engine.plan(client, topology)
+                seen.parts += [render_text(plan), render_json(plan), render_markdown(plan), repr(plan), str(plan)]
+                engine.apply(client, topology, plan, progress=lambda text, _n: seen.parts.append(text))
+            seen.parts += [repr(desired), str(desired.users), repr(client)]
+        assert http.get(f"/api/users/{user}").json()["tags"] == ["monitoring"]
+        final = http.get(f"/api/users/{user}").json()["password_hash"]
+        assert cli(seen, "plan", file, "--url", good, "--detailed-exitcode", **env) == 0
+        assert cli(seen, "export", "--url", good) == 0
+        # errors: a password in clear; users a non-administrator may not read (with and without --debug)
+        literal = _hostile_literal(directory, user, password)
+        for debug in ((), ("--debug",)):
+            assert cli(seen, *debug, "validate", literal) == 1
+            assert cli(seen, *debug, "plan", literal, "--url", good) == 1
+        watcher = _user(setting, "watcher-pw")
+        http.put(f"/api/users/{watcher}", json={"password": "watcher-pw", "tags": "monitoring"}).raise_for_status()
+        limited = f"http://{watcher}:watcher-pw@{setting['mgmt']}"
+        (directory / "users-only.yaml").write_text(
+            f"version: 1\nusers:\n  {user}:\n    password: ${{env:TOPO_TEST_USER_PASSWORD}}\n", encoding="utf-8"
+        )
+        for debug in ((), ("--debug",)):
+            assert cli(seen, *debug, "plan", str(directory / "users-only.yaml"), "--url", limited, **env) == 1
+    seen.assert_clean(password)
+    text = "\n".join(seen.parts)
+    for value in {stored["password_hash"], final, password + "2"}:
+        assert value not in text, f"{value!r} leaked"
+    assert "(sensitive)" in text
+
+
+def test_a_refused_user_write_never_echoes_the_hash() -> None:
+    """RabbitMQ echoes a password hash it refuses (``{"reason": ["not_base64", HASH]}``): the error topo raises
+    carries ``(sensitive)`` in its place."""
+    from topo.broker.live import LiveBroker
+    from topo.broker.writer import execute
+    from topo.model import Address, Secret, User
+    from topo.plan.model import Change, Plan
+
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = request.content.decode()
+        sent.append(body)
+        echoed = __import__("json").loads(body)["password_hash"]
+        return httpx.Response(400, json={"error": "bad_request", "reason": ["not_base64", echoed]})
+
+    user = User("u", password=Secret("Pw7Secr3t-plain", "${env:P}"))
+    transport = httpx.MockTransport(handler)
+    with (
+        ManagementClient("http://guest:guest@b.invalid:15672", transport=transport) as client,
+        pytest.raises(TopoError) as info,
+    ):
+        execute(LiveBroker(client, amqp=None), Plan(changes=[Change("create", Address("user", "", "u"), after=user)]))
+    seen = Seen()
+    seen.exception(info.value)
+    hashed = __import__("json").loads(sent[0])["password_hash"]
+    assert hashed and hashed not in "\n".join(seen.parts)
+    assert "(sensitive)" in info.value.message
+    seen.assert_clean("Pw7Secr3t-plain")

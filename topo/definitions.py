@@ -13,19 +13,49 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from topo.model import Binding, Exchange, Policy, Queue, VHost, is_broker_exchange
+from topo.errors import UsageError
+from topo.model import (
+    Binding,
+    Exchange,
+    GlobalParameter,
+    PasswordHash,
+    Permission,
+    Policy,
+    Queue,
+    TopicPermission,
+    TopicPermissions,
+    User,
+    VHost,
+    is_broker_exchange,
+)
+from topo.passwords import DEFAULT_ALGORITHM, hash_password, matches
 
 __all__ = [
     "IMPORT_SECTIONS",
+    "QUEUE_TYPES",
     "binding_definition",
     "binding_from_definition",
+    "declared_password",
     "exchange_definition",
     "exchange_from_definition",
+    "global_parameter_definition",
+    "global_parameter_from_definition",
+    "password_to_send",
+    "permission_body",
+    "permission_definition",
+    "permission_from_definition",
     "policy_body",
     "policy_definition",
     "policy_from_definition",
     "queue_definition",
     "queue_from_definition",
+    "tags_of",
+    "topic_permission_body",
+    "topic_permissions_definitions",
+    "topic_permissions_from_definitions",
+    "user_body",
+    "user_definition",
+    "user_from_definition",
     "vhost_definitions",
     "vhost_from_definitions",
 ]
@@ -135,6 +165,9 @@ def policy_from_definition(item: Mapping[str, Any]) -> Policy:
 
 # -- a whole vhost ---------------------------------------------------------------------------------------
 
+QUEUE_TYPES = ("classic", "quorum", "stream")
+"""The values of a vhost's ``default_queue_type`` (RabbitMQ 3.10)."""
+
 IMPORT_SECTIONS = ("exchanges", "queues", "bindings")
 """The parts of a ``POST /api/definitions/{vhost}`` document the writer sends (creates only: an import
 silently keeps what exists)."""
@@ -148,11 +181,15 @@ def vhost_from_definitions(name: str, info: Mapping[str, Any], definitions: Mapp
     tags = info.get("tags") or []
     if isinstance(tags, str):
         tags = [t for t in tags.split(",") if t]
+    queue_type = info.get("default_queue_type")
     vhost = VHost(
         name=name,
         description=info.get("description") or "",
         tags=tuple(sorted(set(tags))),
         limits={},
+        # RabbitMQ 3.10 says "undefined" for a vhost created without one: its queues are then classic
+        default_queue_type=queue_type if queue_type in QUEUE_TYPES else "classic",
+        tracing=bool(info.get("tracing", False)),
     )
     for item in definitions.get("exchanges") or []:
         if not is_broker_exchange(item["name"]):
@@ -188,7 +225,13 @@ def _parameters(vhost: VHost) -> Iterable[dict[str, Any]]:
 def vhost_definitions(vhost: VHost) -> tuple[dict[str, Any], dict[str, Any]]:
     """``vhost`` as the broker shows it: the bodies of ``GET /api/vhosts/{name}`` and ``GET
     /api/definitions/{name}`` (the reverse of :func:`vhost_from_definitions`)."""
-    info = {"name": vhost.name, "description": vhost.description or "", "tags": list(vhost.tags or ())}
+    info = {
+        "name": vhost.name,
+        "description": vhost.description or "",
+        "tags": list(vhost.tags or ()),
+        "default_queue_type": vhost.default_queue_type or "undefined",
+        "tracing": bool(vhost.tracing),
+    }
     document = {
         "exchanges": [exchange_definition(x) for x in vhost.exchanges.values()],
         "queues": [queue_definition(q) for q in vhost.queues.values()],
@@ -197,3 +240,147 @@ def vhost_definitions(vhost: VHost) -> tuple[dict[str, Any], dict[str, Any]]:
         "parameters": list(_parameters(vhost)),
     }
     return info, document
+
+
+# -- users, permissions, topic permissions, global parameters (broker-wide) ------------------------------
+#
+# Reading: the items of ``GET /api/users``, ``/api/permissions``, ``/api/topic-permissions`` and
+# ``/api/global-parameters``. Writing: the bodies of the ``PUT`` requests.
+#
+# A user's ``PUT`` always carries a password hash (:func:`user_body`): RabbitMQ clears the password of a user
+# updated without one, and gives a plaintext password sent again a new salt. So the body holds the broker's
+# own stored hash when the password does not change (byte-stable: nothing rotates), and a hash topo computed
+# with a fresh salt when it does (the plaintext never travels).
+
+
+def tags_of(value: Any) -> tuple[str, ...]:
+    """A user's tags as the broker gives them (a list, or a comma-separated string), sorted."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    return tuple(sorted({str(tag).strip() for tag in items if str(tag).strip()}))
+
+
+def user_from_definition(item: Mapping[str, Any]) -> User:
+    """One item of ``GET /api/users``: its stored hash (``""``: no password) and limits come along."""
+    limits = item.get("limits")
+    return User(
+        name=str(item["name"]),
+        tags=tags_of(item.get("tags")),
+        limits={str(k): int(v) for k, v in limits.items()} if isinstance(limits, dict) else {},
+        password_hash=PasswordHash(
+            str(item.get("password_hash") or ""), str(item.get("hashing_algorithm") or DEFAULT_ALGORITHM)
+        ),
+    )
+
+
+def user_definition(user: User) -> dict[str, Any]:
+    """``user`` as ``GET /api/users`` lists it (the reverse of :func:`user_from_definition`)."""
+    stored = user.password_hash or PasswordHash("", DEFAULT_ALGORITHM)
+    return {
+        "name": user.name,
+        "tags": list(user.tags),
+        "limits": dict(user.limits or {}),
+        "password_hash": stored.value,
+        "hashing_algorithm": stored.algorithm,
+    }
+
+
+def declared_password(user: User) -> str:
+    """The password ``user`` declares (it has a ``password``); a :class:`~topo.errors.UsageError` when the
+    files were loaded without their secrets and this one was not at hand."""
+    secret = user.password
+    if secret is None or secret.value is None:
+        raise UsageError(
+            f"the password of user {user.name!r} ({secret.source if secret else 'none'}) was not read",
+            hint="load the files with their secrets (topo.load(..., secrets=True), as plan and apply do)",
+        )
+    return secret.value
+
+
+def password_to_send(desired: User, observed: User | None, *, salt: bytes | None = None) -> PasswordHash:
+    """The hash a ``PUT`` of ``desired`` carries, when the broker has ``observed`` (None: a new user).
+
+    - a declared hash: that hash;
+    - a declared password that the stored hash was made from (and the algorithm the files ask for, if they
+      ask): the stored hash, as it is; otherwise a fresh hash of the password (``salt`` for tests);
+    - no password source: the stored hash as it is, or none (``""``) for a new user.
+    """
+    stored = observed.password_hash if observed is not None else None
+    if desired.password_hash is not None:
+        return desired.password_hash
+    if desired.password is not None:
+        wanted = desired.hashing_algorithm
+        if (
+            stored is not None
+            and matches(declared_password(desired), stored.value, stored.algorithm)
+            and (wanted is None or wanted == stored.algorithm)
+        ):
+            return stored
+        algorithm = wanted or DEFAULT_ALGORITHM
+        return PasswordHash(hash_password(declared_password(desired), algorithm, salt=salt), algorithm)
+    if stored is not None:
+        return stored
+    return PasswordHash("", DEFAULT_ALGORITHM)
+
+
+def user_body(desired: User, observed: User | None, *, salt: bytes | None = None) -> dict[str, Any]:
+    """The body of ``PUT /api/users/{name}``: tags and a password hash, never a plaintext password."""
+    password = password_to_send(desired, observed, salt=salt)
+    return {
+        "tags": ",".join(desired.tags),
+        "password_hash": password.value,
+        "hashing_algorithm": password.algorithm,
+    }
+
+
+def permission_from_definition(item: Mapping[str, Any]) -> Permission:
+    return Permission(
+        user=str(item["user"]),
+        vhost=str(item["vhost"]),
+        configure=str(item.get("configure", "")),
+        write=str(item.get("write", "")),
+        read=str(item.get("read", "")),
+    )
+
+
+def permission_definition(permission: Permission) -> dict[str, str]:
+    """``permission`` as ``GET /api/permissions`` lists it."""
+    return {"user": permission.user, "vhost": permission.vhost, **permission_body(permission)}
+
+
+def permission_body(permission: Permission) -> dict[str, str]:
+    """The body of ``PUT /api/permissions/{vhost}/{user}`` (all three patterns: the broker requires them)."""
+    return {"configure": permission.configure, "write": permission.write, "read": permission.read}
+
+
+def topic_permissions_from_definitions(items: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], TopicPermissions]:
+    """``GET /api/topic-permissions`` (one item per user, vhost and exchange), grouped by (user, vhost)."""
+    grouped: dict[tuple[str, str], dict[str, TopicPermission]] = {}
+    for item in items:
+        key = (str(item["user"]), str(item["vhost"]))
+        exchange = str(item["exchange"])
+        grouped.setdefault(key, {})[exchange] = TopicPermission(
+            exchange, str(item.get("write", "")), str(item.get("read", ""))
+        )
+    return {key: TopicPermissions(key[0], key[1], entries) for key, entries in grouped.items()}
+
+
+def topic_permissions_definitions(permissions: TopicPermissions) -> list[dict[str, str]]:
+    """A user's topic permissions on a vhost as ``GET /api/topic-permissions`` lists them: one item per exchange."""
+    return [
+        {"user": permissions.user, "vhost": permissions.vhost, **topic_permission_body(entry)}
+        for entry in permissions.exchanges.values()
+    ]
+
+
+def topic_permission_body(entry: TopicPermission) -> dict[str, str]:
+    """The body of ``PUT /api/topic-permissions/{vhost}/{user}``: one exchange's entry."""
+    return {"exchange": entry.exchange, "write": entry.write, "read": entry.read}
+
+
+def global_parameter_from_definition(item: Mapping[str, Any]) -> GlobalParameter:
+    return GlobalParameter(str(item["name"]), item.get("value"))
+
+
+def global_parameter_definition(parameter: GlobalParameter) -> dict[str, Any]:
+    """The body of ``PUT /api/global-parameters/{name}``, as ``GET`` lists it too."""
+    return {"name": parameter.name, "value": parameter.value}

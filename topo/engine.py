@@ -23,12 +23,12 @@ from topo.broker.client import ManagementClient
 from topo.broker.executors import Progress, count_dropped
 from topo.broker.live import as_broker
 from topo.broker.port import Broker, Overview
-from topo.broker.reader import Observed, read
+from topo.broker.reader import Observed, read, read_broker_wide
 from topo.broker.writer import execute
 from topo.errors import MissingExchangeType, NotConverged
 from topo.loader import load
 from topo.model import Exchange, Topology
-from topo.plan.diff import diff
+from topo.plan.diff import broker_kinds, diff
 from topo.plan.model import BrokerInfo, Plan
 from topo.plan.safety import annotate, dropped_queues
 
@@ -47,7 +47,8 @@ def load_and_plan(
 
     Each vhost is read as soon as the first file that declares it is parsed: the read (mostly waiting
     on the broker) runs in a thread beside the parsing of the other files, schema validation and the
-    build (CPU), so a large plan costs about max(load, read) rather than their sum.
+    build (CPU), so a large plan costs about max(load, read) rather than their sum. The broker-wide kinds
+    the files declare (users, global parameters) are read once the files are loaded.
     """
     broker = as_broker(target)
     pool = ThreadPoolExecutor(max_workers=4)
@@ -78,7 +79,8 @@ def load_and_plan(
 
 
 def plan(target: Broker | ManagementClient, desired: Topology) -> Plan:
-    """Read the declared vhosts from the broker and diff them against ``desired``.
+    """Read the declared vhosts (and the broker-wide kinds ``desired`` declares) from the broker and diff
+    them against ``desired``.
 
     Queues that would be dropped are counted: each such change carries the count, and the reasons apply
     would refuse it (``Change.blockers``; ``Plan.blocked``), decided by :mod:`topo.plan.safety`.
@@ -87,8 +89,17 @@ def plan(target: Broker | ManagementClient, desired: Topology) -> Plan:
     return _plan_from(broker, desired, read(broker, desired.vhosts))
 
 
+def _observe(broker: Broker, desired: Topology, observed: Observed) -> Observed:
+    """``observed`` with what the broker has of the broker-wide kinds ``desired`` declares (none: as it is)."""
+    kinds = broker_kinds(desired)
+    if kinds:
+        _, observed.facts = read_broker_wide(broker, kinds, observed.topology)
+    return observed
+
+
 def _plan_from(broker: Broker, desired: Topology, observed: Observed) -> Plan:
-    result = diff(desired, observed.topology)
+    observed = _observe(broker, desired, observed)
+    result = diff(desired, observed.topology, observed.facts)
     cluster: str | None = None
     plugins, drops = _plugin_types(result), dropped_queues(result)
     if plugins or drops:  # one request for what both need (a plan without either reads no more)
@@ -122,8 +133,10 @@ def apply(
     """Apply ``planned`` (or a fresh plan) and re-read the broker to confirm it now matches ``desired``.
 
     Apply counts the queues it would drop again before it writes anything (the plan may be old), unless
-    ``recount`` is false (a plan made an instant ago: its counts are used). Returns the plan that was
-    applied. Raises UnsafeChange, ApplyFailed or NotConverged.
+    ``recount`` is false (a plan made an instant ago: its counts are used). The broker is read again
+    afterwards, the broker-wide kinds ``desired`` declares too (a user's password compared offline with
+    the hash it now stores). Returns the plan that was applied. Raises UnsafeChange, ApplyFailed or
+    NotConverged.
     """
     broker = as_broker(target)
     if planned is None:
@@ -133,7 +146,8 @@ def apply(
         return planned
     execute(broker, planned, progress, recount=recount)
     if confirm:
-        after = diff(desired, read(broker, desired.vhosts).topology)
+        now = _observe(broker, desired, read(broker, desired.vhosts))
+        after = diff(desired, now.topology, now.facts)
         if not after.empty:
             listed = "; ".join(f"{c.action} {c.address}" for c in after.changes[:10])
             more = f" and {len(after.changes) - 10} more" if len(after.changes) > 10 else ""

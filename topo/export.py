@@ -3,20 +3,22 @@
 Only values that differ from the format's defaults are written; durations and sizes get their readable
 form when exact (``86400000`` → ``1d``); bindings move onto their destination, as the format declares
 them; ``x-match`` bindings become ``match:`` + ``headers:``. Loading the result gives back the same
-Topology, so exporting a broker and planning the export shows "No changes".
+Topology, so exporting a broker and planning the export shows "No changes". Users come without their
+password hashes unless asked: a placeholder names the environment variable to set instead.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
 
 from topo.arguments import POLICY_KEYS, queue_argument
-from topo.model import Binding, Policy, Topology, VHost
+from topo.model import Binding, Policy, Topology, VHost, reserved_parameter
 from topo.units import unit_form
 
-__all__ = ["export_data", "export_yaml"]
+__all__ = ["export_data", "export_yaml", "password_variable"]
 
 
 def _binding(binding: Binding) -> dict[str, Any]:
@@ -59,6 +61,10 @@ def _vhost(vhost: VHost) -> dict[str, Any]:
         out["tags"] = list(vhost.tags)
     if vhost.limits:
         out["limits"] = dict(vhost.limits)
+    if vhost.default_queue_type and vhost.default_queue_type != "classic":
+        out["default-queue-type"] = vhost.default_queue_type
+    if vhost.tracing:
+        out["tracing"] = True
     exchanges: dict[str, Any] = {}
     for name in sorted(vhost.exchanges):
         ex = vhost.exchanges[name]
@@ -123,12 +129,79 @@ def _escaped(value: Any) -> Any:
     return value
 
 
-def export_data(topology: Topology) -> dict[str, Any]:
+def export_data(topology: Topology, *, password_hashes: bool = False) -> dict[str, Any]:
+    """The topology in the file format. Users get a placeholder for their password, which names the
+    environment variable to set (``password: ${env:USER_ORDERS_PASSWORD}``), or with ``password_hashes``
+    the broker's hash (sensitive: whoever reads the file can try to crack it)."""
     data: dict[str, Any] = {"version": 1}
     if topology.name:
         data["name"] = topology.name
     data["vhosts"] = {name: _vhost(topology.vhosts[name]) for name in sorted(topology.vhosts)}
-    return dict(_escaped(data))
+    data = dict(_escaped(data))
+    if topology.users:
+        data["users"] = _users(topology, password_hashes=password_hashes)
+    parameters = {
+        name: parameter.value
+        for name, parameter in sorted(topology.global_parameters.items())
+        if reserved_parameter(name) is None
+    }
+    if parameters:
+        data["global-parameters"] = _escaped(parameters)
+    return data
+
+
+# -- users, permissions, global parameters (issue 11) ------------------------------------------------------
+
+
+def password_variable(user: str, taken: set[str]) -> str:
+    """The environment variable an exported user's password placeholder names: ``USER_<NAME>_PASSWORD``
+    (letters and digits upper-cased, anything else ``_``), made unique among ``taken`` (then added to it)."""
+    stem = "USER_" + re.sub(r"[^A-Z0-9]", "_", user.upper().encode("ascii", "replace").decode()) + "_PASSWORD"
+    name, number = stem, 1
+    while name in taken:
+        number += 1
+        name = f"{stem}_{number}"
+    taken.add(name)
+    return name
+
+
+def _users(topology: Topology, *, password_hashes: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    taken: set[str] = set()
+    for name in sorted(topology.users):
+        user = topology.users[name]
+        body: dict[str, Any] = {}
+        stored = user.password_hash
+        if stored is not None and stored.value:
+            if password_hashes:
+                body["password-hash"] = stored.value
+                body["hashing-algorithm"] = stored.algorithm
+            else:  # a placeholder to fill in: never the hash, unless asked
+                body["password"] = "${env:" + password_variable(name, taken) + "}"
+        elif stored is not None:
+            body["password-hash"] = ""  # the broker's user has no password
+        rest: dict[str, Any] = {}
+        if user.tags:
+            rest["tags"] = list(user.tags)
+        if user.limits:
+            rest["limits"] = dict(user.limits)
+        permissions = {
+            vhost: {"configure": p.configure, "write": p.write, "read": p.read}
+            for (who, vhost), p in sorted(topology.permissions.items())
+            if who == name
+        }
+        if permissions:
+            rest["permissions"] = permissions
+        topics = {
+            vhost: {e: {"write": entry.write, "read": entry.read} for e, entry in sorted(t.exchanges.items())}
+            for (who, vhost), t in sorted(topology.topic_permissions.items())
+            if who == name
+        }
+        if topics:
+            rest["topic-permissions"] = topics
+        body.update(_escaped(rest))
+        out[_escaped(name)] = body
+    return out
 
 
 class _Dumper(yaml.SafeDumper):
@@ -139,8 +212,9 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value)
 
 
-def export_yaml(topology: Topology, *, header: str | None = None) -> str:
+def export_yaml(topology: Topology, *, header: str | None = None, password_hashes: bool = False) -> str:
     """The topology as a YAML document in the file format, after an optional comment line."""
     _Dumper.add_representer(str, _str)
-    text = yaml.dump(export_data(topology), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    data = export_data(topology, password_hashes=password_hashes)
+    text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
     return (f"# {header}\n" if header else "") + text

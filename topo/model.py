@@ -36,9 +36,13 @@ if TYPE_CHECKING:
     from topo.monitor.spec import MonitorBlock
 
 __all__ = [
+    "BROKER_COLLECTIONS",
     "BUILTIN_EXCHANGES",
     "DEFAULT_EXCHANGE",
+    "HELD_PER_VHOST",
+    "RESERVED_PARAMETER_PREFIX",
     "RESERVED_PREFIX",
+    "SENSITIVE",
     "Address",
     "Binding",
     "BindingKey",
@@ -46,14 +50,22 @@ __all__ = [
     "CircuitBreaker",
     "DestinationType",
     "Exchange",
+    "GlobalParameter",
     "Origin",
+    "PasswordHash",
+    "Permission",
     "Policy",
     "Queue",
+    "Secret",
+    "TopicPermission",
+    "TopicPermissions",
     "Topology",
+    "User",
     "VHost",
     "canonical_json",
     "document_path",
     "is_broker_exchange",
+    "reserved_parameter",
     "retry_queue_name",
 ]
 
@@ -114,7 +126,19 @@ def retry_queue_name(queue: str, attempt: int) -> str:
     return f"{queue}.retry.{attempt}"
 
 
-ResourceKind = Literal["vhost", "exchange", "queue", "binding", "policy", "operator-policy"]
+ResourceKind = Literal[
+    "vhost",
+    "exchange",
+    "queue",
+    "binding",
+    "policy",
+    "operator-policy",
+    # broker-wide kinds (users, global parameters) and what a user may do in a vhost
+    "user",
+    "permission",
+    "topic-permission",
+    "global-parameter",
+]
 
 _COLLECTION: dict[str, str] = {
     "exchange": "exchanges",
@@ -122,21 +146,43 @@ _COLLECTION: dict[str, str] = {
     "policy": "policies",
     "operator-policy": "operator-policies",
 }
+"""The collection of a vhost that holds each kind (``vhosts.V.<collection>.NAME``)."""
+
+BROKER_COLLECTIONS: dict[str, str] = {
+    "user": "users",
+    "global-parameter": "global-parameters",
+}
+"""The broker-wide kinds (in no vhost) and the top-level collection of the document that holds each
+(``<collection>.NAME``: ``users.orders``)."""
+
+HELD_PER_VHOST: dict[str, tuple[str, str]] = {
+    "permission": ("user", "permissions"),
+    "topic-permission": ("user", "topic-permissions"),
+}
+"""Kinds that a broker-wide resource holds per vhost: (its kind, its key). The address is the holder's, then
+the key and the vhost (``users.orders.permissions.shop``): the name is the holder's."""
 
 
 @dataclass(frozen=True, slots=True)
 class Address:
     """A resource's address, written as its path in the topology document.
 
-    ``vhosts.iot.queues.orders``, ``vhosts["/"].exchanges.dlx``,
-    ``vhosts.iot.queues.analytics.bindings[sensor-data "sensor.#"]``.
+    In a vhost: ``vhosts.iot.queues.orders``, ``vhosts["/"].exchanges.dlx``,
+    ``vhosts.iot.queues.analytics.bindings[sensor-data "sensor.#"]``. Broker-wide (``vhost`` is ``""``):
+    ``users.orders``, ``global-parameters.cluster_name``. Held by a broker-wide resource per vhost (``name``
+    is the holder's): ``users.orders.permissions.shop``.
     """
 
     kind: ResourceKind
-    vhost: str
-    name: str = ""
+    vhost: str  # "" for a broker-wide kind (a user, a global parameter)
+    name: str = ""  # a permission's and a topic permission's: its user's
 
     def __str__(self) -> str:
+        if self.kind in BROKER_COLLECTIONS:
+            return document_path((BROKER_COLLECTIONS[self.kind], self.name))
+        if self.kind in HELD_PER_VHOST:
+            holder, key = HELD_PER_VHOST[self.kind]
+            return document_path((BROKER_COLLECTIONS[holder], self.name, key, self.vhost))
         if self.kind == "vhost":
             return document_path(("vhosts", self.vhost))
         if self.kind == "binding":  # name: the rest of the path, from Binding.address
@@ -316,6 +362,9 @@ class VHost:
     # The default of its queues' and exchanges' keep_bindings (``keep-bindings:`` on the vhost).
     keep_bindings: tuple[BindingPattern, ...] = ()
     monitor: MonitorBlock | None = field(default=None, compare=False)  # defaults for its queues
+    # -- vhost settings (issue 11.4); None: not managed
+    default_queue_type: str | None = None  # classic | quorum | stream (set when the vhost is created)
+    tracing: bool | None = None
 
     def kept_by(self, binding: Binding) -> BindingPattern | None:
         """The ``keep-bindings`` pattern of ``binding``'s destination (or of this vhost) that matches it."""
@@ -345,13 +394,23 @@ class VHost:
 
 @dataclass(slots=True)
 class Topology:
-    """Every vhost a set of files declares (or a broker has), by name."""
+    """Every vhost a set of files declares (or a broker has), by name; and the broker-wide kinds.
+
+    ``users``, ``permissions``, ``topic_permissions`` and ``global_parameters`` are what the files declare
+    (a declared user's permissions are all of its permissions), or what the broker has when it was asked
+    (read only when the files declare some: see :mod:`topo.broker.reader`).
+    """
 
     vhosts: dict[str, VHost] = field(default_factory=dict)
     name: str | None = None
     version: int = 1
     lint_disable: frozenset[str] = frozenset()  # lint codes disabled for the whole topology
     monitor: MonitorBlock | None = None  # `monitor:` defaults for every queue (topo.monitor)
+    # -- broker-wide kinds (issue 11): users, their permissions, global parameters
+    users: dict[str, User] = field(default_factory=dict)
+    permissions: dict[tuple[str, str], Permission] = field(default_factory=dict)  # by (user, vhost)
+    topic_permissions: dict[tuple[str, str], TopicPermissions] = field(default_factory=dict)  # by (user, vhost)
+    global_parameters: dict[str, GlobalParameter] = field(default_factory=dict)
 
     def vhost(self, name: str) -> VHost:
         """The vhost called ``name``; a :class:`~topo.errors.UsageError` naming the known ones if absent."""
@@ -367,7 +426,9 @@ class Topology:
             ) from None
 
     def only(self, vhosts: Sequence[str] | None) -> Topology:
-        """The same topology limited to the named vhosts (all of them when ``vhosts`` is empty)."""
+        """The same topology limited to the named vhosts (all of them when ``vhosts`` is empty).
+
+        Limited, it holds no broker-wide kinds (users, their permissions, global parameters)."""
         if not vhosts:
             return self
         return Topology(
@@ -377,6 +438,126 @@ class Topology:
             lint_disable=self.lint_disable,
             monitor=self.monitor,
         )
+
+
+# -- broker-wide kinds: users, permissions, topic permissions, global parameters (issue 11) -------------
+
+SENSITIVE = "(sensitive)"
+"""What every output shows in place of a password or a password hash."""
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A declared password: ``value`` is never shown (not in ``repr()``, ``str()``, messages or plans);
+    ``source`` says where it comes from, for people (``${env:ORDERS_PASSWORD}``, ``password-file
+    secrets/orders``): no secret in it. ``value`` is None when the files were loaded without their secrets
+    (``topo.load(..., secrets=False)``) and this one was not at hand: such a user cannot be planned."""
+
+    value: str | None
+    source: str
+
+    def __repr__(self) -> str:
+        return f"Secret(source={self.source!r}, value={SENSITIVE!r})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordHash:
+    """A password in the broker's form (base64 of salt and digest; ``""``: no password), with the broker's
+    name of its hashing algorithm. Never shown either."""
+
+    value: str
+    algorithm: str
+
+    def __repr__(self) -> str:
+        return f"PasswordHash(algorithm={self.algorithm!r}, value={SENSITIVE!r})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A user. In the files: ``password`` (a secret source) or ``password_hash`` (the broker's form), or
+    neither (the password is not managed); ``hashing_algorithm`` is the one topo hashes a declared
+    ``password`` with (None: the broker's default). From the broker: ``password_hash`` is what it stores.
+    ``limits`` None: not managed. The password fields never take part in ``==`` (whether a password
+    changed is decided by :func:`topo.passwords.matches`) nor in ``repr()``."""
+
+    name: str
+    tags: tuple[str, ...] = ()  # sorted, without duplicates
+    limits: Mapping[str, int] | None = None
+    password: Secret | None = field(default=None, compare=False, repr=False)
+    password_hash: PasswordHash | None = field(default=None, compare=False, repr=False)
+    hashing_algorithm: str | None = field(default=None, compare=False)
+    origin: Origin | None = field(default=None, compare=False)
+
+    @property
+    def manages_password(self) -> bool:
+        return self.password is not None or self.password_hash is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """What ``user`` may do in ``vhost``: regular expressions over resource names (PCRE, searched)."""
+
+    user: str
+    vhost: str
+    configure: str
+    write: str
+    read: str
+    origin: Origin | None = field(default=None, compare=False)
+
+    def address(self) -> Address:
+        return Address("permission", self.vhost, self.user)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPermission:
+    """The routing keys a user may publish with (``write``) and bind or consume with (``read``) on a topic
+    exchange."""
+
+    exchange: str
+    write: str
+    read: str
+    origin: Origin | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPermissions:
+    """A user's topic permissions in one vhost, by exchange: one resource, since RabbitMQ 3.10 deletes them
+    all at once."""
+
+    user: str
+    vhost: str
+    exchanges: Mapping[str, TopicPermission] = field(default_factory=dict)
+    origin: Origin | None = field(default=None, compare=False)
+
+    def address(self) -> Address:
+        return Address("topic-permission", self.vhost, self.user)
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalParameter:
+    """A broker-wide parameter (``cluster_name``, ...): any JSON value."""
+
+    name: str
+    value: Any
+    origin: Origin | None = field(default=None, compare=False)
+
+
+RESERVED_PARAMETER_PREFIX = "topo."
+"""Global parameters named so are topo's own records on the broker (its inventory): never declared in files."""
+_BROKER_PARAMETERS = frozenset({"internal_cluster_id"})
+
+
+def reserved_parameter(name: str) -> str | None:
+    """Why a global parameter called ``name`` may not be declared (None: it may)."""
+    if name.startswith(RESERVED_PARAMETER_PREFIX):
+        return f"global parameters named {RESERVED_PARAMETER_PREFIX}* are topo's own records on the broker"
+    if name in _BROKER_PARAMETERS:
+        return f"{name} is the broker's own (it sets it itself)"
+    return None
 
 
 # -- the exchanges every vhost has ------------------------------------------------------------------------

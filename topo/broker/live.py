@@ -14,8 +14,32 @@ from typing import Any
 from topo.broker.amqp_probe import LiveAmqp
 from topo.broker.client import ManagementClient, enc
 from topo.broker.port import NO_AMQP_URL, Amqp, Broker, ListedBinding, NoExactCount, Overview, VHostInfo
-from topo.definitions import binding_from_definition, policy_body, policy_from_definition, vhost_from_definitions
-from topo.model import Binding, Policy, VHost
+from topo.definitions import (
+    binding_from_definition,
+    global_parameter_definition,
+    global_parameter_from_definition,
+    permission_body,
+    permission_from_definition,
+    policy_body,
+    policy_from_definition,
+    topic_permission_body,
+    topic_permissions_from_definitions,
+    user_from_definition,
+    vhost_from_definitions,
+)
+from topo.errors import BrokerError
+from topo.model import (
+    SENSITIVE,
+    Binding,
+    GlobalParameter,
+    PasswordHash,
+    Permission,
+    Policy,
+    TopicPermission,
+    TopicPermissions,
+    User,
+    VHost,
+)
 from topo.plan.model import QueueUsage
 
 __all__ = ["GONE_WHEN_COUNTED", "STREAM_UNCOUNTABLE", "LiveBroker", "as_broker"]
@@ -38,6 +62,10 @@ class LiveBroker:
     @property
     def url(self) -> str:
         return self.client.public_url
+
+    @property
+    def user(self) -> str | None:
+        return self.client.user
 
     @property
     def amqp(self) -> Amqp:
@@ -124,13 +152,37 @@ class LiveBroker:
         item = self.client.get(_policy_path(vhost, name), vhost=vhost, ok_missing=True)
         return None if item is None else policy_from_definition({"name": name, **item})
 
+    def users(self) -> list[User]:
+        return [user_from_definition(item) for item in self.client.get("/users") or []]
+
+    def permissions(self) -> list[Permission]:
+        return [permission_from_definition(item) for item in self.client.get("/permissions") or []]
+
+    def topic_permissions(self) -> list[TopicPermissions]:
+        return list(topic_permissions_from_definitions(self.client.get("/topic-permissions") or []).values())
+
+    def global_parameters(self) -> list[GlobalParameter]:
+        return [global_parameter_from_definition(item) for item in self.client.get("/global-parameters") or []]
+
     # -- writes ----------------------------------------------------------------------------------------
-    def put_vhost(self, name: str, *, description: str | None = None, tags: Sequence[str] | None = None) -> None:
+    def put_vhost(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+        default_queue_type: str | None = None,
+        tracing: bool | None = None,
+    ) -> None:
         body: dict[str, Any] = {}
         if description is not None:
             body["description"] = description
         if tags is not None:
             body["tags"] = ",".join(tags)
+        if default_queue_type is not None:
+            body["defaultqueuetype"] = default_queue_type  # RabbitMQ 3.10's key; taken at creation only
+        if tracing is not None:  # a PUT without it keeps the vhost's tracing
+            body["tracing"] = tracing
         self.client.put(f"/vhosts/{enc(name)}", body, vhost=name)
 
     def set_vhost_limit(self, vhost: str, key: str, value: int) -> None:
@@ -164,6 +216,50 @@ class LiveBroker:
 
     def delete_policy(self, vhost: str, name: str, *, operator: bool = False) -> None:
         self.client.delete(_policy_path(vhost, name, operator), vhost=vhost, ok_missing=True)
+
+    def put_user(self, name: str, tags: Sequence[str], password: PasswordHash) -> None:
+        body = {"tags": ",".join(tags), "password_hash": password.value, "hashing_algorithm": password.algorithm}
+        try:
+            self.client.put(f"/users/{enc(name)}", body)
+        except BrokerError as exc:  # the broker may echo the hash it refused
+            raise _scrubbed(exc, password.value) from None
+
+    def set_user_limit(self, user: str, key: str, value: int) -> None:
+        self.client.put(f"/user-limits/{enc(user)}/{enc(key)}", {"value": value})
+
+    def clear_user_limit(self, user: str, key: str) -> None:
+        self.client.delete(f"/user-limits/{enc(user)}/{enc(key)}", ok_missing=True)
+
+    def delete_user(self, name: str) -> None:
+        self.client.delete(f"/users/{enc(name)}", ok_missing=True)
+
+    def put_permission(self, permission: Permission) -> None:
+        path = f"/permissions/{enc(permission.vhost)}/{enc(permission.user)}"
+        self.client.put(path, permission_body(permission), vhost=permission.vhost)
+
+    def delete_permission(self, vhost: str, user: str) -> None:
+        self.client.delete(f"/permissions/{enc(vhost)}/{enc(user)}", vhost=vhost, ok_missing=True)
+
+    def put_topic_permission(self, vhost: str, user: str, entry: TopicPermission) -> None:
+        self.client.put(f"/topic-permissions/{enc(vhost)}/{enc(user)}", topic_permission_body(entry), vhost=vhost)
+
+    def delete_topic_permissions(self, vhost: str, user: str) -> None:
+        self.client.delete(f"/topic-permissions/{enc(vhost)}/{enc(user)}", vhost=vhost, ok_missing=True)
+
+    def put_global_parameter(self, parameter: GlobalParameter) -> None:
+        self.client.put(f"/global-parameters/{enc(parameter.name)}", global_parameter_definition(parameter))
+
+    def delete_global_parameter(self, name: str) -> None:
+        self.client.delete(f"/global-parameters/{enc(name)}", ok_missing=True)
+
+
+def _scrubbed(exc: BrokerError, secret: str) -> BrokerError:
+    """``exc`` with ``secret`` replaced by ``(sensitive)`` in its message and hint."""
+    if secret:
+        exc.message = exc.message.replace(secret, SENSITIVE)
+        exc.hint = exc.hint.replace(secret, SENSITIVE) if exc.hint else exc.hint
+        exc.args = (exc.message,)
+    return exc
 
 
 def _policy_path(vhost: str, name: str, operator: bool = False) -> str:

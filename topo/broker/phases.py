@@ -1,11 +1,14 @@
 """The order of an apply, as data: an ordered tuple of phases, each naming the (kind, action) pairs it makes
 and how (:mod:`topo.broker.executors`).
 
-The order is one of dependencies: what is repaired and checked comes before any write; vhosts before what
-lives in them; what is deleted goes in reverse dependency order (bindings, then queues, then exchanges)
-before anything is created, so that a replaced resource's new declaration never meets the old one; every
-create goes in one bulk import per vhost (exchanges, queues and bindings together: the broker orders them);
-policies last, on resources that exist.
+The order is one of dependencies: what is refused, repaired and checked comes before any write; vhosts
+before what lives in them; users, then what they may do (permissions, topic permissions), once the vhosts
+exist; what is deleted goes in reverse dependency order (bindings, then queues, then exchanges) before
+anything is created, so that a replaced resource's new declaration never meets the old one; every create
+goes in one bulk import per vhost (exchanges, queues and bindings together: the broker orders them);
+policies on resources that exist; last, what is revoked (topic permissions, permissions, then users) and
+the global parameters: a new ``cluster_name`` must not change the name the drop protocol's AMQP counts
+check while queues are dropped.
 
 A new kind adds its (kind, action) pairs to the phase where they belong (or a phase of its own, where its
 dependencies say), and its executors; :func:`topo.broker.writer.execute` runs the phases in this order.
@@ -17,7 +20,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from topo.broker.executors import Run, bulk_import, drop_queues, each, repair_fences, safety_check
+from topo.broker.executors import (
+    Run,
+    bulk_import,
+    drop_queues,
+    each,
+    refuse_standing,
+    repair_fences,
+    safety_check,
+)
 from topo.model import Policy
 from topo.plan.model import Action, Change, Plan
 from topo.plan.safety import fenced_queue
@@ -40,8 +51,10 @@ class Phase:
     plan once); ``run``: how (:func:`~topo.broker.executors.each` change through its executor, one
     :func:`~topo.broker.executors.bulk_import` per vhost, or a protocol of its own); ``where``: only the
     changes it accepts; ``reverse``: in reverse plan order (deletions, against the order of dependencies);
-    ``preflight``: it runs before the apply starts counting its progress, and an error there is raised as
-    it is (no :class:`~topo.errors.ApplyFailed`: nothing of the plan was made yet)."""
+    ``ordered``: in the order of ``steps`` (each step's changes in plan order), rather than plan order (users
+    before any permission, revoked permissions before a user's delete); ``preflight``: it runs before the
+    apply starts counting its progress, and an error there is raised as it is (no
+    :class:`~topo.errors.ApplyFailed`: nothing of the plan was made yet)."""
 
     name: str
     steps: tuple[tuple[str, Action], ...]
@@ -49,17 +62,34 @@ class Phase:
     where: Callable[[Change], bool] | None = None
     reverse: bool = False
     preflight: bool = False
+    ordered: bool = False
 
     def changes(self, plan: Plan) -> list[Change]:
         """The changes of ``plan`` this phase makes, in the order it makes them."""
         chosen = [c for c in plan.changes if (c.kind, c.action) in self.steps and (self.where is None or self.where(c))]
+        if self.ordered:
+            rank = {step: number for number, step in enumerate(self.steps)}
+            chosen.sort(key=lambda c: rank[(c.kind, c.action)])  # stable: plan order within a step
         return chosen[::-1] if self.reverse else chosen
 
 
 PHASES: tuple[Phase, ...] = (
+    Phase("refusals", (), refuse_standing, preflight=True),
     Phase("repair fences", (("policy", "delete"),), repair_fences, where=is_leftover_fence, preflight=True),
     Phase("safety check", (), safety_check, preflight=True),
     Phase("vhosts", (("vhost", "create"), ("vhost", "update"))),
+    Phase(
+        "users and permissions",
+        (
+            ("user", "create"),
+            ("user", "update"),
+            ("permission", "create"),
+            ("permission", "update"),
+            ("topic-permission", "create"),
+            ("topic-permission", "update"),
+        ),
+        ordered=True,
+    ),
     Phase(
         "policy deletes",
         (("policy", "delete"), ("operator-policy", "delete")),
@@ -87,6 +117,18 @@ PHASES: tuple[Phase, ...] = (
             ("operator-policy", "create"),
             ("operator-policy", "update"),
         ),
+    ),
+    Phase(
+        "revokes and global parameters",
+        (
+            ("topic-permission", "delete"),
+            ("permission", "delete"),
+            ("user", "delete"),
+            ("global-parameter", "create"),
+            ("global-parameter", "update"),
+            ("global-parameter", "delete"),
+        ),
+        ordered=True,
     ),
 )
 """Every phase of an apply, in order."""

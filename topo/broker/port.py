@@ -18,7 +18,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from topo.model import Binding, Policy, VHost
+from topo.model import (
+    Binding,
+    GlobalParameter,
+    PasswordHash,
+    Permission,
+    Policy,
+    TopicPermission,
+    TopicPermissions,
+    User,
+    VHost,
+)
 from topo.plan.model import QueueUsage
 
 __all__ = [
@@ -152,10 +162,13 @@ class Amqp(Protocol):
 
 class Broker(Protocol):
     """A broker as the engine sees it. ``url``: its Management API URL without credentials (as a plan
-    shows it); ``amqp``: its AMQP side."""
+    shows it); ``user``: the user topo connects as (``None``: not known); ``amqp``: its AMQP side."""
 
     @property
     def url(self) -> str: ...
+
+    @property
+    def user(self) -> str | None: ...
 
     @property
     def amqp(self) -> Amqp: ...
@@ -184,9 +197,34 @@ class Broker(Protocol):
 
     def policy(self, vhost: str, name: str) -> Policy | None: ...
 
+    # -- reads of the broker-wide kinds (reading users needs the administrator tag: else PermissionDenied)
+    def users(self) -> list[User]:
+        """Every user, each with its stored password hash (``""``: none) and its limits."""
+        ...
+
+    def permissions(self) -> list[Permission]:
+        """Every user's permissions on every vhost."""
+        ...
+
+    def topic_permissions(self) -> list[TopicPermissions]:
+        """Every user's topic permissions, one item per (user, vhost) with every exchange's entry."""
+        ...
+
+    def global_parameters(self) -> list[GlobalParameter]: ...
+
     # -- writes (each one idempotent: what is already so, or already gone, is no error)
-    def put_vhost(self, name: str, *, description: str | None = None, tags: Sequence[str] | None = None) -> None:
-        """Create or update a vhost; what is ``None`` is left out of the PUT (which replaces the metadata)."""
+    def put_vhost(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+        default_queue_type: str | None = None,
+        tracing: bool | None = None,
+    ) -> None:
+        """Create or update a vhost; what is ``None`` is left out of the PUT, which replaces the metadata
+        (description, tags), keeps the tracing it does not name, and takes ``default_queue_type`` only when
+        it creates the vhost."""
         ...
 
     def set_vhost_limit(self, vhost: str, key: str, value: int) -> None: ...
@@ -211,3 +249,32 @@ class Broker(Protocol):
     def put_policy(self, vhost: str, policy: Policy, *, operator: bool = False) -> None: ...
 
     def delete_policy(self, vhost: str, name: str, *, operator: bool = False) -> None: ...
+
+    def put_user(self, name: str, tags: Sequence[str], password: PasswordHash) -> None:
+        """Create or update a user. Always with a password hash (``""``: no password), never a plaintext: an
+        update without one would clear the user's password. A failure never shows the hash."""
+        ...
+
+    def set_user_limit(self, user: str, key: str, value: int) -> None: ...
+
+    def clear_user_limit(self, user: str, key: str) -> None: ...
+
+    def delete_user(self, name: str) -> None:
+        """Delete a user, and with it its permissions, topic permissions and limits."""
+        ...
+
+    def put_permission(self, permission: Permission) -> None: ...
+
+    def delete_permission(self, vhost: str, user: str) -> None: ...
+
+    def put_topic_permission(self, vhost: str, user: str, entry: TopicPermission) -> None:
+        """Set one exchange's entry of a user's topic permissions on a vhost (the others stay)."""
+        ...
+
+    def delete_topic_permissions(self, vhost: str, user: str) -> None:
+        """Delete a user's topic permissions on a vhost: every exchange's entry (RabbitMQ 3.10 has no other way)."""
+        ...
+
+    def put_global_parameter(self, parameter: GlobalParameter) -> None: ...
+
+    def delete_global_parameter(self, name: str) -> None: ...

@@ -1,12 +1,16 @@
 """Executing a plan against the broker: the phases of :data:`topo.broker.phases.PHASES`, in order.
 
-Order (the phases say it as data): fences an interrupted apply left (see below); the safety check; vhosts
-(and their limits); policy deletions; binding deletions (in reverse); the queues to drop (replacements;
-deletions later), as :mod:`topo.broker.drop` says; exchanges to replace; then every exchange, queue and
-binding to create in one ``POST /api/definitions/{vhost}`` per vhost (the broker's own bulk path; only
-creates go there, since an import silently keeps an existing queue's arguments); then policies and operator
-policies. Each vhost's bindings are read once (``GET /api/bindings/{vhost}``) for the binding deletions and
-the cuts. How each change is made is its executor's (:mod:`topo.broker.executors`).
+Order (the phases say it as data): the refusals no count changes (a changed default queue type, a change
+that would lock topo out, a permission on a vhost that exists nowhere); fences an interrupted apply left (see
+below); the safety check; vhosts (and their limits and settings); users, then their permissions and topic
+permissions; policy deletions; binding deletions (in reverse); the queues to drop (replacements; deletions
+later), as :mod:`topo.broker.drop` says; exchanges to replace; then every exchange, queue and binding to
+create in one ``POST /api/definitions/{vhost}`` per vhost (the broker's own bulk path; only creates go
+there, since an import silently keeps an existing queue's arguments); then policies and operator policies;
+last, revoked topic permissions and permissions, deleted users, and global parameters (a new
+``cluster_name`` must not change the name apply's AMQP counts check while queues are dropped). Each vhost's
+bindings are read once (``GET /api/bindings/{vhost}``) for the binding deletions and the cuts. How each
+change is made is its executor's (:mod:`topo.broker.executors`).
 
 Never lose a message: apply first counts every queue it would drop and refuses, before writing
 anything, a plan the safety rule (:mod:`topo.plan.safety`) blocks. Then, for the queues of a vhost:

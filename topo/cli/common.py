@@ -175,10 +175,13 @@ def parse_vars(items: tuple[str, ...]) -> dict[str, str]:
 
 
 def load_paths(paths: tuple[str, ...], variables: tuple[str, ...]) -> Topology:
-    """The topology of the command's PATHS with its --var values (ValidationError when invalid)."""
+    """The topology of the command's PATHS with its --var values (ValidationError when invalid).
+
+    For the commands that never send a user's password (every one but plan and apply, which load through
+    the engine): a password not at hand (its variable not set, its file not there) is no error for them."""
     from topo.loader import load
 
-    return load(paths, parse_vars(variables))
+    return load(paths, parse_vars(variables), secrets=False)
 
 
 def echo_error(exc: TopoError) -> None:

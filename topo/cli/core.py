@@ -13,11 +13,12 @@ import click
 from topo import engine
 from topo.broker.client import ManagementClient
 from topo.broker.live import LiveBroker
-from topo.broker.reader import read
+from topo.broker.reader import read, read_broker_wide
 from topo.cli.common import PATHS, amqp_url_option, cli, connection_options, load_paths, parse_vars, vars_option
 from topo.errors import UsageError
 from topo.export import export_yaml
 from topo.model import Topology
+from topo.plan.kinds import kind
 from topo.plan.model import Action, Plan
 from topo.plan.render import render_json, render_markdown, render_text
 from topo.plan.safety import refused_as_planned
@@ -52,7 +53,7 @@ def _render(plan: Plan, fmt: str, desired: Topology) -> str:
     if fmt == "markdown":
         from topo.graph import render_mermaid
 
-        touched = sorted({change.vhost for change in plan.changes})
+        touched = sorted({c.vhost for c in plan.changes if kind(c.kind).scope == "vhost"})  # not users
         return render_markdown(plan, graph=render_mermaid(desired, touched) if touched else None)
     return render_text(plan, _styler())
 
@@ -70,6 +71,11 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
         counts["bindings"] += len(vhost.bindings)
         counts["policies"] += len(vhost.policies) + len(vhost.operator_policies)
     singular = {"exchanges": "exchange", "queues": "queue", "bindings": "binding", "policies": "policy"}
+    if topology.users:
+        counts["users"] = len(topology.users)
+    if topology.global_parameters:
+        counts["global parameters"] = len(topology.global_parameters)
+    singular |= {"users": "user", "global parameters": "global parameter"}
     parts = ", ".join(f"{n} {k if n != 1 else singular[k]}" for k, n in counts.items())
     click.echo(f"Valid: {len(topology.vhosts)} vhost{'s' if len(topology.vhosts) != 1 else ''}, {parts}.")
     return 0
@@ -166,8 +172,17 @@ def apply_cmd(
 @connection_options
 @_VHOST
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE, not stdout.")
-def export_cmd(url: str, connection: dict[str, Any], vhosts: tuple[str, ...], output: str | None) -> int:
-    """Write what the broker has, in the topology file format."""
+@click.option(
+    "--include-password-hashes",
+    "password_hashes",
+    is_flag=True,
+    help="Write each user's password hash (sensitive) instead of a ${env:...} placeholder to fill in.",
+)
+def export_cmd(
+    url: str, connection: dict[str, Any], vhosts: tuple[str, ...], output: str | None, password_hashes: bool
+) -> int:
+    """Write what the broker has, in the topology file format (without --vhost: users, their permissions
+    and global parameters too)."""
     with _client(url, connection) as client:
         broker = LiveBroker(client)
         names = list(vhosts) or broker.vhost_names()
@@ -178,7 +193,13 @@ def export_cmd(url: str, connection: dict[str, Any], vhosts: tuple[str, ...], ou
                 f"vhost(s) not on the broker at {client.display_url}: {missing}",
                 hint="check the name (`topo export` without --vhost exports every vhost)",
             )
-        text = export_yaml(observed.topology, header=f"exported by topo from {client.display_url}")
+        if not vhosts:  # the whole broker: who may do what, and its global parameters, too
+            read_broker_wide(broker, into=observed.topology, why="an export of the whole broker includes")
+        text = export_yaml(
+            observed.topology,
+            header=f"exported by topo from {client.display_url}",
+            password_hashes=password_hashes,
+        )
     if output:
         try:
             with open(output, "w", encoding="utf-8") as fh:

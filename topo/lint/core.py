@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from topo.errors import UsageError
 from topo.model import (
@@ -26,9 +26,12 @@ from topo.model import (
     BindingPattern,
     Exchange,
     Origin,
+    Permission,
     Policy,
     Queue,
+    TopicPermissions,
     Topology,
+    User,
     VHost,
 )
 from topo.routing import Router, applied_policy
@@ -46,7 +49,8 @@ __all__ = [
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
-Subject = Queue | Exchange | Binding | Policy
+Subject = Queue | Exchange | Binding | Policy | User | Permission | TopicPermissions
+Scope = Literal["vhost", "topology"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,8 @@ class Draft:
 
 
 Check = Callable[["Context"], Iterable[Draft]]
+TopologyCheck = Callable[[Topology], Iterable[Draft]]
+"""A rule over the whole topology (``scope="topology"``): users and their permissions are broker-wide."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +98,8 @@ class Rule:
     code: str
     name: str
     severity: Severity
-    check: Check
+    check: Callable[[Any], Iterable[Draft]]  # a Check, or a TopologyCheck for scope "topology"
+    scope: Scope = "vhost"
 
     @property
     def doc(self) -> str:
@@ -105,17 +112,20 @@ class Rule:
 
 RULES: dict[str, Rule] = {}
 _CODE = re.compile(r"^TL\d{3}$")
+F = TypeVar("F", Check, TopologyCheck)
 
 
-def rule(code: str, name: str, severity: Severity) -> Callable[[Check], Check]:
-    """Register a rule. Codes are stable: never reuse one for another meaning."""
+def rule(code: str, name: str, severity: Severity, *, scope: Scope = "vhost") -> Callable[[F], F]:
+    """Register a rule. Codes are stable: never reuse one for another meaning. A rule of ``scope="topology"``
+    is called once with the whole :class:`Topology` (users and their permissions are broker-wide); the
+    others once per vhost, with a :class:`Context`."""
 
-    def register(check: Check) -> Check:
+    def register(check: F) -> F:
         if not _CODE.match(code) or code in RULES or severity not in SEVERITIES:
             raise ValueError(f"bad or duplicate lint rule code {code!r}")
         if not check.__doc__:
             raise ValueError(f"lint rule {code} needs a docstring")
-        RULES[code] = Rule(code, name, severity, check)
+        RULES[code] = Rule(code, name, severity, check, scope)
         return check
 
     return register
@@ -162,9 +172,7 @@ class Context:
             return Address("queue", name, subject.name)
         if isinstance(subject, Exchange):
             return Address("exchange", name, subject.name)
-        if isinstance(subject, Binding):
-            return subject.address(name)
-        return Address("policy", name, subject.name)
+        return subject_address(subject, name)
 
     def kept_patterns(self, subject: Queue | Exchange) -> tuple[BindingPattern, ...]:
         """The ``keep-bindings`` patterns in force for a queue or exchange (its own, else its vhost's): an
@@ -238,6 +246,8 @@ def lint(
     for vhost in topology.vhosts.values():
         ctx = Context(vhost, topology)
         for r in chosen:
+            if r.scope != "vhost":
+                continue
             for draft in r.check(ctx):
                 if r.code in ctx.disabled_for(draft.subject) or ctx.generated(draft.subject):
                     continue
@@ -252,7 +262,28 @@ def lint(
                         draft.subject.origin,
                     )
                 )
+    for r in chosen:
+        if r.scope == "topology":
+            for draft in r.check(topology):
+                address = subject_address(draft.subject, "")
+                origin = draft.subject.origin
+                findings.append(Finding(r.code, r.name, r.severity, draft.message, address.vhost, str(address), origin))
     return sorted(set(findings), key=_order)
+
+
+def subject_address(subject: Subject, vhost: str) -> Address:
+    """The address of what a finding is about (``vhost``: the vhost being linted, for its resources)."""
+    if isinstance(subject, Queue):
+        return Address("queue", vhost, subject.name)
+    if isinstance(subject, Exchange):
+        return Address("exchange", vhost, subject.name)
+    if isinstance(subject, Binding):
+        return subject.address(vhost)
+    if isinstance(subject, User):
+        return Address("user", "", subject.name)
+    if isinstance(subject, Permission | TopicPermissions):
+        return subject.address()
+    return Address("policy", vhost, subject.name)
 
 
 def _order(f: Finding) -> tuple[str, int, int, str, str, str]:

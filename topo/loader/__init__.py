@@ -43,6 +43,7 @@ def load_documents(
     environ: Mapping[str, str] | None = None,
     on_vhosts: VhostsHook | None = None,
     max_file_size: int = MAX_FILE_SIZE,
+    secrets: bool = True,
 ) -> tuple[list[tuple[Document, set[Path_]]], list[Problem]]:
     """Parse and schema-check every file; returns each parsed document with the paths that broke the
     schema, and every problem found. A file over ``max_file_size`` bytes is a problem, not read."""
@@ -52,7 +53,7 @@ def load_documents(
     docs: list[Document] = []
     announced: set[str] = set()
     for file in files:
-        doc, file_problems = read_document(file, variables or {}, environ, max_file_size)
+        doc, file_problems = read_document(file, variables or {}, environ, max_file_size, secrets=secrets)
         problems.extend(file_problems)
         if doc is not None:
             docs.append(doc)
@@ -90,12 +91,16 @@ def load(
     environ: Mapping[str, str] | None = None,
     on_vhosts: VhostsHook | None = None,
     max_file_size: int = MAX_FILE_SIZE,
+    secrets: bool = True,
 ) -> Topology:
     """Load a topology from files and directories. Raises ValidationError listing every problem.
 
-    Each file may hold at most ``max_file_size`` bytes (:data:`MAX_FILE_SIZE`, 10 MiB, by default)."""
+    Each file may hold at most ``max_file_size`` bytes (:data:`MAX_FILE_SIZE`, 10 MiB, by default).
+    ``secrets=False`` loads it without the users' passwords that are not at hand (a variable not set, a
+    password file not there): for what never sends them (validate, lint, graph, route, ...); such a
+    topology cannot be planned or applied."""
     with _gc_paused():
-        docs, problems = load_documents(paths, variables, environ, on_vhosts, max_file_size)
+        docs, problems = load_documents(paths, variables, environ, on_vhosts, max_file_size, secrets)
         topology, build_problems = build_topology(docs)
     problems.extend(build_problems)
     if problems:

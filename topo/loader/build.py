@@ -20,6 +20,7 @@ from topo.arguments import (
     queue_argument,
 )
 from topo.errors import Problem
+from topo.loader.access import AccessBuilder
 from topo.loader.source import Document, Path_
 from topo.model import (
     BUILTIN_EXCHANGES,
@@ -142,6 +143,7 @@ class _Builder:
         # where a queue names its dead-letter exchange / an exchange its alternate exchange: (vhost, name)
         self.dlx_places: dict[tuple[str, str], tuple[Origin, str]] = {}
         self.ae_places: dict[tuple[str, str], tuple[Origin, str]] = {}
+        self.access = AccessBuilder(self.topology, self.problems.append, self.declared.claim)  # users, ...
 
     def broken(self, path: Path_) -> bool:
         """Whether a schema problem at or below ``path`` keeps the resource there from being built.
@@ -240,6 +242,7 @@ class _Builder:
                 self.topology.monitor = block
         for vhost_name, body in (data.get("vhosts") or {}).items():
             self.vhost(doc, ("vhosts", vhost_name), vhost_name, body or {})
+        self.access.document(doc, self.bad)
 
     def vhost(self, doc: Document, path: Path_, name: str, body: Mapping[str, Any]) -> None:
         self.check_name(doc, path, name, "vhost")
@@ -251,7 +254,7 @@ class _Builder:
         vhost = self.topology.vhosts.get(name)
         if vhost is None:
             vhost = self.topology.vhosts[name] = VHost(name, origin=self.origin(doc, path))
-        for key in ("description", "tags", "limits", "keep-bindings", "monitor"):
+        for key in ("description", "tags", "limits", "keep-bindings", "monitor", "default-queue-type", "tracing"):
             if any(p[: len(path) + 1] == (*path, key) for p in self.bad):
                 body = {k: v for k, v in body.items() if k != key}  # reported by the schema check already
             if key in body:
@@ -274,6 +277,10 @@ class _Builder:
             vhost.keep_bindings = keep_bindings(body["keep-bindings"]) or ()
         if "monitor" in body:
             vhost.monitor = self.monitor(doc, (*path, "monitor"), body["monitor"])
+        if "default-queue-type" in body:
+            vhost.default_queue_type = body["default-queue-type"]
+        if "tracing" in body:
+            vhost.tracing = body["tracing"]
         for ex_name, ex_body in (body.get("exchanges") or {}).items():
             self.exchange(doc, (*path, "exchanges", ex_name), vhost, ex_name, ex_body or {})
         for q_name, q_body in (body.get("queues") or {}).items():

@@ -102,7 +102,9 @@ def _takes_integer(schema: Any) -> bool:
     return any(_takes_integer(s) for s in schema.get("anyOf", []))
 
 
-def _type_name(value: Any) -> str:
+def _type_name(value: Any, path: Path_ = ()) -> str:
+    if isinstance(value, str) and path[:1] == ("users",):
+        return "a string"  # anything written under users may be a misplaced password: never repeated
     if value is None:
         return "nothing (null)"
     if isinstance(value, bool):
@@ -171,7 +173,9 @@ def _problems(doc: Document, error: SchemaError) -> Iterator[Problem]:
             hint = f"did you mean {near[0]!r}?" if near else None
         elif _is_number(error.instance) and isinstance(schema, dict) and schema.get("type") == "string":
             hint = f'quote it to make it text: "{error.instance}"'
-        yield doc.problem(path, f"expected {expected}, got {_type_name(error.instance)}", hint=hint)
+        if path[:1] == ("users",):
+            hint = None  # hints repeat the value written
+        yield doc.problem(path, f"expected {expected}, got {_type_name(error.instance, path)}", hint=hint)
         return
     if validator in ("minimum", "maximum"):
         word = "at least" if validator == "minimum" else "at most"

@@ -22,7 +22,7 @@ import yaml
 from topo.errors import Problem
 from topo.model import document_path
 
-__all__ = ["MAX_FILE_SIZE", "Document", "Path_", "discover", "read_document"]
+__all__ = ["MAX_FILE_SIZE", "SENSITIVE_KEYS", "Document", "Path_", "discover", "read_document", "sensitive_path"]
 
 Path_ = tuple[str | int, ...]
 
@@ -48,6 +48,12 @@ class Document:
     marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     unresolved: set[Path_] = field(default_factory=set)  # values whose interpolation failed
+    # what stands in the file at a sensitive place (a password: see sensitive_path), before interpolation
+    written: dict[Path_, str] = field(default_factory=dict)
+    # whether secrets are read (passwords from the environment, password files): False for the commands that
+    # never send them (validate, lint, ...); then a password whose variable is unset is left unread, here
+    secrets: bool = True
+    deferred: set[Path_] = field(default_factory=set)
 
     def place(self, path: Path_, *, key: bool = False) -> tuple[int | None, int | None]:
         """(line, col) of the value at ``path`` (or its key), walking up to the nearest known place."""
@@ -278,8 +284,10 @@ def _distinct_nodes(root: yaml.Node) -> int:
 class _Builder:
     """Turns a composed YAML node tree into plain values, recording positions and interpolating."""
 
-    def __init__(self, file: str, variables: Mapping[str, str], environ: Mapping[str, str], budget: int) -> None:
-        self.doc = Document(file, None)
+    def __init__(
+        self, file: str, variables: Mapping[str, str], environ: Mapping[str, str], budget: int, secrets: bool = True
+    ) -> None:
+        self.doc = Document(file, None, secrets=secrets)
         self.budget = budget  # values left to build before the aliases count as a bomb
         self.variables = variables
         self.environ = environ
@@ -392,6 +400,9 @@ class _Builder:
 
     def _scalar(self, node: yaml.ScalarNode, path: Path_) -> Any:
         value = node.value
+        if sensitive_path(path):  # a password: text as written, never typed (`${env:P}` holding 0123 stays "0123")
+            self.doc.written[path] = str(value)
+            return self._interpolate(value, path) if "${" in value else str(value)
         if isinstance(value, str) and "${" in value and node.tag == _STR_TAG:
             value = self._interpolate(value, path)
             if node.style:  # quoted: the result stays a string
@@ -426,6 +437,8 @@ class _Builder:
         ``mark`` is the place to report at when it is not the value's own (a key's).
         """
 
+        secret = sensitive_path(path)  # a password: no part of it in a message
+
         def report(message: str, hint: str) -> None:
             line, col = mark or self.doc.place(path)
             self.problems.append(
@@ -440,7 +453,7 @@ class _Builder:
             source, name, default, bad = match.group(1), match.group(2), match.group(3), match.group(4)
             if bad is not None:
                 report(
-                    f"cannot interpolate {whole!r}",
+                    f"cannot interpolate {whole!r}" if not secret else "cannot interpolate a ${...} written here",
                     "write ${env:NAME}, ${env:NAME:-default} or ${var:NAME}; $${ for a literal ${",
                 )
                 return whole
@@ -451,7 +464,7 @@ class _Builder:
                 if bad is not None:
                     what = "environment variable" if source == "env" else "variable"
                     report(
-                        f"{what} {name} is not UTF-8 text (it holds {bad})",
+                        f"{what} {name} is not UTF-8 text" + (f" (it holds {bad})" if not secret else ""),
                         "RabbitMQ names, keys and arguments are UTF-8 text: set it to UTF-8 text "
                         "(its bytes come from whatever set it, e.g. a file in another encoding or a locale)",
                     )
@@ -459,6 +472,9 @@ class _Builder:
                 return value
             if default is not None:
                 return default
+            if secret and not self.doc.secrets:  # a password not needed by this command: left unread
+                self.doc.deferred.add(path)
+                return ""
             if source == "env":
                 report(
                     f"environment variable {name} is not set",
@@ -469,6 +485,18 @@ class _Builder:
             return ""
 
         return _INTERPOLATION.sub(replace, text)
+
+
+SENSITIVE_KEYS = frozenset({"password", "password-hash"})
+"""Keys of a user whose value is a secret (see :func:`sensitive_path`)."""
+
+
+def sensitive_path(path: Path_) -> bool:
+    """Whether the value at ``path`` is a secret: a user's ``password`` or ``password-hash``.
+
+    Such a value is kept as the text written (interpolated), never typed by YAML, and no message shows it.
+    """
+    return len(path) == 3 and path[0] == "users" and path[2] in SENSITIVE_KEYS
 
 
 def _not_utf8(value: str) -> str | None:
@@ -494,9 +522,12 @@ def read_document(
     variables: Mapping[str, str],
     environ: Mapping[str, str] | None = None,
     max_size: int = MAX_FILE_SIZE,
+    *,
+    secrets: bool = True,
 ) -> tuple[Document | None, list[Problem]]:
     """Parse one file (at most ``max_size`` bytes). Returns the document (None when it cannot be parsed)
-    and the problems found."""
+    and the problems found. Without ``secrets``, a password whose variable is not set is no problem (see
+    :attr:`Document.deferred`)."""
     name = str(file)
     text = _read_text(file, max_size)
     if isinstance(text, Problem):
@@ -557,7 +588,7 @@ def read_document(
     # no `&` anywhere: no anchor, so no alias to expand (skips the count for most files)
     written = _distinct_nodes(nodes[0]) if "&" in text else 0
     budget = ALIAS_FLOOR + ALIAS_EXPANSION * written if written else sys.maxsize
-    builder = _Builder(name, variables, environ if environ is not None else os.environ, budget)
+    builder = _Builder(name, variables, environ if environ is not None else os.environ, budget, secrets)
     try:
         builder.doc.data = builder.build(nodes[0], ())
     except _TooDeep as exc:

@@ -1,26 +1,30 @@
 """Desired vs observed → a :class:`Plan`. Pure: no I/O, tested on values.
 
-A thin driver: for every vhost the files declare, each registered kind (:data:`topo.plan.kinds.KINDS`, in
-order) compares its resources and says what changes (create, update in place, replace with the reason,
-delete), what is left alone as not managed, and which bindings ``keep-bindings`` keeps. What each kind
-decides is in its own module (:mod:`topo.plan.kinds`); what a later kind needs of an earlier one (the
-queues and exchanges replaced, whose bindings come back) travels in the :class:`~topo.plan.kinds.Scope`.
+A thin driver over the registered kinds (:data:`topo.plan.kinds.KINDS`, in order). First the broker-wide
+kinds (users, their permissions, global parameters), once, over the two whole topologies, each only when the
+files declare some of it (``Kind.declared``: the broker's side of it is only read then); then, for every
+vhost the files declare, each kind of a vhost. Each kind says what changes (create, update in place,
+replace with the reason, delete), what is left alone as not managed, and which bindings ``keep-bindings``
+keeps. What each kind decides is in its own module (:mod:`topo.plan.kinds`); what a later kind needs of an
+earlier one (the queues and exchanges replaced, whose bindings come back) travels in the scope
+(:class:`~topo.plan.kinds.Scope`, :class:`~topo.plan.kinds.BrokerScope`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from topo.model import Topology, VHost
-from topo.plan.kinds import KINDS, Scope
+from topo.plan.kinds import BROKER_KINDS, VHOST_KINDS, BrokerFacts, BrokerScope, Kind, Scope
 from topo.plan.model import Change, Kept, Plan, Unmanaged
 
-__all__ = ["diff"]
+__all__ = ["broker_kinds", "diff"]
 
 
-def _compare_vhost(desired: VHost, observed: VHost | None, plan: Plan) -> None:
-    scope = Scope(desired, observed or VHost(desired.name), exists=observed is not None)
+def _compare(scope: Scope | BrokerScope, kinds: Iterable[Kind], plan: Plan) -> None:
     unmanaged: list[Unmanaged] = []
     kept: list[Kept] = []
-    for kind in KINDS:
+    for kind in kinds:
         changes = []
         for outcome in kind.compare(scope):
             if isinstance(outcome, Change):
@@ -35,9 +39,21 @@ def _compare_vhost(desired: VHost, observed: VHost | None, plan: Plan) -> None:
     plan.kept.extend(sorted(kept, key=lambda k: str(k.address)))
 
 
-def diff(desired: Topology, observed: Topology) -> Plan:
-    """The changes that make ``observed`` match ``desired`` in every vhost ``desired`` declares."""
+def broker_kinds(desired: Topology) -> tuple[Kind, ...]:
+    """The broker-wide kinds ``desired`` declares some of: those a plan compares (and reads)."""
+    return tuple(kind for kind in BROKER_KINDS if kind.declared(desired))
+
+
+def diff(desired: Topology, observed: Topology, facts: BrokerFacts | None = None) -> Plan:
+    """The changes that make ``observed`` match ``desired``: the broker-wide kinds ``desired`` declares, then
+    every vhost it declares. ``facts``: what the broker-wide kinds need besides (who topo connects as, the
+    broker's vhosts; not known when ``None``)."""
     plan = Plan(vhosts=tuple(sorted(desired.vhosts)))
+    kinds = broker_kinds(desired)
+    if kinds:
+        _compare(BrokerScope(desired, observed, facts or BrokerFacts()), kinds, plan)
     for name in plan.vhosts:
-        _compare_vhost(desired.vhosts[name], observed.vhosts.get(name), plan)
+        desired_vhost, observed_vhost = desired.vhosts[name], observed.vhosts.get(name)
+        scope = Scope(desired_vhost, observed_vhost or VHost(name), exists=observed_vhost is not None)
+        _compare(scope, VHOST_KINDS, plan)
     return plan

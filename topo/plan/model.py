@@ -5,12 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from topo.model import Address, Binding, BindingPattern, Exchange, Policy, Queue
+from topo.model import (
+    Address,
+    Binding,
+    BindingPattern,
+    Exchange,
+    GlobalParameter,
+    Permission,
+    Policy,
+    Queue,
+    TopicPermissions,
+    User,
+)
 
 __all__ = ["Action", "Blocker", "BrokerInfo", "Change", "Kept", "Plan", "QueueUsage", "Resource", "Unmanaged"]
 
 Action = Literal["create", "update", "replace", "delete"]
-Resource = Exchange | Queue | Binding | Policy | dict[str, Any]
+Resource = Exchange | Queue | Binding | Policy | dict[str, Any] | User | Permission | TopicPermissions | GlobalParameter
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 
 The JSON form is documented in docs/plan-json.md; ``format_version`` changes only when a field changes
 meaning or disappears (new fields may be added within a version).
+
+Changes are grouped as the diff makes them: the broker-wide ones (users, their permissions, global
+parameters: each kind's ``scope``) under one heading, then each vhost's under its own (:func:`group`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from topo.plan.model import Change, Plan, Resource
 __all__ = [
     "FORMAT_VERSION",
     "blocked_line",
+    "group",
     "render_json",
     "render_markdown",
     "render_text",
@@ -48,10 +52,20 @@ def summary_line(plan: Plan) -> str:
     )
 
 
+def group(change: Change) -> str:
+    """The heading ``change`` is listed under: ``broker-wide`` for a broker-wide kind's, else its vhost's."""
+    return "broker-wide" if kind(change.kind).scope == "broker" else f"in vhost {as_json(change.vhost)}"
+
+
+def _vhost_or_none(vhost: str) -> str | None:
+    return vhost or None  # "": a broker-wide kind's (a user, a global parameter)
+
+
 def _details(change: Change) -> list[str]:
-    """Indented lines under a change: what its kind shows of a create or an update (attributes, what
-    changes), then why (a replace's reasons; a create's or delete's reasons), what blocks it, warnings."""
-    lines = kind(change.kind).details(change) if change.action in ("create", "update") else []
+    """Indented lines under a change: what its kind shows of it (a create's or an update's attributes, what
+    changes; what a broker-wide kind's delete takes away), then why (a replace's reasons; a create's or
+    delete's reasons), what blocks it, warnings."""
+    lines = kind(change.kind).details(change)
     if change.action in ("replace", "create", "delete"):
         lines += [f"# {reason}" for reason in change.reasons]
     lines += [f"! blocked: {blocker.message}" for blocker in change.blockers]
@@ -87,10 +101,10 @@ def render_text(plan: Plan, style: Styler = _plain) -> str:
         out.append("topo will perform these actions:")
         current = None
         for change in plan.changes:
-            if change.vhost != current:
-                current = change.vhost
+            if group(change) != current:
+                current = group(change)
                 out.append("")
-                out.append(f"  in vhost {as_json(current)}:")
+                out.append(f"  {current}:")
             symbol = SYMBOLS[change.action]
             tail = {"replace": " (forces replacement)", "delete": " (will be deleted)"}.get(change.action, "")
             head = f"{symbol:>3} {change.kind} {change.address}{tail}"
@@ -128,7 +142,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             {
                 "action": c.action,
                 "kind": c.kind,
-                "vhost": c.vhost,
+                "vhost": _vhost_or_none(c.vhost),
                 "address": str(c.address),
                 "reasons": list(c.reasons),
                 "warnings": list(c.warnings),
@@ -141,7 +155,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             for c in plan.changes
         ],
         "not_managed": [
-            {"kind": u.address.kind, "vhost": u.address.vhost, "address": str(u.address)} for u in plan.unmanaged
+            {"kind": u.address.kind, "vhost": _vhost_or_none(u.address.vhost), "address": str(u.address)}
+            for u in plan.unmanaged
         ],
         "kept_bindings": [
             {
@@ -175,7 +190,11 @@ def render_markdown(plan: Plan, graph: str | None = None) -> str:
         # GitHub colours a diff block's lines by their first character: + green, - red, ! orange;
         # a line starting with a blank is context (details, reasons, warnings).
         out += ["", "```diff"]
+        current = None
         for change in plan.changes:
+            if group(change) != current:  # a hunk header: GitHub shows it apart from the changes
+                current = group(change)
+                out.append(f"@@ {current} @@")
             symbol = {"create": "+", "update": "!", "replace": "!", "delete": "-"}[change.action]
             word = {
                 "update": " (update in place)",

@@ -1,8 +1,15 @@
-"""The safety rule, in one place: what apply refuses, decided from the counts of the queues it would drop.
+"""The safety rule, in one place: what apply refuses, decided from the counts of the queues it would drop,
+and from what no count changes.
 
 Pure: :func:`blockers` looks at one change and its :class:`~topo.plan.model.QueueUsage`; the plan shows
 the result (every format, and ``plan --detailed-exitcode`` exits 3), and apply raises
 :func:`refusal` from the same blockers, counted again, so both say the same words.
+
+Other blockers are decided by the kinds when they compare, and no count changes them (:func:`standing`): a
+changed ``default-queue-type`` (RabbitMQ keeps the one a vhost was created with), a change that would lock
+topo out (the user it connects as deleted, demoted, or given another password), a permission on a vhost
+that exists nowhere. The plan shows them as blocked, and apply refuses them first, before any write (the
+repair of fences included), in the same words (:func:`standing_refusal`).
 
 A queue may be dropped (replaced or deleted) only when it is empty and unused:
 
@@ -43,6 +50,8 @@ __all__ = [
     "listing",
     "refusal",
     "refused_as_planned",
+    "standing",
+    "standing_refusal",
 ]
 
 STATISTICS = "the Management API's statistics, which lag up to ~5 s"
@@ -183,7 +192,9 @@ def annotate(plan: Plan, usage: Mapping[tuple[str, str], QueueUsage]) -> Plan:
 
 
 def _where(change: Change) -> str:
-    return f"queue {change.address.name!r} in vhost {change.vhost!r}"
+    if change.kind == "queue":
+        return f"queue {change.address.name!r} in vhost {change.vhost!r}"
+    return f"{change.kind} {change.address}:"
 
 
 def refusal(blocked: Iterable[Change]) -> UnsafeChange:
@@ -191,21 +202,36 @@ def refusal(blocked: Iterable[Change]) -> UnsafeChange:
     changes = list(blocked)
     items = [f"{_where(c)} {b.message}" for c in changes for b in c.blockers]
     hints = list(dict.fromkeys(b.hint for c in changes for b in c.blockers))
-    what = "a queue" if len(changes) == 1 else f"{len(changes)} queues"
     more = "; `topo plan` lists every one" if len(items) > 5 else ""
-    return UnsafeChange(
-        f"refusing to replace or delete {what} that apply cannot drop safely: {listing(items)}{more}",
-        hint="; ".join(hints),
-        details=tuple(items),
-    )
+    if all(c.kind == "queue" for c in changes):
+        what = "a queue" if len(changes) == 1 else f"{len(changes)} queues"
+        head = f"refusing to replace or delete {what} that apply cannot drop safely"
+    else:  # a blocker that no count changes (a vhost setting, the user topo connects as, ...)
+        what = "a change" if len(changes) == 1 else f"{len(changes)} changes"
+        head = f"refusing {what} that apply cannot make"
+    return UnsafeChange(f"{head}: {listing(items)}{more}", hint="; ".join(hints), details=tuple(items))
+
+
+def standing(plan: Plan) -> list[Change]:
+    """The blocked changes of ``plan`` whose blockers no count changes: every one but a dropped queue's."""
+    counted = {id(c) for c in dropped_queues(plan)}
+    return [c for c in plan.blocked_changes if id(c) not in counted]
+
+
+def standing_refusal(plan: Plan) -> UnsafeChange | None:
+    """What apply refuses of ``plan`` before anything else, whatever the counts (``None``: nothing)."""
+    found = standing(plan)
+    return refusal(found) if found else None
 
 
 def refused_as_planned(plan: Plan) -> UnsafeChange | None:
     """What apply refuses of ``plan`` as it stands, without counting again (``None``: nothing): its blocked
-    changes; unless an interrupted apply left fences, which apply repairs first and then counts again (the
-    probes a fence left are in the plan's counts). The CLI refuses so before it asks, the writer before it
-    writes a plan made an instant ago."""
-    if plan.blocked and not leftover_fences(plan):
+    changes; but the queues' counts only when no interrupted apply left fences, which apply repairs first
+    and then counts again (the probes a fence left are in the plan's counts). The CLI refuses so before it
+    asks, the writer before it writes a plan made an instant ago."""
+    if leftover_fences(plan):
+        return standing_refusal(plan)
+    if plan.blocked:
         return refusal(plan.blocked_changes)
     return None
 

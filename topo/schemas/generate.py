@@ -23,6 +23,7 @@ from topo.arguments import (
     ArgSpec,
 )
 from topo.monitor.spec import monitor_schema
+from topo.passwords import ALGORITHMS
 from topo.schemas import SCHEMA_ID
 from topo.units import DURATION_PATTERN, MAX_AGE_FORM, MAX_AGE_PATTERN, SIZE_PATTERN
 
@@ -146,15 +147,17 @@ def build_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": "topo topology",
-        "description": "RabbitMQ topology as code: vhosts, exchanges, queues, bindings and policies.",
+        "description": "RabbitMQ topology as code: vhosts, exchanges, queues, bindings, policies, users and "
+        "permissions.",
         "type": "object",
-        "required": ["version", "vhosts"],
+        "required": ["version"],
         "properties": {
             "version": {"const": 1},
             "name": {"type": "string", "description": "the stack these files make"},
             "lint": _lint(),
             "monitor": {"$ref": "#/$defs/monitor"},
             "vhosts": {"type": "object", "additionalProperties": {"$ref": "#/$defs/vhost"}},
+            **_access_properties(),
         },
         "additionalProperties": False,
         "$defs": {
@@ -189,6 +192,7 @@ def build_schema() -> dict[str, Any]:
                 "minProperties": 1,
             },
             "monitor": monitor_schema(),
+            **_access_defs(),
             "queue": {"type": "object", "properties": queue_props, "additionalProperties": False},
             "exchange": {
                 "type": "object",
@@ -220,10 +224,101 @@ def build_schema() -> dict[str, Any]:
                     },
                     "keep-bindings": {"$ref": "#/$defs/keep-bindings"},
                     "monitor": {"$ref": "#/$defs/monitor"},
+                    **_vhost_settings(),
                 },
                 "additionalProperties": False,
             },
         },
+    }
+
+
+# -- users, permissions, global parameters, vhost settings (issue 11) ------------------------------------
+
+
+def _access_properties() -> dict[str, Any]:
+    """The top-level keys of the broker-wide kinds."""
+    return {
+        "users": {
+            "type": "object",
+            "description": "users by name: password source, tags, limits, permissions per vhost",
+            "additionalProperties": {"$ref": "#/$defs/user"},
+        },
+        "global-parameters": {
+            "type": "object",
+            "description": "broker-wide parameters by name (cluster_name, ...); names starting with topo. are reserved",
+            "properties": {"cluster_name": {"type": "string", "description": "the cluster's name"}},
+            "additionalProperties": {"description": "any JSON value"},
+        },
+    }
+
+
+def _access_defs() -> dict[str, Any]:
+    pattern = {"type": "string", "description": 'a regular expression (PCRE) searched in names; "" matches none'}
+    algorithms = [*ALGORITHMS, *(name.rsplit("_", 1)[-1] for name in ALGORITHMS)]
+    limit = {"type": "integer", "minimum": -1}
+    return {
+        "user": {
+            "type": "object",
+            "properties": {
+                "password": {
+                    "type": "string",
+                    "description": "${env:NAME} or ${var:NAME} (never a password in clear)",
+                },
+                "password-file": {
+                    "type": "string",
+                    "description": "a file holding the password (relative: to this file)",
+                },
+                "password-hash": {"type": "string", "description": "the broker's form: base64 of salt and digest"},
+                "hashing-algorithm": {"enum": algorithms},
+                "tags": {
+                    "type": "array",
+                    "description": "administrator, monitoring, management, policymaker, impersonator, or your own",
+                    "items": {"type": "string", "pattern": "^[^,\\s]+$"},
+                    "uniqueItems": True,
+                },
+                "limits": {
+                    "type": "object",
+                    "properties": {"max-connections": limit, "max-channels": limit},
+                    "additionalProperties": False,
+                },
+                "permissions": {
+                    "type": "object",
+                    "description": "by vhost",
+                    "additionalProperties": {"$ref": "#/$defs/permission"},
+                },
+                "topic-permissions": {
+                    "type": "object",
+                    "description": "by vhost, then by topic exchange",
+                    "additionalProperties": {
+                        "type": "object",
+                        "additionalProperties": {"$ref": "#/$defs/topic-permission"},
+                    },
+                },
+            },
+            "additionalProperties": False,
+        },
+        "permission": {
+            "type": "object",
+            "required": ["configure", "write", "read"],
+            "properties": {"configure": pattern, "write": pattern, "read": pattern},
+            "additionalProperties": False,
+        },
+        "topic-permission": {
+            "type": "object",
+            "required": ["write", "read"],
+            "properties": {"write": pattern, "read": pattern},
+            "additionalProperties": False,
+        },
+    }
+
+
+def _vhost_settings() -> dict[str, Any]:
+    return {
+        "default-queue-type": {
+            "enum": list(QUEUE_TYPES),
+            "description": "the type of queues declared without one (RabbitMQ 3.10 sets it only at creation)",
+        },
+        "tracing": {"type": "boolean", "description": "the vhost's firehose tracer"},
     }
 
 

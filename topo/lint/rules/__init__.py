@@ -5,11 +5,12 @@
 * ``TL3xx`` arguments,
 * ``TL4xx`` policies,
 * ``TL5xx`` the production checklist,
-* ``TL6xx`` monitoring expectations (``monitor:``).
+* ``TL6xx`` monitoring expectations (``monitor:``),
+* ``TL7xx`` users and their permissions (``users:``).
 """
 
 from __future__ import annotations
 
-from topo.lint.rules import arguments, bindings, dead_letters, monitoring, policies, production
+from topo.lint.rules import access, arguments, bindings, dead_letters, monitoring, policies, production
 
-__all__ = ["arguments", "bindings", "dead_letters", "monitoring", "policies", "production"]
+__all__ = ["access", "arguments", "bindings", "dead_letters", "monitoring", "policies", "production"]

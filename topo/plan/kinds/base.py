@@ -1,10 +1,17 @@
 """What a resource kind registers, and what every kind shares. Pure.
 
-A :class:`Kind` says where its resources are in a vhost (``items``), what each outcome is for a resource
-only in the files (``added``), only on the broker (``removed``) or in both (``common``), how its changes
-are ordered in a plan, and how a plan shows them (``details``, ``to_json``). :func:`differences` splits two
-collections once, for every kind (migra's ``differences``); :mod:`topo.plan.diff` drives the kinds in
-their registered order (:data:`topo.plan.kinds.KINDS`), one vhost at a time, through a :class:`Scope`.
+A :class:`Kind` says where its resources are (``items``), what each outcome is for a resource only in the
+files (``added``), only on the broker (``removed``) or in both (``common``), how its changes are ordered in
+a plan, and how a plan shows them (``details``, ``to_json``). :func:`differences` splits two collections
+once, for every kind (migra's ``differences``); :mod:`topo.plan.diff` drives the kinds in their registered
+order (:data:`topo.plan.kinds.KINDS`).
+
+A kind's ``scope`` says where its resources live. ``"vhost"`` (queues, policies, ...): compared one vhost at
+a time, for every vhost the files declare, through a :class:`Scope`; ``items`` takes a
+:class:`~topo.model.VHost`. ``"broker"`` (users, their permissions, global parameters): compared once, over
+the two whole topologies, through a :class:`BrokerScope`, and only when the files declare some
+(``declared``); ``items`` takes a :class:`~topo.model.Topology`. What the broker side of such a kind needs
+besides (who topo connects as, the vhosts the broker has) are the :class:`BrokerFacts`.
 """
 
 from __future__ import annotations
@@ -12,16 +19,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from topo.arguments import ArgSpec
-from topo.model import Address, Binding, ResourceKind, VHost
+from topo.model import Address, Binding, ResourceKind, Topology, VHost
 from topo.plan.model import Action, Change, Kept, Resource, Unmanaged
 from topo.units import unit_form
 
 __all__ = [
+    "BrokerFacts",
+    "BrokerScope",
     "Differences",
     "Kind",
+    "KindScope",
     "Outcome",
     "Outcomes",
     "Scope",
@@ -85,12 +95,43 @@ class Scope:
         return binding.destination in self.desired.exchanges
 
 
-def _created(scope: Scope, kind: ResourceKind, name: str, want: Resource) -> Outcomes:
+@dataclass(frozen=True)
+class BrokerFacts:
+    """What the broker-wide kinds need to know besides the two topologies: the user topo connects as
+    (``None``: not known), and the vhosts the broker has (``None``: not read)."""
+
+    connecting_user: str | None = None
+    vhosts: frozenset[str] | None = None
+
+
+@dataclass
+class BrokerScope:
+    """The broker-wide kinds being compared: the ``desired`` and ``observed`` topologies (the broker's side
+    holds what was read of the kinds the files declare), and the :class:`BrokerFacts`."""
+
+    desired: Topology
+    observed: Topology
+    facts: BrokerFacts = field(default_factory=BrokerFacts)
+    exists: bool = True
+    replaced: dict[str, set[str]] = field(default_factory=dict)
+
+    def address(self, kind: ResourceKind, name: str) -> Address:
+        return Address(kind, "", name)
+
+
+KindScope = Literal["vhost", "broker"]
+
+
+def _created(scope: Scope | BrokerScope, kind: ResourceKind, name: str, want: Resource) -> Outcomes:
     return (Change("create", scope.address(kind, name), after=want),)
 
 
-def _not_managed(scope: Scope, kind: ResourceKind, name: str, have: Resource) -> Outcomes:
+def _not_managed(scope: Scope | BrokerScope, kind: ResourceKind, name: str, have: Resource) -> Outcomes:
     return (Unmanaged(scope.address(kind, name)),)
+
+
+def _always(desired: Topology) -> bool:
+    return True
 
 
 def by_name(change: Change) -> Any:
@@ -102,24 +143,30 @@ class Kind:
     """One resource kind, as the diff and the plan's renderers see it.
 
     ``actions``: the changes it can make (each needs its phases and executors in :mod:`topo.broker`).
-    ``items(vhost)``: its resources in a vhost, by key. ``added(scope, key, want)``, ``removed(scope, key,
-    have)`` and ``common(scope, key, want, have)``: the outcomes for one resource (default: a create; "not
-    managed"; nothing). ``order``: the sort key of its changes in a plan (default: the name). ``details``:
-    the lines a plan shows under a create or an update of it; ``to_json``: a resource of it in the plan's
-    JSON form (the broker's field names)."""
+    ``scope``: ``"vhost"`` or ``"broker"`` (see the module's docstring). ``items(vhost)`` (``items(topology)``
+    for a broker-wide kind): its resources, by key. ``declared(topology)``: whether the files declare any of
+    a broker-wide kind (only then is it read and compared; a vhost's kinds always are). ``added(scope, key,
+    want)``, ``removed(scope, key, have)`` and ``common(scope, key, want, have)``: the outcomes for one
+    resource (default: a create; "not managed"; nothing); ``scope`` is a :class:`Scope` or a
+    :class:`BrokerScope`, as the kind's. ``order``: the sort key of its changes in a plan (default: the name).
+    ``details``: the lines a plan shows under a create or an update of it (and, for a broker-wide kind, a
+    delete); ``to_json``: a resource of it in the plan's JSON form (the broker's field names, never a
+    secret)."""
 
     name: ResourceKind
     actions: tuple[Action, ...]
-    items: Callable[[VHost], Mapping[Any, Any]]
-    common: Callable[[Scope, Any, Any, Any], Outcomes]
+    items: Callable[[Any], Mapping[Any, Any]]
+    common: Callable[[Any, Any, Any, Any], Outcomes]
     details: Callable[[Change], list[str]]
     to_json: Callable[[Any], Any]
-    added: Callable[[Scope, Any, Any], Outcomes] | None = None
-    removed: Callable[[Scope, Any, Any], Outcomes] | None = None
+    added: Callable[[Any, Any, Any], Outcomes] | None = None
+    removed: Callable[[Any, Any, Any], Outcomes] | None = None
     order: Callable[[Change], Any] = by_name
+    scope: KindScope = "vhost"
+    declared: Callable[[Topology], bool] = _always
 
-    def compare(self, scope: Scope) -> list[Outcome]:
-        """Every outcome of this kind in ``scope``'s vhost; its changes in the kind's order."""
+    def compare(self, scope: Scope | BrokerScope) -> list[Outcome]:
+        """Every outcome of this kind in ``scope`` (a vhost, or the broker); its changes in the kind's order."""
         desired = self.items(scope.desired)
         observed = self.items(scope.observed) if scope.exists else {}
         found = differences(desired, observed)

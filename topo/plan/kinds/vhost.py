@@ -1,5 +1,7 @@
-"""The vhost itself: its metadata (description, tags) and limits, each managed only where the files say
-so (``None`` in the model), all changed in place. A change's ``before``/``after`` are dicts of them."""
+"""The vhost itself: its metadata (description, tags), limits and settings (default queue type, tracing),
+each managed only where the files say so (``None`` in the model), all changed in place, except the default
+queue type: RabbitMQ 3.10 takes it when the vhost is created and silently keeps it afterwards, so a change
+of it is blocked (:data:`FIXED_AT_CREATION`). A change's ``before``/``after`` are dicts of them."""
 
 from __future__ import annotations
 
@@ -8,9 +10,17 @@ from typing import Any
 
 from topo.model import Address, VHost
 from topo.plan.kinds.base import Kind, Outcomes, Scope, as_json
-from topo.plan.model import Change
+from topo.plan.model import Blocker, Change
 
-__all__ = ["VHOST"]
+__all__ = ["FIXED_AT_CREATION", "VHOST"]
+
+FIXED_AT_CREATION = Blocker(
+    "fixed-at-creation",
+    "default-queue-type cannot change on an existing vhost: RabbitMQ 3.10 sets it only when the vhost is created, "
+    "and silently keeps it afterwards",
+    "leave `default-queue-type` out (topo declares every queue's type explicitly anyway), or delete and re-create "
+    "the vhost yourself (deleting a vhost deletes everything in it)",
+)
 
 
 def _metadata(vhost: VHost) -> dict[str, Any]:
@@ -18,6 +28,8 @@ def _metadata(vhost: VHost) -> dict[str, Any]:
         "description": vhost.description,
         "tags": list(vhost.tags) if vhost.tags is not None else None,
         "limits": dict(vhost.limits) if vhost.limits is not None else None,
+        "default-queue-type": vhost.default_queue_type,
+        "tracing": vhost.tracing,
     }
 
 
@@ -35,8 +47,9 @@ def _common(scope: Scope, name: str, want: VHost, have: VHost) -> Outcomes:
     if not changed:
         return ()
     before = {k: had.get(k) for k in changed}
-    reasons = tuple(f"{k} can change in place" for k in changed)
-    return (Change("update", Address("vhost", name), before=before, after=changed, reasons=reasons),)
+    reasons = tuple(f"{k} can change in place" for k in changed if k != "default-queue-type")
+    blockers = (FIXED_AT_CREATION,) if "default-queue-type" in changed else ()
+    return (Change("update", Address("vhost", name), before, changed, reasons, blockers=blockers),)
 
 
 def _details(change: Change) -> list[str]:
