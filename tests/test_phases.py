@@ -20,6 +20,7 @@ from topo.model import (
     Binding,
     Exchange,
     GlobalParameter,
+    Inventory,
     Permission,
     Policy,
     Queue,
@@ -44,6 +45,7 @@ RESOURCES = {
     "permission": Permission("x", "v", ".*", ".*", ".*"),
     "topic-permission": TopicPermissions("x", "v", {"amq.topic": TopicPermission("amq.topic", ".*", ".*")}),
     "global-parameter": GlobalParameter("x", 1),
+    "stack": Inventory("x"),
 }
 
 

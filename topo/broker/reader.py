@@ -21,6 +21,7 @@ from topo.broker.port import Broker
 from topo.errors import PermissionDenied
 from topo.model import Topology
 from topo.plan.kinds import BROKER_KINDS, BrokerFacts, Kind
+from topo.plan.ownership import decode
 
 __all__ = ["READERS", "Observed", "read", "read_broker_wide", "reads"]
 
@@ -59,6 +60,12 @@ def _topic_permissions(broker: Broker, into: Topology) -> None:
 @reads("global-parameter")
 def _global_parameters(broker: Broker, into: Topology) -> None:
     into.global_parameters = {p.name: p for p in broker.global_parameters()}
+
+
+@reads("stack")
+def _stacks(broker: Broker, into: Topology) -> None:
+    """Every stack's inventory (global parameters ``topo.stack.*``): one request, whatever their size."""
+    into.stacks = decode(broker.global_parameters())
 
 
 @dataclass
@@ -108,7 +115,13 @@ def read_broker_wide(
     return into, BrokerFacts(connecting_user=broker.user, vhosts=vhosts)
 
 
-_WHAT = {"user": "users", "permission": "users", "topic-permission": "users", "global-parameter": "global parameters"}
+_WHAT = {
+    "stack": "a stack (name:), whose inventory is kept in global parameters: topo reads",
+    "user": "users",
+    "permission": "users",
+    "topic-permission": "users",
+    "global-parameter": "global parameters",
+}
 
 
 def _denied(broker: Broker, kind: str, why: str, exc: PermissionDenied) -> PermissionDenied:

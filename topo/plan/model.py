@@ -11,6 +11,7 @@ from topo.model import (
     BindingPattern,
     Exchange,
     GlobalParameter,
+    Inventory,
     Permission,
     Policy,
     Queue,
@@ -21,7 +22,18 @@ from topo.model import (
 __all__ = ["Action", "Blocker", "BrokerInfo", "Change", "Kept", "Plan", "QueueUsage", "Resource", "Unmanaged"]
 
 Action = Literal["create", "update", "replace", "delete"]
-Resource = Exchange | Queue | Binding | Policy | dict[str, Any] | User | Permission | TopicPermissions | GlobalParameter
+Resource = (
+    Exchange
+    | Queue
+    | Binding
+    | Policy
+    | dict[str, Any]
+    | User
+    | Permission
+    | TopicPermissions
+    | GlobalParameter
+    | Inventory
+)
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,8 @@ class Plan:
     kept: list[Kept] = field(default_factory=list)  # bindings left alone by keep-bindings
     vhosts: tuple[str, ...] = ()  # the vhosts this plan looked at
     broker: BrokerInfo | None = None  # the broker it was made against (None: not known)
+    adopted: list[Address] = field(default_factory=list)  # existing resources the stack takes over (--adopt)
+    allow_data_loss: bool = False  # --allow-data-loss: queues holding messages may be dropped (named in the plan)
 
     @property
     def empty(self) -> bool:

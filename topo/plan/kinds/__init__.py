@@ -18,6 +18,7 @@ from topo.plan.kinds.global_parameter import GLOBAL_PARAMETER
 from topo.plan.kinds.permission import PERMISSION, TOPIC_PERMISSION
 from topo.plan.kinds.policy import OPERATOR_POLICY, POLICY
 from topo.plan.kinds.queue import QUEUE
+from topo.plan.kinds.stack import STACK
 from topo.plan.kinds.user import USER
 from topo.plan.kinds.vhost import VHOST
 
@@ -40,6 +41,7 @@ KINDS: tuple[Kind, ...] = (
     PERMISSION,
     TOPIC_PERMISSION,
     GLOBAL_PARAMETER,
+    STACK,
     VHOST,
     EXCHANGE,
     QUEUE,

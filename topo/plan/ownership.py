@@ -1,0 +1,331 @@
+"""Ownership without a state file: what a stack (``name:`` in its files) owns, kept on the broker itself, and
+what a plan does with it (prune, adopt, the guards). Pure: values in, values out.
+
+**The inventory** (:class:`~topo.model.Inventory`) lists the addresses of the resources a stack created or
+adopted, and those of them its files mark ``protect: true``. It lives in global parameters: ``topo.stack.NAME``
+(part 0) and, past :data:`PART_SIZE` addresses, ``topo.stack-part.NAME.GENERATION.N``; every part carries the
+stack, the generation and the number of parts, and part 0 is written last (after the others of its
+generation), so a reader never mixes two generations (see :func:`encode`, :func:`decode`). Global parameters
+survive a restart of the broker, and one ``GET /api/global-parameters`` reads them all.
+
+**A plan of a stack** (:func:`own`, after the kinds have compared): a resource the files declare is the
+stack's when the stack owns it already or the plan creates it; one that exists and that the stack does not own
+is taken over only with ``--adopt`` (listed in the plan), and never one another stack owns ("owned by stack
+B": its changes are dropped or blocked). What the inventory holds and no file declares any more is listed as
+"owned, no file declares it" and, with ``--prune``, deleted. A resource the inventory holds that the broker no
+longer has is forgotten. The inventory's own change (``stack`` kind) is part of the plan: an apply writes the
+intended inventory (the old one and everything it is about to create) before its first write, and the final
+one last, so an apply killed half-way over-claims at worst (a resource it did not create yet), never under-
+claims one it created: the next apply converges and owns it without ``--adopt``.
+
+**The guards** (:func:`guard`): a change that deletes or replaces a protected resource (``protect: true`` in
+the files, or in the inventory for a resource the files no longer declare) is blocked, whatever the flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from topo.model import Address, GlobalParameter, Inventory, Topology, VHost
+from topo.plan.kinds import BY_NAME, VHOST_KINDS
+from topo.plan.model import Action, Blocker, Change, Plan, Unmanaged
+
+__all__ = [
+    "FORMAT",
+    "PART_PREFIX",
+    "PART_SIZE",
+    "PREFIX",
+    "Ownership",
+    "addresses",
+    "decode",
+    "destroy_plan",
+    "encode",
+    "guard",
+    "is_inventory_part",
+    "own",
+]
+
+PREFIX = "topo.stack."
+"""Part 0 of stack NAME's inventory is the global parameter ``topo.stack.NAME``."""
+PART_PREFIX = "topo.stack-part."
+"""Further parts: ``topo.stack-part.NAME.GENERATION.N``."""
+PART_SIZE = 2000
+"""Addresses per global parameter: RabbitMQ refuses a body over about 8 MB; 2,000 addresses of the longest
+names (255 bytes, and a binding's arguments) stay well under it, and 10,000 queues with a binding each take
+about ten parameters of ~100 KB."""
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """What a plan of a stack may do besides making the broker match the files: take over existing resources
+    the files declare (``adopt``), delete what the stack owns and no file declares any more (``prune``)."""
+
+    adopt: bool = False
+    prune: bool = False
+
+
+def is_inventory_part(name: str) -> bool:
+    """Whether the global parameter ``name`` is part of a stack's inventory."""
+    return name.startswith(PREFIX) or name.startswith(PART_PREFIX)
+
+
+# -- the inventory on the broker --------------------------------------------------------------------------
+
+
+def _nest(items: Iterable[Address]) -> dict[str, dict[str, list[str]]]:
+    out: dict[str, dict[str, list[str]]] = {}
+    for a in sorted(items, key=lambda a: (a.vhost, a.kind, a.name)):
+        out.setdefault(a.vhost, {}).setdefault(a.kind, []).append(a.name)
+    return out
+
+
+def _flat(nested: Any) -> set[Address]:
+    found: set[Address] = set()
+    if not isinstance(nested, dict):
+        return found
+    for vhost, kinds in nested.items():
+        if not isinstance(kinds, dict):
+            continue
+        for kind, names in kinds.items():
+            if kind in BY_NAME and isinstance(names, list):
+                found.update(Address(kind, vhost, n) for n in names if isinstance(n, str))
+    return found
+
+
+def encode(inventory: Inventory, generation: str) -> list[GlobalParameter]:
+    """The global parameters that hold ``inventory``: the further parts first, part 0 last (write them in this
+    order)."""
+    owned = sorted(inventory.owned, key=lambda a: (a.vhost, a.kind, a.name))
+    chunks = [owned[i : i + PART_SIZE] for i in range(0, len(owned), PART_SIZE)] or [[]]
+    head = {"format": FORMAT, "stack": inventory.stack, "generation": generation, "parts": len(chunks)}
+    params = [
+        GlobalParameter(f"{PART_PREFIX}{inventory.stack}.{generation}.{n}", {**head, "part": n, "owned": _nest(chunk)})
+        for n, chunk in enumerate(chunks)
+        if n
+    ]
+    first = {**head, "part": 0, "owned": _nest(chunks[0]), "protected": _nest(inventory.protected)}
+    return [*params, GlobalParameter(PREFIX + inventory.stack, first)]
+
+
+def stale_parts(parameters: Iterable[GlobalParameter], stack: str, generation: str | None) -> list[str]:
+    """The names of ``stack``'s parts of another generation than ``generation`` (``None``: all of them)."""
+    return [
+        p.name
+        for p in parameters
+        if p.name.startswith(PART_PREFIX)
+        and isinstance(p.value, dict)
+        and p.value.get("stack") == stack
+        and p.value.get("generation") != generation
+    ]
+
+
+def decode(parameters: Iterable[GlobalParameter]) -> dict[str, Inventory]:
+    """Every stack's inventory among ``parameters`` (the broker's global parameters), by stack. A part of
+    another generation than its part 0's is ignored (an interrupted write left it); a value topo cannot read
+    is ignored too (at worst the stack owns less: nothing is deleted for it)."""
+    heads: dict[str, dict[str, Any]] = {}
+    parts: list[dict[str, Any]] = []
+    for p in parameters:
+        if not isinstance(p.value, dict) or p.value.get("format") != FORMAT:
+            continue
+        if p.name.startswith(PREFIX) and p.value.get("stack") == p.name[len(PREFIX) :]:
+            heads[p.value["stack"]] = p.value
+        elif p.name.startswith(PART_PREFIX):
+            parts.append(p.value)
+    found: dict[str, Inventory] = {}
+    for stack, head in heads.items():
+        owned = _flat(head.get("owned"))
+        for part in parts:
+            if part.get("stack") == stack and part.get("generation") == head.get("generation"):
+                owned |= _flat(part.get("owned"))
+        found[stack] = Inventory(stack, frozenset(owned), frozenset(_flat(head.get("protected"))))
+    return found
+
+
+# -- what a vhost holds, by address --------------------------------------------------------------------------
+
+
+def addresses(vhost: VHost) -> dict[Address, Any]:
+    """Every resource of ``vhost`` (the vhost itself too), by address, as a plan's ``before`` holds it."""
+    name = vhost.name
+    found: dict[Address, Any] = {Address("vhost", name): vhost}
+    found.update((Address("exchange", name, n), x) for n, x in vhost.exchanges.items())
+    found.update((Address("queue", name, n), q) for n, q in vhost.queues.items())
+    found.update((b.address(name), b) for b in vhost.bindings.values())
+    found.update((Address("policy", name, n), p) for n, p in vhost.policies.items())
+    found.update((Address("operator-policy", name, n), p) for n, p in vhost.operator_policies.items())
+    return found
+
+
+def _protected(vhost: VHost) -> set[Address]:
+    return {a for a, resource in addresses(vhost).items() if getattr(resource, "protect", False)}
+
+
+# -- a plan of a stack -------------------------------------------------------------------------------------
+
+
+def _sorted(changes: list[Change], vhosts: Iterable[str]) -> list[Change]:
+    """``changes`` in plan order: the broker-wide ones as they are (the stack's last), then each vhost's, kind
+    by kind, each kind's in its order."""
+    broker = [c for c in changes if BY_NAME[c.kind].scope == "broker" and c.kind != "stack"]
+    out = broker + [c for c in changes if c.kind == "stack"]
+    for vhost in vhosts:
+        for kind in VHOST_KINDS:
+            out += sorted((c for c in changes if c.vhost == vhost and c.kind == kind.name), key=kind.order)
+    return out
+
+
+def _before(address: Address, resource: Any) -> Any:
+    if address.kind == "vhost":
+        return {}
+    return resource
+
+
+def own(plan: Plan, desired: Topology, observed: Topology, options: Ownership = Ownership()) -> Plan:
+    """``plan`` (made by the kinds) as stack ``desired.name`` makes it: adoption, prune, other stacks'
+    resources left alone, and the change of its inventory. A topology without a name: ``plan`` as it is."""
+    stack = desired.name
+    if stack is None:
+        return plan
+    mine = observed.stacks.get(stack) or Inventory(stack)
+    owner_of = {a: s for s, inventory in sorted(observed.stacks.items()) if s != stack for a in inventory.owned}
+    compared = set(plan.vhosts)
+    owned = {a for a in mine.owned if a.vhost not in compared}
+    protected = {a for a in mine.protected if a.vhost not in compared}
+    unmanaged = {u.address: u for u in plan.unmanaged}
+    kept = {k.address for k in plan.kept}
+    notes: list[Unmanaged] = []
+    adopted: list[Address] = []
+    changes: list[Change] = []
+    for change in plan.changes:
+        other = owner_of.get(change.address)
+        if other is not None and change.kind != "stack" and change.address not in mine.owned:
+            if change.action == "delete":  # a binding of another stack to a declared queue or exchange
+                unmanaged[change.address] = Unmanaged(change.address, f"owned by stack {other!r}")
+                continue
+            if change.action != "create":
+                blocker = Blocker(
+                    "owned-by-another-stack",
+                    f"belongs to stack {other!r}: stack {stack!r} never changes another stack's resources",
+                    f"declare it in one stack only (change it in the files of stack {other!r})",
+                )
+                change = replace(change, blockers=(*change.blockers, blocker))
+        changes.append(change)
+    for vhost in plan.vhosts:
+        want = addresses(desired.vhosts[vhost])
+        have = addresses(observed.vhosts[vhost]) if vhost in observed.vhosts else {}
+        wanted_protected = _protected(desired.vhosts[vhost])
+        for address in want:
+            if address in mine.owned or address not in have:
+                owned.add(address)
+            elif address in owner_of:
+                notes.append(Unmanaged(address, f"declared, but owned by stack {owner_of[address]!r}"))
+                continue
+            elif options.adopt:
+                owned.add(address)
+                adopted.append(address)
+            else:
+                notes.append(Unmanaged(address, f"exists, not created by stack {stack!r}: --adopt takes it over"))
+                continue
+            if address in wanted_protected:
+                protected.add(address)
+        for address in sorted(mine.owned, key=str):
+            if address.vhost != vhost or address in want or address not in have:
+                continue  # declared; or gone from the broker: forgotten
+            if address in kept:  # keep-bindings leaves it alone: still the stack's
+                owned.add(address)
+                protected |= {address} & mine.protected
+                continue
+            planned = next((c for c in changes if c.address == address and c.action == "delete"), None)
+            if not options.prune:
+                owned.add(address)
+                protected |= {address} & mine.protected
+                if planned is None:
+                    unmanaged[address] = Unmanaged(
+                        address, f"owned by stack {stack!r}, no file declares it any more: --prune deletes it"
+                    )
+                continue
+            unmanaged.pop(address, None)
+            if planned is None:
+                reason = f"owned by stack {stack!r}, no file declares it any more (--prune)"
+                changes.append(Change("delete", address, before=_before(address, have[address]), reasons=(reason,)))
+            if address in mine.protected:  # deleted only once the inventory forgets it: keep it until then
+                owned.add(address)
+                protected.add(address)
+    after = Inventory(stack, frozenset(owned), frozenset(protected))
+    if after != mine or (stack not in observed.stacks and after.owned):
+        action: Action = "update" if stack in observed.stacks else "create"
+        before = mine if stack in observed.stacks else None
+        changes.append(Change(action, Address("stack", "", stack), before=before, after=after))
+    notes_by = {n.address: n for n in notes}
+    return replace(
+        plan,
+        changes=_sorted(changes, plan.vhosts),
+        unmanaged=sorted([*unmanaged.values(), *notes_by.values()], key=lambda u: str(u.address)),
+        adopted=sorted(adopted, key=str),
+    )
+
+
+# -- the guards -----------------------------------------------------------------------------------------------
+
+PROTECTED_HINT = (
+    "remove `protect: true` from its declaration and apply that first (a reviewed change of its own), then plan "
+    "the delete or the replacement again"
+)
+
+
+def protected_blocker(change: Change) -> Blocker:
+    doing = "replace" if change.action == "replace" else "delete"
+    return Blocker(
+        "protected",
+        f"is protected (`protect: true`): no plan may {doing} it, whatever the flags",
+        PROTECTED_HINT,
+    )
+
+
+def guard(plan: Plan, desired: Topology, inventories: Mapping[str, Inventory] | None = None) -> Plan:
+    """``plan`` with every delete or replace of a protected resource blocked: ``protect: true`` in the files
+    (``desired``), or in the inventory of the stack (``inventories``: a resource its files no longer declare)."""
+    marked: set[Address] = set()
+    for vhost in desired.vhosts.values():
+        marked |= _protected(vhost)
+    if inventories is not None and desired.name is not None and desired.name in inventories:
+        marked |= inventories[desired.name].protected
+    if not marked:
+        return plan
+    changes = []
+    for change in plan.changes:
+        protects = change.action in ("delete", "replace") and change.address in marked
+        if protects and not any(b.code == "protected" for b in change.blockers):
+            change = replace(change, blockers=(*change.blockers, protected_blocker(change)))
+        changes.append(change)
+    return replace(plan, changes=changes)
+
+
+def destroy_plan(stack: str, observed: Topology) -> Plan:
+    """The plan of ``topo destroy``: delete every resource stack ``stack`` owns that the broker has (the
+    vhosts it owns with everything in them), then its inventory; protected ones blocked."""
+    mine = observed.stacks.get(stack)
+    if mine is None:
+        return Plan()
+    changes: list[Change] = []
+    owned_vhosts = {a.vhost for a in mine.owned if a.kind == "vhost"}
+    for name in sorted({a.vhost for a in mine.owned if a.vhost}):
+        vhost = observed.vhosts.get(name)
+        if vhost is None:
+            continue
+        have = addresses(vhost)
+        for address in sorted(mine.owned, key=str):
+            if address.vhost != name or address not in have:
+                continue
+            if name in owned_vhosts and address.kind != "vhost" and address.kind != "queue":
+                continue  # goes with its vhost (its queues are listed: the guards count them)
+            reason = f"owned by stack {stack!r} (topo destroy)"
+            changes.append(Change("delete", address, before=_before(address, have[address]), reasons=(reason,)))
+    changes.append(Change("delete", Address("stack", "", stack), before=mine, reasons=("the inventory itself",)))
+    vhosts = tuple(sorted({c.vhost for c in changes if c.vhost}))
+    plan = Plan(changes=_sorted(changes, vhosts), vhosts=vhosts)
+    return guard(plan, Topology(name=stack), {stack: mine})
