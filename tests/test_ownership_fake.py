@@ -65,7 +65,7 @@ def test_two_stacks_in_one_vhost_leave_each_other_alone() -> None:
     again = engine.plan(fake.broker(), BILLING, ownership=Ownership(prune=True))
     assert again.empty
     details = {str(u.address): u.detail for u in again.unmanaged}
-    assert "vhosts.shop.queues.orders" in details
+    assert details["vhosts.shop.queues.orders"] == "owned by stack 'orders'"
     assert "orders" in details["vhosts.shop"]  # declared by billing too, owned by orders
     assert Address("vhost", V) not in inventory(fake, "billing").owned
     assert engine.plan(fake.broker(), ORDERS, ownership=Ownership(prune=True)).empty  # never deletes billing's

@@ -195,7 +195,10 @@ def own(plan: Plan, desired: Topology, observed: Topology, options: Ownership = 
     compared = set(plan.vhosts)
     owned = {a for a in mine.owned if a.vhost not in compared}
     protected = {a for a in mine.protected if a.vhost not in compared}
-    unmanaged = {u.address: u for u in plan.unmanaged}
+    unmanaged = {
+        u.address: Unmanaged(u.address, f"owned by stack {owner_of[u.address]!r}") if u.address in owner_of else u
+        for u in plan.unmanaged
+    }
     kept = {k.address for k in plan.kept}
     notes: list[Unmanaged] = []
     adopted: list[Address] = []
