@@ -12,6 +12,7 @@ from support import build_vhost
 from topo import engine
 from topo.errors import ApplyFailed, UnsafeChange
 from topo.model import Address, Binding, Exchange, GlobalParameter, Inventory, Policy, Queue, Topology
+from topo.plan.model import Plan
 from topo.plan.ownership import PART_SIZE, PREFIX, Ownership, decode, encode
 from topo.plan.render import render_json, render_markdown, render_text
 from topo.plan.safety import refused_as_planned
@@ -225,3 +226,37 @@ def test_destroy_is_guarded() -> None:
     assert V in fake.vhosts
     engine.destroy(fake.broker(), engine.plan_destroy(fake.broker(), "orders", allow_data_loss=True))
     assert V not in fake.vhosts
+
+
+# -- what users read: golden plans ----------------------------------------------------------------------
+
+
+def _stack_plan(*, allow_data_loss: bool) -> Plan:
+    fake = FakeRabbit()
+    engine.apply(fake.broker(), BILLING)
+    first = stack(
+        "orders",
+        Exchange("events", "topic"),
+        Queue("jobs"),
+        Queue("precious", protect=True),
+        Queue("old"),
+        Binding("events", "jobs", routing_key="j.#"),
+        policies=(Policy("p", "^jobs$", definition={"max-length": 10}),),
+    )
+    engine.apply(fake.broker(), first)
+    engine.apply(fake.broker(), stack(None, Queue("legacy")))
+    fake.publish(V, "old", 2)
+    now = stack("orders", Exchange("events", "topic"), Queue("jobs"), Queue("legacy"))
+    plan = engine.plan(fake.broker(), now, ownership=Ownership(prune=True, adopt=True), allow_data_loss=allow_data_loss)
+    return engine.describe_broker(fake.broker(), plan)
+
+
+def test_golden_stack_plans() -> None:
+    from support import check_golden
+    from test_render import stable_json
+
+    plan = _stack_plan(allow_data_loss=False)
+    check_golden("plan/stack.txt", render_text(plan))
+    check_golden("plan/stack.json", stable_json(plan))
+    check_golden("plan/stack.md", render_markdown(plan))
+    check_golden("plan/stack-allow-data-loss.txt", render_text(_stack_plan(allow_data_loss=True)))
