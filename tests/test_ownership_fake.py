@@ -260,3 +260,32 @@ def test_golden_stack_plans() -> None:
     check_golden("plan/stack.json", stable_json(plan))
     check_golden("plan/stack.md", render_markdown(plan))
     check_golden("plan/stack-allow-data-loss.txt", render_text(_stack_plan(allow_data_loss=True)))
+
+
+def test_a_vhost_the_files_no_longer_declare_is_listed_then_pruned() -> None:
+    fake = FakeRabbit()
+    two = Topology(
+        {V: build_vhost(V, Queue("a")), "old": build_vhost("old", Queue("jobs"), Exchange("x", "fanout"))},
+        name="orders",
+    )
+    engine.apply(fake.broker(), two)
+    plan = engine.plan(fake.broker(), ORDERS)
+    assert not [c for c in plan.changes if c.vhost == "old"]
+    assert any(u.address == Address("vhost", "old") and "--prune" in u.detail for u in plan.unmanaged)
+    pruned = engine.plan(fake.broker(), ORDERS, ownership=Ownership(prune=True))
+    assert {(c.kind, c.address.name) for c in pruned.changes if c.vhost == "old"} == {("vhost", ""), ("queue", "jobs")}
+    engine.apply(fake.broker(), ORDERS, ownership=Ownership(prune=True))
+    assert "old" not in fake.vhosts
+    assert not [a for a in inventory(fake, "orders").owned if a.vhost == "old"]
+    assert engine.plan(fake.broker(), ORDERS, ownership=Ownership(prune=True)).empty
+
+
+def test_a_vhost_holding_what_the_stack_did_not_create_is_never_deleted() -> None:
+    fake = FakeRabbit()
+    engine.apply(fake.broker(), stack("orders", Queue("mine")))
+    engine.apply(fake.broker(), stack(None, Queue("someone-elses")))
+    plan = engine.plan_destroy(fake.broker(), "orders")
+    assert {(c.kind, c.address.name) for c in plan.changes} == {("queue", "mine"), ("stack", "orders")}
+    assert "did not create" in plan.unmanaged[0].detail
+    engine.destroy(fake.broker(), plan)
+    assert set(fake.vhost(V).queues) == {"someone-elses"}

@@ -31,7 +31,7 @@ from topo.model import Exchange, Inventory, Topology
 from topo.plan.diff import broker_kinds, diff
 from topo.plan.kinds import kind
 from topo.plan.model import BrokerInfo, Plan
-from topo.plan.ownership import Ownership, destroy_plan
+from topo.plan.ownership import Ownership, destroy_plan, prune_undeclared_vhosts
 from topo.plan.safety import annotate, dropped_queues
 
 __all__ = ["apply", "describe_broker", "destroy", "load_and_plan", "plan", "plan_destroy", "stacks"]
@@ -80,7 +80,7 @@ def load_and_plan(
         observed.missing &= set(desired.vhosts)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    return desired, _plan_from(broker, desired, observed, ownership, allow_data_loss)
+    return desired, _plan_from(broker, desired, observed, ownership, allow_data_loss, whole=not only)
 
 
 def plan(
@@ -114,9 +114,16 @@ def _plan_from(
     observed: Observed,
     ownership: Ownership | None = None,
     allow_data_loss: bool = False,
+    *,
+    whole: bool = True,
 ) -> Plan:
     observed = _observe(broker, desired, observed)
+    left = _left_behind(desired, observed.topology) if whole else []
+    if left:  # vhosts a stack owns and its files no longer declare: read them too, for --prune
+        observed.topology.vhosts.update(read(broker, left).topology.vhosts)
     result = diff(desired, observed.topology, observed.facts, ownership)
+    if left:
+        result = prune_undeclared_vhosts(result, desired, observed.topology, ownership or Ownership())
     result.allow_data_loss = allow_data_loss
     cluster: str | None = None
     plugins, drops = _plugin_types(result), dropped_queues(result)
@@ -168,6 +175,14 @@ def destroy(target: Broker | ManagementClient, planned: Plan, *, progress: Progr
     if not planned.empty:
         execute(broker, planned, progress, recount=True)
     return planned
+
+
+def _left_behind(desired: Topology, observed: Topology) -> list[str]:
+    """The vhosts stack ``desired.name`` owns something in that its files no longer declare."""
+    mine = observed.stacks.get(desired.name) if desired.name is not None else None
+    if mine is None:
+        return []
+    return sorted({a.vhost for a in mine.owned if a.vhost} - set(desired.vhosts))
 
 
 def describe_broker(target: Broker | ManagementClient, planned: Plan) -> Plan:

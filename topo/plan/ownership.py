@@ -45,6 +45,7 @@ __all__ = [
     "guard",
     "is_inventory_part",
     "own",
+    "prune_undeclared_vhosts",
 ]
 
 PREFIX = "topo.stack."
@@ -308,27 +309,96 @@ def guard(plan: Plan, desired: Topology, inventories: Mapping[str, Inventory] | 
     return replace(plan, changes=changes)
 
 
+def _teardown(stack: str, mine: Inventory, vhost: VHost, reason: str) -> tuple[list[Change], list[Unmanaged]]:
+    """The deletes that remove what ``stack`` owns in ``vhost``: the vhost itself (with its queues listed, for
+    the guards to count) when the stack owns it and it holds nothing else; otherwise each owned resource, and
+    a note on the vhost, which stays (resources a stack did not create are never deleted)."""
+    have = addresses(vhost)
+    mine_here = {a for a in mine.owned if a.vhost == vhost.name and a in have}
+    others = sorted(str(a) for a in have if a not in mine.owned and a.kind != "vhost")
+    whole = Address("vhost", vhost.name) in mine_here and not others
+    changes: list[Change] = []
+    for address in sorted(mine_here, key=str):
+        if whole and address.kind not in ("vhost", "queue"):
+            continue  # goes with its vhost (its queues are listed: the guards count them)
+        if not whole and address.kind == "vhost":
+            continue
+        changes.append(Change("delete", address, before=_before(address, have[address]), reasons=(reason,)))
+    notes: list[Unmanaged] = []
+    if Address("vhost", vhost.name) in mine_here and others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        notes.append(
+            Unmanaged(
+                Address("vhost", vhost.name),
+                f"owned by stack {stack!r} but not deleted: it holds resources the stack did not create ({shown})",
+            )
+        )
+    return changes, notes
+
+
+def prune_undeclared_vhosts(
+    plan: Plan, desired: Topology, observed: Topology, options: Ownership = Ownership()
+) -> Plan:
+    """``plan`` with what stack ``desired.name`` owns in vhosts its files no longer declare (``observed`` holds
+    those the broker has): listed, or with ``--prune`` deleted as :func:`destroy_plan` would; the inventory's
+    change updated to forget them."""
+    stack = desired.name
+    if stack is None or stack not in observed.stacks:
+        return plan
+    mine = observed.stacks[stack]
+    extra = sorted({a.vhost for a in mine.owned if a.vhost} - set(desired.vhosts) & set(observed.vhosts))
+    if not extra:
+        return plan
+    changes = [c for c in plan.changes if c.kind != "stack"]
+    current = next((c for c in plan.changes if c.kind == "stack"), None)
+    after = current.after if current is not None and isinstance(current.after, Inventory) else mine
+    owned, protected = set(after.owned), set(after.protected)
+    unmanaged = list(plan.unmanaged)
+    for name in extra:
+        have = addresses(observed.vhosts[name])
+        gone = {a for a in mine.owned if a.vhost == name and a not in have}
+        owned -= gone
+        protected -= gone
+        if not options.prune:
+            unmanaged += [
+                Unmanaged(a, f"owned by stack {stack!r}, no file declares it any more: --prune deletes it")
+                for a in sorted(mine.owned, key=str)
+                if a.vhost == name and a in have and a.kind in ("vhost", "exchange", "queue", "policy")
+            ]
+            continue
+        reason = f"owned by stack {stack!r}, no file declares its vhost any more (--prune)"
+        deletes, notes = _teardown(stack, mine, observed.vhosts[name], reason)
+        changes += deletes
+        unmanaged += notes
+        kept = {a for a in mine.owned if a.vhost == name and a in mine.protected}
+        owned = {a for a in owned if a.vhost != name} | kept
+        if notes:  # the vhost stays: still the stack's
+            owned.add(Address("vhost", name))
+    new = Inventory(stack, frozenset(owned), frozenset(protected & owned))
+    if new != mine:
+        before = mine
+        changes.append(Change("update", Address("stack", "", stack), before=before, after=new))
+    vhosts = tuple(sorted({*plan.vhosts, *(c.vhost for c in changes if c.vhost)}))
+    result = replace(plan, changes=_sorted(changes, vhosts), unmanaged=sorted(unmanaged, key=lambda u: str(u.address)))
+    return guard(result, desired, observed.stacks)
+
+
 def destroy_plan(stack: str, observed: Topology) -> Plan:
-    """The plan of ``topo destroy``: delete every resource stack ``stack`` owns that the broker has (the
-    vhosts it owns with everything in them), then its inventory; protected ones blocked."""
+    """The plan of ``topo destroy``: delete every resource stack ``stack`` owns that the broker has (a vhost
+    it owns with everything in it, when it holds nothing the stack did not create), then its inventory;
+    protected ones blocked."""
     mine = observed.stacks.get(stack)
     if mine is None:
         return Plan()
     changes: list[Change] = []
-    owned_vhosts = {a.vhost for a in mine.owned if a.kind == "vhost"}
+    notes: list[Unmanaged] = []
     for name in sorted({a.vhost for a in mine.owned if a.vhost}):
         vhost = observed.vhosts.get(name)
-        if vhost is None:
-            continue
-        have = addresses(vhost)
-        for address in sorted(mine.owned, key=str):
-            if address.vhost != name or address not in have:
-                continue
-            if name in owned_vhosts and address.kind != "vhost" and address.kind != "queue":
-                continue  # goes with its vhost (its queues are listed: the guards count them)
-            reason = f"owned by stack {stack!r} (topo destroy)"
-            changes.append(Change("delete", address, before=_before(address, have[address]), reasons=(reason,)))
+        if vhost is not None:
+            deletes, noted = _teardown(stack, mine, vhost, f"owned by stack {stack!r} (topo destroy)")
+            changes += deletes
+            notes += noted
     changes.append(Change("delete", Address("stack", "", stack), before=mine, reasons=("the inventory itself",)))
     vhosts = tuple(sorted({c.vhost for c in changes if c.vhost}))
-    plan = Plan(changes=_sorted(changes, vhosts), vhosts=vhosts)
+    plan = Plan(changes=_sorted(changes, vhosts), vhosts=vhosts, unmanaged=notes)
     return guard(plan, Topology(name=stack), {stack: mine})
