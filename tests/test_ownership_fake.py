@@ -289,3 +289,19 @@ def test_a_vhost_holding_what_the_stack_did_not_create_is_never_deleted() -> Non
     assert "did not create" in plan.unmanaged[0].detail
     engine.destroy(fake.broker(), plan)
     assert set(fake.vhost(V).queues) == {"someone-elses"}
+
+
+def test_a_user_who_may_not_read_global_parameters_gets_one_clear_error() -> None:
+    from topo.broker.client import ManagementClient
+    from topo.broker.live import LiveBroker
+    from topo.errors import PermissionDenied
+
+    fake = FakeRabbit()
+    fake.add_user("watcher", "w-pw", "monitoring")
+    fake.vhosts.setdefault(V, __import__("fakebroker").FakeVHost(V))
+    fake.permissions[("watcher", V)] = {"configure": ".*", "write": ".*", "read": ".*"}
+    client = ManagementClient("http://watcher:w-pw@fake-rabbit:15672", transport=fake.transport(), amqp_url="")
+    with pytest.raises(PermissionDenied) as caught:
+        engine.plan(LiveBroker(client), ORDERS)
+    assert "the files name their stack" in caught.value.message and "'watcher'" in caught.value.message
+    assert "leave `name:` out" in (caught.value.hint or "")

@@ -141,7 +141,7 @@ def stacks(target: Broker | ManagementClient) -> dict[str, Inventory]:
     """Every stack's inventory on the broker, by stack name (``topo state``)."""
     broker = as_broker(target)
     into = Topology()
-    read_broker_wide(broker, [kind("stack")], into, why="a stack's inventory is kept in")
+    read_broker_wide(broker, [kind("stack")], into, why="topo state and topo destroy read")
     return into.stacks
 
 
@@ -151,7 +151,7 @@ def plan_destroy(target: Broker | ManagementClient, stack: str, *, allow_data_lo
     Raises UsageError when the broker has no such stack."""
     broker = as_broker(target)
     into = Topology()
-    read_broker_wide(broker, [kind("stack")], into, why="a stack's inventory is kept in")
+    read_broker_wide(broker, [kind("stack")], into, why="topo state and topo destroy read")
     if stack not in into.stacks:
         known = ", ".join(sorted(into.stacks)) or "none"
         raise UsageError(

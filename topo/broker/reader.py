@@ -116,7 +116,6 @@ def read_broker_wide(
 
 
 _WHAT = {
-    "stack": "a stack (name:), whose inventory is kept in global parameters: topo reads",
     "user": "users",
     "permission": "users",
     "topic-permission": "users",
@@ -125,6 +124,15 @@ _WHAT = {
 
 
 def _denied(broker: Broker, kind: str, why: str, exc: PermissionDenied) -> PermissionDenied:
+    if kind == "stack":
+        lead = "the files name their stack (name:), so topo reads" if why == "the files declare" else why
+        return PermissionDenied(
+            f"{lead} its inventory (what the stack owns, kept in global parameters), and reading them needs the "
+            f"administrator tag: user {broker.user!r} may not read them at {broker.url}",
+            hint="give the user the 'administrator' tag, or leave `name:` out of the files (no inventory: no "
+            "--prune, --adopt, topo destroy or topo state)",
+            status=exc.status,
+        )
     what = _WHAT.get(kind, kind.replace("-", " ") + "s")
     return PermissionDenied(
         f"{why} {what}, and reading the broker's needs the administrator tag: user {broker.user!r} may not "
