@@ -187,3 +187,24 @@ def test_a_refusal_that_quotes_the_value_never_shows_the_password() -> None:
     with pytest.raises(BrokerError) as caught:
         rabbit.broker().put_parameter("shop", "shovel", "s", value)
     assert SECRET not in str(caught.value) and "Unrecognised terms" in str(caught.value)
+
+
+def test_an_export_loads_back_to_the_same_links_and_names_a_variable_for_each_uri_with_a_password(
+    tmp_path: Path,
+) -> None:
+    from topo.export import export_yaml
+
+    declared = load(_files(tmp_path, SHOVEL), environ=ENV)
+    text = export_yaml(declared)
+    assert SECRET not in text and "${env:SHOVEL_TO_ARCHIVE_DEST_URI}" in text and "amqp:///shop" in text
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "all.yaml").write_text(text)
+    environ = {
+        "SHOVEL_TO_ARCHIVE_DEST_URI": ENV["ARCHIVE_URI"],
+        "UPSTREAM_EU_URI": f"amqp://fed:{SECRET}@eu.example.com/shop",
+    }
+    again = load(tmp_path / "export", environ=environ).vhosts["shop"]
+    vhost = declared.vhosts["shop"]
+    assert again.shovels == vhost.shovels and again.federation_upstreams == vhost.federation_upstreams
+    assert again.federation_upstream_sets == vhost.federation_upstream_sets
+    assert shovel_value(again.shovels["to-archive"]) == shovel_value(vhost.shovels["to-archive"])
