@@ -19,11 +19,15 @@ from topo.model import (
     Address,
     Binding,
     Exchange,
+    FederationUpstream,
+    FederationUpstreamSet,
     GlobalParameter,
     Inventory,
     Permission,
     Policy,
     Queue,
+    Secret,
+    Shovel,
     TopicPermission,
     TopicPermissions,
     Topology,
@@ -46,6 +50,9 @@ RESOURCES = {
     "topic-permission": TopicPermissions("x", "v", {"amq.topic": TopicPermission("amq.topic", ".*", ".*")}),
     "global-parameter": GlobalParameter("x", 1),
     "stack": Inventory("x"),
+    "shovel": Shovel("x", (Secret("amqp://", "amqp://"),), (Secret("amqp://", "amqp://"),), {"src-queue": "q"}),
+    "federation-upstream": FederationUpstream("x", (Secret("amqp://", "amqp://"),)),
+    "federation-upstream-set": FederationUpstreamSet("x", ({"upstream": "x"},)),
 }
 
 

@@ -10,11 +10,14 @@ from topo.model import (
     Binding,
     BindingPattern,
     Exchange,
+    FederationUpstream,
+    FederationUpstreamSet,
     GlobalParameter,
     Inventory,
     Permission,
     Policy,
     Queue,
+    Shovel,
     TopicPermissions,
     User,
 )
@@ -33,6 +36,9 @@ Resource = (
     | TopicPermissions
     | GlobalParameter
     | Inventory
+    | Shovel
+    | FederationUpstream
+    | FederationUpstreamSet
 )
 
 

@@ -158,6 +158,9 @@ def addresses(vhost: VHost) -> dict[Address, Any]:
     found.update((b.address(name), b) for b in vhost.bindings.values())
     found.update((Address("policy", name, n), p) for n, p in vhost.policies.items())
     found.update((Address("operator-policy", name, n), p) for n, p in vhost.operator_policies.items())
+    found.update((Address("shovel", name, n), x) for n, x in vhost.shovels.items())
+    found.update((Address("federation-upstream", name, n), x) for n, x in vhost.federation_upstreams.items())
+    found.update((Address("federation-upstream-set", name, n), x) for n, x in vhost.federation_upstream_sets.items())
     return found
 
 
