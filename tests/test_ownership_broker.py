@@ -163,7 +163,7 @@ def test_adopt_takes_over_an_existing_queue(
         """,
     )
     plan = topo("plan", file_a)
-    assert "exists, not created by stack" in plan.out and "--adopt takes it over" in plan.out
+    assert "Not owned (2)" in plan.out and "exists, not created by the stack: --adopt takes it over" in plan.out
     assert topo("apply", file_a, "--yes").code == 0
     owned = {item["address"] for item in state(topo, a)["owned"]}
     assert f"vhosts.{vhost}.queues.fresh" in owned and f"vhosts.{vhost}.queues.legacy" not in owned

@@ -65,7 +65,7 @@ def test_two_stacks_in_one_vhost_leave_each_other_alone() -> None:
     # each sees the other's as not managed; the vhost, created by orders, is not billing's
     again = engine.plan(fake.broker(), BILLING, ownership=Ownership(prune=True))
     assert again.empty
-    details = {str(u.address): u.detail for u in again.unmanaged}
+    details = {str(u.address): u.detail for u in again.unmanaged + again.unowned}
     assert details["vhosts.shop.queues.orders"] == "owned by stack 'orders'"
     assert "orders" in details["vhosts.shop"]  # declared by billing too, owned by orders
     assert Address("vhost", V) not in inventory(fake, "billing").owned
@@ -103,7 +103,7 @@ def test_adopt_takes_over_existing_resources_and_never_another_stacks() -> None:
     engine.apply(fake.broker(), BILLING)
     claim = stack("orders", Queue("legacy"), Queue("invoices"))
     plan = engine.plan(fake.broker(), claim)
-    notes = {u.address.name: u.detail for u in plan.unmanaged if u.address.kind == "queue"}
+    notes = {u.address.name: u.detail for u in plan.unowned if u.address.kind == "queue"}
     assert "--adopt" in notes["legacy"] and "billing" in notes["invoices"]
     adopting = engine.plan(fake.broker(), claim, ownership=Ownership(adopt=True))
     assert adopting.adopted == [Address("vhost", V), Address("queue", V, "legacy")]  # the vhost too: made before
@@ -305,3 +305,10 @@ def test_a_user_who_may_not_read_global_parameters_gets_one_clear_error() -> Non
         engine.plan(LiveBroker(client), ORDERS)
     assert "the files name their stack" in caught.value.message and "'watcher'" in caught.value.message
     assert "leave `name:` out" in (caught.value.hint or "")
+
+
+def test_destroy_of_a_vhost_holding_a_protected_exchange_is_blocked() -> None:
+    fake = FakeRabbit()
+    engine.apply(fake.broker(), stack("orders", Exchange("x", "fanout", protect=True)))
+    plan = engine.plan_destroy(fake.broker(), "orders")
+    assert [c.address.name for c in plan.blocked_changes] == ["x"]

@@ -143,6 +143,7 @@ class Plan:
     vhosts: tuple[str, ...] = ()  # the vhosts this plan looked at
     broker: BrokerInfo | None = None  # the broker it was made against (None: not known)
     adopted: list[Address] = field(default_factory=list)  # existing resources the stack takes over (--adopt)
+    unowned: list[Unmanaged] = field(default_factory=list)  # declared, existing, not the stack's (detail: whose)
     allow_data_loss: bool = False  # --allow-data-loss: queues holding messages may be dropped (named in the plan)
 
     @property

@@ -229,13 +229,13 @@ def own(plan: Plan, desired: Topology, observed: Topology, options: Ownership = 
             if address in mine.owned or address not in have:
                 owned.add(address)
             elif address in owner_of:
-                notes.append(Unmanaged(address, f"declared, but owned by stack {owner_of[address]!r}"))
+                notes.append(Unmanaged(address, f"owned by stack {owner_of[address]!r}"))
                 continue
             elif options.adopt:
                 owned.add(address)
                 adopted.append(address)
             else:
-                notes.append(Unmanaged(address, f"exists, not created by stack {stack!r}: --adopt takes it over"))
+                notes.append(Unmanaged(address, "exists, not created by the stack: --adopt takes it over"))
                 continue
             if address in wanted_protected:
                 protected.add(address)
@@ -267,11 +267,11 @@ def own(plan: Plan, desired: Topology, observed: Topology, options: Ownership = 
         action: Action = "update" if stack in observed.stacks else "create"
         before = mine if stack in observed.stacks else None
         changes.append(Change(action, Address("stack", "", stack), before=before, after=after))
-    notes_by = {n.address: n for n in notes}
     return replace(
         plan,
         changes=_sorted(changes, plan.vhosts),
-        unmanaged=sorted([*unmanaged.values(), *notes_by.values()], key=lambda u: str(u.address)),
+        unmanaged=sorted(unmanaged.values(), key=lambda u: str(u.address)),
+        unowned=sorted(notes, key=lambda u: str(u.address)),
         adopted=sorted(adopted, key=str),
     )
 
@@ -322,8 +322,8 @@ def _teardown(stack: str, mine: Inventory, vhost: VHost, reason: str) -> tuple[l
     whole = Address("vhost", vhost.name) in mine_here and not others
     changes: list[Change] = []
     for address in sorted(mine_here, key=str):
-        if whole and address.kind not in ("vhost", "queue"):
-            continue  # goes with its vhost (its queues are listed: the guards count them)
+        if whole and address.kind not in ("vhost", "queue") and address not in mine.protected:
+            continue  # goes with its vhost (its queues and protected resources are listed: the guards see them)
         if not whole and address.kind == "vhost":
             continue
         changes.append(Change("delete", address, before=_before(address, have[address]), reasons=(reason,)))
