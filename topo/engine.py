@@ -67,7 +67,10 @@ def load_and_plan(
 
     try:
         desired = load(paths, variables, on_vhosts=start_read).only(only)
+        stacks = pool.submit(_stacks, broker) if desired.name is not None else None  # beside the vhosts' reads
         observed = Observed(Topology())
+        if stacks is not None:
+            observed.topology.stacks = stacks.result()
         for future in pending:
             part = future.result()
             observed.topology.vhosts.update(part.topology.vhosts)
@@ -101,9 +104,16 @@ def plan(
     return _plan_from(broker, desired, read(broker, desired.vhosts), ownership, allow_data_loss)
 
 
+def _stacks(broker: Broker) -> dict[str, Inventory]:
+    into = Topology()
+    read_broker_wide(broker, [kind("stack")], into)
+    return into.stacks
+
+
 def _observe(broker: Broker, desired: Topology, observed: Observed) -> Observed:
-    """``observed`` with what the broker has of the broker-wide kinds ``desired`` declares (none: as it is)."""
-    kinds = broker_kinds(desired)
+    """``observed`` with what the broker has of the broker-wide kinds ``desired`` declares (none: as it is;
+    the stacks' inventories are not read again when ``observed`` has them)."""
+    kinds = tuple(k for k in broker_kinds(desired) if k.name != "stack" or not observed.topology.stacks)
     if kinds:
         _, observed.facts = read_broker_wide(broker, kinds, observed.topology)
     return observed

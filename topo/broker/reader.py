@@ -111,7 +111,7 @@ def read_broker_wide(
             READERS[kind.name](broker, into)
         except PermissionDenied as exc:
             raise _denied(broker, kind.name, why, exc) from None
-    vhosts = frozenset(broker.vhost_names()) if wanted else None
+    vhosts = frozenset(broker.vhost_names()) if any(k.name != "stack" for k in wanted) else None
     return into, BrokerFacts(connecting_user=broker.user, vhosts=vhosts)
 
 

@@ -149,13 +149,20 @@ def decode(parameters: Iterable[GlobalParameter]) -> dict[str, Inventory]:
 # -- what a vhost holds, by address --------------------------------------------------------------------------
 
 
-def addresses(vhost: VHost) -> dict[Address, Any]:
-    """Every resource of ``vhost`` (the vhost itself too), by address, as a plan's ``before`` holds it."""
+def addresses(vhost: VHost, named: dict[Any, Address] | None = None) -> dict[Address, Any]:
+    """Every resource of ``vhost`` (the vhost itself too), by address, as a plan's ``before`` holds it.
+    ``named``: the addresses of bindings already written, by binding key (a binding's address is a string
+    built from its parts: the other side of a plan shares most of them); filled as it goes."""
     name = vhost.name
     found: dict[Address, Any] = {Address("vhost", name): vhost}
     found.update((Address("exchange", name, n), x) for n, x in vhost.exchanges.items())
     found.update((Address("queue", name, n), q) for n, q in vhost.queues.items())
-    found.update((b.address(name), b) for b in vhost.bindings.values())
+    named = {} if named is None else named
+    for key, binding in vhost.bindings.items():
+        address = named.get(key)
+        if address is None:
+            address = named[key] = binding.address(name)
+        found[address] = binding
     found.update((Address("policy", name, n), p) for n, p in vhost.policies.items())
     found.update((Address("operator-policy", name, n), p) for n, p in vhost.operator_policies.items())
     found.update((Address("shovel", name, n), x) for n, x in vhost.shovels.items())
@@ -165,7 +172,14 @@ def addresses(vhost: VHost) -> dict[Address, Any]:
 
 
 def _protected(vhost: VHost) -> set[Address]:
-    return {a for a, resource in addresses(vhost).items() if getattr(resource, "protect", False)}
+    """The addresses of what ``vhost`` marks ``protect: true`` (bindings cannot be)."""
+    name = vhost.name
+    found = {Address("vhost", name)} if vhost.protect else set()
+    found.update(Address("exchange", name, n) for n, x in vhost.exchanges.items() if x.protect)
+    found.update(Address("queue", name, n) for n, q in vhost.queues.items() if q.protect)
+    found.update(Address("policy", name, n) for n, p in vhost.policies.items() if p.protect)
+    found.update(Address("operator-policy", name, n) for n, p in vhost.operator_policies.items() if p.protect)
+    return found
 
 
 # -- a plan of a stack -------------------------------------------------------------------------------------
@@ -188,6 +202,29 @@ def _before(address: Address, resource: Any) -> Any:
     return resource
 
 
+Key = tuple[str, str]
+"""A resource of one vhost as ``own`` compares it: (kind, name). Plain tuples: hashed and compared in C, where
+a plan of 10,000 queues compares some 40,000 of them."""
+
+
+def _keys(vhost: VHost, named: dict[Any, str]) -> dict[Key, Any]:
+    """Every resource of ``vhost`` by :data:`Key` (``named``: binding addresses already written, by key)."""
+    found: dict[Key, Any] = {("vhost", ""): vhost}
+    found.update((("exchange", n), x) for n, x in vhost.exchanges.items())
+    found.update((("queue", n), q) for n, q in vhost.queues.items())
+    for key, binding in vhost.bindings.items():
+        name = named.get(key)
+        if name is None:
+            name = named[key] = binding.address(vhost.name).name
+        found[("binding", name)] = binding
+    found.update((("policy", n), p) for n, p in vhost.policies.items())
+    found.update((("operator-policy", n), p) for n, p in vhost.operator_policies.items())
+    found.update((("shovel", n), x) for n, x in vhost.shovels.items())
+    found.update((("federation-upstream", n), x) for n, x in vhost.federation_upstreams.items())
+    found.update((("federation-upstream-set", n), x) for n, x in vhost.federation_upstream_sets.items())
+    return found
+
+
 def own(plan: Plan, desired: Topology, observed: Topology, options: Ownership = Ownership()) -> Plan:
     """``plan`` (made by the kinds) as stack ``desired.name`` makes it: adoption, prune, other stacks'
     resources left alone, and the change of its inventory. A topology without a name: ``plan`` as it is."""
@@ -195,10 +232,11 @@ def own(plan: Plan, desired: Topology, observed: Topology, options: Ownership = 
     if stack is None:
         return plan
     mine = observed.stacks.get(stack) or Inventory(stack)
-    owner_of = {a: s for s, inventory in sorted(observed.stacks.items()) if s != stack for a in inventory.owned}
+    owner_of: dict[Address, str] = {}
+    for other, inventory in sorted(observed.stacks.items()):
+        if other != stack:
+            owner_of.update(dict.fromkeys(inventory.owned, other))
     compared = set(plan.vhosts)
-    owned = {a for a in mine.owned if a.vhost not in compared}
-    protected = {a for a in mine.protected if a.vhost not in compared}
     unmanaged = {
         u.address: Unmanaged(u.address, f"owned by stack {owner_of[u.address]!r}") if u.address in owner_of else u
         for u in plan.unmanaged
@@ -208,65 +246,79 @@ def own(plan: Plan, desired: Topology, observed: Topology, options: Ownership = 
     adopted: list[Address] = []
     changes: list[Change] = []
     for change in plan.changes:
-        other = owner_of.get(change.address)
-        if other is not None and change.kind != "stack" and change.address not in mine.owned:
+        other_stack = owner_of.get(change.address)
+        if other_stack is not None and change.kind != "stack" and change.address not in mine.owned:
             if change.action == "delete":  # a binding of another stack to a declared queue or exchange
-                unmanaged[change.address] = Unmanaged(change.address, f"owned by stack {other!r}")
+                unmanaged[change.address] = Unmanaged(change.address, f"owned by stack {other_stack!r}")
                 continue
             if change.action != "create":
                 blocker = Blocker(
                     "owned-by-another-stack",
-                    f"belongs to stack {other!r}: stack {stack!r} never changes another stack's resources",
-                    f"declare it in one stack only (change it in the files of stack {other!r})",
+                    f"belongs to stack {other_stack!r}: stack {stack!r} never changes another stack's resources",
+                    f"declare it in one stack only (change it in the files of stack {other_stack!r})",
                 )
                 change = replace(change, blockers=(*change.blockers, blocker))
         changes.append(change)
+    deleting = {c.address for c in changes if c.action == "delete"}
+    mine_by_vhost: dict[str, dict[Key, Address]] = {}
+    for address in mine.owned:
+        mine_by_vhost.setdefault(address.vhost, {})[(address.kind, address.name)] = address
+    guarded: set[tuple[str, str, str]] = {(a.vhost, a.kind, a.name) for a in mine.protected}
+    # what the new inventory holds, vhost by vhost (the vhosts this plan did not compare: as they were)
+    owned: dict[str, set[Key]] = {v: set(keys) for v, keys in mine_by_vhost.items() if v not in compared}
+    protected: set[tuple[str, str, str]] = {t for t in guarded if t[0] not in compared}
     for vhost in plan.vhosts:
-        want = addresses(desired.vhosts[vhost])
-        have = addresses(observed.vhosts[vhost]) if vhost in observed.vhosts else {}
-        wanted_protected = _protected(desired.vhosts[vhost])
-        for address in want:
-            if address in mine.owned or address not in have:
-                owned.add(address)
-            elif address in owner_of:
+        named: dict[Any, str] = {}
+        want = _keys(desired.vhosts[vhost], named)
+        have = _keys(observed.vhosts[vhost], named) if vhost in observed.vhosts else {}
+        mine_here = mine_by_vhost.get(vhost, {})
+        declared = want.keys()
+        ours = (declared & mine_here.keys()) | (declared - have.keys())  # owned already, or created now
+        for kind, name in sorted(declared - ours):  # exists, not the stack's (usually none)
+            address = Address(kind, vhost, name)  # type: ignore[arg-type]
+            if address in owner_of:
                 notes.append(Unmanaged(address, f"owned by stack {owner_of[address]!r}"))
-                continue
             elif options.adopt:
-                owned.add(address)
+                ours.add((kind, name))
                 adopted.append(address)
             else:
                 notes.append(Unmanaged(address, "exists, not created by the stack: --adopt takes it over"))
-                continue
-            if address in wanted_protected:
-                protected.add(address)
-        for address in sorted(mine.owned, key=str):
-            if address.vhost != vhost or address in want or address not in have:
-                continue  # declared; or gone from the broker: forgotten
-            if address in kept:  # keep-bindings leaves it alone: still the stack's
-                owned.add(address)
-                protected |= {address} & mine.protected
-                continue
-            planned = next((c for c in changes if c.address == address and c.action == "delete"), None)
-            if not options.prune:
-                owned.add(address)
-                protected |= {address} & mine.protected
-                if planned is None:
+        protected |= {(vhost, *k) for k in _protected_keys(desired.vhosts[vhost]) & ours}
+        for key in (mine_here.keys() - declared) & have.keys():  # owned, no file declares it any more
+            address = mine_here[key]
+            if address in kept or not options.prune:  # keep-bindings leaves it alone; or no --prune
+                ours.add(key)
+                protected |= {(vhost, *key)} & guarded
+                if not options.prune and address not in kept and address not in deleting:
                     unmanaged[address] = Unmanaged(
                         address, f"owned by stack {stack!r}, no file declares it any more: --prune deletes it"
                     )
                 continue
             unmanaged.pop(address, None)
-            if planned is None:
+            if address not in deleting:  # (a binding of a declared queue is deleted by its kind already)
                 reason = f"owned by stack {stack!r}, no file declares it any more (--prune)"
-                changes.append(Change("delete", address, before=_before(address, have[address]), reasons=(reason,)))
-            if address in mine.protected:  # deleted only once the inventory forgets it: keep it until then
-                owned.add(address)
-                protected.add(address)
-    after = Inventory(stack, frozenset(owned), frozenset(protected))
-    if after != mine or (stack not in observed.stacks and after.owned):
-        action: Action = "update" if stack in observed.stacks else "create"
-        before = mine if stack in observed.stacks else None
-        changes.append(Change(action, Address("stack", "", stack), before=before, after=after))
+                changes.append(Change("delete", address, before=_before(address, have[key]), reasons=(reason,)))
+            if (vhost, *key) in guarded:  # deleted only once the inventory forgets it: keep it until then
+                ours.add(key)
+                protected.add((vhost, *key))
+        owned[vhost] = ours
+    same = protected == guarded and all(
+        owned.get(v, set()) == mine_by_vhost.get(v, {}).keys() for v in owned.keys() | mine_by_vhost.keys()
+    )
+    if not same or (stack not in observed.stacks and any(owned.values())):
+        after = Inventory(
+            stack,
+            frozenset(
+                mine_by_vhost.get(v, {}).get(k) or Address(k[0], v, k[1])  # type: ignore[arg-type]
+                for v, keys in owned.items()
+                for k in keys
+            ),
+            frozenset(Address(k, v, n) for v, k, n in protected),  # type: ignore[arg-type]
+        )
+        if after != mine or stack not in observed.stacks:
+            action: Action = "update" if stack in observed.stacks else "create"
+            before = mine if stack in observed.stacks else None
+            changes.append(Change(action, Address("stack", "", stack), before=before, after=after))
     return replace(
         plan,
         changes=_sorted(changes, plan.vhosts),
@@ -274,6 +326,10 @@ def own(plan: Plan, desired: Topology, observed: Topology, options: Ownership = 
         unowned=sorted(notes, key=lambda u: str(u.address)),
         adopted=sorted(adopted, key=str),
     )
+
+
+def _protected_keys(vhost: VHost) -> set[Key]:
+    return {(a.kind, a.name) for a in _protected(vhost)}
 
 
 # -- the guards -----------------------------------------------------------------------------------------------
