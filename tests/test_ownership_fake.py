@@ -123,13 +123,23 @@ def test_a_change_to_another_stacks_resource_is_blocked() -> None:
 
 def test_an_apply_killed_after_its_creates_is_owned_by_the_next_apply_without_adopt() -> None:
     fake = FakeRabbit()
-    fake.fail("PUT", r"/global-parameters/topo\.stack\.orders$", skip=1)  # the final write fails
+    with_policy = stack("orders", Queue("orders"), policies=(Policy("p", "^orders$", definition={"max-length": 5}),))
+    fake.fail("PUT", r"/policies/")  # after the creates: the apply stops before its last phase
     with pytest.raises(ApplyFailed):
-        engine.apply(fake.broker(), ORDERS)
+        engine.apply(fake.broker(), with_policy)
     assert "orders" in fake.vhost(V).queues
-    assert Address("queue", V, "orders") in inventory(fake, "orders").owned  # written before the creates
+    owned = inventory(fake, "orders").owned  # written before the creates, with what they were about to make
+    assert {Address("queue", V, "orders"), Address("policy", V, "p")} <= owned
+    plan = engine.plan(fake.broker(), with_policy)
+    assert not plan.unowned and [(c.kind, c.action) for c in plan.changes] == [("policy", "create")]
+    engine.apply(fake.broker(), with_policy)
+    assert engine.plan(fake.broker(), with_policy).empty
+
+
+def test_an_apply_that_only_creates_writes_the_inventory_once() -> None:
+    fake = FakeRabbit()
     engine.apply(fake.broker(), ORDERS)
-    assert engine.plan(fake.broker(), ORDERS).empty
+    assert len([w for w in fake.writes() if "global-parameters" in w]) == 1
 
 
 def test_an_inventory_over_many_parameters_round_trips_and_ignores_stale_parts() -> None:

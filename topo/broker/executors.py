@@ -102,6 +102,7 @@ class Run:
     miscounts: list[Miscount] = field(default_factory=list)  # quorum deletes that took other than apply's probes
     indexes: dict[str, BindingIndex] = field(default_factory=dict)
     lost: list[tuple[str, str, int]] = field(default_factory=list)  # (vhost, queue, messages): --allow-data-loss
+    inventory: Inventory | None = None  # the inventory this apply wrote last (the intended one)
 
     def step(self, text: str, changes: int = 1) -> None:
         """``changes`` more changes are made (``text`` says which)."""
@@ -360,7 +361,11 @@ def write_inventory(broker: Broker, inventory: Inventory) -> None:
 
 @executes("stack", "create", "update")
 def put_inventory(run: Run, change: Change) -> None:
-    write_inventory(run.broker, _resource(change.after, Inventory))
+    """The final inventory (not written again when the intended one, written first, is the same: an apply
+    that only creates)."""
+    after = _resource(change.after, Inventory)
+    if after != run.inventory:
+        write_inventory(run.broker, after)
     run.step(f"{change.action} {change.address}")
 
 
@@ -385,6 +390,7 @@ def record_intent(run: Run, changes: Sequence[Change]) -> None:
         union = Inventory(before.stack, before.owned | change.after.owned, before.protected | change.after.protected)
         if union != before:
             write_inventory(run.broker, union)
+            run.inventory = union
 
 
 # -- links: shovels, federation upstreams and upstream sets (runtime parameters of a vhost) ---------------
