@@ -33,6 +33,7 @@ from topo.passwords import DEFAULT_ALGORITHM, hash_password, matches
 __all__ = [
     "IMPORT_SECTIONS",
     "QUEUE_TYPES",
+    "VHOST_COMPONENTS",
     "binding_definition",
     "binding_from_definition",
     "declared_password",
@@ -171,6 +172,12 @@ QUEUE_TYPES = ("classic", "quorum", "stream")
 IMPORT_SECTIONS = ("exchanges", "queues", "bindings")
 """The parts of a ``POST /api/definitions/{vhost}`` document the writer sends (creates only: an import
 silently keeps what exists)."""
+
+
+VHOST_COMPONENTS = ("operator_policy", "vhost-limits")
+"""The components of a vhost's parameters that :func:`vhost_from_definitions` reads into the model (a kind
+stored as parameters, shovels or federation upstreams, adds its component here and reads it there; ``topo
+import`` reports the parameters of any other component as not managed)."""
 
 
 def vhost_from_definitions(name: str, info: Mapping[str, Any], definitions: Mapping[str, Any]) -> VHost:
