@@ -163,3 +163,32 @@ def test_cli_errors(tmp_path: Path) -> None:
     code, _, stderr = topo("import", str(tmp_path / "missing.json"), "-o", str(tmp_path / "o"))
     assert code == 1 and "cannot read" in stderr and "Traceback" not in stderr, stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_hashes_without_their_algorithm_and_hashes_the_broker_could_not_use() -> None:
+    """Before RabbitMQ 3.6 an export named no algorithm (MD5): the hash's length says which; a hash that is no
+    hash is left out (the user's password is then not managed), and each is reported without the hash."""
+    from topo.passwords import hash_password, matches
+
+    md5 = hash_password("old-md5", "rabbit_password_hashing_md5", salt=b"\x09\x09\x09\x09")
+    document = {
+        "rabbit_version": "3.5.7",
+        "vhosts": [{"name": "/"}],
+        "users": [
+            {"name": "md5", "password_hash": md5, "tags": "administrator"},
+            {"name": "broken", "password_hash": "not base64!", "tags": ""},
+        ],
+        "permissions": [{"user": "md5", "vhost": "elsewhere", "configure": ".*", "write": ".*", "read": ".*"}],
+    }
+    imported = import_definitions(document, password_hashes=True)
+    stored = imported.topology.users["md5"].password_hash
+    assert stored is not None and stored.algorithm == "rabbit_password_hashing_md5"
+    assert matches("old-md5", stored.value, stored.algorithm)
+    assert imported.topology.users["broken"].password_hash is None
+    notes = {note.place: note.message for note in imported.notes}
+    assert "as the hash's length says" in notes['users[0] (user "md5")']
+    assert "not base64" in notes['users[1] (user "broken")'] and "left out" in notes['users[1] (user "broken")']
+    assert "kept" in notes['permissions[0] (vhost "elsewhere", user "md5")']
+    assert ("md5", "elsewhere") in imported.topology.permissions
+    assert "not base64!" not in imported.report("x") and md5 not in imported.report("x")
+    assert "hashing-algorithm: rabbit_password_hashing_md5" in imported.files[ACCESS_FILE]

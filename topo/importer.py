@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from topo.arguments import OPERATOR_POLICY_KEYS, POLICY_KEYS, queue_argument
@@ -36,7 +36,8 @@ from topo.definitions import (
 )
 from topo.errors import UsageError
 from topo.export import export_yaml, password_variable
-from topo.model import Topology, is_broker_exchange, reserved_parameter
+from topo.model import Topology, User, is_broker_exchange, reserved_parameter
+from topo.passwords import HashProblem, check_hash
 
 __all__ = [
     "ACCESS_FILE",
@@ -302,16 +303,24 @@ class _Importer:
 
     # -- broker-wide ---------------------------------------------------------------------------------------
 
-    def access(self, topology: Topology) -> None:
+    def user(self, index: int, item: Mapping[str, Any]) -> User:
+        """The user, its hash's algorithm checked (inferred from the hash's length when the file does not name
+        it, as before RabbitMQ 3.6); a hash the broker could not use is left out, and said."""
+        place = _place("users", index, item)
+        stored = str(item.get("password_hash") or "")
+        named = item.get("hashing_algorithm")
+        try:
+            algorithm = check_hash(stored, str(named) if named else None)
+        except HashProblem as exc:
+            self.note(place, f"{exc}: the hash is left out (topo does not manage this user's password)")
+            return replace(user_from_definition(item), password_hash=None)
+        if not named and stored:
+            self.note(place, f"no hashing_algorithm: {algorithm}, as the hash's length says")
+        return user_from_definition({**item, "hashing_algorithm": algorithm})
+
+    def access(self, topology: Topology, vhosts: Collection[str]) -> None:
         for index, item in enumerate(self.document.get("users") or []):
-            user = user_from_definition(item)
-            if "hashing_algorithm" not in item and user.password_hash and user.password_hash.value:
-                self.note(
-                    _place("users", index, item),
-                    f"no hashing_algorithm: the hash is taken as {user.password_hash.algorithm} (RabbitMQ's "
-                    "default since 3.6); an older export's MD5 hash needs hashing-algorithm: "
-                    "rabbit_password_hashing_md5",
-                )
+            user = self.user(index, item)
             topology.users[user.name] = user
         for item in self.document.get("permissions") or []:
             permission = permission_from_definition(item)
@@ -319,10 +328,14 @@ class _Importer:
         topology.topic_permissions = topic_permissions_from_definitions(self.document.get("topic_permissions") or [])
         for section in ("permissions", "topic_permissions"):
             for index, item in enumerate(self.document.get(section) or []):
+                place = _place(section, index, item, item["vhost"])
                 if item["user"] not in topology.users:
+                    self.note(place, f"user {item['user']!r} is not in the file's users: left out")
+                elif item["vhost"] not in vhosts:
                     self.note(
-                        _place(section, index, item, item["vhost"]),
-                        f"user {item['user']!r} is not in the file's users: left out",
+                        place,
+                        f"vhost {item['vhost']!r} is not in the file's vhosts: the permission is kept (a plan "
+                        "blocks it where the broker has no such vhost)",
                     )
         topology.permissions = {k: v for k, v in topology.permissions.items() if k[0] in topology.users}
         topology.topic_permissions = {k: v for k, v in topology.topic_permissions.items() if k[0] in topology.users}
@@ -362,7 +375,7 @@ def import_definitions(
         single = Topology(vhosts={name: vhost_model})
         imported.files[_file_name(name, taken)] = export_yaml(single, header=header)
     access = Topology()
-    importer.access(access)
+    importer.access(access, infos)
     imported.topology.users = access.users
     imported.topology.permissions = access.permissions
     imported.topology.topic_permissions = access.topic_permissions
