@@ -192,3 +192,23 @@ def test_hashes_without_their_algorithm_and_hashes_the_broker_could_not_use() ->
     assert ("md5", "elsewhere") in imported.topology.permissions
     assert "not base64!" not in imported.report("x") and md5 not in imported.report("x")
     assert "hashing-algorithm: rabbit_password_hashing_md5" in imported.files[ACCESS_FILE]
+
+
+def test_file_names_of_vhosts_are_safe_and_distinct() -> None:
+    document = {"vhosts": [{"name": "/"}, {"name": "a/b"}, {"name": "a_b"}, {"name": "../etc"}, {"name": "Ünï"}]}
+    names = list(import_definitions(document).files)
+    assert names == [
+        "vhost-default.yaml",
+        "vhost-a_b.yaml",
+        "vhost-a_b-2.yaml",
+        "vhost-etc.yaml",
+        "vhost-Ünï.yaml",
+    ]
+
+
+def test_files_that_would_not_load_back_are_not_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What topo writes it must read back: a bug there is one error, before any file is written."""
+    monkeypatch.setattr("topo.importer.export_yaml", lambda *_a, **_k: "version: 2\n")
+    code, _, stderr = topo("import", str(OLD), "-o", str(tmp_path / "out"))
+    assert code == 1 and "Error: the imported files do not load back" in stderr, stderr
+    assert not (tmp_path / "out").exists()

@@ -167,7 +167,7 @@ def _place(section: str, index: int, item: Mapping[str, Any], vhost: str | None 
 
 
 def _file_name(vhost: str, taken: set[str]) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", vhost).strip("._-") or "default"
+    stem = re.sub(r"[^\w.-]+", "_", vhost).strip("._-") or "default"
     name, number = f"vhost-{stem}.yaml", 1
     while name.lower() in taken:
         number += 1
