@@ -47,7 +47,7 @@ def test_the_files_are_the_golden_ones_and_load_back_to_the_same_topology(fixtur
         check_golden(f"import/{fixture.stem}/{name}", text)
         (tmp_path / name).write_text(text)
     check_golden(f"import/{fixture.stem}/{REPORT_FILE}", imported.report(fixture.name))
-    loaded = load(tmp_path, environ={})
+    loaded = load(tmp_path, environ={"UPSTREAM_ORIGIN_URI": "amqp://fed:fed-secret@origin"})  # the 3.12 file's
     plan = diff(loaded, imported.topology)
     assert plan.empty, [(c.action, str(c.address), c.reasons) for c in plan.changes]
     for name, user in imported.topology.users.items():
@@ -63,8 +63,9 @@ def test_rabbitmq_3_6_differences() -> None:
     assert shop.limits == {"max-queues": 100}
     assert imported.topology.users["t-old-app"].tags == ("management", "monitoring")
     assert imported.topology.users["t-old-ops"].tags == ()
+    assert list(shop.shovels) == ["to-archive"]  # a pre-3.7 shovel: topo manages shovels
     places = {note.place: note.message for note in imported.notes}
-    assert "shovel" in places['parameters[0] (vhost "t-old-shop", shovel "to-archive")']
+    assert "'acme-bridge' are not managed" in places['parameters[0] (vhost "t-old-shop", acme-bridge "legacy-bridge")']
     assert "t-old-gone" in places['queues[2] (vhost "t-old-gone", queue "elsewhere")']
     assert "undeclared" in places['bindings[2] (vhost "t-old-shop", binding "amq.topic" → "undeclared")']
     assert "elsewhere" not in json.dumps(list(imported.files.values()))
@@ -85,17 +86,25 @@ def test_rabbitmq_3_12_differences() -> None:
         "readings.classic": "classic",
     }
     assert set(imported.topology.global_parameters) == {"cluster_name"}  # not internal_cluster_id
+    assert list(iot.federation_upstreams) == ["origin"]
     messages = " ".join(note.render() for note in imported.notes)
-    assert "federation-upstream" in messages and "x-custom-flag" in messages and "internal_cluster_id" in messages
-    assert "fed-secret" not in messages
+    assert "acme-bridge" in messages and "x-custom-flag" in messages and "internal_cluster_id" in messages
+    # the upstream's URI holds a password: a variable to set, named in the report and atop the file
+    assert "vhost-t-new-iot.yaml: URIs with credentials are written as ${env:NAME}" in messages
+    assert "UPSTREAM_ORIGIN_URI" in messages
+    text = imported.files["vhost-t-new-iot.yaml"]
+    assert "# URIs with credentials are not in this file: set UPSTREAM_ORIGIN_URI" in text
+    assert "uri: ${env:UPSTREAM_ORIGIN_URI}" in text
+    assert "fed-secret" not in messages + "".join(imported.files.values())
 
 
 def test_a_components_kind_plugs_in_through_vhost_components(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The extension point: a component definitions.py reads is no longer reported (here: one not read, to
-    show the report follows the tuple)."""
-    monkeypatch.setattr("topo.importer.VHOST_COMPONENTS", (*VHOST_COMPONENTS, "shovel"))
+    """The extension point: the components definitions.py reads are imported (shovels and federation, added
+    by their kinds), the others reported: the report follows the tuple."""
+    assert {"shovel", "federation-upstream", "federation-upstream-set"} <= set(VHOST_COMPONENTS)
+    monkeypatch.setattr("topo.importer.VHOST_COMPONENTS", tuple(c for c in VHOST_COMPONENTS if c != "shovel"))
     imported = import_definitions(document(OLD))
-    assert not any("shovel" in note.message for note in imported.notes)
+    assert any("'shovel' are not managed" in note.message for note in imported.notes)
 
 
 def test_hashes_stay_out_unless_asked() -> None:
@@ -142,7 +151,7 @@ def test_cli_writes_reports_and_refuses_to_overwrite(tmp_path: Path) -> None:
     assert stdout == ""
     assert sorted(p.name for p in out.iterdir()) == [ACCESS_FILE, REPORT_FILE, "vhost-t-old-shop.yaml"]
     assert stderr == (out / REPORT_FILE).read_text()
-    assert 'parameters[0] (vhost "t-old-shop", shovel "to-archive")' in stderr
+    assert 'parameters[0] (vhost "t-old-shop", acme-bridge "legacy-bridge")' in stderr
     load(out, secrets=False)
     before = (out / ACCESS_FILE).read_text()
     code, _, stderr = topo("import", str(OLD), "-o", str(out), "--include-password-hashes")

@@ -71,6 +71,8 @@ _SECTIONS = (
 _ABOUT = ("rabbit_version", "rabbitmq_version", "product_name", "product_version", "explanation")
 """Top-level keys that describe the export itself (nothing to import)."""
 _VHOST_SECTIONS = ("parameters", "policies", "queues", "exchanges", "bindings")
+_PLACEHOLDER = re.compile(r"(?<!\$)\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+"""A ``${env:NAME}`` export wrote in place of a secret (a literal ``${`` is written ``$${``)."""
 
 
 @dataclass(frozen=True)
@@ -373,7 +375,21 @@ def import_definitions(
         vhost_model = vhost_from_definitions(name, info, parts[name])
         imported.topology.vhosts[name] = vhost_model
         single = Topology(vhosts={name: vhost_model})
-        imported.files[_file_name(name, taken)] = export_yaml(single, header=header)
+        file_name = _file_name(name, taken)
+        text = export_yaml(single, header=header)
+        variables = list(dict.fromkeys(_PLACEHOLDER.findall(text)))
+        if variables:  # URIs with credentials (shovels, federation upstreams): kept out of the file
+            imported.notes.append(
+                Note(
+                    file_name,
+                    "URIs with credentials are written as ${env:NAME}, to set where topo runs: " + ", ".join(variables),
+                )
+            )
+            text = export_yaml(
+                single,
+                header=header + "\n# URIs with credentials are not in this file: set " + " ".join(variables),
+            )
+        imported.files[file_name] = text
     access = Topology()
     importer.access(access, infos)
     imported.topology.users = access.users
