@@ -15,7 +15,8 @@ Then, table-driven (``FORMS``, one row per output form: add a row for a new one)
 import's files and report, publish, and errors (closed ports, a password variable not set, files in the
 way), each plainly and with --debug — is searched for every secret the run used: users' passwords from
 ``${env:...}`` and from a password file, the credentials of --url, --amqp-url, TOPO_URL and TOPO_AMQP_URL, the
-broker's stored hashes and a federation URI's password in a definitions file.
+broker's stored hashes, shovel and federation URIs' passwords (from the environment, from a uri-file, in a
+definitions file).
 """
 
 from __future__ import annotations
@@ -410,15 +411,18 @@ def test_a_refused_user_write_never_echoes_the_hash() -> None:
 # (their contents are read too). Each row runs plainly and with --debug, and must exit with its code and print
 # something (a row that shows nothing proves nothing). Every secret the setup used is then looked for in all
 # of it: the users' passwords (from ${env:...} and from a password file), the credentials of --url,
-# --amqp-url and TOPO_URL (as typed and percent-encoded), the broker's stored hashes, and a federation URI's
-# password in a definitions file. To cover a new output, add one row: a saved plan is
+# --amqp-url and TOPO_URL (as typed and percent-encoded), the broker's stored hashes, a shovel's URI from
+# ${env:...}, a federation upstream's from a uri-file, and an upstream URI's password in a definitions file.
+# To cover a new output, add one row: a saved plan is
 #   Form("plan -o", lambda c: ["plan", c.files, "--url", c.url, "-o", c.out("plan.json")], writes=("plan.json",)),
-# and a new secret (a shovel's URI in ${env:...}) is one more entry of `Forms.secrets` set where the files are.
+# and a new secret is one more entry of `Forms.secrets`, set where the files or the environment are.
 
 APP_PASSWORD = "App-pw-Env#1 ä"
 FILE_PASSWORD = "File-pw:2@[x]"
 URL_PASSWORD = "Url-pw@3:[y] é"
 FEDERATION_PASSWORD = "Fed-pw-4"
+SHOVEL_PASSWORD = "Shovel-pw-5 @"
+UPSTREAM_FILE_PASSWORD = "Upstream-pw-6"
 
 FORMS_TOPOLOGY = """\
 version: 1
@@ -429,6 +433,18 @@ vhosts:
     queues:
       q:
         bindings: [{{exchange: events, routing-key: "a.#"}}]
+      archive: {{}}
+    shovels:
+      to-archive:
+        source:
+          uri: amqp:///{vhost}
+          queue: archive
+        destination:
+          uri: ${{env:TOPO_TEST_SHOVEL_URI}}
+          queue: archive
+    federation-upstreams:
+      origin:
+        uri-file: secrets/upstream
 users:
   {prefix}-app:
     password: ${{env:TOPO_TEST_APP_PASSWORD}}
@@ -453,10 +469,16 @@ class Forms:
         self.amqp_url = f"amqp://{user}:{quote(URL_PASSWORD, safe='')}@{setting['amqp']}/"
         self.closed_amqp = f"amqp://{user}:{quote(URL_PASSWORD, safe='')}@127.0.0.1:{setting['closed']}/"
         self.closed_url = f"http://{user}:{URL_PASSWORD}@127.0.0.1:{setting['closed']}"
-        self.env = {"TOPO_TEST_APP_PASSWORD": APP_PASSWORD}
+        closed = f"127.0.0.1:{setting['closed']}"
+        self.env = {
+            "TOPO_TEST_APP_PASSWORD": APP_PASSWORD,
+            "TOPO_TEST_SHOVEL_URI": f"amqp://shoveler:{quote(SHOVEL_PASSWORD, safe='')}@{closed}/",
+        }
+        self.upstream_uri = f"amqp://fed:{UPSTREAM_FILE_PASSWORD}@{closed}/"
         self.vhost = setting["vhost"]
         self.message = ["--exchange", "events", "--routing-key", "a.b", "--body", "x"]
         self.secrets = {APP_PASSWORD, FILE_PASSWORD, URL_PASSWORD, quote(URL_PASSWORD, safe=""), FEDERATION_PASSWORD}
+        self.secrets |= {SHOVEL_PASSWORD, quote(SHOVEL_PASSWORD, safe=""), UPSTREAM_FILE_PASSWORD}
         self.hashes: set[str] = set()  # the broker's, once read
 
     def out(self, name: str) -> str:
@@ -556,6 +578,7 @@ def test_no_output_form_shows_a_secret(setting: dict[str, Any], tmp_path: Any) -
     topology = tmp_path / "topology"
     (topology / "secrets").mkdir(parents=True)
     (topology / "secrets" / "filer").write_text(FILE_PASSWORD + "\n", encoding="utf-8")
+    (topology / "secrets" / "upstream").write_text(forms.upstream_uri + "\n", encoding="utf-8")
     (topology / "t.yaml").write_text(FORMS_TOPOLOGY.format(vhost=setting["vhost"], prefix=prefix), encoding="utf-8")
     (tmp_path / "out").mkdir()
     seen = Seen()
@@ -580,7 +603,10 @@ def test_no_output_form_shows_a_secret(setting: dict[str, Any], tmp_path: Any) -
     for secret in forms.secrets | forms.hashes:
         assert secret not in text, f"{secret!r} leaked"
     assert "${env:USER_" in text and "(sensitive)" in text  # the placeholders are there, in their place
-    # the control: the one output that shows hashes, by request, shows them, so the search above can see them
+    # the controls: the definitions file import read held the secrets in clear (the broker keeps URIs so), and
+    # the one output that shows hashes, by request, shows them: the search above can see what it looks for
+    given = (tmp_path / "definitions.json").read_text(encoding="utf-8")
+    assert quote(SHOVEL_PASSWORD, safe="") in given and UPSTREAM_FILE_PASSWORD in given and FEDERATION_PASSWORD in given
     kept = Seen()
     assert cli(kept, "export", "--url", forms.url, "--include-password-hashes") == 0
     assert all(stored in "".join(kept.parts) for stored in forms.hashes)
