@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "export": "topo.cli.core",
     "state": "topo.cli.stacks",
     "destroy": "topo.cli.stacks",
+    "import": "topo.cli.transfer",
     "route": "topo.cli.analyze",
     "lint": "topo.cli.analyze",
     "graph": "topo.cli.analyze",
