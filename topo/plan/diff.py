@@ -12,7 +12,7 @@ earlier one (the queues and exchanges replaced, whose bindings come back) travel
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from topo.model import Topology, VHost
 from topo.plan.kinds import BROKER_KINDS, VHOST_KINDS, BrokerFacts, BrokerScope, Kind, Scope
@@ -44,12 +44,14 @@ def broker_kinds(desired: Topology) -> tuple[Kind, ...]:
     return tuple(kind for kind in BROKER_KINDS if kind.declared(desired))
 
 
-def diff(desired: Topology, observed: Topology, facts: BrokerFacts | None = None) -> Plan:
+def diff(
+    desired: Topology, observed: Topology, facts: BrokerFacts | None = None, *, skip: Collection[str] = ()
+) -> Plan:
     """The changes that make ``observed`` match ``desired``: the broker-wide kinds ``desired`` declares, then
     every vhost it declares. ``facts``: what the broker-wide kinds need besides (who topo connects as, the
-    broker's vhosts; not known when ``None``)."""
+    broker's vhosts; not known when ``None``). ``skip``: broker-wide kinds not compared (not read)."""
     plan = Plan(vhosts=tuple(sorted(desired.vhosts)))
-    kinds = broker_kinds(desired)
+    kinds = tuple(kind for kind in broker_kinds(desired) if kind.name not in skip)
     if kinds:
         _compare(BrokerScope(desired, observed, facts or BrokerFacts()), kinds, plan)
     for name in plan.vhosts:

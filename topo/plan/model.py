@@ -18,7 +18,18 @@ from topo.model import (
     User,
 )
 
-__all__ = ["Action", "Blocker", "BrokerInfo", "Change", "Kept", "Plan", "QueueUsage", "Resource", "Unmanaged"]
+__all__ = [
+    "Action",
+    "Blocker",
+    "BrokerInfo",
+    "Change",
+    "Kept",
+    "Plan",
+    "QueueUsage",
+    "ReadNotes",
+    "Resource",
+    "Unmanaged",
+]
 
 Action = Literal["create", "update", "replace", "delete"]
 Resource = Exchange | Queue | Binding | Policy | dict[str, Any] | User | Permission | TopicPermissions | GlobalParameter
@@ -117,6 +128,56 @@ class Kept:
     pattern: BindingPattern
 
 
+_NEEDS = {
+    "user": "the administrator tag",
+    "permission": "the administrator tag",
+    "topic-permission": "the administrator tag",
+    "global-parameter": "the administrator or policymaker tag",
+}
+_PLURAL = {"user": "users", "permission": "permissions", "topic-permission": "topic permissions"}
+
+
+@dataclass(frozen=True)
+class ReadNotes:
+    """How the broker was read for a plan, for its notes. ``by_resource``: the user (``user``) may not read
+    the vhosts' definitions (the administrator tag), so each vhost was read from its listings into the same
+    model. ``not_compared``: broker-wide kinds the files declare that the user may not read, left out of the
+    plan (a plan that is only shown: ``topo plan``; ``topo apply`` refuses to go on without them)."""
+
+    user: str | None = None
+    by_resource: bool = False
+    not_compared: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Whether every kind the files declare was compared."""
+        return not self.not_compared
+
+    def not_compared_words(self) -> str:
+        return ", ".join(_PLURAL.get(kind, kind.replace("-", " ") + "s") for kind in self.not_compared)
+
+    def notes(self) -> list[str]:
+        """The notes a plan shows (sentences for people; none for a plan read the usual way)."""
+        who = f"user {self.user!r}" if self.user else "the user"
+        out = []
+        if self.by_resource:
+            out.append(
+                f"Read resource by resource: {who} may not read the vhosts' definitions (that needs the "
+                "administrator tag), so each vhost was read from its listings (queues, exchanges, bindings, "
+                "policies, operator policies, limits): the same comparison, not one snapshot."
+            )
+        needs: dict[str, list[str]] = {}
+        for kind in self.not_compared:
+            needs.setdefault(_NEEDS.get(kind, "the administrator tag"), []).append(kind)
+        for need, kinds in needs.items():
+            words = ReadNotes(not_compared=tuple(kinds)).not_compared_words()
+            out.append(
+                f"Not compared: {words}. The files declare them, and {who} may not read them (that needs {need}): "
+                "this plan shows no change to them, whatever the files say. `topo apply` reads and compares them."
+            )
+        return out
+
+
 @dataclass
 class Plan:
     changes: list[Change] = field(default_factory=list)
@@ -124,6 +185,7 @@ class Plan:
     kept: list[Kept] = field(default_factory=list)  # bindings left alone by keep-bindings
     vhosts: tuple[str, ...] = ()  # the vhosts this plan looked at
     broker: BrokerInfo | None = None  # the broker it was made against (None: not known)
+    read: ReadNotes = field(default_factory=ReadNotes)  # how the broker was read (notes a plan shows)
 
     @property
     def empty(self) -> bool:
