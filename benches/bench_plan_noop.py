@@ -21,13 +21,19 @@ Measured, interleaved in each repetition:
   ``vhost_from_definitions`` turning the JSON into the model) and ``topo.plan.diff.diff``.
 
 Target: topo plan (CLI) / baseline <= 1.5x, and the same for both new-process forms (issue 10).
+
+``--compare-with DIR`` (a checkout of another version of topo, e.g. ``git worktree add /tmp/old main``) also
+runs both new-process forms with that version's code (``PYTHONPATH=DIR``), in the same repetitions, and
+prints their ratios and the ratio of this version to that one: a before/after of a change on a busy machine.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gc
 import io
+import os
 import subprocess
 import sys
 import tempfile
@@ -65,11 +71,17 @@ BASELINE = "GET /api/definitions (httpx)"
 CLI = "topo plan (CLI)"
 PROCESS = "topo plan (new process)"
 ONE_FILE = "topo plan, one file (new process)"
+OTHER = "[--compare-with]"
 
 
 def main() -> None:
     assert _commands
-    args = arguments(__doc__.splitlines()[0], queues=10_000, repeat=5, small_queues=200)
+
+    def compare_with(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--compare-with", metavar="DIR", help="also run the commands with the topo in DIR")
+
+    args = arguments(__doc__.splitlines()[0], queues=10_000, repeat=5, small_queues=200, extra=compare_with)
+    other = str(Path(args.compare_with).resolve()) if args.compare_with else None
     bench = Bench("plan_noop", params={"queues": args.queues, "bindings": args.queues, "exchanges": 10})
     bench.start()
     with (
@@ -96,15 +108,15 @@ def main() -> None:
                 assert topo.load(one_file) == topo.load(tmp), "the one file is not the same topology"
             assert plan.empty and not plan.unmanaged, f"not a no-op plan: {len(plan.changes)} changes"
             for rep in range(args.repeat):
-                once(bench, url, tmp, one_file, spec.vhost, baseline_first=rep % 2 == 0)
+                once(bench, url, tmp, one_file, spec.vhost, baseline_first=rep % 2 == 0, other=other)
             bench.finish()
-            summarise(bench)
+            summarise(bench, other)
             bench.dump(args.json)
         finally:
             delete_vhost(http, spec.vhost)
 
 
-def summarise(bench: Bench) -> None:
+def summarise(bench: Bench, other: str | None = None) -> None:
     for label in bench.samples:
         bench.report(label)
     parts = ["load", "read", "diff"]
@@ -116,6 +128,10 @@ def summarise(bench: Bench) -> None:
     bench.ratio(CLI, BASELINE, target=1.5)
     bench.ratio(PROCESS, BASELINE, target=1.5)
     bench.ratio(ONE_FILE, BASELINE, target=1.5)
+    if other is not None:
+        for label in (PROCESS, ONE_FILE):
+            bench.ratio(f"{label} {OTHER}", BASELINE)
+            bench.ratio(label, f"{label} {OTHER}")
     bench.ratio("read", BASELINE)
     sequential = [sum(each) for each in zip(*(bench.samples[p] for p in parts), strict=True)]
     bench.samples["load + read + diff, one after the other"] = sequential
@@ -146,11 +162,13 @@ def cli(bench: Bench, url: str, directory: str) -> None:
     assert code == 0 and "No changes." in out.getvalue(), out.getvalue()[-500:]
 
 
-def process(bench: Bench, url: str, directory: str, label: str = PROCESS) -> None:
-    """`topo plan DIR --url URL` as a user runs it: a new Python process (start-up and imports)."""
+def process(bench: Bench, url: str, directory: str, label: str = PROCESS, code: str | None = None) -> None:
+    """`topo plan DIR --url URL` as a user runs it: a new Python process (start-up and imports); ``code``: the
+    directory of another version of topo to run instead."""
     command = [sys.executable, "-c", "from topo.cli import main; main()", "plan", directory, "--url", url]
+    env = {**os.environ, "PYTHONPATH": code} if code is not None else None
     t0 = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     bench.add(label, time.perf_counter() - t0)
     assert done.returncode == 0 and "No changes." in done.stdout, (done.stdout[-500:], done.stderr[-500:])
 
@@ -167,7 +185,9 @@ def write_one_file(spec: Spec, directory: Path) -> Path:
     return path
 
 
-def once(bench: Bench, url: str, directory: str, one_file: str, vhost: str, *, baseline_first: bool) -> None:
+def once(
+    bench: Bench, url: str, directory: str, one_file: str, vhost: str, *, baseline_first: bool, other: str | None
+) -> None:
     # the order alternates, so neither side always runs second (after the other warmed the broker)
     if baseline_first:
         definitions = baseline(bench, url, vhost)
@@ -175,8 +195,13 @@ def once(bench: Bench, url: str, directory: str, one_file: str, vhost: str, *, b
     else:
         cli(bench, url, directory)
         definitions = baseline(bench, url, vhost)
-    process(bench, url, directory)
-    process(bench, url, one_file, ONE_FILE)
+    runs = [(directory, PROCESS, None), (one_file, ONE_FILE, None)]
+    if other is not None:
+        runs += [(directory, f"{PROCESS} {OTHER}", other), (one_file, f"{ONE_FILE} {OTHER}", other)]
+        if not baseline_first:  # alternate which version runs first
+            runs = runs[2:] + runs[:2]
+    for where, label, code in runs:
+        process(bench, url, where, label, code)
 
     # breakdown through the library
     gc.collect()
