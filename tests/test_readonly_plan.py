@@ -267,3 +267,67 @@ def test_an_empty_plan_that_could_not_compare_everything_does_not_say_the_broker
     first = out.splitlines()[0]
     assert first == "No changes in what was compared (not compared: users, permissions, topic permissions)."
     assert "The broker matches the files" not in out
+
+
+# -- shovels and federation: shown to policymakers and administrators only --------------------------------
+
+LINKS = """\
+version: 1
+vhosts:
+  {vhost}:
+    queues:
+      outbound: {{}}
+      inbound: {{}}
+    shovels:
+      along:
+        source: {{uri: "amqp:///{path}", queue: outbound}}
+        destination: {{uri: "amqp:///{path}", queue: inbound}}
+    federation-upstreams:
+      self:
+        uri: amqp:///{path}
+        max-hops: 1
+    federation-upstream-sets:
+      every: [self]
+"""
+
+
+def test_links_are_read_by_resource_by_a_policymaker_and_noted_as_not_compared_without_one(
+    broker: Any, vhost: str, tmp_path: Path, make_user: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "links.yaml"
+    path.write_text(LINKS.format(vhost=vhost, path=q(vhost)))
+    code, out, err = cli("apply", str(path), "--url", broker.url, "--amqp-url", "", "--yes", capsys=capsys)
+    assert code == 0, err
+    with ManagementClient(broker.url, amqp_url="") as client:
+        expected = LiveBroker(client).read_vhost(vhost)
+    assert expected is not None and expected.shovels and expected.federation_upstreams
+    assert expected.federation_upstream_sets
+
+    policymaker = make_user("policymaker", vhost)  # may read the links' parameters: the same vhost
+    with ManagementClient(url_of(broker, policymaker), amqp_url="") as client:
+        reader = LiveBroker(client)
+        assert reader.read_vhost(vhost) == expected
+        assert reader.read_by_resource and reader.unread_kinds(vhost) == frozenset()
+
+    monitor = make_user("monitoring", vhost)  # may not: compared nowhere, and the plan says so
+    with ManagementClient(url_of(broker, monitor), amqp_url="") as client:
+        reader = LiveBroker(client)
+        seen = reader.read_vhost(vhost)
+        assert seen is not None and seen.queues == expected.queues and not seen.shovels
+        assert reader.unread_kinds(vhost) == {"shovel", "federation-upstream", "federation-upstream-set"}
+    code, out, err = cli("plan", str(path), "--url", url_of(broker, monitor), "--amqp-url", "", capsys=capsys)
+    assert code == 0, err
+    assert out.splitlines()[0] == (
+        "No changes in what was compared (not compared: federation upstreams, federation upstream sets, shovels "
+        f"in vhost {vhost!r})."
+    )
+    assert "administrator or policymaker tag" in out
+    code, out, err = cli("plan", str(path), "--url", url_of(broker, monitor), "--format", "json", capsys=capsys)
+    assert {(item["kind"], item["vhost"]) for item in json.loads(out)["read"]["not_compared"]} == {
+        ("shovel", vhost),
+        ("federation-upstream", vhost),
+        ("federation-upstream-set", vhost),
+    }
+    with ManagementClient(url_of(broker, monitor), amqp_url="") as client, pytest.raises(PermissionDenied) as info:
+        engine.load_and_plan(client, path)  # apply's read: an error naming the tag
+    assert "policymaker" in (info.value.hint or "")

@@ -241,7 +241,8 @@ def vhost_from_definitions(name: str, info: Mapping[str, Any], definitions: Mapp
 def definitions_from_listings(name: str, listings: Mapping[str, Any]) -> dict[str, Any]:
     """The document ``GET /api/definitions/{name}`` gives, made from the listings a user without the
     administrator tag may read (``listings``: the bodies of ``GET /api/queues/{name}``, ``exchanges``,
-    ``bindings``, ``policies``, ``operator-policies`` and ``vhost-limits``, by those names), left out what
+    ``bindings``, ``policies``, ``operator-policies`` and ``vhost-limits``, by those names, and ``parameters``:
+    the items of ``GET /api/parameters/{component}/{name}`` for the shovels and federation links), left out what
     RabbitMQ 3.10.8's export leaves out: exclusive queues and the bindings to them, the default exchange's
     implicit bindings, the broker's own exchanges. Then :func:`vhost_from_definitions` makes the same model
     of either."""
@@ -267,6 +268,10 @@ def definitions_from_listings(name: str, listings: Mapping[str, Any]) -> dict[st
         limits.update(item.get("value") or {})
     if limits:
         parameters.append({"vhost": name, "component": "vhost-limits", "name": "limits", "value": limits})
+    parameters += [
+        {key: item[key] for key in ("vhost", "component", "name", "value") if key in item}
+        for item in listings.get("parameters") or []
+    ]
     return {
         "parameters": parameters,
         "policies": list(listings.get("policies") or []),

@@ -54,7 +54,7 @@ def load_and_plan(
     so a plan costs about max(load, read) rather than their sum, also when everything is in one large file.
 
     ``partial``: a plan that is only shown (``topo plan``): the broker-wide kinds the user may not read are
-    left out and named in the plan (``Plan.not_compared``), not an error. ``topo apply`` does not pass it.
+    left out and named in the plan (``Plan.read.not_compared``), not an error. ``topo apply`` does not pass it.
     """
     broker = as_broker(target)
     with ConcurrentRead(broker, only=only, partial=partial) as reads:
@@ -88,7 +88,12 @@ def _observe(broker: Broker, desired: Topology, observed: Observed) -> Observed:
 
 
 def _plan_from(broker: Broker, desired: Topology, observed: Observed) -> Plan:
-    result = diff(desired, observed.topology, observed.facts, skip=observed.not_compared)
+    skip = [name for name, vhost in observed.not_compared if vhost is None]
+    skip_in: dict[str, list[str]] = {}
+    for name, vhost in observed.not_compared:
+        if vhost is not None:
+            skip_in.setdefault(vhost, []).append(name)
+    result = diff(desired, observed.topology, observed.facts, skip=skip, skip_in=skip_in)
     result.read = ReadNotes(user=broker.user, by_resource=observed.by_resource, not_compared=observed.not_compared)
     cluster: str | None = None
     plugins, drops = _plugin_types(result), dropped_queues(result)

@@ -18,6 +18,7 @@ from topo.broker.amqp_probe import LiveAmqp
 from topo.broker.client import ManagementClient, enc
 from topo.broker.port import NO_AMQP_URL, Amqp, Broker, ListedBinding, NoExactCount, Overview, VHostInfo
 from topo.definitions import (
+    LINK_COMPONENTS,
     binding_from_definition,
     definitions_from_listings,
     global_parameter_definition,
@@ -61,6 +62,7 @@ class LiveBroker:
         self.client = client
         self._amqp: Amqp = amqp if amqp is not None else LiveAmqp(client.amqp_url)
         self._by_resource = False  # set once GET /api/definitions/{vhost} is refused: no use asking again
+        self._unread: dict[str, frozenset[str]] = {}  # vhost → the kinds its read by resource could not see
 
     def __repr__(self) -> str:
         return f"<LiveBroker {self.client.display_url}>"
@@ -82,6 +84,11 @@ class LiveBroker:
     def read_by_resource(self) -> bool:
         """Whether the vhosts were read resource by resource (the user may not read their definitions)."""
         return self._by_resource
+
+    def unread_kinds(self, vhost: str) -> frozenset[str]:
+        """The kinds of ``vhost`` its last read could not see (read by resource without the policymaker tag:
+        shovels and federation links, whose parameters RabbitMQ shows to policymakers and administrators)."""
+        return self._unread.get(vhost, frozenset())
 
     def read_vhost(self, name: str) -> VHost | None:
         """Two requests, whatever the vhost's size: its metadata, then everything inside it. Both need the
@@ -113,6 +120,7 @@ class LiveBroker:
             "operator-policies": (f"/operator-policies/{v}", None),
             "vhost-limits": (f"/vhost-limits/{v}", None),
             "vhosts": ("/vhosts", {"columns": _VHOST_COLUMNS}),
+            **{component: (f"/parameters/{enc(component)}/{v}", None) for component in LINK_COMPONENTS},
         }
 
         def get(path_params: tuple[str, dict[str, str] | None]) -> Any:
@@ -133,15 +141,18 @@ class LiveBroker:
                 "pattern)",
                 status=queues.status,
             ) from None
-        for answer in answers.values():
-            if isinstance(answer, BaseException):
+        unread = frozenset(c for c in LINK_COMPONENTS if isinstance(answers[c], PermissionDenied))
+        for key, answer in answers.items():
+            if isinstance(answer, BaseException) and key not in unread:
                 raise answer
         if queues is None:
             return None
         info = next((item for item in answers["vhosts"] or [] if item.get("name") == name), None)
         if info is None:  # deleted meanwhile
             return None
-        listings = {key: answer or [] for key, answer in answers.items()}
+        listings = {key: answer or [] for key, answer in answers.items() if key not in unread}
+        listings["parameters"] = [item for c in LINK_COMPONENTS if c not in unread for item in listings.pop(c)]
+        self._unread[name] = unread
         return vhost_from_definitions(name, info, definitions_from_listings(name, listings))
 
     def vhost_names(self) -> list[str]:

@@ -22,6 +22,7 @@ from topo.broker.port import Broker
 from topo.errors import PermissionDenied
 from topo.model import BROKER_COLLECTIONS, HELD_PER_VHOST, Topology
 from topo.plan.kinds import BROKER_KINDS, BrokerFacts, Kind
+from topo.plan.kinds import kind as kind_named
 
 __all__ = ["READERS", "ConcurrentRead", "Observed", "read", "read_broker_wide", "reads"]
 
@@ -73,7 +74,7 @@ class Observed:
     missing: set[str] = field(default_factory=set)
     facts: BrokerFacts = field(default_factory=BrokerFacts)
     by_resource: bool = False  # some vhost was read resource by resource (no administrator tag)
-    not_compared: tuple[str, ...] = ()  # broker-wide kinds the files declare that could not be read
+    not_compared: tuple[tuple[str, str | None], ...] = ()  # (kind, vhost or None): declared, and not readable
 
 
 def read(broker: Broker, vhosts: Iterable[str]) -> Observed:
@@ -197,14 +198,24 @@ class ConcurrentRead:
         """The broker's state of what ``desired`` declares (see the class docstring)."""
         self.vhosts(desired.vhosts)
         observed = Observed(Topology())
+        unread: list[tuple[str, str | None]] = []
         for name in sorted(desired.vhosts):
             if name not in self._vhosts:
                 continue  # outside ``only``
             vhost = self._vhosts[name].result()
             if vhost is None:
                 observed.missing.add(name)
-            else:
-                observed.topology.vhosts[name] = vhost
+                continue
+            observed.topology.vhosts[name] = vhost
+            for kind_name in sorted(self.broker.unread_kinds(name)):  # compared only where the files declare some
+                if kind_named(kind_name).items(desired.vhosts[name]):
+                    if not self.partial:
+                        raise PermissionDenied(
+                            f"the files declare {kind_name}s in vhost {name!r}, and user {self.broker.user!r} may "
+                            f"not read them at {self.broker.url}",
+                            hint="give the user the 'policymaker' or 'administrator' tag",
+                        )
+                    unread.append((kind_name, name))
         observed.by_resource = self.broker.read_by_resource
         wanted = [kind.name for kind in BROKER_KINDS if kind.declared(desired)] if not self.only else []
         self.kinds(wanted)
@@ -220,7 +231,7 @@ class ConcurrentRead:
             observed.facts = BrokerFacts(connecting_user=self.broker.user, vhosts=frozenset(self._facts.result()))
         elif wanted:
             observed.facts = BrokerFacts(connecting_user=self.broker.user)
-        observed.not_compared = tuple(denied)
+        observed.not_compared = tuple([(name, None) for name in denied] + unread)
         return observed
 
 

@@ -148,21 +148,25 @@ _NEEDS = {
     "user": "the administrator tag",
     "permission": "the administrator tag",
     "topic-permission": "the administrator tag",
-    "global-parameter": "the administrator or policymaker tag",
 }
 _PLURAL = {"user": "users", "permission": "permissions", "topic-permission": "topic permissions"}
+
+
+def _plural(kind: str) -> str:
+    return _PLURAL.get(kind, kind.replace("-", " ") + "s")
 
 
 @dataclass(frozen=True)
 class ReadNotes:
     """How the broker was read for a plan, for its notes. ``by_resource``: the user (``user``) may not read
     the vhosts' definitions (the administrator tag), so each vhost was read from its listings into the same
-    model. ``not_compared``: broker-wide kinds the files declare that the user may not read, left out of the
-    plan (a plan that is only shown: ``topo plan``; ``topo apply`` refuses to go on without them)."""
+    model. ``not_compared``: (kind, vhost; ``None`` for a broker-wide kind) the files declare that the user
+    may not read, left out of the plan (a plan that is only shown: ``topo plan``; ``topo apply`` refuses to
+    go on without them)."""
 
     user: str | None = None
     by_resource: bool = False
-    not_compared: tuple[str, ...] = ()
+    not_compared: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -170,7 +174,15 @@ class ReadNotes:
         return not self.not_compared
 
     def not_compared_words(self) -> str:
-        return ", ".join(_PLURAL.get(kind, kind.replace("-", " ") + "s") for kind in self.not_compared)
+        """``users, permissions; shovels, federation upstreams in vhost 'v'``."""
+        groups: dict[str | None, list[str]] = {}
+        for kind, vhost in self.not_compared:
+            words = groups.setdefault(vhost, [])
+            if _plural(kind) not in words:
+                words.append(_plural(kind))
+        return "; ".join(
+            ", ".join(words) + (f" in vhost {vhost!r}" if vhost is not None else "") for vhost, words in groups.items()
+        )
 
     def notes(self) -> list[str]:
         """The notes a plan shows (sentences for people; none for a plan read the usual way)."""
@@ -180,13 +192,14 @@ class ReadNotes:
             out.append(
                 f"Read resource by resource: {who} may not read the vhosts' definitions (that needs the "
                 "administrator tag), so each vhost was read from its listings (queues, exchanges, bindings, "
-                "policies, operator policies, limits): the same comparison, not one snapshot."
+                "policies, operator policies, limits, shovels and federation links where it may): the same "
+                "comparison, not one snapshot."
             )
-        needs: dict[str, list[str]] = {}
-        for kind in self.not_compared:
-            needs.setdefault(_NEEDS.get(kind, "the administrator tag"), []).append(kind)
-        for need, kinds in needs.items():
-            words = ReadNotes(not_compared=tuple(kinds)).not_compared_words()
+        needs: dict[str, list[tuple[str, str | None]]] = {}
+        for item in self.not_compared:
+            needs.setdefault(_NEEDS.get(item[0], "the administrator or policymaker tag"), []).append(item)
+        for need, items in needs.items():
+            words = ReadNotes(not_compared=tuple(items)).not_compared_words()
             out.append(
                 f"Not compared: {words}. The files declare them, and {who} may not read them (that needs {need}): "
                 "this plan shows no change to them, whatever the files say. `topo apply` reads and compares them."

@@ -175,7 +175,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         ],
         "read": {
             "by_resource": plan.read.by_resource,
-            "not_compared": list(plan.read.not_compared),
+            "not_compared": [{"kind": kind, "vhost": vhost} for kind, vhost in plan.read.not_compared],
             "notes": plan.read.notes(),
         },
     }
