@@ -331,3 +331,31 @@ def test_links_are_read_by_resource_by_a_policymaker_and_noted_as_not_compared_w
     with ManagementClient(url_of(broker, monitor), amqp_url="") as client, pytest.raises(PermissionDenied) as info:
         engine.load_and_plan(client, path)  # apply's read: an error naming the tag
     assert "policymaker" in (info.value.hint or "")
+
+
+# -- what a user reads: the notes in every form (golden) ---------------------------------------------------
+
+
+def test_golden_notes_of_a_plan_read_by_resource_that_could_not_compare_everything() -> None:
+    from support import check_golden
+
+    from topo import __version__
+    from topo.model import Queue, Topology, VHost
+    from topo.plan.diff import diff
+    from topo.plan.model import BrokerInfo, ReadNotes
+    from topo.plan.render import render_json, render_markdown, render_text
+
+    desired = Topology({"shop": VHost("shop", queues={"orders": Queue("orders")})})
+    plan = diff(desired, Topology({"shop": VHost("shop")}))
+    plan.broker = BrokerInfo(cluster_name=None, url="https://rabbit.example.com:15671")
+    plan.read = ReadNotes(
+        user="ci-reader",
+        by_resource=True,
+        not_compared=(("user", None), ("permission", None), ("global-parameter", None), ("shovel", "shop")),
+    )
+    check_golden("plan/readonly.txt", render_text(plan))
+    check_golden("plan/readonly.md", render_markdown(plan))
+    check_golden("plan/readonly.json", render_json(plan).replace(json.dumps(__version__), '"0.0.0-golden"'))
+    empty = diff(desired, desired)
+    empty.read = ReadNotes(user="ci-reader", by_resource=True, not_compared=(("user", None),))
+    check_golden("plan/readonly-empty.txt", render_text(empty))
