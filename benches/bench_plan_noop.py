@@ -16,15 +16,19 @@ Measured, interleaved in each repetition:
 * **topo plan, one file (new process)**: the same topology written as one file (what a generated or
   exported topology often is), the command in a new process: the read cannot wait for a first file to be
   parsed (the plan starts reading before it parses anything: ``topo/loader/prescan.py``);
+* **topo plan (CLI, no name:)**: the same files without ``name:`` (no stack: no inventory is read), so
+  that the ratio of the two is what the stack's inventory costs a plan (one ``GET /api/global-parameters``
+  holding the ~20,000 addresses the stack owns, in about ten parameters, decoded; and ``GET /api/vhosts``);
 * **breakdown**, by the library calls the command makes, one after the other: ``topo.load(DIR)``,
   ``topo.broker.reader.read(LiveBroker(client), vhosts)`` (of which: the two requests and JSON decoding, then
   ``vhost_from_definitions`` turning the JSON into the model) and ``topo.plan.diff.diff``.
 
-Target: topo plan (CLI) / baseline <= 1.5x, and the same for both new-process forms (issue 10).
+Target: topo plan (CLI) / baseline <= 1.5x.
 
-``--compare-with DIR`` (a checkout of another version of topo, e.g. ``git worktree add /tmp/old main``) also
-runs both new-process forms with that version's code (``PYTHONPATH=DIR``), in the same repetitions, and
-prints their ratios and the ratio of this version to that one: a before/after of a change on a busy machine.
+Targets (issue 10): topo plan (CLI), the new process and the one file as a new process, each <= 1.5x.
+``--compare-with DIR`` (a checkout of another version of topo) also runs both new-process forms with that
+version's code (``PYTHONPATH=DIR``), in the same repetitions, and prints their ratios and the ratio of this
+version to that one: a before/after of a change on a busy machine.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import contextlib
 import gc
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,6 +54,7 @@ from common import (
     broker_versions,
     create_vhost,
     definitions_document,
+    delete_inventory,
     delete_vhost,
     enc,
     post_definitions,
@@ -66,10 +72,12 @@ from topo.cli import core as _commands  # registers `plan` and the other command
 from topo.cli.common import run
 from topo.definitions import vhost_from_definitions
 from topo.plan.diff import diff
+from topo.plan.ownership import Ownership
 
 BASELINE = "GET /api/definitions (httpx)"
 CLI = "topo plan (CLI)"
 PROCESS = "topo plan (new process)"
+NAMELESS = "topo plan (CLI, no name:)"
 ONE_FILE = "topo plan, one file (new process)"
 OTHER = "[--compare-with]"
 
@@ -103,17 +111,24 @@ def main() -> None:
                 f"{time.perf_counter() - t0:.1f} s (one POST /api/definitions); {len(files)} YAML files, or one "
                 f"of {single.stat().st_size / 2**20:.1f} MiB"
             )
-            with ManagementClient(url) as client:
+            with ManagementClient(url) as client:  # the stack takes over what the bench imported
+                engine.apply(client, topo.load(tmp), ownership=Ownership(adopt=True))
                 plan = engine.plan(client, topo.load(tmp))
                 assert topo.load(one_file) == topo.load(tmp), "the one file is not the same topology"
             assert plan.empty and not plan.unmanaged, f"not a no-op plan: {len(plan.changes)} changes"
+            nameless = Path(tmp + "-nameless")  # beside the files, not under them (a directory is read whole)
+            nameless.mkdir()
+            for path in files:
+                (nameless / path.name).write_text(path.read_text().replace("name: bench\n", "", 1))
             for rep in range(args.repeat):
-                once(bench, url, tmp, one_file, spec.vhost, baseline_first=rep % 2 == 0, other=other)
+                once(bench, url, tmp, one_file, spec.vhost, rep % 2 == 0, str(nameless), other)
             bench.finish()
             summarise(bench, other)
             bench.dump(args.json)
         finally:
+            shutil.rmtree(tmp + "-nameless", ignore_errors=True)
             delete_vhost(http, spec.vhost)
+            delete_inventory(http)
 
 
 def summarise(bench: Bench, other: str | None = None) -> None:
@@ -126,6 +141,9 @@ def summarise(bench: Bench, other: str | None = None) -> None:
         + ", ".join(f"{p} {bench.median(p) / total:.0%}" for p in parts)
     )
     bench.ratio(CLI, BASELINE, target=1.5)
+    bench.ratio(NAMELESS, BASELINE)
+    bench.ratio(CLI, NAMELESS)
+    bench.ratio("inventory", BASELINE)
     bench.ratio(PROCESS, BASELINE, target=1.5)
     bench.ratio(ONE_FILE, BASELINE, target=1.5)
     if other is not None:
@@ -151,14 +169,14 @@ def baseline(bench: Bench, url: str, vhost: str) -> Any:
     return definitions
 
 
-def cli(bench: Bench, url: str, directory: str) -> None:
+def cli(bench: Bench, url: str, directory: str, label: str = CLI) -> None:
     """The `topo plan DIR --url URL` command, in this process."""
     gc.collect()
     out = io.StringIO()
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(out):
         code = run(["plan", directory, "--url", url])
-    bench.add(CLI, time.perf_counter() - t0)
+    bench.add(label, time.perf_counter() - t0)
     assert code == 0 and "No changes." in out.getvalue(), out.getvalue()[-500:]
 
 
@@ -186,13 +204,22 @@ def write_one_file(spec: Spec, directory: Path) -> Path:
 
 
 def once(
-    bench: Bench, url: str, directory: str, one_file: str, vhost: str, *, baseline_first: bool, other: str | None
+    bench: Bench,
+    url: str,
+    directory: str,
+    one_file: str,
+    vhost: str,
+    baseline_first: bool,
+    nameless: str,
+    other: str | None,
 ) -> None:
     # the order alternates, so neither side always runs second (after the other warmed the broker)
     if baseline_first:
         definitions = baseline(bench, url, vhost)
         cli(bench, url, directory)
+        cli(bench, url, nameless, NAMELESS)
     else:
+        cli(bench, url, nameless, NAMELESS)
         cli(bench, url, directory)
         definitions = baseline(bench, url, vhost)
     runs = [(directory, PROCESS, None), (one_file, ONE_FILE, None)]
@@ -211,9 +238,15 @@ def once(
     with ManagementClient(url) as client:
         observed = read(LiveBroker(client), desired.vhosts)
     t2 = time.perf_counter()
+    t4 = time.perf_counter()
+    with ManagementClient(url) as client:
+        observed.topology.stacks = engine.stacks(client)
+    t5 = time.perf_counter()
+    t2 += t5 - t4  # the diff's clock starts after the inventory's read
     plan = diff(desired, observed.topology)
     t3 = time.perf_counter()
     assert plan.empty
+    bench.add("inventory", t5 - t4)
     bench.add("load", t1 - t0)
     bench.add("read", t2 - t1)
     bench.add("diff", t3 - t2)

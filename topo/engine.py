@@ -24,16 +24,18 @@ from topo.broker.live import as_broker
 from topo.broker.port import Broker, Overview
 from topo.broker.reader import ConcurrentRead, Observed, read, read_broker_wide
 from topo.broker.writer import execute
-from topo.errors import MissingExchangeType, NotConverged
+from topo.errors import MissingExchangeType, NotConverged, UsageError
 from topo.loader import load
 from topo.loader.prescan import prescan
-from topo.model import Exchange, Topology
+from topo.model import Exchange, Inventory, Topology
 from topo.plan.diff import broker_kinds, diff
+from topo.plan.kinds import kind
 from topo.plan.kinds.links import needed_plugins, plugin_blockers
 from topo.plan.model import BrokerInfo, Plan, ReadNotes
+from topo.plan.ownership import Ownership, destroy_plan, prune_undeclared_vhosts
 from topo.plan.safety import annotate, dropped_queues
 
-__all__ = ["apply", "describe_broker", "load_and_plan", "plan"]
+__all__ = ["apply", "describe_broker", "destroy", "load_and_plan", "plan", "plan_destroy", "stacks"]
 
 PathLike = str | os.PathLike[str]
 
@@ -44,6 +46,8 @@ def load_and_plan(
     variables: Mapping[str, str] | None = None,
     only: Sequence[str] = (),
     *,
+    ownership: Ownership | None = None,
+    allow_data_loss: bool = False,
     partial: bool = False,
 ) -> tuple[Topology, Plan]:
     """Load the files and plan against the broker, reading the broker *while* the files are loaded.
@@ -60,13 +64,20 @@ def load_and_plan(
     with ConcurrentRead(broker, only=only, partial=partial) as reads:
         early = prescan(paths)
         reads.vhosts(early.vhosts)
-        reads.collections(early.keys)
+        reads.collections(early.keys)  # users, global parameters; a stack's inventory (name:)
         desired = load(paths, variables, on_vhosts=reads.vhosts).only(only)
         observed = reads.observed(desired)
-    return desired, _plan_from(broker, desired, observed)
+    return desired, _plan_from(broker, desired, observed, ownership, allow_data_loss, whole=not only)
 
 
-def plan(target: Broker | ManagementClient, desired: Topology, *, partial: bool = False) -> Plan:
+def plan(
+    target: Broker | ManagementClient,
+    desired: Topology,
+    *,
+    ownership: Ownership | None = None,
+    allow_data_loss: bool = False,
+    partial: bool = False,
+) -> Plan:
     """Read the declared vhosts (and the broker-wide kinds ``desired`` declares) from the broker and diff
     them against ``desired`` (``partial``: as :func:`load_and_plan`).
 
@@ -76,25 +87,48 @@ def plan(target: Broker | ManagementClient, desired: Topology, *, partial: bool 
     broker = as_broker(target)
     with ConcurrentRead(broker, partial=partial) as reads:
         observed = reads.observed(desired)
-    return _plan_from(broker, desired, observed)
+    return _plan_from(broker, desired, observed, ownership, allow_data_loss)
+
+
+def _stacks(broker: Broker) -> dict[str, Inventory]:
+    into = Topology()
+    read_broker_wide(broker, [kind("stack")], into)
+    return into.stacks
 
 
 def _observe(broker: Broker, desired: Topology, observed: Observed) -> Observed:
-    """``observed`` with what the broker has of the broker-wide kinds ``desired`` declares (none: as it is)."""
-    kinds = broker_kinds(desired)
+    """``observed`` with what the broker has of the broker-wide kinds ``desired`` declares (none: as it is;
+    the stacks' inventories are not read again when ``observed`` has them)."""
+    kinds = tuple(k for k in broker_kinds(desired) if k.name != "stack" or not observed.topology.stacks)
     if kinds:
         _, observed.facts = read_broker_wide(broker, kinds, observed.topology)
     return observed
 
 
-def _plan_from(broker: Broker, desired: Topology, observed: Observed) -> Plan:
+def _plan_from(
+    broker: Broker,
+    desired: Topology,
+    observed: Observed,
+    ownership: Ownership | None = None,
+    allow_data_loss: bool = False,
+    *,
+    whole: bool = True,
+) -> Plan:
+    if not observed.broker_wide_read:  # a ConcurrentRead has read them already
+        observed = _observe(broker, desired, observed)
+    left = _left_behind(desired, observed.topology) if whole else []
+    if left:  # vhosts a stack owns and its files no longer declare: read them too, for --prune
+        observed.topology.vhosts.update(read(broker, left).topology.vhosts)
     skip = [name for name, vhost in observed.not_compared if vhost is None]
     skip_in: dict[str, list[str]] = {}
     for name, vhost in observed.not_compared:
         if vhost is not None:
             skip_in.setdefault(vhost, []).append(name)
-    result = diff(desired, observed.topology, observed.facts, skip=skip, skip_in=skip_in)
+    result = diff(desired, observed.topology, observed.facts, ownership, skip=skip, skip_in=skip_in)
     result.read = ReadNotes(user=broker.user, by_resource=observed.by_resource, not_compared=observed.not_compared)
+    if left:
+        result = prune_undeclared_vhosts(result, desired, observed.topology, ownership or Ownership())
+    result.allow_data_loss = allow_data_loss
     cluster: str | None = None
     plugins, drops = _plugin_types(result), dropped_queues(result)
     if plugins or drops:  # one request for what both need (a plan without either reads no more)
@@ -107,6 +141,54 @@ def _plan_from(broker: Broker, desired: Topology, observed: Observed) -> Plan:
     if drops:
         result = annotate(result, count_dropped(broker, result, cluster=cluster))
     return result
+
+
+def stacks(target: Broker | ManagementClient) -> dict[str, Inventory]:
+    """Every stack's inventory on the broker, by stack name (``topo state``)."""
+    broker = as_broker(target)
+    into = Topology()
+    read_broker_wide(broker, [kind("stack")], into, why="topo state and topo destroy read")
+    return into.stacks
+
+
+def plan_destroy(target: Broker | ManagementClient, stack: str, *, allow_data_loss: bool = False) -> Plan:
+    """The plan of ``topo destroy STACK``: delete everything the stack's inventory owns (its vhosts with all
+    in them), counted and guarded as any plan (``protect``, queues holding messages), then the inventory.
+    Raises UsageError when the broker has no such stack."""
+    broker = as_broker(target)
+    into = Topology()
+    read_broker_wide(broker, [kind("stack")], into, why="topo state and topo destroy read")
+    if stack not in into.stacks:
+        known = ", ".join(sorted(into.stacks)) or "none"
+        raise UsageError(
+            f"the broker at {broker.url} has no stack {stack!r}",
+            hint=f"stacks on this broker: {known} (`topo state` lists them)",
+        )
+    observed = read(broker, {a.vhost for a in into.stacks[stack].owned if a.vhost})
+    observed.topology.stacks = into.stacks
+    result = destroy_plan(stack, observed.topology)
+    result.allow_data_loss = allow_data_loss
+    result.broker = BrokerInfo(cluster_name=None, url=broker.url)
+    if dropped_queues(result):
+        cluster = broker.overview().cluster_name
+        result = annotate(result, count_dropped(broker, result, cluster=cluster))
+    return result
+
+
+def destroy(target: Broker | ManagementClient, planned: Plan, *, progress: Progress | None = None) -> Plan:
+    """Make ``planned`` (from :func:`plan_destroy`): counted again before any write, as apply does."""
+    broker = as_broker(target)
+    if not planned.empty:
+        execute(broker, planned, progress, recount=True)
+    return planned
+
+
+def _left_behind(desired: Topology, observed: Topology) -> list[str]:
+    """The vhosts stack ``desired.name`` owns something in that its files no longer declare."""
+    mine = observed.stacks.get(desired.name) if desired.name is not None else None
+    if mine is None:
+        return []
+    return sorted({a.vhost for a in mine.owned if a.vhost} - set(desired.vhosts))
 
 
 def describe_broker(target: Broker | ManagementClient, planned: Plan) -> Plan:
@@ -126,6 +208,8 @@ def apply(
     progress: Progress | None = None,
     confirm: bool = True,
     recount: bool = True,
+    ownership: Ownership | None = None,
+    allow_data_loss: bool = False,
 ) -> Plan:
     """Apply ``planned`` (or a fresh plan) and re-read the broker to confirm it now matches ``desired``.
 
@@ -137,14 +221,14 @@ def apply(
     """
     broker = as_broker(target)
     if planned is None:
-        planned = plan(broker, desired)
+        planned = plan(broker, desired, ownership=ownership, allow_data_loss=allow_data_loss)
         recount = False  # counted just now
     if planned.empty:
         return planned
     execute(broker, planned, progress, recount=recount)
     if confirm:
         now = _observe(broker, desired, read(broker, desired.vhosts))
-        after = diff(desired, now.topology, now.facts)
+        after = diff(desired, now.topology, now.facts, ownership)
         if not after.empty:
             listed = "; ".join(f"{c.action} {c.address}" for c in after.changes[:10])
             more = f" and {len(after.changes) - 10} more" if len(after.changes) > 10 else ""

@@ -23,6 +23,7 @@ from topo.errors import PermissionDenied
 from topo.model import BROKER_COLLECTIONS, HELD_PER_VHOST, Topology
 from topo.plan.kinds import BROKER_KINDS, BrokerFacts, Kind
 from topo.plan.kinds import kind as kind_named
+from topo.plan.ownership import decode
 
 __all__ = ["READERS", "ConcurrentRead", "Observed", "read", "read_broker_wide", "reads"]
 
@@ -65,6 +66,12 @@ def _global_parameters(broker: Broker, into: Topology) -> None:
     into.global_parameters = {p.name: p for p in broker.global_parameters()}
 
 
+@reads("stack")
+def _stacks(broker: Broker, into: Topology) -> None:
+    """Every stack's inventory (global parameters ``topo.stack.*``): one request, whatever their size."""
+    into.stacks = decode(broker.global_parameters())
+
+
 @dataclass
 class Observed:
     """The broker's state of the vhosts asked for; ``missing`` lists those that do not exist. ``facts``: what
@@ -74,6 +81,7 @@ class Observed:
     missing: set[str] = field(default_factory=set)
     facts: BrokerFacts = field(default_factory=BrokerFacts)
     by_resource: bool = False  # some vhost was read resource by resource (no administrator tag)
+    broker_wide_read: bool = False  # the broker-wide kinds the files declare are read (by a ConcurrentRead)
     not_compared: tuple[tuple[str, str | None], ...] = ()  # (kind, vhost or None): declared, and not readable
 
 
@@ -110,7 +118,7 @@ def read_broker_wide(
             READERS[kind.name](broker, into)
         except PermissionDenied as exc:
             raise _denied(broker, kind.name, why, exc) from None
-    vhosts = frozenset(broker.vhost_names()) if wanted else None
+    vhosts = frozenset(broker.vhost_names()) if any(k.name != "stack" for k in wanted) else None
     return into, BrokerFacts(connecting_user=broker.user, vhosts=vhosts)
 
 
@@ -127,9 +135,15 @@ def _merge(into: Topology, part: Topology) -> None:
             setattr(into, item.name, getattr(part, item.name))
 
 
-def _top_collection(kind: str) -> str:
+_EARLY_KEY = {"stack": "name"}  # a stack's inventory is read when the files name a stack
+
+
+def _top_collection(kind: str) -> str | None:
+    """The top-level key of the files whose presence means the files may declare some of ``kind``."""
+    if kind in _EARLY_KEY:
+        return _EARLY_KEY[kind]
     holder = HELD_PER_VHOST[kind][0] if kind in HELD_PER_VHOST else kind
-    return BROKER_COLLECTIONS[holder]
+    return BROKER_COLLECTIONS.get(holder)
 
 
 class ConcurrentRead:
@@ -232,13 +246,28 @@ class ConcurrentRead:
         elif wanted:
             observed.facts = BrokerFacts(connecting_user=self.broker.user)
         observed.not_compared = tuple([(name, None) for name in denied] + unread)
+        observed.broker_wide_read = True
         return observed
 
 
-_WHAT = {"user": "users", "permission": "users", "topic-permission": "users", "global-parameter": "global parameters"}
+_WHAT = {
+    "user": "users",
+    "permission": "users",
+    "topic-permission": "users",
+    "global-parameter": "global parameters",
+}
 
 
 def _denied(broker: Broker, kind: str, why: str, exc: PermissionDenied) -> PermissionDenied:
+    if kind == "stack":
+        lead = "the files name their stack (name:), so topo reads" if why == "the files declare" else why
+        return PermissionDenied(
+            f"{lead} its inventory (what the stack owns, kept in global parameters), and reading them needs the "
+            f"administrator tag: user {broker.user!r} may not read them at {broker.url}",
+            hint="give the user the 'administrator' tag, or leave `name:` out of the files (no inventory: no "
+            "--prune, --adopt, topo destroy or topo state)",
+            status=exc.status,
+        )
     what = _WHAT.get(kind, kind.replace("-", " ") + "s")
     return PermissionDenied(
         f"{why} {what}, and reading the broker's needs the administrator tag: user {broker.user!r} may not "

@@ -17,6 +17,7 @@ from collections.abc import Collection, Iterable, Mapping
 from topo.model import Topology, VHost
 from topo.plan.kinds import BROKER_KINDS, VHOST_KINDS, BrokerFacts, BrokerScope, Kind, Scope
 from topo.plan.model import Change, Kept, Plan, Unmanaged
+from topo.plan.ownership import Ownership, guard, own
 
 __all__ = ["broker_kinds", "diff"]
 
@@ -48,14 +49,16 @@ def diff(
     desired: Topology,
     observed: Topology,
     facts: BrokerFacts | None = None,
+    ownership: Ownership | None = None,
     *,
     skip: Collection[str] = (),
     skip_in: Mapping[str, Collection[str]] | None = None,
 ) -> Plan:
     """The changes that make ``observed`` match ``desired``: the broker-wide kinds ``desired`` declares, then
     every vhost it declares. ``facts``: what the broker-wide kinds need besides (who topo connects as, the
-    broker's vhosts; not known when ``None``). ``skip``: broker-wide kinds not compared (not read); ``skip_in``:
-    per vhost, kinds of a vhost not compared."""
+    broker's vhosts; not known when ``None``). A stack's plan (``desired.name``) is then made as its inventory
+    and ``ownership`` say (:func:`topo.plan.ownership.own`), and every plan guarded (``protect: true``).
+    ``skip``: broker-wide kinds not compared (not read); ``skip_in``: per vhost, kinds of a vhost not compared."""
     plan = Plan(vhosts=tuple(sorted(desired.vhosts)))
     kinds = tuple(kind for kind in broker_kinds(desired) if kind.name not in skip)
     if kinds:
@@ -65,4 +68,5 @@ def diff(
         scope = Scope(desired_vhost, observed_vhost or VHost(name), exists=observed_vhost is not None)
         skipped = skip_in.get(name, ()) if skip_in else ()
         _compare(scope, [k for k in VHOST_KINDS if k.name not in skipped] if skipped else VHOST_KINDS, plan)
-    return plan
+    plan = own(plan, desired, observed, ownership or Ownership())
+    return guard(plan, desired, observed.stacks)

@@ -13,6 +13,7 @@ from topo.model import (
     FederationUpstream,
     FederationUpstreamSet,
     GlobalParameter,
+    Inventory,
     Permission,
     Policy,
     Queue,
@@ -45,6 +46,7 @@ Resource = (
     | Permission
     | TopicPermissions
     | GlobalParameter
+    | Inventory
     | Shovel
     | FederationUpstream
     | FederationUpstreamSet
@@ -214,6 +216,9 @@ class Plan:
     kept: list[Kept] = field(default_factory=list)  # bindings left alone by keep-bindings
     vhosts: tuple[str, ...] = ()  # the vhosts this plan looked at
     broker: BrokerInfo | None = None  # the broker it was made against (None: not known)
+    adopted: list[Address] = field(default_factory=list)  # existing resources the stack takes over (--adopt)
+    unowned: list[Unmanaged] = field(default_factory=list)  # declared, existing, not the stack's (detail: whose)
+    allow_data_loss: bool = False  # --allow-data-loss: queues holding messages may be dropped (named in the plan)
     read: ReadNotes = field(default_factory=ReadNotes)  # how the broker was read (notes a plan shows)
 
     @property
