@@ -154,8 +154,15 @@ def plan_cmd(
 ) -> int:
     """Show what apply would change on the broker, and what it would refuse (a blocked plan)."""
     with _client(url, connection, amqp_url) as client:
+        # a plan is only shown: what the user may not read (users, without the administrator tag) is a note
         desired, plan = engine.load_and_plan(
-            client, paths, parse_vars(variables), vhosts, ownership=ownership, allow_data_loss=allow_data_loss
+            client,
+            paths,
+            parse_vars(variables),
+            vhosts,
+            ownership=ownership,
+            allow_data_loss=allow_data_loss,
+            partial=True,
         )
         if fmt != "text":
             plan = engine.describe_broker(client, plan)
