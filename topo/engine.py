@@ -29,6 +29,7 @@ from topo.errors import MissingExchangeType, NotConverged
 from topo.loader import load
 from topo.model import Exchange, Topology
 from topo.plan.diff import broker_kinds, diff
+from topo.plan.migrate import as_migrations
 from topo.plan.model import BrokerInfo, Plan
 from topo.plan.safety import annotate, dropped_queues
 
@@ -42,6 +43,8 @@ def load_and_plan(
     paths: PathLike | Iterable[PathLike],
     variables: Mapping[str, str] | None = None,
     only: Sequence[str] = (),
+    *,
+    migrate: bool = False,
 ) -> tuple[Topology, Plan]:
     """Load the files and plan against the broker, reading the broker *while* the files are loaded.
 
@@ -75,10 +78,10 @@ def load_and_plan(
         observed.missing &= set(desired.vhosts)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    return desired, _plan_from(broker, desired, observed)
+    return desired, _plan_from(broker, desired, observed, migrate=migrate)
 
 
-def plan(target: Broker | ManagementClient, desired: Topology) -> Plan:
+def plan(target: Broker | ManagementClient, desired: Topology, *, migrate: bool = False) -> Plan:
     """Read the declared vhosts (and the broker-wide kinds ``desired`` declares) from the broker and diff
     them against ``desired``.
 
@@ -86,7 +89,7 @@ def plan(target: Broker | ManagementClient, desired: Topology) -> Plan:
     would refuse it (``Change.blockers``; ``Plan.blocked``), decided by :mod:`topo.plan.safety`.
     """
     broker = as_broker(target)
-    return _plan_from(broker, desired, read(broker, desired.vhosts))
+    return _plan_from(broker, desired, read(broker, desired.vhosts), migrate=migrate)
 
 
 def _observe(broker: Broker, desired: Topology, observed: Observed) -> Observed:
@@ -97,7 +100,7 @@ def _observe(broker: Broker, desired: Topology, observed: Observed) -> Observed:
     return observed
 
 
-def _plan_from(broker: Broker, desired: Topology, observed: Observed) -> Plan:
+def _plan_from(broker: Broker, desired: Topology, observed: Observed, *, migrate: bool = False) -> Plan:
     observed = _observe(broker, desired, observed)
     result = diff(desired, observed.topology, observed.facts)
     cluster: str | None = None
@@ -109,7 +112,7 @@ def _plan_from(broker: Broker, desired: Topology, observed: Observed) -> Plan:
     result.broker = BrokerInfo(cluster_name=cluster, url=broker.url)
     if drops:
         result = annotate(result, count_dropped(broker, result, cluster=cluster))
-    return result
+    return as_migrations(result, desired, observed.topology, migrate=migrate)
 
 
 def describe_broker(target: Broker | ManagementClient, planned: Plan) -> Plan:
@@ -129,18 +132,19 @@ def apply(
     progress: Progress | None = None,
     confirm: bool = True,
     recount: bool = True,
+    migrate: bool = False,
 ) -> Plan:
     """Apply ``planned`` (or a fresh plan) and re-read the broker to confirm it now matches ``desired``.
 
-    Apply counts the queues it would drop again before it writes anything (the plan may be old), unless
-    ``recount`` is false (a plan made an instant ago: its counts are used). The broker is read again
-    afterwards, the broker-wide kinds ``desired`` declares too (a user's password compared offline with
-    the hash it now stores). Returns the plan that was applied. Raises UnsafeChange, ApplyFailed or
-    NotConverged.
+    With ``migrate``, a fresh plan migrates each queue it would replace (its messages moved into the new queue:
+    :mod:`topo.broker.migrate`) rather than drop it. Apply counts the queues it would drop again before it writes
+    anything (the plan may be old), unless ``recount`` is false (a plan made an instant ago: its counts are used). The
+    broker is read again afterwards, the broker-wide kinds ``desired`` declares too (a user's password compared offline
+    with the hash it now stores). Returns the plan that was applied. Raises UnsafeChange, ApplyFailed or NotConverged.
     """
     broker = as_broker(target)
     if planned is None:
-        planned = plan(broker, desired)
+        planned = plan(broker, desired, migrate=migrate)
         recount = False  # counted just now
     if planned.empty:
         return planned

@@ -26,6 +26,12 @@ from topo.plan.safety import refused_as_planned
 __all__ = ["apply_cmd", "export_cmd", "plan_cmd", "validate_cmd"]
 
 _VHOST = click.option("--vhost", "vhosts", multiple=True, metavar="NAME", help="Limit to this vhost (repeatable).")
+_MIGRATE = click.option(
+    "--migrate",
+    is_flag=True,
+    help="Migrate each queue to replace: move its messages into the new queue (zero loss) rather than refuse "
+    "to drop a queue that holds messages.",
+)
 
 
 def _styler() -> Any:
@@ -87,6 +93,7 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
 @amqp_url_option
 @_VHOST
 @vars_option
+@_MIGRATE
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option(
     "--detailed-exitcode",
@@ -100,12 +107,13 @@ def plan_cmd(
     amqp_url: str | None,
     vhosts: tuple[str, ...],
     variables: tuple[str, ...],
+    migrate: bool,
     fmt: str,
     detailed_exitcode: bool,
 ) -> int:
     """Show what apply would change on the broker, and what it would refuse (a blocked plan)."""
     with _client(url, connection, amqp_url) as client:
-        desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts)
+        desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts, migrate=migrate)
         if fmt != "text":
             plan = engine.describe_broker(client, plan)
     click.echo(_render(plan, fmt, desired), nl=False)
@@ -120,6 +128,7 @@ def plan_cmd(
 @amqp_url_option
 @_VHOST
 @vars_option
+@_MIGRATE
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Apply without asking.")
 def apply_cmd(
     paths: tuple[str, ...],
@@ -128,11 +137,12 @@ def apply_cmd(
     amqp_url: str | None,
     vhosts: tuple[str, ...],
     variables: tuple[str, ...],
+    migrate: bool,
     assume_yes: bool,
 ) -> int:
     """Make the broker match the files (shows the plan, then asks)."""
     with _client(url, connection, amqp_url) as client:
-        desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts)
+        desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts, migrate=migrate)
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
             return 0
@@ -162,8 +172,11 @@ def apply_cmd(
         ("update", "updated"),
         ("replace", "replaced"),
         ("delete", "deleted"),
+        ("migrate", "migrated"),
     )
-    done = ", ".join(f"{plan.count(action)} {word}" for action, word in words)
+    done = ", ".join(
+        f"{plan.count(action)} {word}" for action, word in words if action != "migrate" or plan.count(action)
+    )
     click.echo(click.style(f"Apply complete: {done}.", fg="green"))
     return 0
 

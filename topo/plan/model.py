@@ -20,7 +20,7 @@ from topo.model import (
 
 __all__ = ["Action", "Blocker", "BrokerInfo", "Change", "Kept", "Plan", "QueueUsage", "Resource", "Unmanaged"]
 
-Action = Literal["create", "update", "replace", "delete"]
+Action = Literal["create", "update", "replace", "delete", "migrate"]
 Resource = Exchange | Queue | Binding | Policy | dict[str, Any] | User | Permission | TopicPermissions | GlobalParameter
 
 
