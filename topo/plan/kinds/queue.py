@@ -63,7 +63,8 @@ def _migration(change: Change) -> str:
         return f"moves the messages left in its holding queues into it, {through}"
     count = f"{change.messages} message{'s' if change.messages != 1 else ''}"
     exact = "exact" if usage.exact else "from the statistics"
-    return f"holds {count} ({usage.ready} ready, {usage.unacked} unacknowledged; {exact}): moved into the new queue {through}"
+    figures = f"{usage.ready} ready, {usage.unacked} unacknowledged; {exact}"
+    return f"holds {count} ({figures}): moved into the new queue {through}"
 
 
 def _json(queue: Queue) -> dict[str, Any]:
