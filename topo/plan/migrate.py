@@ -53,11 +53,14 @@ def migrating(name: str) -> str | None:
 
 
 def holding_queue(new: Queue, name: str) -> Queue:
-    """A holding queue for a migration to ``new``: durable, of the new queue's type when it is classic or
-    quorum (classic otherwise), and no other argument: no limit, TTL or dead-lettering that could drop a
-    message while it waits there."""
-    kind = new.type if new.type in ("classic", "quorum") else "classic"
-    return Queue(name, type=kind, durable=True, auto_delete=False)
+    """A holding queue for a migration to ``new``: a durable classic queue without any argument (no limit,
+    TTL or dead-lettering that could drop a message while it waits there). Classic, whatever ``new`` is: a
+    move out of it is atomic per batch (an AMQP transaction's acks reach a classic queue before the broker
+    learns that a killed apply's channel is gone; a quorum queue settles them asynchronously, so a kill
+    could return a batch that was also committed to the target), and a moved message keeps its
+    persistence (``delivery_mode``)."""
+    del new  # the same holding queue for every target: its settings must never drop or duplicate a message
+    return Queue(name, type="classic", durable=True, auto_delete=False)
 
 
 def migrate_hint(action: str) -> str:
