@@ -253,7 +253,10 @@ class QueueDrop:
         quorum = [name for name in self.cut if self.types[name] == "quorum"]
         if quorum:
             expected = {name: self._probes_in(name) for name in quorum}
-            done, failed = broker.amqp.delete_if_counted(vhost, expected, cluster=self.cluster, in_use=self.in_use)
+            if self.in_use:
+                done, failed = broker.amqp.delete_if_counted(vhost, expected, cluster=self.cluster, in_use=True)
+            else:
+                done, failed = broker.amqp.delete_if_counted(vhost, expected, cluster=self.cluster)
             for result in done:
                 if result.counted is not None and not result.deleted:  # it counted otherwise: stopped there
                     self.put_back([name for name in self.cut])
