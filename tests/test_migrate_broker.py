@@ -298,3 +298,20 @@ def test_a_runtime_consumer_of_the_old_queue_resumes_on_the_new_one(
     twice = {ident for ident, times in Counter(seen).items() if times > 1}
     assert all(ident.startswith("new-") for ident in twice)  # only publishes racing a move of the binding
     assert max(Counter(seen).values()) <= 2
+
+
+def test_quorum_to_classic_fences_the_old_queue_and_keeps_every_message(
+    files: Any, client: ManagementClient, broker: Any, vhost: str
+) -> None:
+    engine.apply(client, files("quorum"))
+    old = [f"old-{n:04d}" for n in range(1200)]
+    fill(broker.amqp_url, vhost, "orders", "new", old)
+    desired = files("classic")
+    plan = engine.plan(client, desired, migrate=True)
+    [migration] = [c for c in plan.changes if c.kind == "queue"]
+    assert migration.action == "migrate" and migration.messages == 1200
+    engine.apply(client, desired, plan)
+    assert engine.plan(client, desired).empty  # no fence, no holding queue left
+    info = client.get(f"/queues/{vhost}/work", vhost=vhost)
+    assert info is not None and info["type"] == "classic"
+    assert read_all(broker.amqp_url, vhost, "work") == old  # the fence's probes went with the old queue
