@@ -95,7 +95,11 @@ def _declare(broker: Broker, vhost: str, queues: Sequence[Queue]) -> None:
 
 def _reroute(broker: Broker, vhost: str, source: str, target: str) -> int:
     """Add each binding of queue ``source`` to ``target``, then delete it from ``source``; how many."""
-    listed = [b for b in broker.bindings(vhost) if b.binding.destination == source and b.binding.source]
+    listed = [
+        b
+        for b in broker.bindings(vhost)
+        if b.binding.destination_type == "queue" and b.binding.destination == source and b.binding.source
+    ]
     for item in listed:
         b = item.binding
         broker.add_binding(vhost, Binding(b.source, target, b.destination_type, b.routing_key, b.arguments))
