@@ -174,13 +174,19 @@ def migrate_queue(run: Run, change: Change) -> MigrationCounts:
         _declare(broker, vhost, [stash, hold])
         _reroute(broker, vhost, name, hold_name)
         counts.held_old = _move(run, vhost, name, stash_name, alone=True)
+        if counts.held_old < present[name][0] and not present[name][1]:  # no consumer of its own took any
+            raise _failed(f"{name!r} in vhost {vhost!r} counted {present[name][0]} messages; {counts.held_old} moved")
         counts.held_old += _drop_old(run, change, stash_name)
         present = _exists(broker, vhost, [name, stash_name, hold_name], run.cluster)
     if name not in present:  # step 5
         _declare(broker, vhost, [new])
-        run.declared(vhost)
     if stash_name in present:  # step 6
         counts.returned_old = _move(run, vhost, stash_name, name, alone=False)
+        held = present[stash_name][0]
+        if counts.returned_old < held:  # nothing else takes from it: what it counted must all reach the queue
+            raise _failed(
+                f"{stash_name!r} in vhost {vhost!r} counted {held} messages; {counts.returned_old} reached {name!r}"
+            )
         _delete_empty(run, vhost, stash)
     if hold_name in present:  # step 7
         counts.returned_new = _move(run, vhost, hold_name, name, alone=False)
