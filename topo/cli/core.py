@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -20,8 +21,9 @@ from topo.export import export_yaml
 from topo.model import Topology
 from topo.plan.kinds import kind
 from topo.plan.model import Action, Plan
+from topo.plan.ownership import Ownership
 from topo.plan.render import render_json, render_markdown, render_text
-from topo.plan.safety import refused_as_planned
+from topo.plan.safety import data_loss_allowed, refused_as_planned
 
 __all__ = ["apply_cmd", "export_cmd", "plan_cmd", "validate_cmd"]
 
@@ -32,6 +34,35 @@ _MIGRATE = click.option(
     help="Migrate each queue to replace: move its messages into the new queue (zero loss) rather than refuse "
     "to drop a queue that holds messages.",
 )
+
+
+def _guard_options(f: Any) -> Any:
+    """--prune, --adopt (a stack's: files with ``name:``) and --allow-data-loss, as ``ownership`` and
+    ``allow_data_loss``."""
+    options = [
+        click.option(
+            "--prune",
+            is_flag=True,
+            help="Delete what the stack (name:) owns on the broker and no file declares any more.",
+        ),
+        click.option(
+            "--adopt", is_flag=True, help="Take over existing resources the files declare (listed in the plan)."
+        ),
+        click.option(
+            "--allow-data-loss",
+            is_flag=True,
+            help="Let a queue holding messages be deleted or replaced (the plan names each one and its count).",
+        ),
+    ]
+
+    def wrapper(**kwargs: Any) -> Any:
+        kwargs["ownership"] = Ownership(adopt=kwargs.pop("adopt"), prune=kwargs.pop("prune"))
+        return f(**kwargs)
+
+    functools.update_wrapper(wrapper, f)
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 def _styler() -> Any:
@@ -62,6 +93,21 @@ def _render(plan: Plan, fmt: str, desired: Topology) -> str:
         touched = sorted({c.vhost for c in plan.changes if kind(c.kind).scope == "vhost"})  # not users
         return render_markdown(plan, graph=render_mermaid(desired, touched) if touched else None)
     return render_text(plan, _styler())
+
+
+def say_data_loss(plan: Plan) -> None:
+    """Out loud, on stderr: each queue dropped with its messages because --allow-data-loss said so."""
+    for change in plan.changes:
+        if data_loss_allowed(change):
+            click.echo(
+                click.style(
+                    f"Dropped queue {change.address.name!r} in vhost {change.vhost!r} with the "
+                    f"{change.messages} message{'s' if change.messages != 1 else ''} it held when planned "
+                    "(--allow-data-loss).",
+                    fg="red",
+                ),
+                err=True,
+            )
 
 
 @cli.command("validate")
@@ -100,6 +146,7 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
     is_flag=True,
     help="Exit 0 when there are no changes, 2 when there are, 3 when apply would refuse the plan (blocked).",
 )
+@_guard_options
 def plan_cmd(
     paths: tuple[str, ...],
     url: str,
@@ -110,10 +157,20 @@ def plan_cmd(
     migrate: bool,
     fmt: str,
     detailed_exitcode: bool,
+    ownership: Ownership,
+    allow_data_loss: bool,
 ) -> int:
     """Show what apply would change on the broker, and what it would refuse (a blocked plan)."""
     with _client(url, connection, amqp_url) as client:
-        desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts, migrate=migrate)
+        desired, plan = engine.load_and_plan(
+            client,
+            paths,
+            parse_vars(variables),
+            vhosts,
+            ownership=ownership,
+            allow_data_loss=allow_data_loss,
+            migrate=migrate,
+        )
         if fmt != "text":
             plan = engine.describe_broker(client, plan)
     click.echo(_render(plan, fmt, desired), nl=False)
@@ -130,6 +187,7 @@ def plan_cmd(
 @vars_option
 @_MIGRATE
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Apply without asking.")
+@_guard_options
 def apply_cmd(
     paths: tuple[str, ...],
     url: str,
@@ -139,10 +197,20 @@ def apply_cmd(
     variables: tuple[str, ...],
     migrate: bool,
     assume_yes: bool,
+    ownership: Ownership,
+    allow_data_loss: bool,
 ) -> int:
     """Make the broker match the files (shows the plan, then asks)."""
     with _client(url, connection, amqp_url) as client:
-        desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts, migrate=migrate)
+        desired, plan = engine.load_and_plan(
+            client,
+            paths,
+            parse_vars(variables),
+            vhosts,
+            ownership=ownership,
+            allow_data_loss=allow_data_loss,
+            migrate=migrate,
+        )
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
             return 0
@@ -164,9 +232,17 @@ def apply_cmd(
         recount = not assume_yes or plan.blocked  # after a question, count again; with --yes the plan is fresh
         if show_bar:
             with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
-                engine.apply(client, desired, plan, progress=lambda _text, n: bar.update(n), recount=recount)
+                engine.apply(
+                    client,
+                    desired,
+                    plan,
+                    progress=lambda _text, n: bar.update(n),
+                    recount=recount,
+                    ownership=ownership,
+                    allow_data_loss=allow_data_loss,
+                )
         else:
-            engine.apply(client, desired, plan, recount=recount)
+            engine.apply(client, desired, plan, recount=recount, ownership=ownership, allow_data_loss=allow_data_loss)
     words: tuple[tuple[Action, str], ...] = (
         ("create", "created"),
         ("update", "updated"),
@@ -177,6 +253,7 @@ def apply_cmd(
     done = ", ".join(
         f"{plan.count(action)} {word}" for action, word in words if action != "migrate" or plan.count(action)
     )
+    say_data_loss(plan)
     click.echo(click.style(f"Apply complete: {done}.", fg="green"))
     return 0
 

@@ -108,7 +108,8 @@ def _as_migration(change: Change) -> Change:
             "one its consumer requeues after the old queue is deleted is lost with it: let the consumers settle "
             "what they hold (or stop them) first"
         )
-    migrated = replace(change, action="migrate", warnings=tuple(w for w in warnings if "if-empty" not in w))
+    kept = tuple(w for w in warnings if "if-empty" not in w and not w.startswith("data loss allowed"))
+    migrated = replace(change, action="migrate", warnings=kept)
     return replace(migrated, blockers=migration_blockers(migrated))
 
 

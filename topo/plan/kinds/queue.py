@@ -80,7 +80,7 @@ def _json(queue: Queue) -> dict[str, Any]:
 
 QUEUE = Kind(
     name="queue",
-    actions=("create", "replace", "migrate"),
+    actions=("create", "replace", "delete", "migrate"),  # delete: a prune, topo destroy; migrate: --migrate
     items=lambda vhost: vhost.queues,
     common=_common,
     details=_details,
