@@ -32,6 +32,16 @@ def _env(broker: Any) -> dict[str, str]:
     return {**os.environ, "TOPO_URL": broker.url, "TOPO_AMQP_URL": broker.amqp_url, "NO_COLOR": "1"}
 
 
+def _wait_for_the_migration(broker: Any, vhost: str, process: subprocess.Popen[str]) -> None:
+    """Until the holding queues are there (the migration runs), or the process ended, or 60 s passed."""
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        counted = count_exactly(broker.amqp_url, vhost, list(holding_queues("work")))
+        if isinstance(counted, dict) and counted:
+            return
+        time.sleep(0.02)
+
+
 def test_a_migration_killed_at_random_points_converges_with_every_message_once(
     broker: Any, vhost: str, tmp_path: Path
 ) -> None:
@@ -51,7 +61,8 @@ def test_a_migration_killed_at_random_points_converges_with_every_message_once(
     for attempt in range(KILLS + 1):
         process = subprocess.Popen(apply, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if attempt < KILLS:
-            time.sleep(chance.uniform(0.5, 2.5))  # python's start, the plan, then somewhere in the migration
+            _wait_for_the_migration(broker, vhost, process)  # then somewhere in it, or just after
+            time.sleep(chance.uniform(0.0, 0.8))
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
         out, err = process.communicate(timeout=300)
