@@ -25,7 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -385,9 +385,18 @@ class Bench:
         Path(path).write_text(json.dumps(data, indent=2) + "\n")
 
 
-def arguments(description: str, *, queues: int, repeat: int, small_queues: int) -> argparse.Namespace:
-    """The command line every benchmark takes: sizes, repetitions, --small, --json."""
+def arguments(
+    description: str,
+    *,
+    queues: int,
+    repeat: int,
+    small_queues: int,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
+    """The command line every benchmark takes: sizes, repetitions, --small, --json (``extra`` adds its own)."""
     parser = argparse.ArgumentParser(description=description)
+    if extra is not None:
+        extra(parser)
     parser.add_argument("--queues", type=int, default=None, help=f"number of queues (default {queues})")
     parser.add_argument("--repeat", type=int, default=None, help=f"repetitions; the median is reported ({repeat})")
     parser.add_argument(

@@ -57,7 +57,13 @@ def test_bench_load_runs() -> None:
 def test_bench_plan_noop_runs(broker: Broker) -> None:
     out = _run("bench_plan_noop.py", "--queues", "30", "--repeat", "2", url=broker.url)
     assert "ratio: topo plan (CLI) / GET /api/definitions (httpx) = " in out
+    assert "ratio: topo plan, one file (new process) / GET /api/definitions (httpx) = " in out
     assert "time: load " in out and "time: read " in out and "time: diff " in out
+
+
+def test_bench_plan_noop_compares_with_another_checkout(broker: Broker) -> None:
+    out = _run("bench_plan_noop.py", "--queues", "10", "--repeat", "1", "--compare-with", str(ROOT), url=broker.url)
+    assert "ratio: topo plan, one file (new process) / topo plan, one file (new process) [--compare-with] = " in out
 
 
 def test_bench_apply_cold_runs(broker: Broker) -> None:

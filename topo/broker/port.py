@@ -204,6 +204,16 @@ class Broker(Protocol):
         """Everything in vhost ``name``, normalised into the model (``None``: no such vhost)."""
         ...
 
+    @property
+    def read_by_resource(self) -> bool:
+        """Whether some vhost was read resource by resource, not from its definitions (a user without the
+        administrator tag: the same model, but not one snapshot; a plan says so)."""
+        ...
+
+    def unread_kinds(self, vhost: str) -> frozenset[str]:
+        """The kinds of ``vhost`` its read could not see (the user may not read them): compared nowhere."""
+        ...
+
     def vhost_names(self) -> list[str]: ...
 
     def overview(self, *, exchange_types: bool = False) -> Overview: ...

@@ -162,6 +162,7 @@ def plan_cmd(
 ) -> int:
     """Show what apply would change on the broker, and what it would refuse (a blocked plan)."""
     with _client(url, connection, amqp_url) as client:
+        # a plan is only shown: what the user may not read (users, without the administrator tag) is a note
         desired, plan = engine.load_and_plan(
             client,
             paths,
@@ -169,6 +170,7 @@ def plan_cmd(
             vhosts,
             ownership=ownership,
             allow_data_loss=allow_data_loss,
+            partial=True,
             migrate=migrate,
         )
         if fmt != "text":

@@ -45,6 +45,8 @@ def _resource_json(change: Change, resource: Resource | None) -> Any:
 
 
 def summary_line(plan: Plan) -> str:
+    if plan.empty and not plan.read.complete:
+        return f"No changes in what was compared (not compared: {plan.read.not_compared_words()})."
     if plan.empty:
         return "No changes. The broker matches the files."
     migrate = f", {plan.count('migrate')} to migrate" if plan.count("migrate") else ""
@@ -136,6 +138,10 @@ def render_text(plan: Plan, style: Styler = _plain) -> str:
         out.append(style(summary_line(plan), "bold"))
         if plan.blocked:
             out.append(style(blocked_line(plan), "red"))
+    notes = plan.read.notes()
+    if notes:
+        out.append("")
+        out += [style(f"Note: {note}", "yellow") for note in notes]
     return "\n".join(out) + "\n"
 
 
@@ -206,6 +212,11 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             for u in plan.unowned
         ],
         "allow_data_loss": plan.allow_data_loss,
+        "read": {
+            "by_resource": plan.read.by_resource,
+            "not_compared": [{"kind": kind, "vhost": vhost} for kind, vhost in plan.read.not_compared],
+            "notes": plan.read.notes(),
+        },
     }
 
 
@@ -221,6 +232,8 @@ def render_markdown(plan: Plan, graph: str | None = None) -> str:
         cluster = f"`{plan.broker.cluster_name}` at " if plan.broker.cluster_name else ""
         out += [f"Made against the broker {cluster}{plan.broker.url}", ""]
     out.append(f"**{summary_line(plan)}**")
+    for note in plan.read.notes():
+        out += ["", f"> :information_source: {note}"]
     if plan.blocked:
         out += ["", f"> :no_entry: **{blocked_line(plan, marked='')}**", ">"]
         for change in plan.blocked_changes:
