@@ -37,7 +37,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import devbroker
-from topo.urls import parse_management
+from topo.urls import amqp_url_for, parse_management
 
 __all__ = [
     "Bench",
@@ -80,6 +80,24 @@ def broker_url() -> Iterator[str]:
         print(f"# started private RabbitMQ node {node.name} in {time.perf_counter() - t0:.1f} s", flush=True)
         try:
             yield node.url
+        finally:
+            node.stop()
+
+
+@contextlib.contextmanager
+def broker_urls() -> Iterator[tuple[str, str]]:
+    """(Management URL, AMQP URL): ``TOPO_BENCH_URL`` and ``TOPO_BENCH_AMQP_URL`` (default: the AMQP URL
+    derived from it) if set, else a private node's, started (and stopped) here."""
+    url = os.environ.get("TOPO_BENCH_URL")
+    if url:
+        yield url, os.environ.get("TOPO_BENCH_AMQP_URL") or amqp_url_for(url)
+        return
+    with tempfile.TemporaryDirectory(prefix="topo-bench-node-") as tmp:
+        t0 = time.perf_counter()
+        node = devbroker.start(Path(tmp))
+        print(f"# started private RabbitMQ node {node.name} in {time.perf_counter() - t0:.1f} s", flush=True)
+        try:
+            yield node.url, node.amqp_url
         finally:
             node.stop()
 

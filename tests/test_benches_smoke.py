@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 import yaml
 
 from topo.loader.schema_compiled import compile_schema
@@ -111,3 +112,10 @@ def test_fast_schema_check_accepts_the_generated_benchmark_topology(tmp_path: Pa
     assert fast is not None
     for file in common.write_topology(common.Spec(vhost="v", queues=30, queues_per_file=10), tmp_path):
         assert fast(yaml.safe_load(file.read_text()))
+
+
+def test_bench_migrate_runs(broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOPO_BENCH_AMQP_URL", broker.amqp_url)  # the test node's AMQP port
+    out = _run("bench_migrate.py", "--queues", "300", "--repeat", "1", url=broker.url)
+    assert "ratio: topo apply --migrate (engine.apply) / drain and re-publish (aiormq, confirms) = " in out
+    assert "messages/s" in out

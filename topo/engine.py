@@ -31,6 +31,7 @@ from topo.model import Exchange, Inventory, Topology
 from topo.plan.diff import broker_kinds, diff
 from topo.plan.kinds import kind
 from topo.plan.kinds.links import needed_plugins, plugin_blockers
+from topo.plan.migrate import as_migrations
 from topo.plan.model import BrokerInfo, Plan, ReadNotes
 from topo.plan.ownership import Ownership, destroy_plan, prune_undeclared_vhosts
 from topo.plan.safety import annotate, dropped_queues
@@ -49,6 +50,7 @@ def load_and_plan(
     ownership: Ownership | None = None,
     allow_data_loss: bool = False,
     partial: bool = False,
+    migrate: bool = False,
 ) -> tuple[Topology, Plan]:
     """Load the files and plan against the broker, reading the broker *while* the files are loaded.
 
@@ -67,7 +69,7 @@ def load_and_plan(
         reads.collections(early.keys)  # users, global parameters; a stack's inventory (name:)
         desired = load(paths, variables, on_vhosts=reads.vhosts).only(only)
         observed = reads.observed(desired)
-    return desired, _plan_from(broker, desired, observed, ownership, allow_data_loss, whole=not only)
+    return desired, _plan_from(broker, desired, observed, ownership, allow_data_loss, whole=not only, migrate=migrate)
 
 
 def plan(
@@ -77,6 +79,7 @@ def plan(
     ownership: Ownership | None = None,
     allow_data_loss: bool = False,
     partial: bool = False,
+    migrate: bool = False,
 ) -> Plan:
     """Read the declared vhosts (and the broker-wide kinds ``desired`` declares) from the broker and diff
     them against ``desired`` (``partial``: as :func:`load_and_plan`).
@@ -87,7 +90,7 @@ def plan(
     broker = as_broker(target)
     with ConcurrentRead(broker, partial=partial) as reads:
         observed = reads.observed(desired)
-    return _plan_from(broker, desired, observed, ownership, allow_data_loss)
+    return _plan_from(broker, desired, observed, ownership, allow_data_loss, migrate=migrate)
 
 
 def _stacks(broker: Broker) -> dict[str, Inventory]:
@@ -113,6 +116,7 @@ def _plan_from(
     allow_data_loss: bool = False,
     *,
     whole: bool = True,
+    migrate: bool = False,
 ) -> Plan:
     if not observed.broker_wide_read:  # a ConcurrentRead has read them already
         observed = _observe(broker, desired, observed)
@@ -140,7 +144,7 @@ def _plan_from(
         result = plugin_blockers(result, broker.enabled_plugins())
     if drops:
         result = annotate(result, count_dropped(broker, result, cluster=cluster))
-    return result
+    return as_migrations(result, desired, observed.topology, migrate=migrate)
 
 
 def stacks(target: Broker | ManagementClient) -> dict[str, Inventory]:
@@ -210,18 +214,19 @@ def apply(
     recount: bool = True,
     ownership: Ownership | None = None,
     allow_data_loss: bool = False,
+    migrate: bool = False,
 ) -> Plan:
     """Apply ``planned`` (or a fresh plan) and re-read the broker to confirm it now matches ``desired``.
 
-    Apply counts the queues it would drop again before it writes anything (the plan may be old), unless
-    ``recount`` is false (a plan made an instant ago: its counts are used). The broker is read again
-    afterwards, the broker-wide kinds ``desired`` declares too (a user's password compared offline with
-    the hash it now stores). Returns the plan that was applied. Raises UnsafeChange, ApplyFailed or
-    NotConverged.
+    With ``migrate``, a fresh plan migrates each queue it would replace (its messages moved into the new queue:
+    :mod:`topo.broker.migrate`) rather than drop it. Apply counts the queues it would drop again before it writes
+    anything (the plan may be old), unless ``recount`` is false (a plan made an instant ago: its counts are used). The
+    broker is read again afterwards, the broker-wide kinds ``desired`` declares too (a user's password compared offline
+    with the hash it now stores). Returns the plan that was applied. Raises UnsafeChange, ApplyFailed or NotConverged.
     """
     broker = as_broker(target)
     if planned is None:
-        planned = plan(broker, desired, ownership=ownership, allow_data_loss=allow_data_loss)
+        planned = plan(broker, desired, ownership=ownership, allow_data_loss=allow_data_loss, migrate=migrate)
         recount = False  # counted just now
     if planned.empty:
         return planned

@@ -28,6 +28,12 @@ from topo.plan.safety import data_loss_allowed, refused_as_planned
 __all__ = ["apply_cmd", "export_cmd", "plan_cmd", "validate_cmd"]
 
 _VHOST = click.option("--vhost", "vhosts", multiple=True, metavar="NAME", help="Limit to this vhost (repeatable).")
+_MIGRATE = click.option(
+    "--migrate",
+    is_flag=True,
+    help="Migrate each queue to replace: move its messages into the new queue (zero loss) rather than refuse "
+    "to drop a queue that holds messages.",
+)
 
 
 def _guard_options(f: Any) -> Any:
@@ -133,6 +139,7 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
 @amqp_url_option
 @_VHOST
 @vars_option
+@_MIGRATE
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option(
     "--detailed-exitcode",
@@ -147,6 +154,7 @@ def plan_cmd(
     amqp_url: str | None,
     vhosts: tuple[str, ...],
     variables: tuple[str, ...],
+    migrate: bool,
     fmt: str,
     detailed_exitcode: bool,
     ownership: Ownership,
@@ -163,6 +171,7 @@ def plan_cmd(
             ownership=ownership,
             allow_data_loss=allow_data_loss,
             partial=True,
+            migrate=migrate,
         )
         if fmt != "text":
             plan = engine.describe_broker(client, plan)
@@ -178,6 +187,7 @@ def plan_cmd(
 @amqp_url_option
 @_VHOST
 @vars_option
+@_MIGRATE
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Apply without asking.")
 @_guard_options
 def apply_cmd(
@@ -187,6 +197,7 @@ def apply_cmd(
     amqp_url: str | None,
     vhosts: tuple[str, ...],
     variables: tuple[str, ...],
+    migrate: bool,
     assume_yes: bool,
     ownership: Ownership,
     allow_data_loss: bool,
@@ -194,7 +205,13 @@ def apply_cmd(
     """Make the broker match the files (shows the plan, then asks)."""
     with _client(url, connection, amqp_url) as client:
         desired, plan = engine.load_and_plan(
-            client, paths, parse_vars(variables), vhosts, ownership=ownership, allow_data_loss=allow_data_loss
+            client,
+            paths,
+            parse_vars(variables),
+            vhosts,
+            ownership=ownership,
+            allow_data_loss=allow_data_loss,
+            migrate=migrate,
         )
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
@@ -233,8 +250,11 @@ def apply_cmd(
         ("update", "updated"),
         ("replace", "replaced"),
         ("delete", "deleted"),
+        ("migrate", "migrated"),
     )
-    done = ", ".join(f"{plan.count(action)} {word}" for action, word in words)
+    done = ", ".join(
+        f"{plan.count(action)} {word}" for action, word in words if action != "migrate" or plan.count(action)
+    )
     say_data_loss(plan)
     click.echo(click.style(f"Apply complete: {done}.", fg="green"))
     return 0

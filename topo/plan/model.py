@@ -35,7 +35,7 @@ __all__ = [
     "Unmanaged",
 ]
 
-Action = Literal["create", "update", "replace", "delete"]
+Action = Literal["create", "update", "replace", "delete", "migrate"]
 Resource = (
     Exchange
     | Queue
