@@ -12,6 +12,11 @@ failure, ``TOPO_INTERRUPT_SEED=<seed>`` replays it), reruns it until it exits 0 
 declare), the replaced queues hold nothing (no probe left), no fence policy (``topo.fence.*``) nor any other
 ``topo.*`` resource is left in the vhost; then it applies A again (same checks) for the next round.
 ``TOPO_INTERRUPT_ROUNDS`` sets the number of rounds (default 12).
+
+The ``migrate`` variant applies everything with ``--migrate`` and adds a queue ``mig`` holding
+:data:`MIGRATED` messages that B turns from classic into quorum (and A back): some kills fall once its
+migration runs (its holding queues ``topo.migrate.*`` on the broker, the first round always), and at the end
+every message is there exactly once, in its order (``TOPO_INTERRUPT_MIGRATE_ROUNDS``, default 6).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +37,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 from support import drain, publish
+from test_migrate_broker import fill, read_all
 
 from topo.broker.amqp_probe import LiveAmqp
+from topo.plan.migrate import holding_queues
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -43,14 +50,17 @@ GONE = 50  # queues (bound) only A declares: pruned by B
 NEW = 50  # queues (bound) only B declares
 KEPT = {"kept-c0": 15, "kept-c1": 15, "kept-c2": 15, "kept-q0": 15}  # queue: messages it holds throughout
 ROUNDS = int(os.environ.get("TOPO_INTERRUPT_ROUNDS", "12"))
+MIGRATED = 2000  # messages in the queue ``mig`` (the migration rounds)
+MIGRATE_ROUNDS = int(os.environ.get("TOPO_INTERRUPT_MIGRATE_ROUNDS", "6"))
 
 
 def q(name: str) -> str:
     return quote(name, safe="")
 
 
-def version(stack: str, vhost: str, which: str) -> str:
-    """The stack's files in version ``which`` (A or B)."""
+def version(stack: str, vhost: str, which: str, *, migrated: bool = False) -> str:
+    """The stack's files in version ``which`` (A or B); ``migrated``: with queue ``mig``, classic in A and
+    quorum in B (its messages move with ``--migrate``)."""
     lines = ["version: 1", f"name: {stack}", "vhosts:", f"  {vhost}:", "    exchanges:"]
     lines += [f"      ex-{i}: {{type: topic}}" for i in range(EXCHANGES)]
     if which == "A":
@@ -68,6 +78,9 @@ def version(stack: str, vhost: str, which: str) -> str:
     limit = 100 if which == "A" else 200  # an argument change: B replaces both (they are empty)
     lines.append(f"      re-q: {{type: quorum, max-length: {limit}, bindings: [{{exchange: ex-1, routing-key: re}}]}}")
     lines.append(f"      re-c: {{max-length: {limit}, bindings: [{{exchange: ex-1, routing-key: re}}]}}")
+    if migrated:
+        kind = "classic" if which == "A" else "quorum"
+        lines.append(f"      mig: {{type: {kind}, bindings: [{{exchange: ex-2, routing-key: mig}}]}}")
     return "\n".join(lines) + "\n"
 
 
@@ -96,6 +109,16 @@ def until_plan_shown(process: subprocess.Popen[str]) -> None:
         if line.startswith("Plan:"):
             return
     raise AssertionError("apply ended without showing its plan")
+
+
+def until_migrating(amqp: LiveAmqp, vhost: str, process: subprocess.Popen[str]) -> None:
+    """Until the holding queues of ``mig`` are there (its migration runs), or ``process`` ended."""
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        counted = amqp.count(vhost, list(holding_queues("mig")))
+        if isinstance(counted, dict) and counted:
+            return
+        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -131,15 +154,20 @@ def converge(topo: Topo, path: Path, *flags: str, what: str) -> int:
     raise AssertionError(f"{what}: apply did not converge in 3 runs:\n{last.stdout}\n{last.stderr}")
 
 
-def check_converged(topo: Topo, path: Path, mgmt: httpx.Client, amqp: LiveAmqp, vhost: str, what: str) -> None:
+def check_converged(
+    topo: Topo, path: Path, mgmt: httpx.Client, amqp: LiveAmqp, vhost: str, what: str, held: Mapping[str, int]
+) -> None:
+    """``path`` has nothing left to do, the queues in ``held`` hold exactly that many messages, the replaced
+    ones nothing, and no ``topo.*`` resource (fence, probe policy, holding queue) is left in the vhost."""
     plan = topo.run("plan", str(path), "--prune", "--detailed-exitcode")
     assert plan.returncode == 0 and "No changes." in plan.stdout, (
         f"{what}: plan after apply:\n{plan.stdout}{plan.stderr}"
     )
-    counts = amqp.count(vhost, [*KEPT, "re-q", "re-c"])
+    expected = {**held, "re-q": 0, "re-c": 0}
+    counts = amqp.count(vhost, list(expected))
     assert isinstance(counts, dict), f"{what}: no exact count: {counts}"
-    held = {name: counts[name][0] for name in counts}
-    assert held == {**KEPT, "re-q": 0, "re-c": 0}, f"{what}: messages held: {held}"
+    found = {name: counts[name][0] for name in counts}
+    assert found == expected, f"{what}: messages held: {found}"
     stray = [
         f"{kind} {item['name']}"
         for kind in ("policies", "queues", "exchanges")
@@ -149,58 +177,80 @@ def check_converged(topo: Topo, path: Path, mgmt: httpx.Client, amqp: LiveAmqp, 
     assert stray == [], f"{what}: topo's own resources left behind: {stray}"
 
 
+@pytest.mark.parametrize("migrated", [False, True], ids=["drop", "migrate"])
 def test_apply_killed_at_random_points_converges_and_loses_nothing(
-    topo: Topo, vhost: str, stack: str, mgmt: httpx.Client, broker: Any, seed: int, tmp_path: Path
+    migrated: bool, topo: Topo, vhost: str, stack: str, mgmt: httpx.Client, broker: Any, seed: int, tmp_path: Path
 ) -> None:
+    """``drop``: the replaced queues are empty (the drop protocol replaces them: cut, fence, probe, delete).
+    ``migrate``: every apply has ``--migrate``, and queue ``mig`` holding :data:`MIGRATED` messages goes from
+    classic (A) to quorum (B) and back each round: killed in its migration too, every message is there once,
+    in its order, at the end."""
     rng = random.Random(seed)
     amqp = LiveAmqp(broker.amqp_url)
+    flags = ("--migrate",) if migrated else ()
+    rounds = MIGRATE_ROUNDS if migrated else ROUNDS
     file_a, file_b = tmp_path / "a.yaml", tmp_path / "b.yaml"
-    file_a.write_text(version(stack, vhost, "A"))
-    file_b.write_text(version(stack, vhost, "B"))
-    assert converge(topo, file_a, what="A") == 1
+    file_a.write_text(version(stack, vhost, "A", migrated=migrated))
+    file_b.write_text(version(stack, vhost, "B", migrated=migrated))
+    assert converge(topo, file_a, *flags, what="A") == 1
     for name, count in KEPT.items():  # each message unique: a duplicate would show in the final drain
         assert all(publish(mgmt, vhost, "ex-0", name, body=f"{name}/{i}") for i in range(count))
-    check_converged(topo, file_a, mgmt, amqp, vhost, "A")
-    planned = topo.run("plan", str(file_b), "--prune", "--format", "json", "--detailed-exitcode")
+    held = dict(KEPT)
+    migrated_ids = [f"mig-{n:05d}" for n in range(MIGRATED)]
+    if migrated:
+        fill(broker.amqp_url, vhost, "ex-2", "mig", migrated_ids, size=256)
+        held["mig"] = MIGRATED
+    check_converged(topo, file_a, mgmt, amqp, vhost, "A", held)
+    planned = topo.run("plan", str(file_b), "--prune", "--format", "json", "--detailed-exitcode", *flags)
     assert planned.returncode == 2, planned.stdout + planned.stderr
     actions = {(c["action"], c["address"].rsplit(".", 1)[-1]) for c in json.loads(planned.stdout)["changes"]}
-    assert {("replace", "re-q"), ("replace", "re-c"), ("delete", "gone-000"), ("create", "new-000")} <= actions
-    assert ("delete", "gone-ex") in actions
+    replaced = "migrate" if migrated else "replace"  # --migrate migrates every queue it replaces
+    assert {(replaced, "re-q"), (replaced, "re-c"), ("delete", "gone-000"), ("create", "new-000")} <= actions
+    assert ("delete", "gone-ex") in actions and (("migrate", "mig") in actions) == migrated
     # how long a whole apply of B takes here, and its writes (after the plan is shown): kills fall in either
     started = time.monotonic()
-    process = topo.start("apply", str(file_b), "--prune", "--yes")
+    process = topo.start("apply", str(file_b), "--prune", "--yes", *flags)
     until_plan_shown(process)
     shown = time.monotonic()
     assert process.wait(timeout=240) == 0
     whole, writes = time.monotonic() - started, time.monotonic() - shown
-    check_converged(topo, file_b, mgmt, amqp, vhost, "B")
+    check_converged(topo, file_b, mgmt, amqp, vhost, "B", held)
     print(f"whole apply of B: {whole:.2f} s, its writes {writes:.2f} s")
-    converge(topo, file_a, what="back to A")
-    for round_ in range(1, ROUNDS + 1):
+    converge(topo, file_a, *flags, what="back to A")
+    inside = 0  # kills that left the migration of mig half-way (its holding queues on the broker)
+    for round_ in range(1, rounds + 1):
         what = f"round {round_} (seed {seed})"
-        after_plan = rng.random() < 0.7  # most kills among the writes
-        delay = rng.uniform(0.0, (writes if after_plan else whole) * 1.1)
-        process = topo.start("apply", str(file_b), "--prune", "--yes")
-        if after_plan:
+        # where: after it started, or among its writes once its plan is shown, or (--migrate) once its
+        # migration of mig runs (the first round always there)
+        modes = ["started", "writes", "writes", "migration"] if migrated else ["started", "writes", "writes"]
+        mode = "migration" if migrated and round_ == 1 else rng.choice(modes)
+        delay = rng.uniform(0.0, 0.3 if mode == "migration" else (writes if mode == "writes" else whole) * 1.1)
+        process = topo.start("apply", str(file_b), "--prune", "--yes", *flags)
+        if mode != "started":
             until_plan_shown(process)
+        if mode == "migration":
+            until_migrating(amqp, vhost, process)
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         killed = process.wait(timeout=60)
-        left = topo.run("plan", str(file_b), "--prune", "--format", "json")
+        holding = amqp.count(vhost, list(holding_queues("mig")))
+        inside += killed == -signal.SIGKILL and isinstance(holding, dict) and bool(holding)
+        left = topo.run("plan", str(file_b), "--prune", "--format", "json", *flags)
         assert left.returncode == 0, f"{what}: plan after the kill:\n{left.stdout}{left.stderr}"
         remaining = len(json.loads(left.stdout)["changes"])
-        runs = converge(topo, file_b, what=what)
+        runs = converge(topo, file_b, *flags, what=what)
         assert runs <= 2, f"{what}: it took {runs} reruns after the kill"
-        when = "after its plan was shown" if after_plan else "after it started"
-        print(
-            f"{what}: killed {delay:.2f} s {when} (exit {killed}), {remaining} changes left, converged in {runs} run(s)"
-        )
-        check_converged(topo, file_b, mgmt, amqp, vhost, what)
-        converge(topo, file_a, what=f"{what}, back to A")
-        check_converged(topo, file_a, mgmt, amqp, vhost, f"{what}, back to A")
-    # every counted message there exactly once
+        since = {"started": "it started", "writes": "its plan was shown", "migration": "its migration began"}[mode]
+        print(f"{what}: killed {delay:.2f} s after {since} (exit {killed}), {remaining} changes left, {runs} run(s)")
+        check_converged(topo, file_b, mgmt, amqp, vhost, what, held)
+        converge(topo, file_a, *flags, what=f"{what}, back to A")
+        check_converged(topo, file_a, mgmt, amqp, vhost, f"{what}, back to A", held)
+    # every counted message there exactly once (and the migrated ones in their order)
     for name, count in KEPT.items():
         taken: list[str] = []
         while batch := drain(mgmt, vhost, name):
             taken += batch
         assert sorted(taken) == sorted(f"{name}/{i}" for i in range(count)), f"{name}: {taken}"
+    if migrated:
+        assert inside, f"seed {seed}: no kill landed inside the migration"  # else this proves nothing of it
+        assert read_all(broker.amqp_url, vhost, "mig") == migrated_ids, f"seed {seed}: mig's messages"
