@@ -37,7 +37,6 @@ from urllib.parse import quote
 import httpx
 import pytest
 from support import drain, publish
-from test_migrate_broker import fill, read_all
 
 from topo.broker.amqp_probe import LiveAmqp
 from topo.plan.migrate import holding_queues
@@ -59,7 +58,8 @@ def q(name: str) -> str:
 
 
 def version(stack: str, vhost: str, which: str, *, migrated: bool = False) -> str:
-    """The stack's files in version ``which`` (A or B); ``migrated``: with queue ``mig``, classic in A and
+    """The stack's files in version ``which`` (A or B, or M: neither A's nor B's extra queues, other
+    arguments of the replaced queues: both A and B have work from M); ``migrated``: with queue ``mig``, classic in A and
     quorum in B (its messages move with ``--migrate``)."""
     lines = ["version: 1", f"name: {stack}", "vhosts:", f"  {vhost}:", "    exchanges:"]
     lines += [f"      ex-{i}: {{type: topic}}" for i in range(EXCHANGES)]
@@ -68,14 +68,14 @@ def version(stack: str, vhost: str, which: str, *, migrated: bool = False) -> st
     lines.append("    queues:")
     for i in range(QUEUES):
         lines.append(f"      q-{i:03}: {{bindings: [{{exchange: ex-{i % EXCHANGES}, routing-key: k.{i}}}]}}")
-    extra = ("gone", GONE) if which == "A" else ("new", NEW)
+    extra = ("gone", GONE) if which == "A" else ("new", NEW) if which == "B" else ("none", 0)
     for i in range(extra[1]):
         exchange = "gone-ex" if which == "A" and i % 2 else f"ex-{i % EXCHANGES}"
         lines.append(f"      {extra[0]}-{i:03}: {{bindings: [{{exchange: {exchange}, routing-key: {extra[0]}.{i}}}]}}")
     for name in KEPT:
         kind = "quorum" if name.startswith("kept-q") else "classic"
         lines.append(f"      {name}: {{type: {kind}, bindings: [{{exchange: ex-0, routing-key: {name}}}]}}")
-    limit = 100 if which == "A" else 200  # an argument change: B replaces both (they are empty)
+    limit = {"A": 100, "B": 200, "M": 150}[which]  # an argument change: B replaces both (they are empty)
     lines.append(f"      re-q: {{type: quorum, max-length: {limit}, bindings: [{{exchange: ex-1, routing-key: re}}]}}")
     lines.append(f"      re-c: {{max-length: {limit}, bindings: [{{exchange: ex-1, routing-key: re}}]}}")
     if migrated:
@@ -98,7 +98,7 @@ class Topo:
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=self.env
+            self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env
         )
 
 
@@ -185,6 +185,8 @@ def test_apply_killed_at_random_points_converges_and_loses_nothing(
     ``migrate``: every apply has ``--migrate``, and queue ``mig`` holding :data:`MIGRATED` messages goes from
     classic (A) to quorum (B) and back each round: killed in its migration too, every message is there once,
     in its order, at the end."""
+    from test_migrate_broker import fill, read_all
+
     rng = random.Random(seed)
     amqp = LiveAmqp(broker.amqp_url)
     flags = ("--migrate",) if migrated else ()
