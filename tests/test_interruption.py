@@ -17,6 +17,9 @@ The ``migrate`` variant applies everything with ``--migrate`` and adds a queue `
 :data:`MIGRATED` messages that B turns from classic into quorum (and A back): some kills fall once its
 migration runs (its holding queues ``topo.migrate.*`` on the broker, the first round always), and at the end
 every message is there exactly once, in its order (``TOPO_INTERRUPT_MIGRATE_ROUNDS``, default 6).
+
+In both, a publisher (confirms, mandatory) sends to queue ``live`` (the same in every version) throughout:
+nothing it sent is refused or unroutable, and the queue holds exactly what the broker confirmed, in order.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ def version(stack: str, vhost: str, which: str, *, migrated: bool = False) -> st
     for i in range(extra[1]):
         exchange = "gone-ex" if which == "A" and i % 2 else f"ex-{i % EXCHANGES}"
         lines.append(f"      {extra[0]}-{i:03}: {{bindings: [{{exchange: {exchange}, routing-key: {extra[0]}.{i}}}]}}")
+    lines.append("      live: {bindings: [{exchange: ex-0, routing-key: live}]}")  # a publisher's, throughout
     for name in KEPT:
         kind = "quorum" if name.startswith("kept-q") else "classic"
         lines.append(f"      {name}: {{type: {kind}, bindings: [{{exchange: ex-0, routing-key: {name}}}]}}")
@@ -185,7 +189,7 @@ def test_apply_killed_at_random_points_converges_and_loses_nothing(
     ``migrate``: every apply has ``--migrate``, and queue ``mig`` holding :data:`MIGRATED` messages goes from
     classic (A) to quorum (B) and back each round: killed in its migration too, every message is there once,
     in its order, at the end."""
-    from test_migrate_broker import fill, read_all
+    from test_migrate_broker import Publisher, fill, read_all
 
     rng = random.Random(seed)
     amqp = LiveAmqp(broker.amqp_url)
@@ -203,6 +207,8 @@ def test_apply_killed_at_random_points_converges_and_loses_nothing(
         fill(broker.amqp_url, vhost, "ex-2", "mig", migrated_ids, size=256)
         held["mig"] = MIGRATED
     check_converged(topo, file_a, mgmt, amqp, vhost, "A", held)
+    publisher = Publisher(broker.amqp_url, vhost, "ex-0", "live", prefix="live")  # confirms, mandatory
+    publisher.start()
     planned = topo.run("plan", str(file_b), "--prune", "--format", "json", "--detailed-exitcode", *flags)
     assert planned.returncode == 2, planned.stdout + planned.stderr
     actions = {(c["action"], c["address"].rsplit(".", 1)[-1]) for c in json.loads(planned.stdout)["changes"]}
@@ -247,6 +253,10 @@ def test_apply_killed_at_random_points_converges_and_loses_nothing(
         check_converged(topo, file_b, mgmt, amqp, vhost, what, held)
         converge(topo, file_a, *flags, what=f"{what}, back to A")
         check_converged(topo, file_a, mgmt, amqp, vhost, f"{what}, back to A", held)
+    publisher.stop.set()
+    publisher.join(timeout=30)
+    assert publisher.refused == [], f"seed {seed}: refused or unroutable while topo applied: {publisher.refused[:5]}"
+    assert read_all(broker.amqp_url, vhost, "live") == publisher.confirmed, f"seed {seed}: live's messages"
     # every counted message there exactly once (and the migrated ones in their order)
     for name, count in KEPT.items():
         taken: list[str] = []
