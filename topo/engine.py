@@ -32,7 +32,7 @@ from topo.plan.diff import broker_kinds, diff
 from topo.plan.model import BrokerInfo, Plan
 from topo.plan.safety import annotate, dropped_queues
 
-__all__ = ["apply", "describe_broker", "load_and_plan", "plan"]
+__all__ = ["apply", "describe_broker", "load_and_plan", "load_plan_observed", "plan", "plan_observed"]
 
 PathLike = str | os.PathLike[str]
 
@@ -43,7 +43,19 @@ def load_and_plan(
     variables: Mapping[str, str] | None = None,
     only: Sequence[str] = (),
 ) -> tuple[Topology, Plan]:
-    """Load the files and plan against the broker, reading the broker *while* the files are loaded.
+    """Load the files and plan against the broker (:func:`load_plan_observed`, without what was read)."""
+    desired, planned, _ = load_plan_observed(target, paths, variables, only)
+    return desired, planned
+
+
+def load_plan_observed(
+    target: Broker | ManagementClient,
+    paths: PathLike | Iterable[PathLike],
+    variables: Mapping[str, str] | None = None,
+    only: Sequence[str] = (),
+) -> tuple[Topology, Plan, Observed]:
+    """Load the files and plan against the broker, reading the broker *while* the files are loaded; and
+    what was read of the broker (a saved plan's fingerprint is made of it).
 
     Each vhost is read as soon as the first file that declares it is parsed: the read (mostly waiting
     on the broker) runs in a thread beside the parsing of the other files, schema validation and the
@@ -75,7 +87,14 @@ def load_and_plan(
         observed.missing &= set(desired.vhosts)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    return desired, _plan_from(broker, desired, observed)
+    return desired, _plan_from(broker, desired, observed), observed
+
+
+def plan_observed(target: Broker | ManagementClient, desired: Topology) -> tuple[Plan, Observed]:
+    """:func:`plan`, and what was read of the broker."""
+    broker = as_broker(target)
+    observed = read(broker, desired.vhosts)
+    return _plan_from(broker, desired, observed), observed
 
 
 def plan(target: Broker | ManagementClient, desired: Topology) -> Plan:
@@ -98,6 +117,7 @@ def _observe(broker: Broker, desired: Topology, observed: Observed) -> Observed:
 
 
 def _plan_from(broker: Broker, desired: Topology, observed: Observed) -> Plan:
+    """The plan of ``desired`` against ``observed``, which gets the broker-wide kinds ``desired`` declares."""
     observed = _observe(broker, desired, observed)
     result = diff(desired, observed.topology, observed.facts)
     cluster: str | None = None

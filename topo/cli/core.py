@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import click
@@ -93,6 +93,14 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
     is_flag=True,
     help="Exit 0 when there are no changes, 2 when there are, 3 when apply would refuse the plan (blocked).",
 )
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Also save the plan to FILE, for `topo apply FILE` to apply exactly (no secret is written).",
+)
 def plan_cmd(
     paths: tuple[str, ...],
     url: str,
@@ -102,12 +110,18 @@ def plan_cmd(
     variables: tuple[str, ...],
     fmt: str,
     detailed_exitcode: bool,
+    out: str | None,
 ) -> int:
     """Show what apply would change on the broker, and what it would refuse (a blocked plan)."""
     with _client(url, connection, amqp_url) as client:
-        desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts)
-        if fmt != "text":
+        desired, plan, observed = engine.load_plan_observed(client, paths, parse_vars(variables), vhosts)
+        if fmt != "text" or out:
             plan = engine.describe_broker(client, plan)
+    if out:
+        from topo import saved
+
+        saved.write(out, saved.make(desired, plan, observed, {"vhosts": sorted(vhosts)}))
+        click.echo(f"Saved the plan to {out}: `topo apply {out}` applies exactly this plan.", err=True)
     click.echo(_render(plan, fmt, desired), nl=False)
     if not detailed_exitcode or plan.empty:
         return 0
@@ -121,6 +135,15 @@ def plan_cmd(
 @_VHOST
 @vars_option
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Apply without asking.")
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default="0: fail at once",
+    metavar="SECONDS",
+    help="How long to wait for another apply of the same stack to finish before failing.",
+)
+@click.option("--no-lock", "no_lock", is_flag=True, help="Do not take the stack's apply lock (AMQP).")
 def apply_cmd(
     paths: tuple[str, ...],
     url: str,
@@ -129,10 +152,26 @@ def apply_cmd(
     vhosts: tuple[str, ...],
     variables: tuple[str, ...],
     assume_yes: bool,
+    lock_timeout: float,
+    no_lock: bool,
 ) -> int:
-    """Make the broker match the files (shows the plan, then asks)."""
-    with _client(url, connection, amqp_url) as client:
-        desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts)
+    """Make the broker match the files (shows the plan, then asks); or apply a saved plan (PATH is the FILE
+    of `topo plan ... -o FILE`: applied as saved, without asking, refused when the broker changed since)."""
+    from topo import saved
+    from topo.loader import load
+
+    saved_plan = saved.read(paths[0]) if len(paths) == 1 and paths[0].endswith(".json") else None
+    if saved_plan is not None and vhosts:
+        raise UsageError("--vhost does not apply to a saved plan", hint="it applies the vhosts it was made for")
+    with _client(url, connection, amqp_url) as client, ExitStack() as stack:
+        desired = saved_plan.desired if saved_plan is not None else load(paths, parse_vars(variables)).only(vhosts)
+        if not no_lock:
+            _take_lock(stack, client, desired, lock_timeout)
+        if saved_plan is not None:
+            desired, plan = saved.check(client, saved_plan, variables=parse_vars(variables))
+            assume_yes = True  # reviewed when it was saved
+        else:
+            plan = engine.plan(client, desired)
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
             return 0
@@ -152,6 +191,7 @@ def apply_cmd(
         total = len(plan.changes)
         show_bar = total >= 20 and sys.stderr.isatty()
         recount = not assume_yes or plan.blocked  # after a question, count again; with --yes the plan is fresh
+        # (a saved plan was counted again by `saved.check` just now)
         if show_bar:
             with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
                 engine.apply(client, desired, plan, progress=lambda _text, n: bar.update(n), recount=recount)
@@ -166,6 +206,37 @@ def apply_cmd(
     done = ", ".join(f"{plan.count(action)} {word}" for action, word in words)
     click.echo(click.style(f"Apply complete: {done}.", fg="green"))
     return 0
+
+
+def _take_lock(stack: ExitStack, client: ManagementClient, desired: Topology, timeout: float) -> None:
+    """Take the apply lock of ``desired``'s stack (topo.broker.lock) for the rest of ``stack``; a waiting
+    apply names its holder (read through the Management API). Where AMQP cannot be asked (it does not answer,
+    refuses the user, another cluster answers there), apply goes on without the lock, and says so."""
+    from topo.broker.client import enc
+    from topo.broker.lock import ApplyLock, LockUnavailable, lock_target
+
+    vhost, name = lock_target(desired)
+    if vhost != "/" and client.get(f"/vhosts/{enc(vhost)}", vhost=vhost, ok_missing=True) is None:
+        vhost = "/"  # the apply creates it: until then, the lock lives in the default vhost
+
+    def describe() -> Any:
+        body = client.get(f"/queues/{enc(vhost)}/{enc(name)}", vhost=vhost, ok_missing=True)
+        return body.get("arguments") if isinstance(body, dict) else None
+
+    try:
+        cluster = LiveBroker(client).overview().cluster_name
+        lock = ApplyLock(
+            client.amqp_url or "",
+            vhost,
+            name,
+            timeout=timeout,
+            connect_timeout=min(client.timeout, 10.0),
+            describe=describe,
+            cluster=cluster,
+        )
+        stack.enter_context(lock)
+    except LockUnavailable as exc:
+        click.echo(f"Warning: applying without the stack's lock: {exc.message} ({exc.hint})", err=True)
 
 
 @cli.command("export")

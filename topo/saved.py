@@ -1,0 +1,155 @@
+"""Saved plans at the edge: write one (``topo plan -o``), read one, and check it against the broker before
+``topo apply plan.json`` runs it. The format and the fingerprint are :mod:`topo.plan.saved` (pure).
+
+Library use::
+
+    with ManagementClient(url) as client:
+        desired, planned, observed = engine.load_plan_observed(client, "topologies/")
+        topo.saved.write("plan.json", topo.saved.make(desired, planned, observed))
+        ...
+        desired, planned = topo.saved.check(client, topo.saved.read("plan.json"))  # StalePlan if moved
+        engine.apply(client, desired, planned, recount=False)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from topo import engine
+from topo.broker.client import ManagementClient
+from topo.broker.port import Broker
+from topo.broker.reader import Observed
+from topo.errors import StalePlan, UsageError
+from topo.model import Address, Secret, Topology
+from topo.plan.model import Plan
+from topo.plan.render import plan_json
+from topo.plan.saved import (
+    BadPlanFile,
+    SavedPlan,
+    compare_changes,
+    compare_fingerprints,
+    dumps,
+    fingerprint,
+    loads,
+    managed_addresses,
+)
+
+__all__ = ["check", "make", "read", "with_secrets", "write"]
+
+_REFERENCE = re.compile(r"\$\{(env|var):([A-Za-z_][A-Za-z0-9_]*)\}")
+_STALE_HINT = (
+    "the broker changed after the plan was made: make the plan again (`topo plan PATH... -o FILE`), review it, "
+    "and apply the new one"
+)
+
+
+def make(desired: Topology, planned: Plan, observed: Observed, flags: Mapping[str, Any] | None = None) -> SavedPlan:
+    """The saved plan of ``planned`` (made from ``desired`` against ``observed``)."""
+    addresses = managed_addresses(desired, planned)
+    prints = fingerprint(observed.topology, desired, addresses, observed.facts)
+    return SavedPlan(desired=desired, plan=plan_json(planned), fingerprint=prints, flags=dict(flags or {}))
+
+
+def write(path: str | os.PathLike[str], saved: SavedPlan) -> None:
+    text = dumps(saved)  # refuses a secret before anything is written
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {os.fspath(path)}: {exc.strerror or exc}", hint="check the path given to -o"
+        ) from None
+
+
+def read(path: str | os.PathLike[str]) -> SavedPlan:
+    name = os.fspath(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise BadPlanFile(f"cannot read {name}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadPlanFile(
+            f"{name} is not a saved plan: not UTF-8 text", hint="make it with `topo plan PATH... -o FILE`"
+        ) from None
+    return loads(text, name)
+
+
+def with_secrets(
+    topology: Topology, environ: Mapping[str, str] | None = None, variables: Mapping[str, str] | None = None
+) -> Topology:
+    """``topology`` with its users' passwords read from their sources, here and now: ``${env:NAME}`` from the
+    environment, ``${var:NAME}`` from ``variables`` (``--var``), ``password-file PATH`` from the file (a
+    relative path is taken from the directory of the topology file that declared the user, as at plan time)."""
+    environ = os.environ if environ is None else environ
+    variables = variables or {}
+    users = dict(topology.users)
+    for name, user in users.items():
+        if user.password is None or user.password.value is not None:
+            continue
+        secret = Secret(_secret(user, environ, variables), user.password.source)
+        users[name] = dataclasses.replace(user, password=secret)
+    return dataclasses.replace(topology, users=users)
+
+
+def _secret(user: Any, environ: Mapping[str, str], variables: Mapping[str, str]) -> str:
+    source: str = user.password.source
+    where = str(Address("user", "", user.name))
+    reference = _REFERENCE.fullmatch(source)
+    if reference is not None:
+        scope, variable = reference.groups()
+        value = (environ if scope == "env" else variables).get(variable)
+        if not value:
+            how = f"set {variable} in the environment" if scope == "env" else f"pass --var {variable}=..."
+            raise UsageError(
+                f"{where}: the saved plan takes the password from {source}, which is not set here (a saved plan never "
+                "holds a password)",
+                hint=f"{how} where the plan is applied, as where it was made",
+            )
+        return value
+    if source.startswith("password-file "):
+        file = Path(source.removeprefix("password-file "))
+        if not file.is_absolute() and user.origin is not None:
+            file = Path(user.origin.file).parent / file
+        try:
+            text = file.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise UsageError(
+                f"{where}: cannot read the password file {str(file)!r} the saved plan names: {why}",
+                hint="apply the plan where the password file is (relative to the directory topo runs in, as for "
+                "the plan)",
+            ) from None
+        text = text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
+        if not text:
+            raise UsageError(f"{where}: the password file {str(file)!r} is empty")
+        return text
+    raise UsageError(f"{where}: the saved plan names a password source topo cannot read: {source}")
+
+
+def check(
+    target: Broker | ManagementClient,
+    saved: SavedPlan,
+    *,
+    environ: Mapping[str, str] | None = None,
+    variables: Mapping[str, str] | None = None,
+) -> tuple[Topology, Plan]:
+    """The desired topology (passwords read) and the plan to run: the broker is read again, and the plan is
+    refused (StalePlan, naming each address) when a resource it manages changed since it was saved, or when
+    the plan made now differs from the saved one."""
+    desired = with_secrets(saved.desired, environ, variables)
+    planned, observed = engine.plan_observed(target, desired)
+    addresses = [a for a in saved.fingerprint if not a.startswith("broker.")]
+    now = fingerprint(observed.topology, desired, addresses, observed.facts)
+    changed = compare_fingerprints(saved.fingerprint, now)
+    if not changed:
+        changed = compare_changes(saved.plan, plan_json(planned))
+    if changed:
+        listed = "; ".join(changed[:10]) + (f"; and {len(changed) - 10} more" if len(changed) > 10 else "")
+        raise StalePlan(f"the saved plan is stale, nothing was applied: {listed}", hint=_STALE_HINT, changed=changed)
+    return desired, planned
