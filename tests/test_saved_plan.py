@@ -299,3 +299,31 @@ def test_without_amqp_apply_goes_on_without_the_lock_and_says_so(topo: Any, vhos
     assert "--no-lock" in result.err
     quiet = topo("apply", files, "--var", f"VHOST={vhost}", "--yes", "--amqp-url", nothing, "--no-lock")
     assert quiet.code == 0 and "lock" not in quiet.err
+
+
+def test_a_plan_made_against_another_cluster_is_refused(broker: Any, vhost: str, tmp_path: Path) -> None:
+    from topo import engine, saved
+    from topo.broker.client import ManagementClient
+    from topo.errors import StalePlan
+
+    files = write(tmp_path / "t.yaml", TOPOLOGY % "1m")
+    with ManagementClient(broker.url, amqp_url=broker.amqp_url) as client:
+        desired, planned, observed = engine.load_plan_observed(client, files, {"VHOST": vhost})
+        made = saved.make(desired, engine.describe_broker(client, planned), observed)
+        made.plan["broker"]["cluster_name"] = "elsewhere"
+        with pytest.raises(StalePlan, match="made against the broker of cluster 'elsewhere'") as caught:
+            saved.check(client, made)
+        assert caught.value.exit_code == 4
+        assert saved.check(client, saved.make(desired, engine.describe_broker(client, planned), observed))
+
+
+def test_a_waiting_apply_gives_up_naming_the_holder(broker: Any, vhost: str, mgmt: httpx.Client) -> None:
+    def describe() -> Any:
+        return mgmt.get(f"/api/queues/{q(vhost)}/topo.lock.w").json()["arguments"]
+
+    with ApplyLock(broker.amqp_url, vhost, "topo.lock.w"):
+        waiting = ApplyLock(broker.amqp_url, vhost, "topo.lock.w", timeout=1, poll=0.2, describe=describe)
+        with pytest.raises(LockHeld) as caught:
+            waiting.acquire()
+        assert f"pid {os.getpid()}" in caught.value.message and "waited 1 s" in caught.value.message
+        assert caught.value.holder is not None and caught.value.holder.startswith("host ")

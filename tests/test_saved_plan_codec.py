@@ -126,3 +126,9 @@ def test_compare_changes_names_each_difference() -> None:
         "b: the saved plan's create is not what the broker needs now",
         "c: the broker now needs a delete the saved plan does not have",
     ]
+
+
+def test_a_flag_this_topo_does_not_know_is_refused() -> None:
+    text = dumps(SavedPlan(desired=Topology(), plan={}, fingerprint={}, flags={"prune": True}))
+    with pytest.raises(BadPlanFile, match="made with flags this topo does not know: prune"):
+        loads(text, "plan.json")

@@ -144,6 +144,16 @@ def check(
     the plan made now differs from the saved one."""
     desired = with_secrets(saved.desired, environ, variables)
     planned, observed = engine.plan_observed(target, desired)
+    made_against = (saved.plan.get("broker") or {}).get("cluster_name")
+    if made_against is not None:
+        here = engine.describe_broker(target, planned).broker
+        if here is not None and here.cluster_name != made_against:
+            raise StalePlan(
+                f"the saved plan was made against the broker of cluster {made_against!r}, and this one is cluster "
+                f"{here.cluster_name!r} (at {here.url}): nothing was applied",
+                hint="apply a plan where it was made: check --url (or TOPO_URL)",
+                changed=("broker.cluster_name",),
+            )
     addresses = [a for a in saved.fingerprint if not a.startswith("broker.")]
     now = fingerprint(observed.topology, desired, addresses, observed.facts)
     changed = compare_fingerprints(saved.fingerprint, now)

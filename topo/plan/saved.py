@@ -41,6 +41,7 @@ from topo.plan.model import Plan
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "KNOWN_FLAGS",
     "BadPlanFile",
     "SavedPlan",
     "changes_key",
@@ -56,6 +57,12 @@ __all__ = [
 
 FORMAT = "topo-saved-plan"
 FORMAT_VERSION = 1
+
+KNOWN_FLAGS = frozenset({"vhosts"})
+"""The flags a saved plan may record (how ``topo plan`` was run). A flag that changes what is planned
+(prune, adopt, allow-data-loss, migrate, ...) is added here and passed to the planner again by
+:func:`topo.saved.check`, so that apply plans as the saved plan was planned; a file with a flag this topo
+does not know is refused."""
 
 _SKIP = frozenset({"monitor"})  # runtime monitoring levels: apply never needs them
 _URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]*:[^/@\s]*@")
@@ -386,6 +393,9 @@ def loads(text: str, name: str) -> SavedPlan:
         flags, prints, plan = data["flags"], data["fingerprint"], data["plan"]
         if not isinstance(flags, dict) or not isinstance(prints, dict) or not isinstance(plan, dict):
             raise ValueError("flags, fingerprint and plan are objects")
+        unknown = sorted(set(flags) - KNOWN_FLAGS)
+        if unknown:
+            raise ValueError(f"made with flags this topo does not know: {', '.join(unknown)}")
         desired = decode_topology(data["desired"])
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise BadPlanFile(f"{name} is not a saved plan topo can read ({exc})", hint=hint) from None
