@@ -3,7 +3,8 @@
 - ``broker`` (session): ``.url`` (Management API, with credentials), ``.amqp_url``, ``.node`` (the
   :class:`devbroker.Node`, or None for an external broker). With ``TOPO_TEST_URL`` set (and
   optionally ``TOPO_TEST_AMQP_URL``) that broker is used; otherwise a private node is started on free
-  loopback ports under pytest's tmp dir, the first time a test asks for it, and stopped at the end.
+  loopback ports under pytest's tmp dir, the first time a test asks for it, and stopped at the end; it has
+  the shovel and federation plugins (:data:`LINK_PLUGINS`), as an external test broker must.
 - ``mgmt`` (session): an ``httpx.Client`` on the Management API (base URL + basic auth) for raw calls,
   e.g. ``mgmt.get(f"/api/queues/{quote(vhost, safe='')}")``.
 - ``vhost`` (function): a fresh vhost ``t-<test name>-<hex>`` the broker user may use; deleted after.
@@ -35,6 +36,14 @@ from tls_node import TlsNode, make_certs, start_tls_node
 import devbroker
 import devbroker.node
 from topo.urls import amqp_url_for, parse_management
+
+LINK_PLUGINS = (
+    "rabbitmq_shovel",
+    "rabbitmq_shovel_management",
+    "rabbitmq_federation",
+    "rabbitmq_federation_management",
+)
+"""Enabled on the test broker besides devbroker's own: shovels and federation (topologies/ declares some)."""
 
 NODE_FIXTURES = frozenset({"broker", "mgmt", "vhost", "tls_node"})
 """The fixtures that start (or reach) a RabbitMQ node: a test using any of them is marked ``broker``."""
@@ -81,7 +90,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         return
     try:
         # owner_pid: if this run is killed before its teardown, a watcher stops the node.
-        node = devbroker.start(tmp_path_factory.mktemp("broker"), owner_pid=os.getpid())
+        node = devbroker.start(tmp_path_factory.mktemp("broker"), owner_pid=os.getpid(), plugins=LINK_PLUGINS)
     except devbroker.DevBrokerError as exc:
         message = f"no test broker: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
         if os.environ.get("CI") or "not installed" not in exc.message:

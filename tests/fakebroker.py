@@ -26,7 +26,10 @@ live tests prove the adapter against a real one):
   only all at once;
 - vhost settings: ``defaultqueuetype`` taken at creation only (``"undefined"`` without one), ``tracing``
   set when the PUT names it and kept when it does not;
-- global parameters.
+- global parameters;
+- runtime parameters of a vhost (shovels, federation upstreams and sets: the component exists only with its
+  plugin, else 400 "component ... not found"; a shovel's unknown key is refused with the value quoted back, URIs
+  and all), and ``GET /nodes``' ``enabled_plugins`` (``FakeRabbit(plugins=...)``).
 
 Faults are injected with :meth:`FakeRabbit.fail` (a request answered with an error) and
 :meth:`FakeRabbit.ignore` (a write answered 2xx and not made: the next read shows it). ``log`` lists every
@@ -55,6 +58,20 @@ from topo.passwords import DEFAULT_ALGORITHM, hash_password, matches
 from topo.pcre import compile_pattern
 
 URL = "http://guest:guest@fake-rabbit:15672"
+
+_COMPONENT_PLUGINS = {
+    "shovel": "rabbitmq_shovel",
+    "federation-upstream": "rabbitmq_federation",
+    "federation-upstream-set": "rabbitmq_federation",
+}
+_SHOVEL_KEYS = frozenset(
+    {
+        "src-uri", "src-protocol", "src-queue", "src-exchange", "src-exchange-key", "src-prefetch-count",
+        "src-delete-after", "dest-uri", "dest-protocol", "dest-queue", "dest-exchange", "dest-exchange-key",
+        "dest-add-forward-headers", "dest-add-timestamp-header", "dest-publish-properties", "ack-mode",
+        "reconnect-delay", "prefetch-count", "delete-after", "add-forward-headers", "publish-properties",
+    }
+)  # fmt: skip
 
 
 @dataclass
@@ -117,6 +134,7 @@ class FakeVHost:
     bindings: list[dict[str, Any]] = field(default_factory=list)
     policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     operator_policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    parameters: dict[tuple[str, str], Any] = field(default_factory=dict)  # (component, name) → value
 
 
 def properties_key(routing_key: str, arguments: Mapping[str, Any]) -> str:
@@ -159,7 +177,10 @@ class Fault:
 class FakeRabbit:
     """The broker's state and its Management API (:meth:`handle`, :meth:`transport`)."""
 
-    def __init__(self, cluster_name: str = "rabbit@fake", exchange_types: Sequence[str] = ()) -> None:
+    def __init__(
+        self, cluster_name: str = "rabbit@fake", exchange_types: Sequence[str] = (), plugins: Sequence[str] = ()
+    ) -> None:
+        self.plugins = ["rabbitmq_management", *plugins]  # enabled on the (one) node
         self.node_name = cluster_name  # the cluster's name until the cluster_name global parameter is set
         self.exchange_types = ["direct", "fanout", "headers", "topic", *exchange_types]
         self.vhosts: dict[str, FakeVHost] = {}
@@ -358,6 +379,8 @@ class FakeRabbit:
             ]
             if vh.limits:
                 parameters.append({"vhost": name, "component": "vhost-limits", "name": "limits", "value": vh.limits})
+            for (component, pname), value in vh.parameters.items():
+                parameters.append({"vhost": name, "component": component, "name": pname, "value": value})
             return 200, {
                 "rabbit_version": "3.10.8",
                 "parameters": parameters,
@@ -656,6 +679,40 @@ class FakeRabbit:
         if name not in self.global_parameters:
             raise NOT_FOUND
         del self.global_parameters[name]
+        return 204, None
+
+    def _nodes(self, method: str, rest: list[str], body: Any, params: Mapping[str, str]) -> tuple[int, Any]:
+        return 200, [{"name": self.node_name, "enabled_plugins": list(self.plugins)}]
+
+    def _parameters(self, method: str, rest: list[str], body: Any, params: Mapping[str, str]) -> tuple[int, Any]:
+        """Shovels and federation upstreams (sets): their component exists only with the plugin; the value is
+        stored as sent (URIs and passwords in clear, as RabbitMQ 3.10.8 does)."""
+        component, vhost, name = rest
+        vh = self._vh(vhost)
+        if method == "GET":
+            if (component, name) not in vh.parameters:
+                raise NOT_FOUND
+            return 200, {
+                "vhost": vhost,
+                "component": component,
+                "name": name,
+                "value": vh.parameters[(component, name)],
+            }
+        if method == "PUT":
+            plugin = _COMPONENT_PLUGINS.get(component)
+            if plugin is None or not any(p.startswith(plugin) for p in self.plugins):
+                raise HttpError(400, f"Validation failed\n\ncomponent {component} not found\n")
+            value = body["value"]
+            if component == "shovel":
+                unknown = sorted(set(value) - _SHOVEL_KEYS)
+                if unknown:  # RabbitMQ quotes the whole value back, URIs and all
+                    raise HttpError(400, f"Validation failed\n\nUnrecognised terms {json.dumps(value)} in {name}\n")
+            created = (component, name) not in vh.parameters
+            vh.parameters[(component, name)] = value
+            return 201 if created else 204, None
+        if (component, name) not in vh.parameters:
+            raise NOT_FOUND
+        del vh.parameters[(component, name)]
         return 204, None
 
     # -- what the broker applies ------------------------------------------------------------------

@@ -19,10 +19,14 @@ from topo.model import (
     Address,
     Binding,
     Exchange,
+    FederationUpstream,
+    FederationUpstreamSet,
     GlobalParameter,
     Permission,
     Policy,
     Queue,
+    Secret,
+    Shovel,
     TopicPermission,
     TopicPermissions,
     Topology,
@@ -44,6 +48,9 @@ RESOURCES = {
     "permission": Permission("x", "v", ".*", ".*", ".*"),
     "topic-permission": TopicPermissions("x", "v", {"amq.topic": TopicPermission("amq.topic", ".*", ".*")}),
     "global-parameter": GlobalParameter("x", 1),
+    "shovel": Shovel("x", (Secret("amqp://", "amqp://"),), (Secret("amqp://", "amqp://"),), {"src-queue": "q"}),
+    "federation-upstream": FederationUpstream("x", (Secret("amqp://", "amqp://"),)),
+    "federation-upstream-set": FederationUpstreamSet("x", ({"upstream": "x"},)),
 }
 
 

@@ -441,7 +441,11 @@ def test_alert_rules_fire_on_the_node_s_own_series(
 
 
 def _watch(node: Node, file: Path, terminal: bool) -> tuple[int, str]:
-    """Run `topo status FILE --watch --interval 1s` until two rounds are shown, then Ctrl-C (SIGINT)."""
+    """Run `topo status FILE --watch --interval 1s` until two whole rounds are shown, then Ctrl-C (SIGINT).
+
+    A round is whole once its table's last row (the `unacked` check) is out: a round's screen-clear and
+    header come first, so counting those would interrupt the second round before its table is printed.
+    """
     command = [sys.executable, "-c", "from topo.cli import main; main()", "status", str(file), "--url", node.url]
     command += ["--watch", "--interval", "1s"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOPO_") and k != "NO_COLOR"}
@@ -452,7 +456,7 @@ def _watch(node: Node, file: Path, terminal: bool) -> tuple[int, str]:
     marker = b"\x1b[H\x1b[2J" if terminal else b"--- "
     deadline = time.monotonic() + DEADLINE
     try:
-        while seen.count(marker) < 2 and time.monotonic() < deadline:
+        while (seen.count(marker) < 2 or seen.count(b"unacked") < 2) and time.monotonic() < deadline:
             ready, _, _ = select.select([main_fd], [], [], 1)
             if ready:
                 try:

@@ -15,13 +15,18 @@ from typing import Any
 
 from topo.errors import UsageError
 from topo.model import (
+    SENSITIVE,
     Binding,
     Exchange,
+    FederationUpstream,
+    FederationUpstreamSet,
     GlobalParameter,
     PasswordHash,
     Permission,
     Policy,
     Queue,
+    Secret,
+    Shovel,
     TopicPermission,
     TopicPermissions,
     User,
@@ -29,17 +34,29 @@ from topo.model import (
     is_broker_exchange,
 )
 from topo.passwords import DEFAULT_ALGORITHM, hash_password, matches
+from topo.urls import redact
 
 __all__ = [
     "IMPORT_SECTIONS",
+    "LINK_COMPONENTS",
     "QUEUE_TYPES",
+    "SHOVEL_DEFAULTS",
+    "SHOVEL_LEGACY_KEYS",
+    "UPSTREAM_DEFAULTS",
     "binding_definition",
     "binding_from_definition",
     "declared_password",
     "exchange_definition",
     "exchange_from_definition",
+    "federation_upstream_from_value",
+    "federation_upstream_json",
+    "federation_upstream_set_from_value",
+    "federation_upstream_set_json",
+    "federation_upstream_set_value",
+    "federation_upstream_value",
     "global_parameter_definition",
     "global_parameter_from_definition",
+    "link_settings",
     "password_to_send",
     "permission_body",
     "permission_definition",
@@ -49,10 +66,14 @@ __all__ = [
     "policy_from_definition",
     "queue_definition",
     "queue_from_definition",
+    "shovel_from_value",
+    "shovel_json",
+    "shovel_value",
     "tags_of",
     "topic_permission_body",
     "topic_permissions_definitions",
     "topic_permissions_from_definitions",
+    "uri_values",
     "user_body",
     "user_definition",
     "user_from_definition",
@@ -210,6 +231,8 @@ def vhost_from_definitions(name: str, info: Mapping[str, Any], definitions: Mapp
             vhost.operator_policies[policy.name] = policy
         elif component == "vhost-limits":
             limits.update({k: int(v) for k, v in (param.get("value") or {}).items()})
+        elif component in LINK_COMPONENTS:
+            _read_link(vhost, component, str(param["name"]), param.get("value"))
     vhost.limits = limits
     return vhost
 
@@ -220,6 +243,14 @@ def _parameters(vhost: VHost) -> Iterable[dict[str, Any]]:
         yield {"vhost": vhost.name, "component": "operator_policy", "name": policy.name, "value": value}
     if vhost.limits:
         yield {"vhost": vhost.name, "component": "vhost-limits", "name": "limits", "value": dict(vhost.limits)}
+    for shovel in vhost.shovels.values():
+        yield {"vhost": vhost.name, "component": "shovel", "name": shovel.name, "value": shovel_value(shovel)}
+    for upstream in vhost.federation_upstreams.values():
+        body = federation_upstream_value(upstream)
+        yield {"vhost": vhost.name, "component": "federation-upstream", "name": upstream.name, "value": body}
+    for members in vhost.federation_upstream_sets.values():
+        listed = federation_upstream_set_value(members)
+        yield {"vhost": vhost.name, "component": "federation-upstream-set", "name": members.name, "value": listed}
 
 
 def vhost_definitions(vhost: VHost) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -240,6 +271,174 @@ def vhost_definitions(vhost: VHost) -> tuple[dict[str, Any], dict[str, Any]]:
         "parameters": list(_parameters(vhost)),
     }
     return info, document
+
+
+# -- links: shovels, federation upstreams and upstream sets (runtime parameters of a vhost) ---------------
+#
+# ``PUT /api/parameters/{component}/{vhost}/{name}`` with ``{"value": ...}``; read back in the ``parameters``
+# of ``GET /api/definitions/{vhost}``, as sent (RabbitMQ 3.10.8 adds nothing to the stored value), URIs with
+# their passwords in clear. Normalised both ways so that a broker changed through its web UI or with legacy
+# key names shows no false drift: legacy names renamed, every default the broker applies left out, a single
+# URI and a list of one compared alike, numbers that are whole as int.
+
+LINK_COMPONENTS = ("shovel", "federation-upstream", "federation-upstream-set")
+
+SHOVEL_LEGACY_KEYS: Mapping[str, str] = {
+    "prefetch-count": "src-prefetch-count",
+    "delete-after": "src-delete-after",
+    "add-forward-headers": "dest-add-forward-headers",
+    "add-timestamp-header": "dest-add-timestamp-header",
+    "publish-properties": "dest-publish-properties",
+}
+"""Shovel keys of RabbitMQ before 3.7 (still accepted by 3.10), and the names topo reads them as."""
+
+SHOVEL_DEFAULTS: Mapping[str, Any] = {
+    "src-protocol": "amqp091",
+    "dest-protocol": "amqp091",
+    "ack-mode": "on-confirm",
+    "reconnect-delay": 5,
+    "src-prefetch-count": 1000,
+    "src-delete-after": "never",
+    "dest-add-forward-headers": False,
+    "dest-add-timestamp-header": False,
+}
+"""What a dynamic shovel does without these keys (rabbit_shovel_parameters, RabbitMQ 3.10)."""
+
+UPSTREAM_DEFAULTS: Mapping[str, Any] = {
+    "prefetch-count": 1000,
+    "reconnect-delay": 5,
+    "max-hops": 1,
+    "ack-mode": "on-confirm",
+    "trust-user-id": False,
+    "bind-nowait": False,
+    "resource-cleanup-mode": "default",
+    "channel-use-mode": "multiple",
+}
+"""What a federation upstream does without these keys (rabbit_federation_upstream, RabbitMQ 3.10)."""
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def link_settings(value: Mapping[str, Any], defaults: Mapping[str, Any], legacy: Mapping[str, str]) -> dict[str, Any]:
+    """A link's value without its URIs, in the broker's current key names, without the defaults."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        key = legacy.get(key, key)
+        if key in ("src-uri", "dest-uri", "uri"):
+            continue
+        item = _number(item)
+        if key in defaults and defaults[key] == item and type(defaults[key]) is type(item):
+            continue
+        out[key] = item
+    return dict(sorted(out.items()))
+
+
+def _uris(value: Any) -> tuple[Secret, ...]:
+    items = value if isinstance(value, list) else [] if value is None else [value]
+    return tuple(Secret(str(uri), redact(str(uri))) for uri in items)
+
+
+def uri_values(uris: tuple[Secret, ...], *, what: str) -> Any:
+    """The URIs as the broker takes them: one string, or a list of several. A URI that was not read (files
+    loaded without their secrets) is a :class:`~topo.errors.UsageError`."""
+    values = []
+    for uri in uris:
+        if uri.value is None:
+            raise UsageError(
+                f"the URI of {what} ({uri.source}) was not read",
+                hint="load the files with their secrets (topo.load(..., secrets=True), as plan and apply do)",
+            )
+        values.append(uri.value)
+    return values[0] if len(values) == 1 else values
+
+
+def _shown(uris: tuple[Secret, ...]) -> Any:
+    return [SENSITIVE for _ in uris] if len(uris) != 1 else SENSITIVE
+
+
+def shovel_from_value(name: str, value: Mapping[str, Any]) -> Shovel:
+    return Shovel(
+        name=name,
+        source_uris=_uris(value.get("src-uri")),
+        destination_uris=_uris(value.get("dest-uri")),
+        settings=link_settings(value, SHOVEL_DEFAULTS, SHOVEL_LEGACY_KEYS),
+    )
+
+
+def shovel_value(shovel: Shovel) -> dict[str, Any]:
+    """The ``value`` of ``PUT /api/parameters/shovel/{vhost}/{name}`` (URIs and all: never shown)."""
+    return {
+        "src-uri": uri_values(shovel.source_uris, what=f"shovel {shovel.name!r}"),
+        "dest-uri": uri_values(shovel.destination_uris, what=f"shovel {shovel.name!r}"),
+        **shovel.settings,
+    }
+
+
+def shovel_json(shovel: Shovel) -> dict[str, Any]:
+    """A shovel as a plan or an export shows it: the URIs are ``(sensitive)``, with where each comes from."""
+    return {
+        "name": shovel.name,
+        "src-uri": _shown(shovel.source_uris),
+        "src-uri-source": [u.source for u in shovel.source_uris],
+        "dest-uri": _shown(shovel.destination_uris),
+        "dest-uri-source": [u.source for u in shovel.destination_uris],
+        **shovel.settings,
+    }
+
+
+def federation_upstream_from_value(name: str, value: Mapping[str, Any]) -> FederationUpstream:
+    return FederationUpstream(
+        name=name, uris=_uris(value.get("uri")), settings=link_settings(value, UPSTREAM_DEFAULTS, {})
+    )
+
+
+def federation_upstream_value(upstream: FederationUpstream) -> dict[str, Any]:
+    """The ``value`` of ``PUT /api/parameters/federation-upstream/{vhost}/{name}``."""
+    return {"uri": uri_values(upstream.uris, what=f"federation upstream {upstream.name!r}"), **upstream.settings}
+
+
+def federation_upstream_json(upstream: FederationUpstream) -> dict[str, Any]:
+    return {
+        "name": upstream.name,
+        "uri": _shown(upstream.uris),
+        "uri-source": [u.source for u in upstream.uris],
+        **upstream.settings,
+    }
+
+
+def federation_upstream_set_from_value(name: str, value: Any) -> FederationUpstreamSet:
+    members = []
+    for item in value if isinstance(value, list) else []:
+        if isinstance(item, Mapping):
+            upstream = str(item.get("upstream", ""))
+            rest = link_settings({k: v for k, v in item.items() if k != "upstream"}, {}, {})
+            if "uri" in item:  # a member may carry its own URI: kept (compared), never shown
+                rest["uri"] = item["uri"]
+            members.append({"upstream": upstream, **rest})
+    return FederationUpstreamSet(name, tuple(members))
+
+
+def federation_upstream_set_value(members: FederationUpstreamSet) -> list[dict[str, Any]]:
+    """The ``value`` of ``PUT /api/parameters/federation-upstream-set/{vhost}/{name}``."""
+    return [dict(m) for m in members.members]
+
+
+def federation_upstream_set_json(members: FederationUpstreamSet) -> dict[str, Any]:
+    shown = [{k: (SENSITIVE if k == "uri" else v) for k, v in m.items()} for m in members.members]
+    return {"name": members.name, "upstreams": shown}
+
+
+def _read_link(vhost: VHost, component: str, name: str, value: Any) -> None:
+    if component == "shovel" and isinstance(value, Mapping):
+        vhost.shovels[name] = shovel_from_value(name, value)
+    elif component == "federation-upstream" and isinstance(value, Mapping):
+        vhost.federation_upstreams[name] = federation_upstream_from_value(name, value)
+    elif component == "federation-upstream-set":
+        vhost.federation_upstream_sets[name] = federation_upstream_set_from_value(name, value)
 
 
 # -- users, permissions, topic permissions, global parameters (broker-wide) ------------------------------

@@ -29,6 +29,7 @@ from topo.errors import MissingExchangeType, NotConverged
 from topo.loader import load
 from topo.model import Exchange, Topology
 from topo.plan.diff import broker_kinds, diff
+from topo.plan.kinds.links import needed_plugins, plugin_blockers
 from topo.plan.model import BrokerInfo, Plan
 from topo.plan.safety import annotate, dropped_queues
 
@@ -127,6 +128,8 @@ def _plan_from(broker: Broker, desired: Topology, observed: Observed) -> Plan:
         _check_exchange_types(result, overview)
         cluster = overview.cluster_name
     result.broker = BrokerInfo(cluster_name=cluster, url=broker.url)
+    if needed_plugins(result):  # shovels, federation: blocked before any write when the broker lacks the plugin
+        result = plugin_blockers(result, broker.enabled_plugins())
     if drops:
         result = annotate(result, count_dropped(broker, result, cluster=cluster))
     return result

@@ -18,7 +18,7 @@ from topo.arguments import POLICY_KEYS, queue_argument
 from topo.model import Binding, Policy, Topology, VHost, reserved_parameter
 from topo.units import unit_form
 
-__all__ = ["export_data", "export_yaml", "password_variable"]
+__all__ = ["export_data", "export_yaml", "password_variable", "uri_variable"]
 
 
 def _binding(binding: Binding) -> dict[str, Any]:
@@ -118,6 +118,102 @@ def _vhost(vhost: VHost) -> dict[str, Any]:
     return out
 
 
+# -- shovels and federation (issue 11.3) -----------------------------------------------------------------
+
+_SHOVEL_SOURCE = {
+    "src-queue": "queue",
+    "src-exchange": "exchange",
+    "src-exchange-key": "routing-key",
+    "src-prefetch-count": "prefetch-count",
+    "src-delete-after": "delete-after",
+}
+_SHOVEL_DESTINATION = {
+    "dest-queue": "queue",
+    "dest-exchange": "exchange",
+    "dest-exchange-key": "routing-key",
+    "dest-add-forward-headers": "add-forward-headers",
+    "dest-add-timestamp-header": "add-timestamp-header",
+    "dest-publish-properties": "publish-properties",
+}
+
+
+def uri_variable(what: str, taken: set[str]) -> str:
+    """The environment variable an exported URI with credentials is replaced by (``SHOVEL_TO_ARCHIVE_SRC_URI``),
+    unique among ``taken`` (then added to it)."""
+    stem = re.sub(r"[^A-Z0-9]", "_", what.upper().encode("ascii", "replace").decode())
+    name, number = stem, 1
+    while name in taken:
+        number += 1
+        name = f"{stem}_{number}"
+    taken.add(name)
+    return name
+
+
+def _uris(uris: Any, what: str, taken: set[str]) -> Any:
+    """A URI without credentials as it is (escaped); one with credentials: ``${env:...}`` to set instead."""
+    out = []
+    for uri in uris:
+        text = str(uri.value or "")
+        credentials = "@" in text.split("://", 1)[-1].split("/", 1)[0]
+        out.append("${env:" + uri_variable(what, taken) + "}" if credentials else _escaped(text))
+    return out[0] if len(out) == 1 else out
+
+
+def _seconds(value: Any) -> Any:
+    return f"{int(value * 1000)}ms" if isinstance(value, float) else f"{value}s"
+
+
+def _links(vhost: VHost, taken: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    shovels = {}
+    for name in sorted(vhost.shovels):
+        shovel = vhost.shovels[name]
+        settings = dict(shovel.settings)
+        source = {"uri": _uris(shovel.source_uris, f"shovel {name} src uri", taken)}
+        source |= {k: _escaped(settings.pop(b)) for b, k in _SHOVEL_SOURCE.items() if b in settings}
+        dest = {"uri": _uris(shovel.destination_uris, f"shovel {name} dest uri", taken)}
+        dest |= {k: _escaped(settings.pop(b)) for b, k in _SHOVEL_DESTINATION.items() if b in settings}
+        body: dict[str, Any] = {"source": source, "destination": dest}
+        if "ack-mode" in settings:
+            body["ack-mode"] = settings.pop("ack-mode")
+        if "reconnect-delay" in settings:
+            body["reconnect-delay"] = _seconds(settings.pop("reconnect-delay"))
+        shovels[_escaped(name)] = body
+    if shovels:
+        out["shovels"] = shovels
+    upstreams = {}
+    for name in sorted(vhost.federation_upstreams):
+        upstream = vhost.federation_upstreams[name]
+        ubody: dict[str, Any] = {"uri": _uris(upstream.uris, f"upstream {name} uri", taken)}
+        ubody |= _upstream_settings(upstream.settings)
+        upstreams[_escaped(name)] = ubody
+    if upstreams:
+        out["federation-upstreams"] = upstreams
+    sets = {}
+    for name in sorted(vhost.federation_upstream_sets):
+        members = []
+        for member in vhost.federation_upstream_sets[name].members:
+            rest = _upstream_settings({k: v for k, v in member.items() if k not in ("upstream", "uri")})
+            upstream_name = _escaped(member.get("upstream", ""))
+            members.append({"upstream": upstream_name, **rest} if rest else upstream_name)
+        sets[_escaped(name)] = members
+    if sets:
+        out["federation-upstream-sets"] = sets
+    return out
+
+
+def _upstream_settings(settings: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key == "reconnect-delay":
+            out[key] = _seconds(value)
+        elif key in ("expires", "message-ttl"):
+            out[key] = unit_form("duration", value)
+        else:
+            out[key] = _escaped(value)
+    return out
+
+
 def _escaped(value: Any) -> Any:
     """Every string (keys too) with ``${`` written ``$${``, so loading does not interpolate it."""
     if isinstance(value, str):
@@ -138,6 +234,9 @@ def export_data(topology: Topology, *, password_hashes: bool = False) -> dict[st
         data["name"] = topology.name
     data["vhosts"] = {name: _vhost(topology.vhosts[name]) for name in sorted(topology.vhosts)}
     data = dict(_escaped(data))
+    taken: set[str] = set()
+    for name in sorted(topology.vhosts):
+        data["vhosts"][name].update(_links(topology.vhosts[name], taken))
     if topology.users:
         data["users"] = _users(topology, password_hashes=password_hashes)
     parameters = {

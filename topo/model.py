@@ -50,6 +50,8 @@ __all__ = [
     "CircuitBreaker",
     "DestinationType",
     "Exchange",
+    "FederationUpstream",
+    "FederationUpstreamSet",
     "GlobalParameter",
     "Origin",
     "PasswordHash",
@@ -57,6 +59,7 @@ __all__ = [
     "Policy",
     "Queue",
     "Secret",
+    "Shovel",
     "TopicPermission",
     "TopicPermissions",
     "Topology",
@@ -67,6 +70,7 @@ __all__ = [
     "is_broker_exchange",
     "reserved_parameter",
     "retry_queue_name",
+    "same_uris",
 ]
 
 DestinationType = Literal["queue", "exchange"]
@@ -138,6 +142,10 @@ ResourceKind = Literal[
     "permission",
     "topic-permission",
     "global-parameter",
+    # links between brokers and vhosts (issue 11.3): dynamic shovels, federation upstreams and their sets
+    "shovel",
+    "federation-upstream",
+    "federation-upstream-set",
 ]
 
 _COLLECTION: dict[str, str] = {
@@ -145,6 +153,9 @@ _COLLECTION: dict[str, str] = {
     "queue": "queues",
     "policy": "policies",
     "operator-policy": "operator-policies",
+    "shovel": "shovels",
+    "federation-upstream": "federation-upstreams",
+    "federation-upstream-set": "federation-upstream-sets",
 }
 """The collection of a vhost that holds each kind (``vhosts.V.<collection>.NAME``)."""
 
@@ -365,6 +376,10 @@ class VHost:
     # -- vhost settings (issue 11.4); None: not managed
     default_queue_type: str | None = None  # classic | quorum | stream (set when the vhost is created)
     tracing: bool | None = None
+    # -- links (issue 11.3): dynamic shovels, federation upstreams and upstream sets (runtime parameters)
+    shovels: dict[str, Shovel] = field(default_factory=dict)
+    federation_upstreams: dict[str, FederationUpstream] = field(default_factory=dict)
+    federation_upstream_sets: dict[str, FederationUpstreamSet] = field(default_factory=dict)
 
     def kept_by(self, binding: Binding) -> BindingPattern | None:
         """The ``keep-bindings`` pattern of ``binding``'s destination (or of this vhost) that matches it."""
@@ -558,6 +573,61 @@ def reserved_parameter(name: str) -> str | None:
     if name in _BROKER_PARAMETERS:
         return f"{name} is the broker's own (it sets it itself)"
     return None
+
+
+# -- links: dynamic shovels, federation upstreams and upstream sets (issue 11.3) ----------------------------
+#
+# Each is a runtime parameter of its vhost (components ``shovel``, ``federation-upstream``,
+# ``federation-upstream-set``). ``settings`` holds the broker's own keys and values but the URIs, normalised
+# (legacy key names renamed, the defaults the broker applies left out: see :mod:`topo.definitions`), so that
+# ``==`` compares what matters; the URIs carry credentials: each is a :class:`Secret` (never shown), compared
+# by :func:`same_uris`.
+
+
+def same_uris(a: Sequence[Secret], b: Sequence[Secret]) -> bool:
+    """Whether two lists of URIs are the same (their values; neither is ever shown)."""
+    return [u.value for u in a] == [u.value for u in b]
+
+
+@dataclass(frozen=True, slots=True)
+class Shovel:
+    """A dynamic shovel: moves messages from a source (a queue, or an exchange with a routing key) to a
+    destination (a queue or an exchange), each reached by its URIs (``amqp://`` alone: this broker, vhost ``/``;
+    ``amqp:///shop``: vhost ``shop`` of this broker)."""
+
+    name: str
+    source_uris: tuple[Secret, ...] = field(default=(), compare=False, repr=False)
+    destination_uris: tuple[Secret, ...] = field(default=(), compare=False, repr=False)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    origin: Origin | None = field(default=None, compare=False)
+    lint_disable: frozenset[str] = field(default=frozenset(), compare=False)
+
+    def setting(self, key: str) -> Any:
+        return self.settings.get(key)
+
+
+@dataclass(frozen=True, slots=True)
+class FederationUpstream:
+    """A federation upstream: where a federated exchange or queue of this vhost takes its messages from."""
+
+    name: str
+    uris: tuple[Secret, ...] = field(default=(), compare=False, repr=False)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    origin: Origin | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FederationUpstreamSet:
+    """A named list of upstreams (each ``{"upstream": NAME, ...}``, with settings that override the upstream's),
+    which a policy's ``federation-upstream-set`` names."""
+
+    name: str
+    members: tuple[Mapping[str, Any], ...] = ()
+    origin: Origin | None = field(default=None, compare=False)
+
+    @property
+    def upstreams(self) -> tuple[str, ...]:
+        return tuple(str(m.get("upstream", "")) for m in self.members)
 
 
 # -- the exchanges every vhost has ------------------------------------------------------------------------

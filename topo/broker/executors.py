@@ -27,10 +27,25 @@ from topo.definitions import (
     IMPORT_SECTIONS,
     binding_definition,
     exchange_definition,
+    federation_upstream_set_value,
+    federation_upstream_value,
     password_to_send,
     queue_definition,
+    shovel_value,
 )
-from topo.model import Binding, Exchange, GlobalParameter, Permission, Policy, Queue, TopicPermissions, User
+from topo.model import (
+    Binding,
+    Exchange,
+    FederationUpstream,
+    FederationUpstreamSet,
+    GlobalParameter,
+    Permission,
+    Policy,
+    Queue,
+    Shovel,
+    TopicPermissions,
+    User,
+)
 from topo.plan.kinds.permission import topic_entries_removed
 from topo.plan.model import Action, Change, Plan, QueueUsage
 from topo.plan.safety import (
@@ -300,6 +315,39 @@ def put_global_parameter(run: Run, change: Change) -> None:
 @executes("global-parameter", "delete")
 def delete_global_parameter(run: Run, change: Change) -> None:
     run.broker.delete_global_parameter(change.address.name)
+    run.step(f"delete {change.address}")
+
+
+# -- links: shovels, federation upstreams and upstream sets (runtime parameters of a vhost) ---------------
+
+
+@executes("shovel", "create", "update")
+def put_shovel(run: Run, change: Change) -> None:
+    shovel = _resource(change.after, Shovel)
+    run.broker.put_parameter(change.vhost, "shovel", shovel.name, shovel_value(shovel))
+    run.step(f"{change.action} {change.address}")
+
+
+@executes("federation-upstream", "create", "update")
+def put_federation_upstream(run: Run, change: Change) -> None:
+    upstream = _resource(change.after, FederationUpstream)
+    run.broker.put_parameter(change.vhost, "federation-upstream", upstream.name, federation_upstream_value(upstream))
+    run.step(f"{change.action} {change.address}")
+
+
+@executes("federation-upstream-set", "create", "update")
+def put_federation_upstream_set(run: Run, change: Change) -> None:
+    members = _resource(change.after, FederationUpstreamSet)
+    value = federation_upstream_set_value(members)
+    run.broker.put_parameter(change.vhost, "federation-upstream-set", members.name, value)
+    run.step(f"{change.action} {change.address}")
+
+
+@executes("shovel", "delete")
+@executes("federation-upstream", "delete")
+@executes("federation-upstream-set", "delete")
+def delete_link(run: Run, change: Change) -> None:
+    run.broker.delete_parameter(change.vhost, change.kind, change.address.name)
     run.step(f"delete {change.address}")
 
 

@@ -8,8 +8,10 @@ all, on an in-memory broker (tests/fakebroker.py, through ``httpx.MockTransport`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from topo.broker.amqp_probe import LiveAmqp
 from topo.broker.client import ManagementClient, enc
@@ -27,7 +29,7 @@ from topo.definitions import (
     user_from_definition,
     vhost_from_definitions,
 )
-from topo.errors import BrokerError
+from topo.errors import BrokerError, PermissionDenied, UsageError
 from topo.model import (
     SENSITIVE,
     Binding,
@@ -41,6 +43,7 @@ from topo.model import (
     VHost,
 )
 from topo.plan.model import QueueUsage
+from topo.urls import parse, redact
 
 __all__ = ["GONE_WHEN_COUNTED", "STREAM_UNCOUNTABLE", "LiveBroker", "as_broker"]
 
@@ -164,6 +167,34 @@ class LiveBroker:
     def global_parameters(self) -> list[GlobalParameter]:
         return [global_parameter_from_definition(item) for item in self.client.get("/global-parameters") or []]
 
+    def enabled_plugins(self) -> frozenset[str] | None:
+        """``GET /api/nodes`` lists each node's ``enabled_plugins`` (explicitly enabled: a management plugin
+        brings its plugin along unlisted); what every node has. A node lists them with its statistics, which
+        RabbitMQ 3.10.8 only has some seconds after it starts: until then, not known."""
+        try:
+            nodes = self.client.get("/nodes", params={"columns": "name,enabled_plugins"}) or []
+        except PermissionDenied:
+            return None
+        found: frozenset[str] | None = None
+        for node in nodes:
+            if not isinstance(node.get("enabled_plugins"), list):
+                return None  # its statistics are not in yet (the first seconds after it starts): not known
+            enabled = frozenset(str(p) for p in node["enabled_plugins"])
+            found = enabled if found is None else found & enabled
+        return found
+
+    def put_parameter(self, vhost: str, component: str, name: str, value: Any) -> None:
+        """``PUT /api/parameters/{component}/{vhost}/{name}``. RabbitMQ's refusal quotes the value it refused,
+        URIs and passwords in clear: they are taken out of the error."""
+        path = f"/parameters/{enc(component)}/{enc(vhost)}/{enc(name)}"
+        try:
+            self.client.put(path, {"value": value}, vhost=vhost)
+        except BrokerError as exc:
+            raise _scrubbed_uris(exc, value) from None
+
+    def delete_parameter(self, vhost: str, component: str, name: str) -> None:
+        self.client.delete(f"/parameters/{enc(component)}/{enc(vhost)}/{enc(name)}", vhost=vhost, ok_missing=True)
+
     # -- writes ----------------------------------------------------------------------------------------
     def put_vhost(
         self,
@@ -260,6 +291,43 @@ def _scrubbed(exc: BrokerError, secret: str) -> BrokerError:
         exc.hint = exc.hint.replace(secret, SENSITIVE) if exc.hint else exc.hint
         exc.args = (exc.message,)
     return exc
+
+
+def _uri_texts(value: Any) -> list[str]:
+    """Every string in ``value`` that may be a URI (those of a shovel, an upstream, a member of a set)."""
+    if isinstance(value, str):
+        return [value] if "://" in value else []
+    if isinstance(value, Mapping):
+        return [t for item in value.values() for t in _uri_texts(item)]
+    if isinstance(value, list):
+        return [t for item in value for t in _uri_texts(item)]
+    return []
+
+
+def _scrubbed_uris(exc: BrokerError, value: Any) -> BrokerError:
+    """``exc`` without the URIs of ``value`` (shown redacted) nor their passwords (``(sensitive)``)."""
+    for uri in sorted(_uri_texts(value), key=len, reverse=True):
+        secrets = [(uri, redact(uri))]
+        try:
+            password = parse(uri).password
+        except UsageError:
+            password = None
+        if password:
+            secrets += [(password, SENSITIVE), (quote(password, safe=""), SENSITIVE)]
+        for secret, shown in secrets:
+            exc.message = exc.message.replace(secret, shown)
+            exc.hint = exc.hint.replace(secret, shown) if exc.hint else exc.hint
+    exc.message = redact_all(exc.message)
+    exc.args = (exc.message,)
+    return exc
+
+
+def redact_all(text: str) -> str:
+    """Every ``scheme://user:password@`` in ``text`` shown as ``scheme://***@``."""
+    return _CREDENTIALS.sub(lambda m: m.group(1) + "***@", text)
+
+
+_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/@\"']*@")
 
 
 def _policy_path(vhost: str, name: str, operator: bool = False) -> str:

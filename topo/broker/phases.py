@@ -6,9 +6,10 @@ before what lives in them; users, then what they may do (permissions, topic perm
 exist; what is deleted goes in reverse dependency order (bindings, then queues, then exchanges) before
 anything is created, so that a replaced resource's new declaration never meets the old one; every create
 goes in one bulk import per vhost (exchanges, queues and bindings together: the broker orders them);
-policies on resources that exist; last, what is revoked (topic permissions, permissions, then users) and
-the global parameters: a new ``cluster_name`` must not change the name the drop protocol's AMQP counts
-check while queues are dropped.
+the links (federation upstreams, their sets, shovels) once the queues and exchanges they name exist;
+policies on resources that exist (a federation policy names upstreams that exist by then); last, what is
+revoked (topic permissions, permissions, then users) and the global parameters: a new ``cluster_name`` must
+not change the name the drop protocol's AMQP counts check while queues are dropped.
 
 A new kind adds its (kind, action) pairs to the phase where they belong (or a phase of its own, where its
 dependencies say), and its executors; :func:`topo.broker.writer.execute` runs the phases in this order.
@@ -95,6 +96,11 @@ PHASES: tuple[Phase, ...] = (
         (("policy", "delete"), ("operator-policy", "delete")),
         where=lambda c: not is_leftover_fence(c),
     ),
+    Phase(
+        "link deletes",  # shovels first (they may move messages to what goes next), then sets, upstreams
+        (("shovel", "delete"), ("federation-upstream-set", "delete"), ("federation-upstream", "delete")),
+        ordered=True,
+    ),
     Phase("binding deletes", (("binding", "delete"),), reverse=True),
     Phase("queue drops", (("queue", "replace"), ("queue", "delete")), drop_queues),
     Phase("exchange deletes", (("exchange", "replace"),)),
@@ -108,6 +114,18 @@ PHASES: tuple[Phase, ...] = (
             ("binding", "create"),
         ),
         bulk_import,
+    ),
+    Phase(
+        "links",  # upstreams before the sets and policies that name them; shovels once their queues exist
+        (
+            ("federation-upstream", "create"),
+            ("federation-upstream", "update"),
+            ("federation-upstream-set", "create"),
+            ("federation-upstream-set", "update"),
+            ("shovel", "create"),
+            ("shovel", "update"),
+        ),
+        ordered=True,
     ),
     Phase(
         "policies",

@@ -212,6 +212,11 @@ class Broker(Protocol):
 
     def global_parameters(self) -> list[GlobalParameter]: ...
 
+    def enabled_plugins(self) -> frozenset[str] | None:
+        """The plugins enabled on every node of the cluster (None: the broker would not say: reading its
+        nodes needs the monitoring or administrator tag)."""
+        ...
+
     # -- writes (each one idempotent: what is already so, or already gone, is no error)
     def put_vhost(
         self,
@@ -278,3 +283,10 @@ class Broker(Protocol):
     def put_global_parameter(self, parameter: GlobalParameter) -> None: ...
 
     def delete_global_parameter(self, name: str) -> None: ...
+
+    def put_parameter(self, vhost: str, component: str, name: str, value: Any) -> None:
+        """Set a runtime parameter of a vhost (a shovel, a federation upstream or upstream set). Its value may
+        hold URIs with credentials: a failure never shows them."""
+        ...
+
+    def delete_parameter(self, vhost: str, component: str, name: str) -> None: ...

@@ -21,6 +21,7 @@ from topo.arguments import (
 )
 from topo.errors import Problem
 from topo.loader.access import AccessBuilder
+from topo.loader.links import LINK_COLLECTIONS, LinksBuilder
 from topo.loader.source import Document, Path_
 from topo.model import (
     BUILTIN_EXCHANGES,
@@ -47,7 +48,7 @@ from topo.units import MAX_AGE_FORM, MAX_AGE_PATTERN, parse_duration, parse_size
 __all__ = ["build_topology"]
 
 _QUORUM_OR_STREAM = ("quorum", "stream")
-_COLLECTIONS = ("exchanges", "queues", "policies", "operator-policies")
+_COLLECTIONS = ("exchanges", "queues", "policies", "operator-policies", *LINK_COLLECTIONS)
 _STRUCTURAL_KEYS = frozenset(
     {
         "type",
@@ -144,6 +145,7 @@ class _Builder:
         self.dlx_places: dict[tuple[str, str], tuple[Origin, str]] = {}
         self.ae_places: dict[tuple[str, str], tuple[Origin, str]] = {}
         self.access = AccessBuilder(self.topology, self.problems.append, self.declared.claim)  # users, ...
+        self.links = LinksBuilder(self.problems.append, self.declared.claim)  # shovels, federation
 
     def broken(self, path: Path_) -> bool:
         """Whether a schema problem at or below ``path`` keeps the resource there from being built.
@@ -288,6 +290,7 @@ class _Builder:
         for kind, table in (("policies", vhost.policies), ("operator-policies", vhost.operator_policies)):
             for p_name, p_body in (body.get(kind) or {}).items():
                 self.policy(doc, (*path, kind, p_name), vhost, table, kind, p_name, p_body)
+        self.links.vhost(doc, path, vhost, body, self.broken)
 
     def _claim(self, doc: Document, path: Path_, vhost: VHost, kind: str, name: str) -> Origin | None:
         if self.broken(path):

@@ -492,11 +492,19 @@ SENSITIVE_KEYS = frozenset({"password", "password-hash"})
 
 
 def sensitive_path(path: Path_) -> bool:
-    """Whether the value at ``path`` is a secret: a user's ``password`` or ``password-hash``.
+    """Whether the value at ``path`` is a secret: a user's ``password`` or ``password-hash``, or the URI of a
+    shovel's source or destination or of a federation upstream (one, or an item of a list).
 
     Such a value is kept as the text written (interpolated), never typed by YAML, and no message shows it.
     """
-    return len(path) == 3 and path[0] == "users" and path[2] in SENSITIVE_KEYS
+    if len(path) == 3 and path[0] == "users" and path[2] in SENSITIVE_KEYS:
+        return True
+    if len(path) < 5 or path[0] != "vhosts":
+        return False
+    rest = path[4:-1] if isinstance(path[-1], int) else path[4:]
+    if path[2] == "shovels":
+        return len(rest) == 2 and rest[0] in ("source", "destination") and rest[1] == "uri"
+    return path[2] == "federation-upstreams" and rest == ("uri",)
 
 
 def _not_utf8(value: str) -> str | None:

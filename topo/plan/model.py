@@ -10,10 +10,13 @@ from topo.model import (
     Binding,
     BindingPattern,
     Exchange,
+    FederationUpstream,
+    FederationUpstreamSet,
     GlobalParameter,
     Permission,
     Policy,
     Queue,
+    Shovel,
     TopicPermissions,
     User,
 )
@@ -21,7 +24,20 @@ from topo.model import (
 __all__ = ["Action", "Blocker", "BrokerInfo", "Change", "Kept", "Plan", "QueueUsage", "Resource", "Unmanaged"]
 
 Action = Literal["create", "update", "replace", "delete"]
-Resource = Exchange | Queue | Binding | Policy | dict[str, Any] | User | Permission | TopicPermissions | GlobalParameter
+Resource = (
+    Exchange
+    | Queue
+    | Binding
+    | Policy
+    | dict[str, Any]
+    | User
+    | Permission
+    | TopicPermissions
+    | GlobalParameter
+    | Shovel
+    | FederationUpstream
+    | FederationUpstreamSet
+)
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,7 @@ def build_schema() -> dict[str, Any]:
             },
             "monitor": monitor_schema(),
             **_access_defs(),
+            **_links_defs(),
             "queue": {"type": "object", "properties": queue_props, "additionalProperties": False},
             "exchange": {
                 "type": "object",
@@ -225,6 +226,7 @@ def build_schema() -> dict[str, Any]:
                     "keep-bindings": {"$ref": "#/$defs/keep-bindings"},
                     "monitor": {"$ref": "#/$defs/monitor"},
                     **_vhost_settings(),
+                    **_links_properties(),
                 },
                 "additionalProperties": False,
             },
@@ -308,6 +310,122 @@ def _access_defs() -> dict[str, Any]:
             "required": ["write", "read"],
             "properties": {"write": pattern, "read": pattern},
             "additionalProperties": False,
+        },
+    }
+
+
+# -- shovels and federation (issue 11.3) ------------------------------------------------------------------
+
+
+def _links_properties() -> dict[str, Any]:
+    """The keys of a vhost that hold its links."""
+    return {
+        "shovels": {
+            "type": "object",
+            "description": "dynamic shovels by name (the rabbitmq_shovel plugin)",
+            "additionalProperties": {"$ref": "#/$defs/shovel"},
+        },
+        "federation-upstreams": {
+            "type": "object",
+            "description": "federation upstreams by name (the rabbitmq_federation plugin)",
+            "additionalProperties": {"$ref": "#/$defs/federation-upstream"},
+        },
+        "federation-upstream-sets": {
+            "type": "object",
+            "description": "named lists of upstreams, for a policy's federation-upstream-set",
+            "additionalProperties": {"$ref": "#/$defs/federation-upstream-set"},
+        },
+    }
+
+
+def _links_defs() -> dict[str, Any]:
+    uri = {
+        "type": ["string", "array"],
+        "items": {"type": "string"},
+        "minItems": 1,
+        "description": "amqp:// or amqps:// URI(s); one with a password: ${env:NAME} (whole, or the password "
+        "part), never in clear",
+    }
+    uri_file = {"type": "string", "description": "a file holding the URI (one a line; relative: to this file)"}
+    name = {"$ref": "#/$defs/name"}
+    delay = {"type": "string", "pattern": DURATION_PATTERN, "description": "a duration: 1s, 500ms, 1m"}
+    count = {"type": "integer", "minimum": 0}
+    ack_mode = {"enum": ["on-confirm", "on-publish", "no-ack"]}
+    upstream_keys: dict[str, Any] = {
+        "exchange": {**name, "description": "the upstream exchange (default: the federated one's name)"},
+        "queue": {**name, "description": "the upstream queue (default: the federated one's name)"},
+        "consumer-tag": {"type": "string"},
+        "prefetch-count": count,
+        "reconnect-delay": delay,
+        "max-hops": {"type": "integer", "minimum": 1},
+        "expires": {"$ref": "#/$defs/duration", "description": "of the upstream's queue, when unused"},
+        "message-ttl": {"$ref": "#/$defs/duration", "description": "of messages in the upstream's queue"},
+        "trust-user-id": {"type": "boolean"},
+        "ack-mode": ack_mode,
+        "ha-policy": {"type": "string"},
+        "bind-nowait": {"type": "boolean"},
+        "resource-cleanup-mode": {"enum": ["default", "never"]},
+        "channel-use-mode": {"enum": ["multiple", "single"]},
+    }
+    return {
+        "shovel": {
+            "type": "object",
+            "required": ["source", "destination"],
+            "properties": {
+                "source": {
+                    "type": "object",
+                    "properties": {
+                        "uri": uri,
+                        "uri-file": uri_file,
+                        "queue": name,
+                        "exchange": name,
+                        "routing-key": {"type": "string", "description": "with exchange: the shovel's binding key"},
+                        "prefetch-count": count,
+                        "delete-after": {
+                            "anyOf": [{"enum": ["never", "queue-length"]}, {"type": "integer", "minimum": 1}],
+                            "description": "never, queue-length (the messages there at start), or a count",
+                        },
+                    },
+                    "additionalProperties": False,
+                },
+                "destination": {
+                    "type": "object",
+                    "properties": {
+                        "uri": uri,
+                        "uri-file": uri_file,
+                        "queue": name,
+                        "exchange": name,
+                        "routing-key": {"type": "string"},
+                        "add-forward-headers": {"type": "boolean"},
+                        "add-timestamp-header": {"type": "boolean"},
+                        "publish-properties": {"type": "object", "description": "AMQP properties set on each message"},
+                    },
+                    "additionalProperties": False,
+                },
+                "ack-mode": ack_mode,
+                "reconnect-delay": delay,
+                "lint": _lint(),
+            },
+            "additionalProperties": False,
+        },
+        "federation-upstream": {
+            "type": "object",
+            "properties": {"uri": uri, "uri-file": uri_file, **upstream_keys},
+            "additionalProperties": False,
+        },
+        "federation-upstream-set": {
+            "type": "array",
+            "items": {
+                "anyOf": [
+                    name,
+                    {
+                        "type": "object",
+                        "required": ["upstream"],
+                        "properties": {"upstream": name, **upstream_keys},
+                        "additionalProperties": False,
+                    },
+                ]
+            },
         },
     }
 

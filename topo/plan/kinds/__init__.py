@@ -15,6 +15,7 @@ from topo.plan.kinds.base import BrokerFacts, BrokerScope, Kind, Outcome, Scope,
 from topo.plan.kinds.binding import BINDING
 from topo.plan.kinds.exchange import EXCHANGE
 from topo.plan.kinds.global_parameter import GLOBAL_PARAMETER
+from topo.plan.kinds.links import FEDERATION_UPSTREAM, FEDERATION_UPSTREAM_SET, SHOVEL
 from topo.plan.kinds.permission import PERMISSION, TOPIC_PERMISSION
 from topo.plan.kinds.policy import OPERATOR_POLICY, POLICY
 from topo.plan.kinds.queue import QUEUE
@@ -46,6 +47,9 @@ KINDS: tuple[Kind, ...] = (
     BINDING,
     POLICY,
     OPERATOR_POLICY,
+    FEDERATION_UPSTREAM,
+    FEDERATION_UPSTREAM_SET,
+    SHOVEL,
 )
 """Every kind, in the order it is compared (and its changes listed): the broker-wide ones, then those of a vhost."""
 
