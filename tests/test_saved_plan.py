@@ -327,3 +327,38 @@ def test_a_waiting_apply_gives_up_naming_the_holder(broker: Any, vhost: str, mgm
             waiting.acquire()
         assert f"pid {os.getpid()}" in caught.value.message and "waited 1 s" in caught.value.message
         assert caught.value.holder is not None and caught.value.holder.startswith("host ")
+
+
+def test_a_shovel_uri_is_recorded_by_its_source_and_read_where_the_plan_is_applied(
+    topo: Any, broker: Any, vhost: str, tmp_path: Path, mgmt: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = broker.amqp_url.rstrip("/") + "/" + q(vhost)
+    assert "@" in source  # it carries the credentials
+    monkeypatch.setenv("SHOVEL_SOURCE", source)
+    text = f"""\
+        version: 1
+        vhosts:
+          {vhost}:
+            queues: {{outbound: {{}}, inbound: {{}}}}
+            shovels:
+              move:
+                source: {{uri: "URI", queue: outbound}}
+                destination: {{uri: "amqp:///{q(vhost)}", queue: inbound}}
+        """
+    files = write(tmp_path / "t.yaml", text.replace("URI", "${env:SHOVEL_SOURCE}"))
+    plan_file = tmp_path / "plan.json"
+    assert topo("plan", files, "-o", str(plan_file)).code == 0
+    saved_text = plan_file.read_text()
+    assert source not in saved_text and source.split("@")[0] not in saved_text
+    assert "${env:SHOVEL_SOURCE}" in saved_text and f"amqp:///{q(vhost)}" in saved_text
+    applied = topo("apply", str(plan_file))
+    assert applied.code == 0, applied.err
+    assert mgmt.get(f"/api/parameters/shovel/{q(vhost)}/move").status_code == 200
+    assert topo("plan", files, "--detailed-exitcode").code == 0
+    # a password written inside a URI keeps no source of its own: refused before anything is written
+    monkeypatch.setenv("LINK_PASSWORD", "pw")
+    inline = write(tmp_path / "t.yaml", text.replace("URI", "amqp://guest:${env:LINK_PASSWORD}@127.0.0.1/x"))
+    other = tmp_path / "other.json"
+    refused = topo("plan", inline, "-o", str(other))
+    assert refused.code == 1 and "a password written inside a URI" in refused.err and "t.yaml:" in refused.err
+    assert "shovel 'move'" in refused.err and not other.exists()

@@ -25,7 +25,7 @@ from topo.broker.client import ManagementClient
 from topo.broker.port import Broker
 from topo.broker.reader import Observed
 from topo.errors import StalePlan, UsageError
-from topo.model import Address, Secret, Topology
+from topo.model import Origin, Secret, Topology
 from topo.plan.model import Plan
 from topo.plan.render import plan_json
 from topo.plan.saved import (
@@ -37,6 +37,7 @@ from topo.plan.saved import (
     fingerprint,
     loads,
     managed_addresses,
+    plain_source,
 )
 
 __all__ = ["check", "make", "read", "with_secrets", "write"]
@@ -83,53 +84,87 @@ def read(path: str | os.PathLike[str]) -> SavedPlan:
 def with_secrets(
     topology: Topology, environ: Mapping[str, str] | None = None, variables: Mapping[str, str] | None = None
 ) -> Topology:
-    """``topology`` with its users' passwords read from their sources, here and now: ``${env:NAME}`` from the
-    environment, ``${var:NAME}`` from ``variables`` (``--var``), ``password-file PATH`` from the file (a
-    relative path is taken from the directory of the topology file that declared the user, as at plan time)."""
-    environ = os.environ if environ is None else environ
-    variables = variables or {}
-    users = dict(topology.users)
-    for name, user in users.items():
-        if user.password is None or user.password.value is not None:
-            continue
-        secret = Secret(_secret(user, environ, variables), user.password.source)
-        users[name] = dataclasses.replace(user, password=secret)
-    return dataclasses.replace(topology, users=users)
+    """``topology`` with every secret read from its source, here and now (a user's password, a shovel's or
+    federation upstream's URIs): ``${env:NAME}`` from the environment, ``${var:NAME}`` from ``variables``
+    (``--var``), ``password-file PATH`` and ``uri-file PATH`` from the file (a relative path is taken from the
+    directory of the topology file that declared it, as at plan time); a URI without credentials is its own
+    source."""
+    reader = _Secrets(os.environ if environ is None else environ, variables or {})
+    resolved: Topology = reader.walk(topology, None, "the topology")
+    return resolved
 
 
-def _secret(user: Any, environ: Mapping[str, str], variables: Mapping[str, str]) -> str:
-    source: str = user.password.source
-    where = str(Address("user", "", user.name))
-    reference = _REFERENCE.fullmatch(source)
-    if reference is not None:
-        scope, variable = reference.groups()
-        value = (environ if scope == "env" else variables).get(variable)
-        if not value:
-            how = f"set {variable} in the environment" if scope == "env" else f"pass --var {variable}=..."
-            raise UsageError(
-                f"{where}: the saved plan takes the password from {source}, which is not set here (a saved plan never "
-                "holds a password)",
-                hint=f"{how} where the plan is applied, as where it was made",
-            )
+class _Secrets:
+    def __init__(self, environ: Mapping[str, str], variables: Mapping[str, str]) -> None:
+        self.environ, self.variables = environ, variables
+
+    def walk(self, value: Any, origin: Origin | None, where: str) -> Any:
+        """``value`` with its unread secrets read (the same object when it has none)."""
+        if isinstance(value, Secret):
+            return value if value.value is not None else Secret(self.read(value.source, origin, where)[0], value.source)
+        if isinstance(value, tuple) and value and all(isinstance(item, Secret) for item in value):
+            sources = {item.source for item in value if item.value is None}
+            if len(sources) == 1 and len(value) >= 1 and next(iter(sources)).startswith("uri-file "):
+                source = next(iter(sources))
+                return tuple(Secret(text, source) for text in self.read(source, origin, where))
+            return tuple(self.walk(item, origin, where) for item in value)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            origin = getattr(value, "origin", None) or origin
+            name = getattr(value, "name", None)
+            kind = re.sub(r"(?<!^)(?=[A-Z])", "-", type(value).__name__).lower()
+            here = f"{kind} {name!r}" if isinstance(name, str) and name else where
+            changes = {}
+            for f in dataclasses.fields(value):
+                if f.name in ("origin", "monitor"):
+                    continue
+                item = getattr(value, f.name)
+                walked = self.walk(item, origin, here)
+                if walked is not item:
+                    changes[f.name] = walked
+            return dataclasses.replace(value, **changes) if changes else value
+        if isinstance(value, dict) and value and any(dataclasses.is_dataclass(v) for v in value.values()):
+            walked_items = {k: self.walk(v, origin, where) for k, v in value.items()}
+            return walked_items if any(walked_items[k] is not value[k] for k in value) else value
         return value
-    if source.startswith("password-file "):
-        file = Path(source.removeprefix("password-file "))
-        if not file.is_absolute() and user.origin is not None:
-            file = Path(user.origin.file).parent / file
-        try:
-            text = file.read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise UsageError(
-                f"{where}: cannot read the password file {str(file)!r} the saved plan names: {why}",
-                hint="apply the plan where the password file is (relative to the directory topo runs in, as for "
-                "the plan)",
-            ) from None
-        text = text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
-        if not text:
-            raise UsageError(f"{where}: the password file {str(file)!r} is empty")
-        return text
-    raise UsageError(f"{where}: the saved plan names a password source topo cannot read: {source}")
+
+    def read(self, source: str, origin: Origin | None, where: str) -> list[str]:
+        """The secret(s) ``source`` names (a URI file may hold several, one a line)."""
+        reference = _REFERENCE.fullmatch(source)
+        if reference is not None:
+            scope, variable = reference.groups()
+            value = (self.environ if scope == "env" else self.variables).get(variable)
+            if not value:
+                how = f"set {variable} in the environment" if scope == "env" else f"pass --var {variable}=..."
+                raise UsageError(
+                    f"{where}: the saved plan takes a secret from {source}, which is not set here (a saved plan never "
+                    "holds a secret)",
+                    hint=f"{how} where the plan is applied, as where it was made",
+                )
+            return [value]
+        kind, _, name = source.partition(" ")
+        if kind in ("password-file", "uri-file") and name:
+            file = Path(name)
+            if not file.is_absolute() and origin is not None:
+                file = Path(origin.file).parent / file
+            try:
+                text = file.read_bytes().decode("utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise UsageError(
+                    f"{where}: cannot read the file {str(file)!r} the saved plan names ({kind}): {why}",
+                    hint="apply the plan where that file is (a relative path: from the directory topo runs in, as "
+                    "for the plan)",
+                ) from None
+            if kind == "uri-file":
+                lines = [line.strip() for line in text.splitlines() if line.strip()]
+            else:
+                lines = [text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text]
+            if not lines or not lines[0]:
+                raise UsageError(f"{where}: the file {str(file)!r} the saved plan names ({kind}) is empty")
+            return lines
+        if plain_source(source):
+            return [source]  # a URI without credentials: no secret
+        raise UsageError(f"{where}: the saved plan names a secret source topo cannot read: {source}")
 
 
 def check(

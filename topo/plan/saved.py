@@ -53,6 +53,7 @@ __all__ = [
     "fingerprint",
     "loads",
     "managed_addresses",
+    "plain_source",
 ]
 
 FORMAT = "topo-saved-plan"
@@ -187,11 +188,48 @@ def _dec(tp: Any, data: Any) -> Any:
 
 
 def encode_topology(topology: Topology) -> dict[str, Any]:
-    """``topology`` as JSON data: passwords by their source only; refused (UsageError) when a password hash
-    or a URL with credentials would be written."""
+    """``topology`` as JSON data: secrets by their source only; refused (UsageError) when a password hash, a
+    secret whose source apply cannot read again, or a URL with credentials would be written."""
     data: dict[str, Any] = _enc(Topology, topology, "the topology")
+    _check_sources(topology, None, "the topology")
     _refuse_credentials(data, "desired")
     return data
+
+
+_READABLE = re.compile(r"\$\{(env|var):[A-Za-z_][A-Za-z0-9_]*\}|(password-file|uri-file) .+")
+
+
+def plain_source(source: str) -> bool:
+    """Whether ``source`` is a URI without credentials (it is then its own value: no secret)."""
+    return "://" in source and "@" not in source and "***" not in source
+
+
+def _check_sources(value: Any, origin: Any, where: str) -> None:
+    """Every secret of ``value`` can be read again where the plan is applied (from its source), or UsageError
+    naming it: a URI whose password is written inside it (``amqp://user:${env:PW}@host``) keeps no source of
+    its own (its source is the URI with the credentials left out)."""
+    if isinstance(value, Secret):
+        if not (_READABLE.fullmatch(value.source) or plain_source(value.source)):
+            place = f"{origin.file}:{origin.line}: " if origin is not None else ""
+            raise UsageError(
+                f"{place}{where}: a saved plan cannot record where this secret comes from ({value.source}): a "
+                "password written inside a URI",
+                hint="write the whole URI as ${env:NAME} (or use uri-file: PATH), or apply from the files",
+            )
+    elif isinstance(value, tuple | list):
+        for item in value:
+            _check_sources(item, origin, where)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        origin = getattr(value, "origin", None) or origin
+        name = getattr(value, "name", None)
+        kind = re.sub(r"(?<!^)(?=[A-Z])", "-", type(value).__name__).lower()
+        here = f"{kind} {name!r}" if isinstance(name, str) and name else where
+        for f in dataclasses.fields(value):
+            if f.name not in ("origin", "monitor"):
+                _check_sources(getattr(value, f.name), origin, here)
+    elif isinstance(value, dict) and value and any(dataclasses.is_dataclass(v) for v in value.values()):
+        for item in value.values():
+            _check_sources(item, origin, where)
 
 
 def decode_topology(data: Any) -> Topology:
