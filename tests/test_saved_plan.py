@@ -215,8 +215,8 @@ def test_a_password_hash_is_never_written(topo: Any, vhost: str, tmp_path: Path)
     [
         (lambda text: text[: len(text) // 2], "not JSON"),
         (lambda text: "[1, 2]", "is not a saved plan"),
-        (lambda text: text.replace('"topo_version": "', '"topo_version": "0.0.0-'), "was saved by topo 0.0.0-"),
-        (lambda text: text.replace('"format_version": 1', '"format_version": 2'), "format 2"),
+        (lambda text: text.replace('"topo_version":"', '"topo_version":"0.0.0-'), "was saved by topo 0.0.0-"),
+        (lambda text: text.replace('"format_version":1', '"format_version":2'), "format 2"),
         (lambda text: text.replace('"message-ttl"', '"x"', 1).replace("60000", "70000"), "changed after topo saved it"),
     ],
 )

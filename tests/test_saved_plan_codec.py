@@ -46,7 +46,7 @@ def test_no_password_is_written_only_where_it_comes_from() -> None:
     text = dumps(SavedPlan(desired=topology, plan={}, fingerprint={}))
     for secret in SECRETS:
         assert secret.read_text().strip() not in text
-    assert '"source": "password-file secrets/orders.password"' in text
+    assert '"source":"password-file secrets/orders.password"' in text
     users = decode_topology(json.loads(text)["desired"]).users
     assert all(user.password is None or user.password.value is None for user in users.values())
 
@@ -84,7 +84,7 @@ def test_loads_reads_what_dumps_wrote() -> None:
         ("", "not JSON"),
         ("{}", "is not a saved plan"),
         (_saved().replace('"ab"', '"cd"'), "changed after topo saved it"),
-        (_saved().replace('"format_version": 1', '"format_version": 9'), "(saved-plan format 9)"),
+        (_saved().replace('"format_version":1', '"format_version":9'), "(saved-plan format 9)"),
     ],
 )
 def test_a_bad_file_is_refused(text: str, words: str) -> None:

@@ -104,96 +104,195 @@ def _optional(tp: Any) -> Any:
     return tp
 
 
-def _enc(tp: Any, value: Any, where: str) -> Any:
+Encode = typing.Callable[[Any, Any], Any]  # (value, the dataclass that holds it) -> JSON
+Decode = typing.Callable[[Any], Any]
+
+
+def _place(owner: Any) -> str:
+    """Where a value of ``owner`` (the dataclass that holds it) was declared, for a message."""
+    if isinstance(owner, User):
+        return str(Address("user", "", owner.name))
+    kind = re.sub(r"(?<!^)(?=[A-Z])", "-", type(owner).__name__).lower()
+    name = getattr(owner, "name", None)
+    origin = getattr(owner, "origin", None)
+    place = f"{origin.file}:{origin.line}: " if origin is not None else ""
+    return f"{place}{kind} {name!r}" if isinstance(name, str) and name else f"{place}{kind}"
+
+
+def _plain(value: Any, owner: Any) -> Any:
+    return value
+
+
+def _credentials(value: Any, owner: Any) -> Any:
+    """``value`` (a string, or any JSON), refused when a URL with a password stands in it."""
+    if isinstance(value, str):
+        if "://" in value and _URL_WITH_PASSWORD.search(value):
+            raise UsageError(
+                f"{_place(owner)}: a saved plan would hold a URL with a password: topo never writes a secret into a "
+                "plan file",
+                hint="take it from ${env:NAME} where topo can record the source, or apply from the files",
+            )
+    elif isinstance(value, dict):
+        for item in value.values():
+            _credentials(item, owner)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _credentials(item, owner)
+    return value
+
+
+def _secret_source(value: Any, owner: Any) -> Any:
+    return None if value is None else {"source": value.source}  # never the value
+
+
+def _readable_source(value: Any, owner: Any) -> Any:
+    if value is not None and not (_READABLE.fullmatch(value.source) or plain_source(value.source)):
+        raise UsageError(
+            f"{_place(owner)}: a saved plan cannot record where this secret comes from ({value.source}): a password "
+            "written inside a URI",
+            hint="write the whole URI as ${env:NAME} (or use uri-file: PATH), or apply from the files",
+        )
+    return _secret_source(value, owner)
+
+
+def _password_hash(value: Any, owner: Any) -> Any:
     if value is None:
         return None
+    if value.value:
+        raise UsageError(
+            f"{_place(owner)}: the password is a password-hash in the files, and a saved plan never holds a password "
+            "hash",
+            hint="give the password as `password: ${env:NAME}` or `password-file: PATH` (read again where the "
+            "plan is applied), or apply from the files",
+        )
+    return {"value": "", "algorithm": value.algorithm}  # no password: nothing secret
+
+
+@functools.cache
+def _encoder(tp: Any, desired: bool) -> Encode:
+    """How to write a value of type ``tp`` (made once per type: a large topology is written field by field).
+    ``desired``: the files' topology, whose secrets must be readable again from their sources and where no
+    URL with a password may stand; else the broker's (fingerprinted: its secrets' sources are redacted)."""
     tp = _optional(tp)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any or tp is object:
-        return value
+    if tp is Any or tp is object or tp is str:
+        return _credentials if desired else _plain
+    if origin is Literal or tp in (int, float, bool):
+        return _plain
     if tp is Secret:
-        return {"source": value.source}  # never the value
+        return _readable_source if desired else _secret_source
     if tp is PasswordHash:
-        if value.value:
-            raise UsageError(
-                f"{where}: the password is a password-hash in the files, and a saved plan never holds a password hash",
-                hint="give the password as `password: ${env:NAME}` or `password-file: PATH` (read again where the "
-                "plan is applied), or apply from the files",
-            )
-        return {"value": "", "algorithm": value.algorithm}  # no password: nothing secret
+        return _password_hash
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = _hints(tp)
-        if isinstance(value, User):
-            where = str(Address("user", "", value.name))
-        return {
-            f.name: _enc(hints[f.name], getattr(value, f.name), where)
-            for f in dataclasses.fields(tp)
-            if f.name not in _SKIP
-        }
+        fields = [(f.name, _encoder(hints[f.name], desired)) for f in dataclasses.fields(tp) if f.name not in _SKIP]
+
+        def dataclass_(value: Any, owner: Any) -> Any:
+            if value is None:
+                return None
+            return {name: encode(getattr(value, name), value) for name, encode in fields}
+
+        return dataclass_
     if origin in (dict, Mapping):
         key_type, item_type = args
+        item = _encoder(item_type, desired)
         if key_type is str:
-            return {k: _enc(item_type, v, where) for k, v in value.items()}
-        return [[_enc(key_type, k, where), _enc(item_type, v, where)] for k, v in value.items()]
+            if item is _plain:
+                return lambda value, owner: None if value is None else dict(value)
+            return lambda value, owner: None if value is None else {k: item(v, owner) for k, v in value.items()}
+        key = _encoder(key_type, desired)
+        return lambda value, owner: (
+            None if value is None else [[key(k, owner), item(v, owner)] for k, v in value.items()]
+        )
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
-            return [_enc(args[0], item, where) for item in value]
-        return [_enc(a, item, where) for a, item in zip(args, value, strict=True)]
+            each = _encoder(args[0], desired)
+            return lambda value, owner: None if value is None else [each(v, owner) for v in value]
+        parts = [_encoder(a, desired) for a in args]
+        return lambda value, owner: None if value is None else [e(v, owner) for e, v in zip(parts, value, strict=True)]
     if origin is frozenset:
-        return sorted(_enc(args[0], item, where) for item in value)
-    if origin is Literal or tp in (str, int, float, bool):
-        return value
+        member = _encoder(args[0], desired)
+        return lambda value, owner: None if value is None else sorted(member(v, owner) for v in value)
     raise TypeError(f"cannot save a value of type {tp}")
 
 
-def _dec(tp: Any, data: Any) -> Any:
-    if data is None:
-        return None
-    tp = _optional(tp)
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any or tp is object:
-        return data
-    if tp is Secret:
-        return Secret(None, str(data["source"]))
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        hints = _hints(tp)
-        if not isinstance(data, dict):
-            raise ValueError(f"expected an object for {tp.__name__}")
-        known = {f.name for f in dataclasses.fields(tp)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown field(s) of {tp.__name__}: {', '.join(sorted(unknown))}")
-        built: Any = tp(**{name: _dec(hints[name], value) for name, value in data.items()})
-        return built
-    if origin in (dict, Mapping):
-        key_type, item_type = args
-        if key_type is str:
-            return {str(k): _dec(item_type, v) for k, v in data.items()}
-        return {_dec(key_type, k): _dec(item_type, v) for k, v in data}
-    if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_dec(args[0], item) for item in data)
-        return tuple(_dec(a, item) for a, item in zip(args, data, strict=True))
-    if origin is frozenset:
-        return frozenset(_dec(args[0], item) for item in data)
-    if origin is Literal:
-        if data not in args:
-            raise ValueError(f"{data!r} is not one of {args}")
-        return data
-    if tp in (str, int, float, bool):
+def _scalar(tp: type) -> Decode:
+    def scalar(data: Any) -> Any:
+        if data is None:
+            return None
         if not isinstance(data, tp) or (tp is int and isinstance(data, bool)):
             raise ValueError(f"expected {tp.__name__}, got {type(data).__name__}")
         return data
+
+    return scalar
+
+
+@functools.cache
+def _decoder(tp: Any) -> Decode:
+    """How to read a value of type ``tp`` back (made once per type); ValueError when ``data`` does not fit."""
+    tp = _optional(tp)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any or tp is object:
+        return lambda data: data
+    if tp in (str, int, float, bool):
+        return _scalar(tp)
+    if origin is Literal:
+
+        def literal(data: Any) -> Any:
+            if data is not None and data not in args:
+                raise ValueError(f"{data!r} is not one of {args}")
+            return data
+
+        return literal
+    if tp is Secret:
+        return lambda data: None if data is None else Secret(None, str(data["source"]))
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        hints = _hints(tp)
+        fields = {f.name: _decoder(hints[f.name]) for f in dataclasses.fields(tp)}
+        cls: Any = tp
+
+        def dataclass_(data: Any) -> Any:
+            if data is None:
+                return None
+            if not isinstance(data, dict):
+                raise ValueError(f"expected an object for {cls.__name__}")
+            unknown = set(data) - set(fields)
+            if unknown:
+                raise ValueError(f"unknown field(s) of {cls.__name__}: {', '.join(sorted(unknown))}")
+            return cls(**{name: fields[name](value) for name, value in data.items()})
+
+        return dataclass_
+    if origin in (dict, Mapping):
+        key_type, item_type = args
+        item = _decoder(item_type)
+        if key_type is str:
+            return lambda data: None if data is None else {str(k): item(v) for k, v in data.items()}
+        key = _decoder(key_type)
+        return lambda data: None if data is None else {key(k): item(v) for k, v in data}
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            each = _decoder(args[0])
+            return lambda data: None if data is None else tuple(each(v) for v in data)
+        parts = [_decoder(a) for a in args]
+        return lambda data: None if data is None else tuple(d(v) for d, v in zip(parts, data, strict=True))
+    if origin is frozenset:
+        member = _decoder(args[0])
+        return lambda data: None if data is None else frozenset(member(v) for v in data)
     raise TypeError(f"cannot read a value of type {tp}")
 
 
 def encode_topology(topology: Topology) -> dict[str, Any]:
-    """``topology`` as JSON data: secrets by their source only; refused (UsageError) when a password hash, a
-    secret whose source apply cannot read again, or a URL with credentials would be written."""
-    data: dict[str, Any] = _enc(Topology, topology, "the topology")
-    _check_sources(topology, None, "the topology")
-    _refuse_credentials(data, "desired")
+    """``topology`` (the files') as JSON data: secrets by their source only; refused (UsageError, naming the
+    place) when a password hash, a secret whose source apply cannot read again (a password written inside a
+    URI), or a URL with a password would be written."""
+    data: dict[str, Any] = _encoder(Topology, True)(topology, topology)
     return data
+
+
+def decode_topology(data: Any) -> Topology:
+    """The topology :func:`encode_topology` wrote (its secrets not read: ``Secret.value`` None)."""
+    topology: Topology = _decoder(Topology)(data)
+    return topology
 
 
 _READABLE = re.compile(r"\$\{(env|var):[A-Za-z_][A-Za-z0-9_]*\}|(password-file|uri-file) .+")
@@ -204,58 +303,6 @@ def plain_source(source: str) -> bool:
     return "://" in source and "@" not in source and "***" not in source
 
 
-def _check_sources(value: Any, origin: Any, where: str) -> None:
-    """Every secret of ``value`` can be read again where the plan is applied (from its source), or UsageError
-    naming it: a URI whose password is written inside it (``amqp://user:${env:PW}@host``) keeps no source of
-    its own (its source is the URI with the credentials left out)."""
-    if isinstance(value, Secret):
-        if not (_READABLE.fullmatch(value.source) or plain_source(value.source)):
-            place = f"{origin.file}:{origin.line}: " if origin is not None else ""
-            raise UsageError(
-                f"{place}{where}: a saved plan cannot record where this secret comes from ({value.source}): a "
-                "password written inside a URI",
-                hint="write the whole URI as ${env:NAME} (or use uri-file: PATH), or apply from the files",
-            )
-    elif isinstance(value, tuple | list):
-        for item in value:
-            _check_sources(item, origin, where)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        origin = getattr(value, "origin", None) or origin
-        name = getattr(value, "name", None)
-        kind = re.sub(r"(?<!^)(?=[A-Z])", "-", type(value).__name__).lower()
-        here = f"{kind} {name!r}" if isinstance(name, str) and name else where
-        for f in dataclasses.fields(value):
-            if f.name not in ("origin", "monitor"):
-                _check_sources(getattr(value, f.name), origin, here)
-    elif isinstance(value, dict) and value and any(dataclasses.is_dataclass(v) for v in value.values()):
-        for item in value.values():
-            _check_sources(item, origin, where)
-
-
-def decode_topology(data: Any) -> Topology:
-    """The topology :func:`encode_topology` wrote (its users' passwords not read: ``Secret.value`` None)."""
-    topology: Topology = _dec(Topology, data)
-    return topology
-
-
-def _refuse_credentials(data: Any, path: str) -> None:
-    """No URL with a password in a saved plan (a shovel's or federation upstream's URI, a value from
-    ``${env:...}``): refuse rather than write it."""
-    if isinstance(data, str):
-        if _URL_WITH_PASSWORD.search(data):
-            raise UsageError(
-                f"a saved plan would hold a URL with a password (at {path}): topo never writes a secret into a plan "
-                "file",
-                hint="apply from the files instead of a saved plan",
-            )
-    elif isinstance(data, dict):
-        for key, value in data.items():
-            _refuse_credentials(value, f"{path}.{key}")
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            _refuse_credentials(value, f"{path}[{index}]")
-
-
 # -- the fingerprint of the broker state ---------------------------------------------------------------
 
 
@@ -264,10 +311,16 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _resource_hash(kind: str, resource: Any) -> str:
+def _no_hash(kind: str, resource: Any) -> str:
+    return ""
+
+
+def _hash(kind: str, resource: Any) -> str:
     if isinstance(resource, User):  # the password is decided again at apply time, never fingerprinted
         resource = dataclasses.replace(resource, password=None, password_hash=None)
-    body = _enc(type(resource), resource, kind) if dataclasses.is_dataclass(resource) else resource
+    body: Any = resource
+    if dataclasses.is_dataclass(resource) and not isinstance(resource, type):
+        body = _encoder(type(resource), False)(resource, resource)
     if isinstance(body, dict):
         body = {k: v for k, v in body.items() if k not in ("origin", "password", "password_hash")}
     return _digest(body)
@@ -289,9 +342,13 @@ def _broker_address(kind: str, key: Any) -> Address:
     return Address(kind, "", str(key))  # type: ignore[arg-type]
 
 
-def _resources(topology: Topology, vhosts: typing.Iterable[str], broker_kinds: typing.Iterable[str]) -> dict[str, str]:
-    """Address → hash of every resource of ``topology`` in ``vhosts`` and of the broker-wide kinds named."""
+def _resources(
+    topology: Topology, vhosts: typing.Iterable[str], broker_kinds: typing.Iterable[str], *, hashed: bool = True
+) -> dict[str, str]:
+    """Address → hash of every resource of ``topology`` in ``vhosts`` and of the broker-wide kinds named
+    (without ``hashed``: address → "", the addresses alone)."""
     out: dict[str, str] = {}
+    _resource_hash = _hash if hashed else _no_hash
     wanted = set(broker_kinds)
     for kind in BROKER_KINDS:
         if kind.name in wanted:
@@ -301,7 +358,7 @@ def _resources(topology: Topology, vhosts: typing.Iterable[str], broker_kinds: t
         vhost = topology.vhosts.get(name)
         if vhost is None:
             continue
-        out[str(Address("vhost", name))] = _digest(_vhost_metadata(vhost))
+        out[str(Address("vhost", name))] = _digest(_vhost_metadata(vhost)) if hashed else ""
         for kind in VHOST_KINDS:
             if kind.name == "vhost":
                 continue
@@ -316,7 +373,7 @@ def managed_addresses(desired: Topology, plan: Plan) -> set[str]:
     """The addresses a saved plan fingerprints: every resource the files declare and every one the plan
     changes (what no file declares and the plan leaves alone, e.g. a client's own queues, is not)."""
     kinds = [k.name for k in BROKER_KINDS if k.declared(desired)]
-    addresses = set(_resources(desired, desired.vhosts, kinds))
+    addresses = set(_resources(desired, desired.vhosts, kinds, hashed=False))
     addresses.update(str(change.address) for change in plan.changes)
     return addresses
 
@@ -399,7 +456,7 @@ def dumps(saved: SavedPlan) -> str:
     signature: keep the file where the pipeline keeps its other artifacts)."""
     body = _body(saved)
     checksum = _digest(body)
-    text = json.dumps({**body, "checksum": f"sha256:{checksum}"}, indent=1, ensure_ascii=False, sort_keys=False)
+    text = json.dumps({**body, "checksum": f"sha256:{checksum}"}, ensure_ascii=False, separators=(",", ":"))
     return text + "\n"
 
 
