@@ -362,3 +362,12 @@ def test_a_shovel_uri_is_recorded_by_its_source_and_read_where_the_plan_is_appli
     refused = topo("plan", inline, "-o", str(other))
     assert refused.code == 1 and "a password written inside a URI" in refused.err and "t.yaml:" in refused.err
     assert "shovel 'move'" in refused.err and not other.exists()
+
+
+def test_a_saved_plan_takes_no_vhost_option(topo: Any, vhost: str, tmp_path: Path) -> None:
+    files = write(tmp_path / "t.yaml", TOPOLOGY % "1m")
+    plan_file = str(tmp_path / "plan.json")
+    assert topo("plan", files, "--var", f"VHOST={vhost}", "--vhost", vhost, "-o", plan_file).code == 0
+    assert json.loads(Path(plan_file).read_text())["flags"] == {"vhosts": [vhost]}
+    result = topo("apply", plan_file, "--vhost", vhost)
+    assert result.code == 1 and "--vhost does not apply to a saved plan" in result.err
