@@ -28,6 +28,7 @@ PURE = (
     "topo.routing",
     "topo.graph",
     "topo.export",
+    "topo.importer",
 )
 """The pure core: values in, values out."""
 

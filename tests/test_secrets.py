@@ -9,6 +9,14 @@ ensure); each against a port where nothing listens and against the real test bro
 password is wrong, or right: a user with that password is created on the broker). It looks for the
 password in stdout, stderr, ``str()`` and ``repr()`` of each exception (with its chain, as ``--debug``
 would print it), ``repr()`` of the objects that hold it, and the runtime's log.
+
+Then, table-driven (``FORMS``, one row per output form: add a row for a new one), every output a user reads
+— validate, lint, plan in each format and from TOPO_URL, apply, status, export to stdout and to a file,
+import's files and report, publish, and errors (closed ports, a password variable not set, files in the
+way), each plainly and with --debug — is searched for every secret the run used: users' passwords from
+``${env:...}`` and from a password file, the credentials of --url, --amqp-url, TOPO_URL and TOPO_AMQP_URL, the
+broker's stored hashes, shovel and federation URIs' passwords (from the environment, from a uri-file, in a
+definitions file).
 """
 
 from __future__ import annotations
@@ -16,11 +24,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import logging
 import os
 import re
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -393,3 +403,210 @@ def test_a_refused_user_write_never_echoes_the_hash() -> None:
     assert hashed and hashed not in "\n".join(seen.parts)
     assert "(sensitive)" in info.value.message
     seen.assert_clean("Pw7Secr3t-plain")
+
+
+# -- every output form, table-driven (issue 11.6) --------------------------------------------------------
+#
+# One row per output form a user reads: the CLI arguments, the environment it adds, and the files it writes
+# (their contents are read too). Each row runs plainly and with --debug, and must exit with its code and print
+# something (a row that shows nothing proves nothing). Every secret the setup used is then looked for in all
+# of it: the users' passwords (from ${env:...} and from a password file), the credentials of --url,
+# --amqp-url and TOPO_URL (as typed and percent-encoded), the broker's stored hashes, a shovel's URI from
+# ${env:...}, a federation upstream's from a uri-file, and an upstream URI's password in a definitions file.
+# To cover a new output, add one row: a saved plan is
+#   Form("plan -o", lambda c: ["plan", c.files, "--url", c.url, "-o", c.out("plan.json")], writes=("plan.json",)),
+# and a new secret is one more entry of `Forms.secrets`, set where the files or the environment are.
+
+APP_PASSWORD = "App-pw-Env#1 ä"
+FILE_PASSWORD = "File-pw:2@[x]"
+URL_PASSWORD = "Url-pw@3:[y] é"
+FEDERATION_PASSWORD = "Fed-pw-4"
+SHOVEL_PASSWORD = "Shovel-pw-5 @"
+UPSTREAM_FILE_PASSWORD = "Upstream-pw-6"
+
+FORMS_TOPOLOGY = """\
+version: 1
+vhosts:
+  {vhost}:
+    exchanges:
+      events: {{type: topic}}
+    queues:
+      q:
+        bindings: [{{exchange: events, routing-key: "a.#"}}]
+      archive: {{}}
+    shovels:
+      to-archive:
+        source:
+          uri: amqp:///{vhost}
+          queue: archive
+        destination:
+          uri: ${{env:TOPO_TEST_SHOVEL_URI}}
+          queue: archive
+    federation-upstreams:
+      origin:
+        uri-file: secrets/upstream
+users:
+  {prefix}-app:
+    password: ${{env:TOPO_TEST_APP_PASSWORD}}
+    permissions:
+      {vhost}: {{configure: "^$", write: "^events$", read: "^q$"}}
+  {prefix}-filer:
+    password-file: secrets/filer
+    tags: [monitoring]
+"""
+
+
+class Forms:
+    """What the rows use: the topology directory, the URLs with the admin user's password, an output
+    directory; ``secrets``: every value no output may show."""
+
+    def __init__(self, setting: dict[str, Any], directory: Any, user: str) -> None:
+        self.setting = setting
+        self.dir = directory
+        self.files = str(directory / "topology")
+        self.url = f"http://{user}:{URL_PASSWORD}@{setting['mgmt']}"
+        self.encoded_url = f"http://{user}:{quote(URL_PASSWORD, safe='')}@{setting['mgmt']}"
+        self.amqp_url = f"amqp://{user}:{quote(URL_PASSWORD, safe='')}@{setting['amqp']}/"
+        self.closed_amqp = f"amqp://{user}:{quote(URL_PASSWORD, safe='')}@127.0.0.1:{setting['closed']}/"
+        self.closed_url = f"http://{user}:{URL_PASSWORD}@127.0.0.1:{setting['closed']}"
+        closed = f"127.0.0.1:{setting['closed']}"
+        self.env = {
+            "TOPO_TEST_APP_PASSWORD": APP_PASSWORD,
+            "TOPO_TEST_SHOVEL_URI": f"amqp://shoveler:{quote(SHOVEL_PASSWORD, safe='')}@{closed}/",
+        }
+        self.upstream_uri = f"amqp://fed:{UPSTREAM_FILE_PASSWORD}@{closed}/"
+        self.vhost = setting["vhost"]
+        self.message = ["--exchange", "events", "--routing-key", "a.b", "--body", "x"]
+        self.secrets = {APP_PASSWORD, FILE_PASSWORD, URL_PASSWORD, quote(URL_PASSWORD, safe=""), FEDERATION_PASSWORD}
+        self.secrets |= {SHOVEL_PASSWORD, quote(SHOVEL_PASSWORD, safe=""), UPSTREAM_FILE_PASSWORD}
+        self.hashes: set[str] = set()  # the broker's, once read
+
+    def out(self, name: str) -> str:
+        return str(self.dir / "out" / name)
+
+    def definitions(self) -> str:
+        """The broker's GET /api/definitions (hashes included), with a federation upstream whose URI holds a
+        password (topo does not import federation: it must not show its value either)."""
+        http: httpx.Client = self.setting["http"]
+        document = http.get("/api/definitions").json()
+        vhost = self.setting["vhost"]
+        keep = {u["name"] for u in document["users"] if u["name"].startswith("t-secrets-")}
+        for user in document["users"]:
+            if user["name"] in keep and user["password_hash"]:
+                self.hashes.add(user["password_hash"])
+        document["users"] = [u for u in document["users"] if u["name"] in keep]
+        document["permissions"] = [p for p in document["permissions"] if p["user"] in keep]
+        document["vhosts"] = [{"name": vhost}]
+        for section in ("queues", "exchanges", "bindings", "policies", "parameters"):
+            document[section] = [item for item in document.get(section, []) if item.get("vhost") == vhost]
+        document["parameters"].append(
+            {
+                "vhost": vhost,
+                "component": "federation-upstream",
+                "name": "origin",
+                "value": {"uri": f"amqp://fed:{FEDERATION_PASSWORD}@origin.invalid"},
+            }
+        )
+        path = self.dir / "definitions.json"
+        path.write_text(json.dumps(document), encoding="utf-8")
+        return str(path)
+
+
+@dataclass(frozen=True)
+class Form:
+    name: str
+    argv: Callable[[Forms], list[str]]
+    code: int | tuple[int, ...] = 0  # the exit code, or the codes it may have
+    env: Callable[[Forms], dict[str, str]] = lambda _c: {}
+    writes: tuple[str, ...] = ()  # files (under Forms.out) whose contents are outputs too
+
+
+FORMS: tuple[Form, ...] = (
+    Form("validate", lambda c: ["validate", c.files]),
+    Form("lint", lambda c: ["lint", c.files]),
+    Form("lint json", lambda c: ["lint", c.files, "--format", "json"]),
+    Form("plan text", lambda c: ["plan", c.files, "--url", c.url, "--amqp-url", c.amqp_url]),
+    Form("plan json", lambda c: ["plan", c.files, "--url", c.encoded_url, "--format", "json"]),
+    Form("plan markdown", lambda c: ["plan", c.files, "--url", c.url, "--format", "markdown"]),
+    Form("plan TOPO_URL", lambda c: ["plan", c.files], env=lambda c: {"TOPO_URL": c.url}),
+    Form("apply", lambda c: ["apply", c.files, "--url", c.url, "--yes"]),
+    Form("plan after apply", lambda c: ["plan", c.files, "--url", c.url, "--format", "json"]),
+    Form(
+        "status", lambda c: ["status", c.files, "--url", c.url], code=(2, 3)
+    ),  # CRITICAL (no consumer), UNKNOWN (no figure yet)
+    Form("export", lambda c: ["export", "--url", c.url]),
+    Form("export -o", lambda c: ["export", "--url", c.url, "-o", c.out("export.yaml")], writes=("export.yaml",)),
+    Form(
+        "import",
+        lambda c: ["import", c.definitions(), "-o", c.out("imported"), "--force"],
+        writes=("imported",),
+    ),
+    Form("publish", lambda c: ["publish", c.files, "--vhost", c.vhost, "--amqp-url", c.amqp_url, *c.message]),
+    Form(
+        "error: AMQP closed",
+        lambda c: ["publish", c.files, "--vhost", c.vhost, "--amqp-url", c.closed_amqp, *c.message],
+        code=1,
+    ),
+    Form(
+        "error: AMQP TOPO_AMQP_URL",
+        lambda c: ["consume", c.files, "--vhost", c.vhost, "--queue", "q", "--count", "1"],
+        code=1,
+        env=lambda c: {"TOPO_AMQP_URL": c.closed_amqp},
+    ),
+    Form("error: closed --url", lambda c: ["plan", c.files, "--url", c.closed_url], code=1),
+    Form("error: closed TOPO_URL", lambda c: ["export"], code=1, env=lambda c: {"TOPO_URL": c.closed_url}),
+    Form(
+        "error: no password variable",
+        lambda c: ["plan", c.files, "--url", c.url],
+        code=1,
+        env=lambda c: {"TOPO_TEST_APP_PASSWORD": ""},
+    ),
+    Form("error: import over files", lambda c: ["import", c.definitions(), "-o", c.out("imported")], code=1),
+)
+
+
+def _contents(path: Any) -> list[str]:
+    if path.is_dir():
+        return [text for child in sorted(path.rglob("*")) if child.is_file() for text in _contents(child)]
+    return [path.read_text(encoding="utf-8")] if path.exists() else []
+
+
+def test_no_output_form_shows_a_secret(setting: dict[str, Any], tmp_path: Any) -> None:
+    prefix = "t-secrets-" + os.urandom(3).hex()
+    admin = _user(setting, URL_PASSWORD)
+    forms = Forms(setting, tmp_path, admin)
+    topology = tmp_path / "topology"
+    (topology / "secrets").mkdir(parents=True)
+    (topology / "secrets" / "filer").write_text(FILE_PASSWORD + "\n", encoding="utf-8")
+    (topology / "secrets" / "upstream").write_text(forms.upstream_uri + "\n", encoding="utf-8")
+    (topology / "t.yaml").write_text(FORMS_TOPOLOGY.format(vhost=setting["vhost"], prefix=prefix), encoding="utf-8")
+    (tmp_path / "out").mkdir()
+    seen = Seen()
+    with watching(seen):
+        for form in FORMS:
+            for debug in ((), ("--debug",)):
+                before = len(seen.parts)
+                env = {**forms.env, **form.env(forms)}
+                code = cli(seen, *debug, *form.argv(forms), **{k: v for k, v in env.items() if v})
+                assert code in (form.code if isinstance(form.code, tuple) else (form.code,)), (
+                    f"{form.name}{debug}: exit {code}\n{seen.parts[-2:]}"
+                )
+                for name in form.writes:
+                    seen.parts += _contents(tmp_path / "out" / name)
+                assert "".join(seen.parts[before:]).strip(), f"{form.name} showed nothing"
+    http: httpx.Client = setting["http"]
+    for user in (admin, f"{prefix}-app", f"{prefix}-filer"):
+        stored = http.get(f"/api/users/{user}").json()["password_hash"]
+        assert stored, user
+        forms.hashes.add(stored)
+    text = "\n".join(seen.parts)
+    for secret in forms.secrets | forms.hashes:
+        assert secret not in text, f"{secret!r} leaked"
+    assert "${env:USER_" in text and "(sensitive)" in text  # the placeholders are there, in their place
+    # the controls: the definitions file import read held the secrets in clear (the broker keeps URIs so), and
+    # the one output that shows hashes, by request, shows them: the search above can see what it looks for
+    given = (tmp_path / "definitions.json").read_text(encoding="utf-8")
+    assert quote(SHOVEL_PASSWORD, safe="") in given and UPSTREAM_FILE_PASSWORD in given and FEDERATION_PASSWORD in given
+    kept = Seen()
+    assert cli(kept, "export", "--url", forms.url, "--include-password-hashes") == 0
+    assert all(stored in "".join(kept.parts) for stored in forms.hashes)

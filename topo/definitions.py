@@ -43,6 +43,7 @@ __all__ = [
     "SHOVEL_DEFAULTS",
     "SHOVEL_LEGACY_KEYS",
     "UPSTREAM_DEFAULTS",
+    "VHOST_COMPONENTS",
     "binding_definition",
     "binding_from_definition",
     "declared_password",
@@ -282,6 +283,11 @@ def vhost_definitions(vhost: VHost) -> tuple[dict[str, Any], dict[str, Any]]:
 # URI and a list of one compared alike, numbers that are whole as int.
 
 LINK_COMPONENTS = ("shovel", "federation-upstream", "federation-upstream-set")
+
+VHOST_COMPONENTS = ("operator_policy", "vhost-limits", *LINK_COMPONENTS)
+"""The components of a vhost's parameters that :func:`vhost_from_definitions` reads into the model (a kind
+stored as parameters adds its component here and reads it there; ``topo import`` reports the parameters of
+any other component as not managed)."""
 
 SHOVEL_LEGACY_KEYS: Mapping[str, str] = {
     "prefetch-count": "src-prefetch-count",

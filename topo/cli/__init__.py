@@ -18,7 +18,7 @@ from topo.cli.common import cli, run
 __all__ = ["cli", "main"]
 
 # Command modules; each adds its commands to `cli` when imported.
-_COMMAND_MODULES = ("topo.cli.core", "topo.cli.analyze", "topo.cli.runtime", "topo.cli.observe")
+_COMMAND_MODULES = ("topo.cli.core", "topo.cli.analyze", "topo.cli.runtime", "topo.cli.observe", "topo.cli.transfer")
 
 
 def _register() -> None:

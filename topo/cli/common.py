@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "plan": "topo.cli.core",
     "apply": "topo.cli.core",
     "export": "topo.cli.core",
+    "import": "topo.cli.transfer",
     "route": "topo.cli.analyze",
     "lint": "topo.cli.analyze",
     "graph": "topo.cli.analyze",
