@@ -25,7 +25,7 @@ from topo.broker.client import ManagementClient
 from topo.broker.port import Broker
 from topo.broker.reader import Observed
 from topo.errors import StalePlan, UsageError
-from topo.model import Origin, Secret, Topology
+from topo.model import Address, Origin, Secret, Topology, User
 from topo.plan.model import Plan
 from topo.plan.render import plan_json
 from topo.plan.saved import (
@@ -113,6 +113,8 @@ class _Secrets:
             name = getattr(value, "name", None)
             kind = re.sub(r"(?<!^)(?=[A-Z])", "-", type(value).__name__).lower()
             here = f"{kind} {name!r}" if isinstance(name, str) and name else where
+            if isinstance(value, User):
+                here = str(Address("user", "", value.name))
             changes = {}
             for f in dataclasses.fields(value):
                 if f.name in ("origin", "monitor"):

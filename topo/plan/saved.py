@@ -430,7 +430,9 @@ def compare_changes(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[st
             action = a[address]["action"]
             out.append(f"{address}: the saved plan would {action} it, the broker needs no such change now")
         elif address not in a:
-            out.append(f"{address}: the broker now needs a {b[address]['action']} the saved plan does not have")
+            action = b[address]["action"]
+            article = "an" if action[0] in "aeiou" else "a"
+            out.append(f"{address}: the broker now needs {article} {action} the saved plan does not have")
         elif a[address] != b[address]:
             out.append(f"{address}: the saved plan's {a[address]['action']} is not what the broker needs now")
     return out
