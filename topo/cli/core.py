@@ -164,14 +164,17 @@ def apply_cmd(
     if saved_plan is not None and vhosts:
         raise UsageError("--vhost does not apply to a saved plan", hint="it applies the vhosts it was made for")
     with _client(url, connection, amqp_url) as client, ExitStack() as stack:
-        desired = saved_plan.desired if saved_plan is not None else load(paths, parse_vars(variables)).only(vhosts)
-        if not no_lock:
-            _take_lock(stack, client, desired, lock_timeout)
-        if saved_plan is not None:
-            desired, plan = saved.check(client, saved_plan, variables=parse_vars(variables))
-            assume_yes = True  # reviewed when it was saved
-        else:
-            plan = engine.plan(client, desired)
+        if saved_plan is None and no_lock:  # the broker read while the files load
+            desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts)
+        else:  # the lock first (its name is the files'), then the broker read
+            desired = saved_plan.desired if saved_plan is not None else load(paths, parse_vars(variables)).only(vhosts)
+            if not no_lock:
+                _take_lock(stack, client, desired, lock_timeout)
+            if saved_plan is not None:
+                desired, plan = saved.check(client, saved_plan, variables=parse_vars(variables))
+                assume_yes = True  # reviewed when it was saved
+            else:
+                plan = engine.plan(client, desired)
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
             return 0
