@@ -38,6 +38,7 @@ from topo.urls import parse_management, redact
 __all__ = [
     "AMQP_URL_FILE",
     "DEFAULT_DIR",
+    "DEMO_PLUGINS",
     "PLUGINS",
     "STATE_FILE",
     "URL_FILE",
@@ -393,6 +394,14 @@ def _log_tails(node: Node) -> str:
 PLUGINS = ("rabbitmq_management", "rabbitmq_consistent_hash_exchange")
 """Enabled on every node: the Management API, and the plugin exchange type topologies use most."""
 
+DEMO_PLUGINS = (
+    "rabbitmq_shovel",
+    "rabbitmq_shovel_management",
+    "rabbitmq_federation",
+    "rabbitmq_federation_management",
+)
+"""Enabled on the demo's node besides :data:`PLUGINS`: topologies/links.yaml declares a shovel and federation."""
+
 
 def _write_config(node: Node, extra_config: str = "", plugins: Sequence[str] = ()) -> None:
     base = node.base_dir
@@ -571,4 +580,4 @@ def ensure(url: str | None, base_dir: Path, amqp_port: int, http_port: int) -> N
     existing = load(base_dir)
     if existing is not None and existing.is_running():
         return existing
-    return start(base_dir, amqp_port=amqp_port, http_port=http_port, name=dir_node_name(base_dir))
+    return start(base_dir, amqp_port=amqp_port, http_port=http_port, name=dir_node_name(base_dir), plugins=DEMO_PLUGINS)

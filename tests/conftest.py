@@ -37,12 +37,7 @@ import devbroker
 import devbroker.node
 from topo.urls import amqp_url_for, parse_management
 
-LINK_PLUGINS = (
-    "rabbitmq_shovel",
-    "rabbitmq_shovel_management",
-    "rabbitmq_federation",
-    "rabbitmq_federation_management",
-)
+LINK_PLUGINS = devbroker.node.DEMO_PLUGINS
 """Enabled on the test broker besides devbroker's own: shovels and federation (topologies/ declares some)."""
 
 NODE_FIXTURES = frozenset({"broker", "mgmt", "vhost", "tls_node"})

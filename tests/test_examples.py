@@ -8,15 +8,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
-from support import drain, publish
+from support import drain, publish, wait_until
 
 import topo
 from topo import engine
 from topo.broker.client import ManagementClient, enc
 from topo.model import Topology
+from topo.routing import route
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "topologies"
 
@@ -55,7 +57,7 @@ CASES = [
 
 def test_every_example_is_covered() -> None:
     files = {p.name for p in EXAMPLES.glob("*.yaml")}
-    assert files == {case[0] for case in CASES} | {ACCESS}
+    assert files == {case[0] for case in CASES} | {ACCESS, LINKS}
 
 
 @pytest.fixture
@@ -239,3 +241,56 @@ def test_the_access_control_example_lets_each_service_do_its_job_and_nothing_els
     finally:
         for name in desired.users:
             mgmt.delete(f"/api/users/{enc(name)}")
+
+
+# -- links.yaml: a shovel and a federation between two vhosts of the broker ------------------------------
+
+LINKS = "links.yaml"
+
+
+def _links_in(legacy: str, commerce: str) -> Topology:
+    """links.yaml with its vhosts renamed to the test's own; the URIs point at them (the variables the file
+    reads, as a user moving the legacy vhost elsewhere sets them)."""
+    topology = topo.load(
+        EXAMPLES / LINKS, environ={"LEGACY_URI": f"amqp:///{legacy}", "COMMERCE_URI": f"amqp:///{commerce}"}
+    )
+    return Topology(
+        {
+            legacy: replace(topology.vhost("legacy"), name=legacy),
+            commerce: replace(topology.vhost("commerce"), name=commerce),
+        },
+        name=topology.name,
+    )
+
+
+@pytest.fixture
+def commerce(vhost: str, broker: Any, mgmt: httpx.Client) -> Any:
+    """A second vhost beside ``vhost``, for links.yaml's commerce (apply creates it)."""
+    name = vhost + "-commerce"
+    yield name
+    mgmt.delete(f"/api/vhosts/{quote(name, safe='')}")
+
+
+def test_the_links_example_moves_legacy_orders_and_federates_the_catalogue(
+    vhost: str, commerce: str, client: ManagementClient, mgmt: httpx.Client
+) -> None:
+    desired = _links_in(vhost, commerce)
+    engine.apply(client, desired)
+    writes = client.writes
+    assert engine.apply(client, desired).empty and client.writes == writes
+
+    # what `topo route` says, the broker does: the shovel takes the order on to commerce with its own key
+    offline = route(desired, vhost, "orders", "order")
+    assert [(f.link.kind, f.result and f.result.queues) for f in offline.forwarded] == [("shovel", ("fulfilment",))]
+    assert publish(mgmt, vhost, "orders", "order", body="order-1")
+    wait_until(lambda: "order-1" in drain(mgmt, commerce, "fulfilment"), what="the shovel to move the order")
+    assert drain(mgmt, vhost, "orders.outbox") == []
+
+    # the federation link binds legacy's catalogue once it runs: until then a message to it routes nowhere
+    offline = route(desired, vhost, "catalogue", "product.created")
+    assert [(f.link.kind, f.result and f.result.queues) for f in offline.forwarded] == [
+        ("federation", ("search-index",))
+    ]
+    wait_until(lambda: publish(mgmt, vhost, "catalogue", "product.warm-up", body="warm-up"), what="the federation link")
+    assert publish(mgmt, vhost, "catalogue", "product.created", body="product-7")
+    wait_until(lambda: "product-7" in drain(mgmt, commerce, "search-index"), what="the federated event")

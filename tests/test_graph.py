@@ -16,6 +16,7 @@ GOLDEN = Path(__file__).parent / "golden" / "graph"
 SOURCES = {
     "iot": ROOT / "topologies" / "iot.yaml",
     "work-queue": ROOT / "topologies" / "work-queue.yaml",
+    "links": ROOT / "topologies" / "links.yaml",
     "tricky": GOLDEN / "tricky.yaml",
 }
 

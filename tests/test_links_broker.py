@@ -246,3 +246,55 @@ def test_without_the_plugin_the_plan_is_blocked_and_apply_writes_nothing(
             engine.apply(client, desired, planned)
         assert client.writes == writes
         assert client.get("/vhosts/links", ok_missing=True) is None  # not even the vhost was created
+
+
+def test_status_says_which_declared_shovel_does_not_run(
+    vhost: str,
+    broker: Any,
+    client: ManagementClient,
+    mgmt: httpx.Client,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``topo status``: a shovel that runs is OK; one whose destination refuses the connection stays
+    ``starting`` on the broker (3.10.8) and is CRITICAL; a declared one the broker lacks is CRITICAL."""
+    from topo.cli import _register
+    from topo.cli.common import run
+
+    path = _write(
+        tmp_path,
+        f"""\
+        version: 1
+        vhosts:
+          {vhost}:
+            queues:
+              outbound: {{monitor: {{consumers: off}}}}
+              inbound: {{monitor: {{consumers: off}}}}
+            shovels:
+              works:
+                source: {{uri: "amqp:///{q(vhost)}", queue: outbound}}
+                destination: {{uri: "amqp:///{q(vhost)}", queue: inbound}}
+              refused:
+                source: {{uri: "amqp:///{q(vhost)}", queue: outbound}}
+                destination: {{uri: "amqp://127.0.0.1:1/x", queue: inbound}}
+                reconnect-delay: 1s
+                lint: {{disable: [TL802]}}
+        """,
+    )
+    engine.apply(client, load(path))
+    mgmt.delete(f"/api/parameters/shovel/{q(vhost)}/refused").raise_for_status()
+    _register()
+
+    def shovels() -> tuple[int, dict[str, tuple[str, str]]]:
+        code = run(["status", str(path), "--url", broker.url, "--format", "json"])
+        out, err = capsys.readouterr()
+        assert err == "", err
+        return code, {s["shovel"]: (s["state"], s["figure"]) for s in json.loads(out)["shovels"]}
+
+    code, found = wait_until(lambda: (r := shovels())[1]["works"][0] == "OK" and r, what="the shovel to run")
+    assert code == 2
+    assert found == {"works": ("OK", "running"), "refused": ("CRITICAL", "missing on the broker")}
+    engine.apply(client, load(path))  # makes it again: it cannot connect
+    code, found = wait_until(lambda: (r := shovels())[1]["refused"][1] != "missing on the broker" and r, what="it")
+    assert code == 2 and found["refused"][0] == "CRITICAL" and found["refused"][1] in ("starting", "terminated")
+    assert found["works"] == ("OK", "running")

@@ -6,7 +6,10 @@ dashed, each labelled, so the paths a message can take besides the bindings stan
 exchange routes to the queue its key names: where a queue dead-letters to it with a key that names a
 declared queue, that edge is drawn too. A queue with ``retry:`` has a dotted edge to each of its retry
 delay queues, which expire the message back to it through the exchange the loader declares for them, so a
-retry reads as a loop, not a dead end.
+retry reads as a loop, not a dead end. Shovels and federation between vhosts of the same broker (their
+URIs name no host: :mod:`topo.routing.links`) are edges from vhost to vhost: a shovel from its source queue
+(or exchange) to its destination, labelled ``shovel NAME``; a federated exchange from its upstream exchange,
+labelled ``federation: UPSTREAM``.
 
 Mermaid output renders in GitHub pull requests and issues (in a ```` ```mermaid ```` block).
 """
@@ -22,7 +25,7 @@ from typing import Literal
 
 from topo.errors import GraphError, GraphvizNotFound
 from topo.model import BUILTIN_EXCHANGES, Binding, Exchange, Queue, Topology, VHost
-from topo.routing import dead_letter_target, effective_alternate_exchange
+from topo.routing import dead_letter_target, effective_alternate_exchange, topology_links
 from topo.units import format_duration
 
 __all__ = [
@@ -37,7 +40,7 @@ __all__ = [
 ]
 
 FORMATS = ("mermaid", "dot", "svg")
-EdgeKind = Literal["binding", "alternate-exchange", "dead-letter", "retry"]
+EdgeKind = Literal["binding", "alternate-exchange", "dead-letter", "retry", "link"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,26 @@ def _graphs(topology: Topology, vhosts: Iterable[str] | None) -> list[VHostGraph
     return [vhost_graph(topology.vhost(name), i) for i, name in enumerate(names)]
 
 
+def link_edges(topology: Topology, graphs: Iterable[VHostGraph]) -> list[Edge]:
+    """The shovels and federation links between the drawn vhosts, as edges between their nodes (a link
+    whose end is not drawn, or not declared, has none)."""
+    ids: dict[tuple[str, str, str], str] = {}
+    for graph in graphs:
+        for node in graph.nodes:
+            name = "" if node.kind == "exchange" and node.name == "(default exchange)" else node.name
+            ids[(graph.vhost, node.kind, name)] = node.id
+    out = []
+    for link in topology_links(topology):
+        if link.destination_type is None or link.destination is None:
+            continue  # the message keeps its exchange: which one is the publisher's
+        source = ids.get((link.source_vhost, link.source_type, link.source))
+        target = ids.get((link.destination_vhost, link.destination_type, link.destination))
+        if source is not None and target is not None:
+            label = link.label() + (f": {link.destination_key}" if link.destination_key is not None else "")
+            out.append(Edge(source, target, "link", label))
+    return out
+
+
 # -- Mermaid ------------------------------------------------------------------------------------------
 
 
@@ -179,16 +202,30 @@ _MERMAID_ARROW = {
     "alternate-exchange": ("==", "==>"),
     "dead-letter": ("-.", ".->"),
     "retry": ("-.", ".->"),
+    "link": ("==", "==>"),
 }
+
+
+def _mermaid_edge(lines: list[str], links: dict[str, list[int]], edge: Edge, index: int) -> int:
+    """Write one edge; note its index for the link styles; the next index."""
+    start, end = _MERMAID_ARROW[edge.kind]
+    if edge.label:
+        lines.append(f'  {edge.source} {start} "{_mermaid_text(edge.label)}" {end} {edge.target}')
+    else:
+        lines.append(f"  {edge.source} {end} {edge.target}")
+    if edge.kind in links:
+        links[edge.kind].append(index)
+    return index + 1
 
 
 def render_mermaid(topology: Topology, vhosts: Iterable[str] | None = None) -> str:
     """A Mermaid flowchart (``flowchart LR``) of the topology, one subgraph per vhost."""
     lines = ["flowchart LR"]
     classes: dict[str, list[str]] = {"exchange": [], "queue": [], "internal": []}
-    links: dict[str, list[int]] = {"alternate-exchange": [], "dead-letter": [], "retry": []}
+    links: dict[str, list[int]] = {"alternate-exchange": [], "dead-letter": [], "retry": [], "link": []}
     link = 0
-    for graph in _graphs(topology, vhosts):
+    graphs = _graphs(topology, vhosts)
+    for graph in graphs:
         lines.append(f'  subgraph {graph.id}["vhost {_mermaid_text(graph.vhost)}"]')
         for node in graph.nodes:
             label = f"{_mermaid_text(node.name)}<br/>({_mermaid_text(node.detail)})"
@@ -199,14 +236,9 @@ def render_mermaid(topology: Topology, vhosts: Iterable[str] | None = None) -> s
                 classes["internal"].append(node.id)
         lines.append("  end")
         for edge in graph.edges:
-            start, end = _MERMAID_ARROW[edge.kind]
-            if edge.label:
-                lines.append(f'  {edge.source} {start} "{_mermaid_text(edge.label)}" {end} {edge.target}')
-            else:
-                lines.append(f"  {edge.source} {end} {edge.target}")
-            if edge.kind in links:
-                links[edge.kind].append(link)
-            link += 1
+            link = _mermaid_edge(lines, links, edge, link)
+    for edge in link_edges(topology, graphs):
+        link = _mermaid_edge(lines, links, edge, link)
     lines.append("  classDef exchange fill:#fff3e0,stroke:#e65100,color:#000")
     lines.append("  classDef queue fill:#e3f2fd,stroke:#0d47a1,color:#000")
     lines.append("  classDef internal stroke-dasharray:4 3")
@@ -219,6 +251,8 @@ def render_mermaid(topology: Topology, vhosts: Iterable[str] | None = None) -> s
         lines.append(f"  linkStyle {','.join(map(str, links['dead-letter']))} stroke:#b71c1c")
     if links["retry"]:
         lines.append(f"  linkStyle {','.join(map(str, links['retry']))} stroke:#6a1b9a")
+    if links["link"]:
+        lines.append(f"  linkStyle {','.join(map(str, links['link']))} stroke:#2e7d32")
     return "\n".join(lines) + "\n"
 
 
@@ -234,6 +268,7 @@ _DOT_EDGE = {
     "alternate-exchange": ', style=bold, color="#e65100", fontcolor="#e65100"',
     "dead-letter": ', style=dashed, color="#b71c1c", fontcolor="#b71c1c"',
     "retry": ', style=dotted, color="#6a1b9a", fontcolor="#6a1b9a"',
+    "link": ', style=bold, color="#2e7d32", fontcolor="#2e7d32"',
 }
 
 
@@ -245,7 +280,8 @@ def render_dot(topology: Topology, vhosts: Iterable[str] | None = None) -> str:
         '  node [fontname="Helvetica", fontsize=11];',
         '  edge [fontname="Helvetica", fontsize=10];',
     ]
-    for graph in _graphs(topology, vhosts):
+    graphs = _graphs(topology, vhosts)
+    for graph in graphs:
         lines.append(f"  subgraph cluster_{graph.id} {{")
         lines.append(f"    label={_dot_str('vhost ' + graph.vhost)};")
         for node in graph.nodes:
@@ -260,6 +296,8 @@ def render_dot(topology: Topology, vhosts: Iterable[str] | None = None) -> str:
         for edge in graph.edges:
             label = f"label={_dot_str(edge.label)}" if edge.label else 'label=""'
             lines.append(f"  {edge.source} -> {edge.target} [{label}{_DOT_EDGE[edge.kind]}];")
+    for edge in link_edges(topology, graphs):
+        lines.append(f"  {edge.source} -> {edge.target} [label={_dot_str(edge.label)}{_DOT_EDGE[edge.kind]}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

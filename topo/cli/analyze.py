@@ -13,7 +13,7 @@ from topo.errors import UsageError
 from topo.graph import render as render_graph
 from topo.lint import check_codes, lint
 from topo.lint.output import render as render_findings
-from topo.routing import DeadLetter, RouteResult, route
+from topo.routing import DeadLetter, Forward, RouteResult, route
 from topo.shortstr import shortstr_excess, too_long_message
 
 __all__ = ["graph_cmd", "lint_cmd", "parse_header", "render_route_text", "route_cmd"]
@@ -51,7 +51,9 @@ def render_route_text(result: RouteResult) -> str:
     if result.headers:
         with_headers = " and headers " + json.dumps(dict(result.headers), ensure_ascii=False, default=str)
     lines = [f"Message to {exchange} in vhost {result.vhost} with {_key_text(result)}{with_headers}:"]
-    if result.dropped:
+    if result.dropped and result.forwarded and not result.lost:
+        lines.append(f"  No queue in vhost {result.vhost} ({result.reason}); a link takes it on.")
+    elif result.dropped:
         lines.append(f"  Dropped: {result.reason}.")
     else:
         count = len(result.queues)
@@ -69,7 +71,18 @@ def render_route_text(result: RouteResult) -> str:
             lines.append("    (no queue to dead-letter from)")
         for dead in result.dead_letters:
             lines.extend(_dead_letter_lines(dead, "    "))
+    for forward in result.forwarded:
+        lines.extend(_forward_lines(forward))
     return "\n".join(lines) + "\n"
+
+
+def _forward_lines(forward: Forward) -> list[str]:
+    """A shovel or federation link the message goes on through, and where it goes from there (indented)."""
+    head = f"  Then {forward.describe()}"
+    if forward.result is None:
+        return [f"{head}: {forward.note}."]
+    nested = render_route_text(forward.result).splitlines()
+    return [f"{head}:", *("    " + line for line in nested)]
 
 
 def _dead_letter_lines(dead: DeadLetter, indent: str) -> list[str]:
@@ -119,8 +132,9 @@ def route_cmd(
     """Show where a message goes: every queue it reaches and the path it takes, or why it is dropped.
 
     Routing follows RabbitMQ exactly (direct, fanout, topic, headers, the default exchange,
-    exchange-to-exchange bindings, alternate exchanges, internal exchanges). Exit code 0 when the
-    message reaches a queue, 1 when it is dropped.
+    exchange-to-exchange bindings, alternate exchanges, internal exchanges), then on through the shovels
+    and federation links between vhosts of the topology. Exit code 0 when the message reaches a queue
+    (here or through a link), 1 when it is dropped.
     """
     size = shortstr_excess(routing_key)
     if size is not None:
@@ -132,7 +146,7 @@ def route_cmd(
         click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     else:
         click.echo(render_route_text(result), nl=False)
-    return 1 if result.dropped else 0
+    return 1 if result.lost else 0
 
 
 # -- lint ----------------------------------------------------------------------------------------------

@@ -25,10 +25,13 @@ from topo.model import (
     Binding,
     BindingPattern,
     Exchange,
+    FederationUpstream,
+    FederationUpstreamSet,
     Origin,
     Permission,
     Policy,
     Queue,
+    Shovel,
     TopicPermissions,
     Topology,
     User,
@@ -49,7 +52,18 @@ __all__ = [
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
-Subject = Queue | Exchange | Binding | Policy | User | Permission | TopicPermissions
+Subject = (
+    Queue
+    | Exchange
+    | Binding
+    | Policy
+    | User
+    | Permission
+    | TopicPermissions
+    | Shovel
+    | FederationUpstream
+    | FederationUpstreamSet
+)
 Scope = Literal["vhost", "topology"]
 
 
@@ -202,7 +216,7 @@ class Context:
 
     def disabled_for(self, subject: Subject) -> frozenset[str]:
         """Codes disabled on the resource itself (a binding: on its destination, where it is declared)."""
-        if isinstance(subject, Queue | Exchange):
+        if isinstance(subject, Queue | Exchange | Shovel):
             return subject.lint_disable
         if isinstance(subject, Binding):
             owner: Queue | Exchange | None = (
@@ -283,6 +297,12 @@ def subject_address(subject: Subject, vhost: str) -> Address:
         return Address("user", "", subject.name)
     if isinstance(subject, Permission | TopicPermissions):
         return subject.address()
+    if isinstance(subject, Shovel):
+        return Address("shovel", vhost, subject.name)
+    if isinstance(subject, FederationUpstream):
+        return Address("federation-upstream", vhost, subject.name)
+    if isinstance(subject, FederationUpstreamSet):
+        return Address("federation-upstream-set", vhost, subject.name)
     return Address("policy", vhost, subject.name)
 
 

@@ -31,6 +31,8 @@ def render_markdown() -> str:
         "`lint: {disable: [TL207]}`, for one queue or exchange (and the bindings declared on it) with the",
         "same key on that queue or exchange, or for one run with `--disable TL207`. Rules about users",
         "and their permissions (TL7xx) look at the whole topology, and are disabled for all of it or one run.",
+        "Rules about shovels and federation (TL8xx) check a link's ends where its URI names this broker",
+        "(`amqp://`, `amqp:///VHOST`: no host) and a vhost the files declare; a shovel takes `lint:` too.",
         "",
         "Resources topo declares itself (the retry delay queues `<queue>.retry.N` of a queue with `retry:`)",
         "take part in every rule's analysis (routing, dead-lettering, policies), but no rule reports a",

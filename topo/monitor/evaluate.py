@@ -42,6 +42,7 @@ __all__ = [
     "QueueReport",
     "Report",
     "Result",
+    "ShovelReport",
     "State",
     "evaluate",
     "evaluate_vhost",
@@ -107,16 +108,29 @@ class QueueReport:
 
 
 @dataclass(frozen=True, slots=True)
+class ShovelReport:
+    """A declared shovel's one check, ``running``: its state on the broker (``GET /api/shovels/{vhost}``)."""
+
+    vhost: str
+    shovel: str
+    state: State
+    shown: str  # "running", "starting", "terminated", "missing on the broker", "—"
+    note: str | None = None  # the broker's reason, or why UNKNOWN
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
-    """Every declared queue's state, by vhost and name; ``window`` in seconds."""
+    """Every declared queue's state, by vhost and name (and every declared shovel's); ``window`` in seconds."""
 
     queues: tuple[QueueReport, ...]
     window: float
     missing_vhosts: tuple[str, ...] = ()
+    shovels: tuple[ShovelReport, ...] = ()
 
     @property
     def state(self) -> State:
-        return worst([q.state for q in self.queues])
+        return worst([*(q.state for q in self.queues), *(s.state for s in self.shovels)])
 
     def counts(self) -> dict[State, int]:
         """How many checks are in each state."""
@@ -124,6 +138,8 @@ class Report:
         for queue in self.queues:
             for result in queue.results:
                 out[result.state] += 1
+        for shovel in self.shovels:
+            out[shovel.state] += 1
         return out
 
 

@@ -98,6 +98,10 @@ class ManagementQueues:
     def list_queues(self, vhost: str, params: Mapping[str, str]) -> Any:
         return self.client.get(f"/queues/{enc(vhost)}", params=params, vhost=vhost, ok_missing=True)
 
+    def list_shovels(self, vhost: str) -> Any:
+        """``GET /api/shovels/{vhost}`` (rabbitmq_shovel_management): the vhost's shovels and their state."""
+        return self.client.get(f"/shovels/{enc(vhost)}", vhost=vhost, ok_missing=True)
+
 
 @dataclass(frozen=True, slots=True)
 class Window:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from topo.monitor.evaluate import Bound, QueueReport, Report, Result, State, format_seconds
+from topo.monitor.evaluate import Bound, QueueReport, Report, Result, ShovelReport, State, format_seconds
 
 __all__ = ["JSON_FORMAT_VERSION", "render", "render_json", "render_prometheus", "render_text", "summary"]
 
@@ -33,10 +33,17 @@ def summary(report: Report) -> str:
     counts = report.counts()
     vhosts = len({q.vhost for q in report.queues})
     parts = ", ".join(f"{counts[s]} {s.name.lower()}" for s in (State.CRITICAL, State.WARNING, State.UNKNOWN, State.OK))
-    text = f"{report.state.name}: {parts} checks on {_n(len(report.queues), 'queue')} in {_n(vhosts, 'vhost')}"
+    text = f"{report.state.name}: {parts} checks on {_n(len(report.queues), 'queue')}"
+    if report.shovels:
+        text += f" and {_n(len(report.shovels), 'shovel')}"
+        vhosts = len({q.vhost for q in report.queues} | {s.vhost for s in report.shovels})
+    text += f" in {_n(vhosts, 'vhost')}"
     missing = sum(1 for q in report.queues if not q.present)
     if missing:
         text += f"; {_n(missing, 'declared queue')} missing"
+    stopped = sum(1 for s in report.shovels if s.state == State.CRITICAL)
+    if stopped:
+        text += f"; {_n(stopped, 'declared shovel')} not running"
     return text
 
 
@@ -61,8 +68,13 @@ def render_text(report: Report, style: Style = _plain) -> str:
     vhosts: dict[str, list[QueueReport]] = {}
     for q in report.queues:
         vhosts.setdefault(q.vhost, []).append(q)
+    shovels: dict[str, list[ShovelReport]] = {}
+    for shovel in report.shovels:
+        shovels.setdefault(shovel.vhost, []).append(shovel)
+        vhosts.setdefault(shovel.vhost, [])
     head = ("QUEUE", "CHECK", "STATE", "FIGURE", "WARNING", "CRITICAL")
-    for vhost, queues in vhosts.items():
+    for vhost in sorted(vhosts) if report.shovels else vhosts:
+        queues = vhosts[vhost]
         rows = [row for q in queues for row in _rows(q)]
         widths = [max([len(head[i])] + [len(str(r[i] if i != 2 else r[2].name)) for r in rows]) for i in range(6)]
         lines += [
@@ -79,7 +91,25 @@ def render_text(report: Report, style: Style = _plain) -> str:
                 lines.append(" " * (4 + widths[0]) + f"note: {note}")
         if not queues:
             lines.append("  (no queues declared)")
+        lines += _shovel_lines(shovels.get(vhost, []), style)
     return "\n".join(lines) + "\n"
+
+
+def _shovel_lines(shovels: list[ShovelReport], style: Style) -> list[str]:
+    """The vhost's declared shovels: one row each (check ``running``), under the queues."""
+    if not shovels:
+        return []
+    head = ("SHOVEL", "CHECK", "STATE", "FIGURE")
+    rows = [(s.shovel, "running", s.state.name, s.shown) for s in shovels]
+    widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(4)]
+    lines = ["", "  " + "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
+    for shovel, row in zip(shovels, rows, strict=True):
+        padded = [c.ljust(w) for c, w in zip(row, widths, strict=True)]
+        padded[2] = style(shovel.state.name, _COLOURS[shovel.state]) + " " * (widths[2] - len(shovel.state.name))
+        lines.append(("  " + "  ".join(padded)).rstrip())
+        if shovel.note:
+            lines.append(" " * (4 + widths[0]) + f"note: {shovel.note}")
+    return lines
 
 
 def _bound(bound: Bound | None) -> dict[str, Any] | None:
@@ -127,6 +157,18 @@ def render_json(report: Report) -> str:
             }
             for q in report.queues
         ],
+        "shovels": [
+            {
+                "vhost": s.vhost,
+                "shovel": s.shovel,
+                "check": "running",
+                "state": s.state.name,
+                "figure": s.shown,
+                "note": s.note,
+                "declared_at": str(s.origin) if s.origin else None,
+            }
+            for s in report.shovels
+        ],
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
@@ -153,6 +195,7 @@ _FAMILIES = (
     ("topo_queue_check_state", "State of one check of a declared queue: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."),
     ("topo_queue_check_value", "The figure a check compares with its levels, in the unit the label names."),
     ("topo_queue_check_threshold", "A check's warning or critical level, in the unit the label names."),
+    ("topo_shovel_check_state", "Whether a declared shovel runs: 0 OK (running), 2 CRITICAL, 3 UNKNOWN."),
 )
 
 
@@ -179,8 +222,13 @@ def render_prometheus(report: Report) -> str:
                     samples["topo_queue_check_threshold"].append(
                         f"topo_queue_check_threshold{labels} {_value(bound.value)}"
                     )
+    for shovel in report.shovels:
+        labels = _labels(vhost=shovel.vhost, shovel=shovel.shovel, check="running")
+        samples["topo_shovel_check_state"].append(f"topo_shovel_check_state{labels} {int(shovel.state)}")
     lines = []
     for name, help_text in _FAMILIES:
+        if name == "topo_shovel_check_state" and not report.shovels:
+            continue
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", *samples[name]]
     return "\n".join(lines) + "\n"
 

@@ -12,7 +12,8 @@
 
 The broker is read in parallel across vhosts; :func:`load_and_status` also starts reading each vhost
 while the files are still being loaded (as ``topo plan`` does), so a large check costs about
-max(load, read) rather than their sum.
+max(load, read) rather than their sum. The declared shovels are checked too, where the source lists them
+(:mod:`topo.monitor.shovels`: ``ManagementQueues`` does).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 
 from topo.loader import load
 from topo.model import Topology
 from topo.monitor.evaluate import Report, evaluate
 from topo.monitor.figures import QueueSource, VHostFigures, read_depths, read_vhost
 from topo.monitor.resolve import VHostExpectations, resolve
+from topo.monitor.shovels import evaluate_shovels, read_shovels
 
 __all__ = ["load_and_status", "status"]
 
@@ -45,6 +48,7 @@ def _measured_dead_letter_queues(expectations: VHostExpectations) -> set[str]:
 
 def _finish(
     source: QueueSource,
+    topology: Topology,
     expectations: dict[str, VHostExpectations],
     figures: dict[str, VHostFigures],
     window: float,
@@ -55,7 +59,9 @@ def _finish(
     if jobs:
         with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
             list(pool.map(lambda job: read_depths(source, job[0], job[1], window), jobs))
-    return evaluate(expectations, figures, time.time() if now is None else now, window)
+    report = evaluate(expectations, figures, time.time() if now is None else now, window)
+    shovels = evaluate_shovels(topology, read_shovels(source, topology), report.missing_vhosts)
+    return replace(report, shovels=shovels) if shovels else report
 
 
 def status(
@@ -79,7 +85,7 @@ def status(
             figures = dict(zip(names, read, strict=True))
     else:
         expectations = {}
-    return _finish(source, expectations, figures, window, now)
+    return _finish(source, topology, expectations, figures, window, now)
 
 
 def load_and_status(
@@ -114,4 +120,4 @@ def load_and_status(
             )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    return topology, _finish(source, expectations, figures, window, None)
+    return topology, _finish(source, topology, expectations, figures, window, None)

@@ -21,18 +21,26 @@ The semantics follow RabbitMQ 3.10's ``rabbit_exchange:route/2`` and the exchang
 With ``dead_letter=True`` the result also says, for every queue reached, where the message goes when the
 queue dead-letters it (rejected, expired, over a length limit): to the queue's dead-letter exchange with
 its dead-letter routing key, or the message's own routing keys when none is set.
+
+Shovels and federation links between vhosts of the same broker (:mod:`topo.routing.links`) are followed
+too: a message that reaches a shovel's source queue (or its source exchange, with a matching key) goes on
+to the shovel's destination, and one that passes through a federated exchange's upstream exchange goes on
+to the federated exchange (as far as the upstream's ``max-hops``): ``RouteResult.forwarded``.
 """
 
+from topo.routing.links import Link, topology_links
 from topo.routing.matching import X_MATCH_KINDS, headers_match, split_topic_key, topic_matches
 from topo.routing.policies import applied_policy, dead_letter_target, effective_alternate_exchange, policy_matches
-from topo.routing.result import DeadLetter, Hop, Path, Refusal, RouteResult
+from topo.routing.result import DeadLetter, Forward, Hop, Path, Refusal, RouteResult
 from topo.routing.router import PLUGIN, Router, route, route_within, routing_type
 
 __all__ = [
     "PLUGIN",
     "X_MATCH_KINDS",
     "DeadLetter",
+    "Forward",
     "Hop",
+    "Link",
     "Path",
     "Refusal",
     "RouteResult",
@@ -47,4 +55,5 @@ __all__ = [
     "routing_type",
     "split_topic_key",
     "topic_matches",
+    "topology_links",
 ]

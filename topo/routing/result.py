@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from topo.model import Binding, DestinationType
+from topo.routing.links import Link
 
-__all__ = ["DeadLetter", "Hop", "Path", "Refusal", "RouteResult"]
+__all__ = ["DeadLetter", "Forward", "Hop", "Path", "Refusal", "RouteResult"]
 
 Refusal = Literal["NOT_FOUND", "ACCESS_REFUSED", "PRECONDITION_FAILED"]
 """How the broker refuses a publish (the AMQP channel error: 404, 403, 406)."""
@@ -105,6 +106,38 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class Forward:
+    """A message that reached ``via`` (a shovel's source queue or exchange, or a federated exchange's upstream
+    exchange) goes on through ``link`` to another place of the broker: ``result`` is its routing there (its
+    own ``forwarded`` follow the next links), None with a ``note`` when it is not followed."""
+
+    link: Link
+    via: str
+    result: RouteResult | None = None
+    note: str | None = None
+
+    def describe(self) -> str:
+        """``shovel 'x' moves it from queue 'q' (vhost legacy) to exchange 'orders' in vhost shop``."""
+        link = self.link
+        source = f"{link.source_type} {quoted(self.via)} (vhost {link.source_vhost})"
+        if link.destination_type is None:
+            target = f"the same exchange in vhost {link.destination_vhost}"
+        else:
+            target = f"{link.destination_type} {quoted(link.destination or '')} in vhost {link.destination_vhost}"
+        if link.kind == "federation":
+            return f"{link.describe()} carries it from {source} to {target}"
+        return f"{link.describe()} moves it from {source} to {target}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "link": self.link.to_json(),
+            "via": self.via,
+            "result": self.result.to_json() if self.result is not None else None,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class RouteResult:
     """Where one message goes. ``queues`` are sorted and each appears once."""
 
@@ -119,10 +152,17 @@ class RouteResult:
     dead_letters: tuple[DeadLetter, ...] | None = None  # None unless dead_letter=True
     notes: tuple[str, ...] = field(default=())
     refused: Refusal | None = None  # the broker refuses the publish (closes the channel) instead
+    # where shovels and federation take it on from here, to other vhosts of the topology (topo.routing.links)
+    forwarded: tuple[Forward, ...] = ()
 
     @property
     def dropped(self) -> bool:
         return not self.queues
+
+    @property
+    def lost(self) -> bool:
+        """Dropped here, and carried to no queue by a shovel or federation either."""
+        return self.dropped and not any(f.result is not None and not f.result.lost for f in self.forwarded)
 
     @property
     def routing_key(self) -> str:
@@ -146,6 +186,7 @@ class RouteResult:
             "notes": list(self.notes),
             "refused": self.refused,
             "dead_letters": ([d.to_json() for d in self.dead_letters] if self.dead_letters is not None else None),
+            "forwarded": [f.to_json() for f in self.forwarded],
         }
 
 

@@ -9,9 +9,10 @@ from typing import Any
 
 from topo.arguments import DELAYED_MESSAGE, EXCHANGE_TYPES
 from topo.model import BUILTIN_EXCHANGES, Binding, Exchange, Topology, VHost
+from topo.routing.links import Link, topology_links
 from topo.routing.matching import headers_match, topic_matches
 from topo.routing.policies import dead_letter_target, effective_alternate_exchange
-from topo.routing.result import DeadLetter, Hop, Path, Refusal, RouteResult, jsonable, quoted
+from topo.routing.result import DeadLetter, Forward, Hop, Path, Refusal, RouteResult, jsonable, quoted
 
 __all__ = ["PLUGIN", "Router", "route", "route_within", "routing_type"]
 
@@ -43,13 +44,22 @@ def route(
     headers: Mapping[str, Any] | None = None,
     *,
     dead_letter: bool = False,
+    links: bool = True,
 ) -> RouteResult:
     """Route a message published to ``exchange`` in ``vhost`` with ``routing_key`` and ``headers``.
 
     Raises :class:`~topo.errors.UsageError` when the vhost is not declared. An exchange that is not
     declared, or is internal, gives a dropped result that says so (the broker would refuse the publish).
+    With ``links`` (the default), the message is followed through the shovels and federation links between
+    vhosts of this broker (:mod:`topo.routing.links`): ``RouteResult.forwarded``.
     """
-    return Router(topology.vhost(vhost)).route(exchange, routing_key, headers, dead_letter=dead_letter)
+    result = Router(topology.vhost(vhost)).route(exchange, routing_key, headers, dead_letter=dead_letter)
+    if not links:
+        return result
+    found = topology_links(topology)
+    if not found:
+        return result
+    return _LinkFollower(topology, found).follow(result, (), 0)
 
 
 def route_within(
@@ -265,6 +275,89 @@ class Router:
                 cycle = ()
             out.append(DeadLetter(qname, dlx, keys, _with_dead_letters(dl_result, nested), cycle_note, cycle))
         return tuple(out)
+
+
+_MAX_LINK_STEPS = 50
+
+
+class _LinkFollower:
+    """Follows a routed message through the links whose source it reached, vhost after vhost."""
+
+    def __init__(self, topology: Topology, links: tuple[Link, ...]) -> None:
+        self.topology = topology
+        self.links = links
+        self.routers: dict[str, Router] = {}
+        self.budget = _MAX_LINK_STEPS
+
+    def router(self, vhost: str) -> Router:
+        if vhost not in self.routers:
+            self.routers[vhost] = Router(self.topology.vhosts[vhost])
+        return self.routers[vhost]
+
+    def follow(self, result: RouteResult, chain: tuple[Link, ...], federated: int) -> RouteResult:
+        out: list[Forward] = []
+        for link in self.links:
+            if link.source_vhost != result.vhost or not self._reaches(link, result):
+                continue
+            if link.kind == "federation" and federated >= link.max_hops:
+                continue  # the upstream's max-hops: the message crossed that many federation links already
+            out.append(self._forward(link, result, chain, federated))
+        if not out:
+            return result
+        return RouteResult(
+            result.vhost,
+            result.exchange,
+            result.routing_keys,
+            result.headers,
+            result.queues,
+            result.paths,
+            result.reason,
+            result.exchanges,
+            result.dead_letters,
+            result.notes,
+            result.refused,
+            tuple(out),
+        )
+
+    def _reaches(self, link: Link, result: RouteResult) -> bool:
+        if link.source_type == "queue":
+            return link.source in result.queues
+        if link.source not in result.exchanges or link.source == "":
+            return False
+        if link.kind == "federation":
+            return True
+        exchange = self.router(result.vhost).exchanges.get(link.source)
+        kind = routing_type(exchange) if exchange is not None else "direct"
+        key = link.source_key or ""
+        if kind == "direct":
+            return key in result.routing_keys
+        if kind == "topic":
+            return any(topic_matches(key, k) for k in result.routing_keys)
+        if kind == "headers":
+            return headers_match({}, result.headers)
+        return True  # fanout, or a plugin's type: the shovel's queue may receive it
+
+    def _forward(self, link: Link, result: RouteResult, chain: tuple[Link, ...], federated: int) -> Forward:
+        if link in chain:
+            return Forward(link, link.source, note="a cycle: the message came through this link already")
+        if link.destination_vhost not in self.topology.vhosts:
+            note = f"vhost {quoted(link.destination_vhost)} is not declared in the files: not followed"
+            return Forward(link, link.source, note=note)
+        self.budget -= 1
+        if self.budget < 0:
+            return Forward(link, link.source, note="not followed further (too many steps)")
+        router = self.router(link.destination_vhost)
+        key = link.destination_key if link.destination_key is not None else result.routing_key
+        if link.destination_type == "queue":
+            exchange, key = "", link.destination or ""
+        elif link.destination_type == "exchange":
+            exchange = link.destination or ""
+        else:
+            exchange = result.exchange  # the message keeps its exchange and routing key
+        headers = dict(result.headers)
+        nested = router.route(exchange, key, headers)
+        hops = federated + (link.kind == "federation")
+        return Forward(link, link.source, self.follow(nested, (*chain, link), hops))
 
 
 def _only(result: RouteResult, excluded: tuple[str, ...]) -> RouteResult:

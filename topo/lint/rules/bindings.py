@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from topo.lint.core import Context, Draft, rule
 from topo.lint.rules.dead_letters import dead_letter_edges
 from topo.model import BUILTIN_EXCHANGES, Binding
-from topo.routing import X_MATCH_KINDS, effective_alternate_exchange, routing_type, split_topic_key
+from topo.routing import X_MATCH_KINDS, effective_alternate_exchange, routing_type, split_topic_key, topology_links
 
 __all__: list[str] = []
 
@@ -122,9 +122,16 @@ def exchange_without_bindings(ctx: Context) -> Iterator[Draft]:
 
     **Fix.** Bind a queue or exchange to it, give it an `alternate-exchange`, or remove it. When an
     application binds to it at run time, say so with `keep-bindings` on the queues it binds (an exchange
-    a `keep-bindings` pattern names is not reported).
+    a `keep-bindings` pattern names is not reported). An exchange a shovel or a federation link of the
+    topology takes messages from (its URI names this broker) is not reported either: the link binds it.
     """
     sources = {b.source for b in ctx.vhost.bindings.values()}
+    if ctx.topology is not None:
+        sources |= {
+            link.source
+            for link in topology_links(ctx.topology)
+            if link.source_vhost == ctx.vhost.name and link.source_type == "exchange"
+        }
     runtime = ctx.runtime_sources
     if runtime is None:
         return  # `keep-bindings` lets applications bind from any exchange
