@@ -119,3 +119,26 @@ def test_a_password_is_read_from_its_source_where_the_plan_is_applied(
         saved.check(fake.client(), plan)
     assert caught.value.changed == ("users.svc: the broker now needs an update the saved plan does not have",)
     assert "another-pw" not in str(caught.value) and "s3cret-pw" not in str(caught.value)
+
+
+def test_a_link_uri_with_a_default_is_read_again_where_the_plan_is_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from topo.loader import load
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.delenv("LEGACY_URI", raising=False)
+    monkeypatch.setenv("COMMERCE_URI", "amqp:///elsewhere")
+    topology = load(root / "topologies" / "links.yaml")
+    plan = save(FakeRabbit(plugins=("rabbitmq_shovel", "rabbitmq_federation")), topology, tmp_path / "plan.json")
+    text = (tmp_path / "plan.json").read_text()
+    assert "${env:LEGACY_URI:-amqp:///legacy}" in text and "amqp:///elsewhere" not in text
+    resolved = saved.with_secrets(plan.desired)
+    for vhost in resolved.vhosts.values():
+        for shovel in vhost.shovels.values():
+            assert [u.value for u in shovel.source_uris] == ["amqp:///legacy"]
+            assert [u.value for u in shovel.destination_uris] == ["amqp:///elsewhere"]
+    elsewhere = saved.with_secrets(plan.desired, {"LEGACY_URI": "amqp:///other"})  # what the apply's environment says
+    shovel = elsewhere.vhosts["legacy"].shovels["legacy-orders"]
+    assert [u.value for u in shovel.source_uris] == ["amqp:///other"]
+    assert [u.value for u in shovel.destination_uris] == ["amqp:///commerce"]

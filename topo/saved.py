@@ -37,12 +37,13 @@ from topo.plan.saved import (
     fingerprint,
     loads,
     managed_addresses,
-    plain_source,
+    readable_source,
 )
 
 __all__ = ["check", "make", "read", "with_secrets", "write"]
 
-_REFERENCE = re.compile(r"\$\{(env|var):([A-Za-z_][A-Za-z0-9_]*)\}")
+_INTERPOLATION = re.compile(r"\$\$\{|\$\{(env|var):([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{([^}]*)\}")
+"""What the loader interpolates (topo/loader/source.py), read again in a secret's source."""
 _STALE_HINT = (
     "the broker changed after the plan was made: make the plan again (`topo plan PATH... -o FILE`), review it, "
     "and apply the new one"
@@ -131,42 +132,61 @@ class _Secrets:
 
     def read(self, source: str, origin: Origin | None, where: str) -> list[str]:
         """The secret(s) ``source`` names (a URI file may hold several, one a line)."""
-        reference = _REFERENCE.fullmatch(source)
-        if reference is not None:
-            scope, variable = reference.groups()
-            value = (self.environ if scope == "env" else self.variables).get(variable)
-            if not value:
-                how = f"set {variable} in the environment" if scope == "env" else f"pass --var {variable}=..."
-                raise UsageError(
-                    f"{where}: the saved plan takes a secret from {source}, which is not set here (a saved plan never "
-                    "holds a secret)",
-                    hint=f"{how} where the plan is applied, as where it was made",
-                )
-            return [value]
         kind, _, name = source.partition(" ")
         if kind in ("password-file", "uri-file") and name:
-            file = Path(name)
-            if not file.is_absolute() and origin is not None:
-                file = Path(origin.file).parent / file
-            try:
-                text = file.read_bytes().decode("utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-                raise UsageError(
-                    f"{where}: cannot read the file {str(file)!r} the saved plan names ({kind}): {why}",
-                    hint="apply the plan where that file is (a relative path: from the directory topo runs in, as "
-                    "for the plan)",
-                ) from None
-            if kind == "uri-file":
-                lines = [line.strip() for line in text.splitlines() if line.strip()]
-            else:
-                lines = [text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text]
-            if not lines or not lines[0]:
-                raise UsageError(f"{where}: the file {str(file)!r} the saved plan names ({kind}) is empty")
-            return lines
-        if plain_source(source):
-            return [source]  # a URI without credentials: no secret
-        raise UsageError(f"{where}: the saved plan names a secret source topo cannot read: {source}")
+            return self.read_file(kind, name, origin, where)
+        if not readable_source(source):
+            raise UsageError(f"{where}: the saved plan names a secret source topo cannot read: {source}")
+        return [self.interpolate(source, where)]
+
+    def interpolate(self, text: str, where: str) -> str:
+        """``text`` with ``${env:NAME}``, ``${env:NAME:-default}``, ``${var:NAME}`` and ``$${`` replaced, as the
+        loader does."""
+
+        def replace(match: re.Match[str]) -> str:
+            whole = match.group(0)
+            if whole == "$${":
+                return "${"
+            scope, variable, default = match.group(1), match.group(2), match.group(3)
+            if scope is None:
+                raise UsageError(f"{where}: the saved plan names a secret source topo cannot read: {text}")
+            table = self.environ if scope == "env" else self.variables
+            if variable in table:
+                return table[variable]
+            if default is not None:
+                return default
+            how = f"set {variable} in the environment" if scope == "env" else f"pass --var {variable}=..."
+            raise UsageError(
+                f"{where}: the saved plan takes a secret from {whole}, which is not set here (a saved plan never holds "
+                "a secret)",
+                hint=f"{how} where the plan is applied, as where it was made",
+            )
+
+        value = _INTERPOLATION.sub(replace, text)
+        if not value:
+            raise UsageError(f"{where}: the secret from {text} is empty here", hint="set it where the plan is applied")
+        return value
+
+    def read_file(self, kind: str, name: str, origin: Origin | None, where: str) -> list[str]:
+        file = Path(name)
+        if not file.is_absolute() and origin is not None:
+            file = Path(origin.file).parent / file
+        try:
+            text = file.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise UsageError(
+                f"{where}: cannot read the file {str(file)!r} the saved plan names ({kind}): {why}",
+                hint="apply the plan where that file is (a relative path: from the directory topo runs in, as "
+                "for the plan)",
+            ) from None
+        if kind == "uri-file":
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+        else:
+            lines = [text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text]
+        if not lines or not lines[0]:
+            raise UsageError(f"{where}: the file {str(file)!r} the saved plan names ({kind}) is empty")
+        return lines
 
 
 def check(

@@ -53,7 +53,7 @@ __all__ = [
     "fingerprint",
     "loads",
     "managed_addresses",
-    "plain_source",
+    "readable_source",
 ]
 
 FORMAT = "topo-saved-plan"
@@ -146,7 +146,7 @@ def _secret_source(value: Any, owner: Any) -> Any:
 
 
 def _readable_source(value: Any, owner: Any) -> Any:
-    if value is not None and not (_READABLE.fullmatch(value.source) or plain_source(value.source)):
+    if value is not None and (not readable_source(value.source) or _URL_WITH_PASSWORD.search(value.source)):
         raise UsageError(
             f"{_place(owner)}: a saved plan cannot record where this secret comes from ({value.source}): a password "
             "written inside a URI",
@@ -295,12 +295,12 @@ def decode_topology(data: Any) -> Topology:
     return topology
 
 
-_READABLE = re.compile(r"\$\{(env|var):[A-Za-z_][A-Za-z0-9_]*\}|(password-file|uri-file) .+")
-
-
-def plain_source(source: str) -> bool:
-    """Whether ``source`` is a URI without credentials (it is then its own value: no secret)."""
-    return "://" in source and "@" not in source and "***" not in source
+def readable_source(source: str) -> bool:
+    """Whether a secret's value can be had again from its ``source``: a file (``password-file PATH``,
+    ``uri-file PATH``), or the text the files wrote, which interpolation turns into it (``${env:NAME}``,
+    ``${env:NAME:-amqp:///shop}``, a URI without credentials). Not a URI whose credentials were left out of
+    its source (``amqp://***@host``: a password written inside the URI)."""
+    return source.startswith(("password-file ", "uri-file ")) or "***" not in source
 
 
 # -- the fingerprint of the broker state ---------------------------------------------------------------
