@@ -13,6 +13,9 @@ Measured, interleaved in each repetition:
   the ``topo plan`` command (click, load, read, diff, render; output captured), in this process;
 * **topo plan (new process)**: the same command as a user types it, in a new Python process
   (interpreter start-up and imports included; not the target's measure, reported beside it);
+* **topo plan (CLI, no name:)**: the same files without ``name:`` (no stack: no inventory is read), so
+  that the ratio of the two is what the stack's inventory costs a plan (one ``GET /api/global-parameters``
+  holding the ~20,000 addresses the stack owns, in about ten parameters, decoded; and ``GET /api/vhosts``);
 * **breakdown**, by the library calls the command makes, one after the other: ``topo.load(DIR)``,
   ``topo.broker.reader.read(LiveBroker(client), vhosts)`` (of which: the two requests and JSON decoding, then
   ``vhost_from_definitions`` turning the JSON into the model) and ``topo.plan.diff.diff``.
@@ -25,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,6 +44,7 @@ from common import (
     broker_versions,
     create_vhost,
     definitions_document,
+    delete_inventory,
     delete_vhost,
     enc,
     post_definitions,
@@ -57,10 +62,12 @@ from topo.cli import core as _commands  # registers `plan` and the other command
 from topo.cli.common import run
 from topo.definitions import vhost_from_definitions
 from topo.plan.diff import diff
+from topo.plan.ownership import Ownership
 
 BASELINE = "GET /api/definitions (httpx)"
 CLI = "topo plan (CLI)"
 PROCESS = "topo plan (new process)"
+NAMELESS = "topo plan (CLI, no name:)"
 
 
 def main() -> None:
@@ -80,16 +87,23 @@ def main() -> None:
                 f"set-up: {spec.queues} queues + {spec.queues} bindings + {spec.exchanges} exchanges imported in "
                 f"{time.perf_counter() - t0:.1f} s (one POST /api/definitions); {len(files)} YAML files"
             )
-            with ManagementClient(url) as client:
+            with ManagementClient(url) as client:  # the stack takes over what the bench imported
+                engine.apply(client, topo.load(tmp), ownership=Ownership(adopt=True))
                 plan = engine.plan(client, topo.load(tmp))
             assert plan.empty and not plan.unmanaged, f"not a no-op plan: {len(plan.changes)} changes"
+            nameless = Path(tmp + "-nameless")  # beside the files, not under them (a directory is read whole)
+            nameless.mkdir()
+            for path in files:
+                (nameless / path.name).write_text(path.read_text().replace("name: bench\n", "", 1))
             for rep in range(args.repeat):
-                once(bench, url, tmp, spec.vhost, baseline_first=rep % 2 == 0)
+                once(bench, url, tmp, spec.vhost, baseline_first=rep % 2 == 0, nameless=str(nameless))
             bench.finish()
             summarise(bench)
             bench.dump(args.json)
         finally:
+            shutil.rmtree(tmp + "-nameless", ignore_errors=True)
             delete_vhost(http, spec.vhost)
+            delete_inventory(http)
 
 
 def summarise(bench: Bench) -> None:
@@ -102,6 +116,9 @@ def summarise(bench: Bench) -> None:
         + ", ".join(f"{p} {bench.median(p) / total:.0%}" for p in parts)
     )
     bench.ratio(CLI, BASELINE, target=1.5)
+    bench.ratio(NAMELESS, BASELINE)
+    bench.ratio(CLI, NAMELESS)
+    bench.ratio("inventory", BASELINE)
     bench.ratio(PROCESS, BASELINE)
     bench.ratio("read", BASELINE)
     sequential = [sum(each) for each in zip(*(bench.samples[p] for p in parts), strict=True)]
@@ -122,14 +139,14 @@ def baseline(bench: Bench, url: str, vhost: str) -> Any:
     return definitions
 
 
-def cli(bench: Bench, url: str, directory: str) -> None:
+def cli(bench: Bench, url: str, directory: str, label: str = CLI) -> None:
     """The `topo plan DIR --url URL` command, in this process."""
     gc.collect()
     out = io.StringIO()
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(out):
         code = run(["plan", directory, "--url", url])
-    bench.add(CLI, time.perf_counter() - t0)
+    bench.add(label, time.perf_counter() - t0)
     assert code == 0 and "No changes." in out.getvalue(), out.getvalue()[-500:]
 
 
@@ -142,12 +159,14 @@ def process(bench: Bench, url: str, directory: str) -> None:
     assert done.returncode == 0 and "No changes." in done.stdout, (done.stdout[-500:], done.stderr[-500:])
 
 
-def once(bench: Bench, url: str, directory: str, vhost: str, *, baseline_first: bool) -> None:
+def once(bench: Bench, url: str, directory: str, vhost: str, *, baseline_first: bool, nameless: str) -> None:
     # the order alternates, so neither side always runs second (after the other warmed the broker)
     if baseline_first:
         definitions = baseline(bench, url, vhost)
         cli(bench, url, directory)
+        cli(bench, url, nameless, NAMELESS)
     else:
+        cli(bench, url, nameless, NAMELESS)
         cli(bench, url, directory)
         definitions = baseline(bench, url, vhost)
     process(bench, url, directory)
@@ -160,9 +179,15 @@ def once(bench: Bench, url: str, directory: str, vhost: str, *, baseline_first: 
     with ManagementClient(url) as client:
         observed = read(LiveBroker(client), desired.vhosts)
     t2 = time.perf_counter()
+    t4 = time.perf_counter()
+    with ManagementClient(url) as client:
+        observed.topology.stacks = engine.stacks(client)
+    t5 = time.perf_counter()
+    t2 += t5 - t4  # the diff's clock starts after the inventory's read
     plan = diff(desired, observed.topology)
     t3 = time.perf_counter()
     assert plan.empty
+    bench.add("inventory", t5 - t4)
     bench.add("load", t1 - t0)
     bench.add("read", t2 - t1)
     bench.add("diff", t3 - t2)

@@ -47,6 +47,7 @@ __all__ = [
     "broker_versions",
     "create_vhost",
     "definitions_document",
+    "delete_inventory",
     "delete_vhost",
     "describe_machine",
     "enc",
@@ -103,6 +104,15 @@ def _username(http: httpx.Client) -> str:
     response = http.get("/api/whoami")
     response.raise_for_status()
     return str(response.json()["name"])
+
+
+def delete_inventory(http: httpx.Client, stack: str = "bench") -> None:
+    """Delete stack ``stack``'s inventory (global parameters topo.stack.STACK and its parts): the files of
+    :func:`write_topology` name their stack ``bench``, so an apply records what it creates."""
+    for item in http.get("/api/global-parameters").json():
+        name = item["name"]
+        if name == f"topo.stack.{stack}" or name.startswith(f"topo.stack-part.{stack}."):
+            http.delete(f"/api/global-parameters/{enc(name)}")
 
 
 def delete_vhost(http: httpx.Client, name: str, timeout: float = 600.0) -> None:

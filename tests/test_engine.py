@@ -65,10 +65,10 @@ def queue_bindings(mgmt: httpx.Client, vhost: str, queue: str) -> set[tuple[str,
 
 
 # -- cold apply, idempotence ------------------------------------------------------------------------
+# (files without `name:`: no stack, no inventory; what a stack adds is tests/test_ownership_broker.py's)
 
 EVERYTHING = """\
     version: 1
-    name: everything
     vhosts:
       ${var:VHOST}:
         description: Sensor ingestion

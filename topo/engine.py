@@ -25,15 +25,27 @@ from topo.broker.live import as_broker
 from topo.broker.port import Broker, Overview
 from topo.broker.reader import Observed, read, read_broker_wide
 from topo.broker.writer import execute
-from topo.errors import MissingExchangeType, NotConverged
+from topo.errors import MissingExchangeType, NotConverged, UsageError
 from topo.loader import load
-from topo.model import Exchange, Topology
+from topo.model import Exchange, Inventory, Topology
 from topo.plan.diff import broker_kinds, diff
+from topo.plan.kinds import kind
 from topo.plan.kinds.links import needed_plugins, plugin_blockers
 from topo.plan.model import BrokerInfo, Plan
+from topo.plan.ownership import Ownership, destroy_plan, prune_undeclared_vhosts
 from topo.plan.safety import annotate, dropped_queues
 
-__all__ = ["apply", "describe_broker", "load_and_plan", "load_plan_observed", "plan", "plan_observed"]
+__all__ = [
+    "apply",
+    "describe_broker",
+    "destroy",
+    "load_and_plan",
+    "load_plan_observed",
+    "plan",
+    "plan_destroy",
+    "plan_observed",
+    "stacks",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -43,9 +55,14 @@ def load_and_plan(
     paths: PathLike | Iterable[PathLike],
     variables: Mapping[str, str] | None = None,
     only: Sequence[str] = (),
+    *,
+    ownership: Ownership | None = None,
+    allow_data_loss: bool = False,
 ) -> tuple[Topology, Plan]:
     """Load the files and plan against the broker (:func:`load_plan_observed`, without what was read)."""
-    desired, planned, _ = load_plan_observed(target, paths, variables, only)
+    desired, planned, _ = load_plan_observed(
+        target, paths, variables, only, ownership=ownership, allow_data_loss=allow_data_loss
+    )
     return desired, planned
 
 
@@ -54,9 +71,12 @@ def load_plan_observed(
     paths: PathLike | Iterable[PathLike],
     variables: Mapping[str, str] | None = None,
     only: Sequence[str] = (),
+    *,
+    ownership: Ownership | None = None,
+    allow_data_loss: bool = False,
 ) -> tuple[Topology, Plan, Observed]:
-    """Load the files and plan against the broker, reading the broker *while* the files are loaded; and
-    what was read of the broker (a saved plan's fingerprint is made of it).
+    """Load the files and plan against the broker, reading the broker *while* the files are loaded; and what
+    was read of the broker (a saved plan's fingerprint is made of it).
 
     Each vhost is read as soon as the first file that declares it is parsed: the read (mostly waiting
     on the broker) runs in a thread beside the parsing of the other files, schema validation and the
@@ -74,7 +94,10 @@ def load_plan_observed(
 
     try:
         desired = load(paths, variables, on_vhosts=start_read).only(only)
+        stacks = pool.submit(_stacks, broker) if desired.name is not None else None  # beside the vhosts' reads
         observed = Observed(Topology())
+        if stacks is not None:
+            observed.topology.stacks = stacks.result()
         for future in pending:
             part = future.result()
             observed.topology.vhosts.update(part.topology.vhosts)
@@ -88,17 +111,16 @@ def load_plan_observed(
         observed.missing &= set(desired.vhosts)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    return desired, _plan_from(broker, desired, observed), observed
+    return desired, _plan_from(broker, desired, observed, ownership, allow_data_loss, whole=not only), observed
 
 
-def plan_observed(target: Broker | ManagementClient, desired: Topology) -> tuple[Plan, Observed]:
-    """:func:`plan`, and what was read of the broker."""
-    broker = as_broker(target)
-    observed = read(broker, desired.vhosts)
-    return _plan_from(broker, desired, observed), observed
-
-
-def plan(target: Broker | ManagementClient, desired: Topology) -> Plan:
+def plan(
+    target: Broker | ManagementClient,
+    desired: Topology,
+    *,
+    ownership: Ownership | None = None,
+    allow_data_loss: bool = False,
+) -> Plan:
     """Read the declared vhosts (and the broker-wide kinds ``desired`` declares) from the broker and diff
     them against ``desired``.
 
@@ -106,21 +128,56 @@ def plan(target: Broker | ManagementClient, desired: Topology) -> Plan:
     would refuse it (``Change.blockers``; ``Plan.blocked``), decided by :mod:`topo.plan.safety`.
     """
     broker = as_broker(target)
-    return _plan_from(broker, desired, read(broker, desired.vhosts))
+    return _plan_from(broker, desired, read(broker, desired.vhosts), ownership, allow_data_loss)
+
+
+def plan_observed(
+    target: Broker | ManagementClient,
+    desired: Topology,
+    *,
+    ownership: Ownership | None = None,
+    allow_data_loss: bool = False,
+    whole: bool = True,
+) -> tuple[Plan, Observed]:
+    """:func:`plan`, and what was read of the broker (it gets the broker-wide kinds ``desired`` declares).
+    ``whole``: ``desired`` is all of the files (not limited by ``--vhost``)."""
+    broker = as_broker(target)
+    observed = read(broker, desired.vhosts)
+    return _plan_from(broker, desired, observed, ownership, allow_data_loss, whole=whole), observed
+
+
+def _stacks(broker: Broker) -> dict[str, Inventory]:
+    into = Topology()
+    read_broker_wide(broker, [kind("stack")], into)
+    return into.stacks
 
 
 def _observe(broker: Broker, desired: Topology, observed: Observed) -> Observed:
-    """``observed`` with what the broker has of the broker-wide kinds ``desired`` declares (none: as it is)."""
-    kinds = broker_kinds(desired)
+    """``observed`` with what the broker has of the broker-wide kinds ``desired`` declares (none: as it is;
+    the stacks' inventories are not read again when ``observed`` has them)."""
+    kinds = tuple(k for k in broker_kinds(desired) if k.name != "stack" or not observed.topology.stacks)
     if kinds:
         _, observed.facts = read_broker_wide(broker, kinds, observed.topology)
     return observed
 
 
-def _plan_from(broker: Broker, desired: Topology, observed: Observed) -> Plan:
-    """The plan of ``desired`` against ``observed``, which gets the broker-wide kinds ``desired`` declares."""
+def _plan_from(
+    broker: Broker,
+    desired: Topology,
+    observed: Observed,
+    ownership: Ownership | None = None,
+    allow_data_loss: bool = False,
+    *,
+    whole: bool = True,
+) -> Plan:
     observed = _observe(broker, desired, observed)
-    result = diff(desired, observed.topology, observed.facts)
+    left = _left_behind(desired, observed.topology) if whole else []
+    if left:  # vhosts a stack owns and its files no longer declare: read them too, for --prune
+        observed.topology.vhosts.update(read(broker, left).topology.vhosts)
+    result = diff(desired, observed.topology, observed.facts, ownership)
+    if left:
+        result = prune_undeclared_vhosts(result, desired, observed.topology, ownership or Ownership())
+    result.allow_data_loss = allow_data_loss
     cluster: str | None = None
     plugins, drops = _plugin_types(result), dropped_queues(result)
     if plugins or drops:  # one request for what both need (a plan without either reads no more)
@@ -133,6 +190,54 @@ def _plan_from(broker: Broker, desired: Topology, observed: Observed) -> Plan:
     if drops:
         result = annotate(result, count_dropped(broker, result, cluster=cluster))
     return result
+
+
+def stacks(target: Broker | ManagementClient) -> dict[str, Inventory]:
+    """Every stack's inventory on the broker, by stack name (``topo state``)."""
+    broker = as_broker(target)
+    into = Topology()
+    read_broker_wide(broker, [kind("stack")], into, why="topo state and topo destroy read")
+    return into.stacks
+
+
+def plan_destroy(target: Broker | ManagementClient, stack: str, *, allow_data_loss: bool = False) -> Plan:
+    """The plan of ``topo destroy STACK``: delete everything the stack's inventory owns (its vhosts with all
+    in them), counted and guarded as any plan (``protect``, queues holding messages), then the inventory.
+    Raises UsageError when the broker has no such stack."""
+    broker = as_broker(target)
+    into = Topology()
+    read_broker_wide(broker, [kind("stack")], into, why="topo state and topo destroy read")
+    if stack not in into.stacks:
+        known = ", ".join(sorted(into.stacks)) or "none"
+        raise UsageError(
+            f"the broker at {broker.url} has no stack {stack!r}",
+            hint=f"stacks on this broker: {known} (`topo state` lists them)",
+        )
+    observed = read(broker, {a.vhost for a in into.stacks[stack].owned if a.vhost})
+    observed.topology.stacks = into.stacks
+    result = destroy_plan(stack, observed.topology)
+    result.allow_data_loss = allow_data_loss
+    result.broker = BrokerInfo(cluster_name=None, url=broker.url)
+    if dropped_queues(result):
+        cluster = broker.overview().cluster_name
+        result = annotate(result, count_dropped(broker, result, cluster=cluster))
+    return result
+
+
+def destroy(target: Broker | ManagementClient, planned: Plan, *, progress: Progress | None = None) -> Plan:
+    """Make ``planned`` (from :func:`plan_destroy`): counted again before any write, as apply does."""
+    broker = as_broker(target)
+    if not planned.empty:
+        execute(broker, planned, progress, recount=True)
+    return planned
+
+
+def _left_behind(desired: Topology, observed: Topology) -> list[str]:
+    """The vhosts stack ``desired.name`` owns something in that its files no longer declare."""
+    mine = observed.stacks.get(desired.name) if desired.name is not None else None
+    if mine is None:
+        return []
+    return sorted({a.vhost for a in mine.owned if a.vhost} - set(desired.vhosts))
 
 
 def describe_broker(target: Broker | ManagementClient, planned: Plan) -> Plan:
@@ -152,6 +257,8 @@ def apply(
     progress: Progress | None = None,
     confirm: bool = True,
     recount: bool = True,
+    ownership: Ownership | None = None,
+    allow_data_loss: bool = False,
 ) -> Plan:
     """Apply ``planned`` (or a fresh plan) and re-read the broker to confirm it now matches ``desired``.
 
@@ -163,14 +270,14 @@ def apply(
     """
     broker = as_broker(target)
     if planned is None:
-        planned = plan(broker, desired)
+        planned = plan(broker, desired, ownership=ownership, allow_data_loss=allow_data_loss)
         recount = False  # counted just now
     if planned.empty:
         return planned
     execute(broker, planned, progress, recount=recount)
     if confirm:
         now = _observe(broker, desired, read(broker, desired.vhosts))
-        after = diff(desired, now.topology, now.facts)
+        after = diff(desired, now.topology, now.facts, ownership)
         if not after.empty:
             listed = "; ".join(f"{c.action} {c.address}" for c in after.changes[:10])
             more = f" and {len(after.changes) - 10} more" if len(after.changes) > 10 else ""

@@ -53,6 +53,7 @@ __all__ = [
     "FederationUpstream",
     "FederationUpstreamSet",
     "GlobalParameter",
+    "Inventory",
     "Origin",
     "PasswordHash",
     "Permission",
@@ -142,6 +143,7 @@ ResourceKind = Literal[
     "permission",
     "topic-permission",
     "global-parameter",
+    "stack",  # a stack's inventory: what it owns on the broker (topo.plan.ownership)
     # links between brokers and vhosts (issue 11.3): dynamic shovels, federation upstreams and their sets
     "shovel",
     "federation-upstream",
@@ -162,6 +164,7 @@ _COLLECTION: dict[str, str] = {
 BROKER_COLLECTIONS: dict[str, str] = {
     "user": "users",
     "global-parameter": "global-parameters",
+    "stack": "stacks",
 }
 """The broker-wide kinds (in no vhost) and the top-level collection of the document that holds each
 (``<collection>.NAME``: ``users.orders``)."""
@@ -213,6 +216,7 @@ class Exchange:
     lint_disable: frozenset[str] = field(default=frozenset(), compare=False)  # lint codes off here
     # Bindings to it that no file declares and apply leaves alone (None: the vhost's default).
     keep_bindings: tuple[BindingPattern, ...] | None = field(default=None, compare=False)
+    protect: bool = field(default=False, compare=False)  # `protect: true`: no plan may delete or replace it
 
     @property
     def alternate_exchange(self) -> str | None:
@@ -249,6 +253,7 @@ class Queue:
     # Bindings to it that no file declares and apply leaves alone (None: the vhost's default).
     keep_bindings: tuple[BindingPattern, ...] | None = field(default=None, compare=False)
     monitor: MonitorBlock | None = field(default=None, compare=False)  # `monitor:` (topo.monitor)
+    protect: bool = field(default=False, compare=False)  # `protect: true`: no plan may delete or replace it
 
     @property
     def dead_letter_exchange(self) -> str | None:
@@ -350,6 +355,7 @@ class Policy:
     priority: int = 0
     definition: Mapping[str, Any] = field(default_factory=dict)
     origin: Origin | None = field(default=None, compare=False)
+    protect: bool = field(default=False, compare=False)  # `protect: true`: no plan may delete it
 
 
 @dataclass(slots=True)
@@ -376,6 +382,7 @@ class VHost:
     # -- vhost settings (issue 11.4); None: not managed
     default_queue_type: str | None = None  # classic | quorum | stream (set when the vhost is created)
     tracing: bool | None = None
+    protect: bool = field(default=False, compare=False)  # `protect: true`: no plan may delete it
     # -- links (issue 11.3): dynamic shovels, federation upstreams and upstream sets (runtime parameters)
     shovels: dict[str, Shovel] = field(default_factory=dict)
     federation_upstreams: dict[str, FederationUpstream] = field(default_factory=dict)
@@ -426,6 +433,8 @@ class Topology:
     permissions: dict[tuple[str, str], Permission] = field(default_factory=dict)  # by (user, vhost)
     topic_permissions: dict[tuple[str, str], TopicPermissions] = field(default_factory=dict)  # by (user, vhost)
     global_parameters: dict[str, GlobalParameter] = field(default_factory=dict)
+    # -- what each stack owns, by stack name: read from the broker (never declared; topo.plan.ownership)
+    stacks: dict[str, Inventory] = field(default_factory=dict)
 
     def vhost(self, name: str) -> VHost:
         """The vhost called ``name``; a :class:`~topo.errors.UsageError` naming the known ones if absent."""
@@ -573,6 +582,17 @@ def reserved_parameter(name: str) -> str | None:
     if name in _BROKER_PARAMETERS:
         return f"{name} is the broker's own (it sets it itself)"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """What stack ``stack`` owns on a broker: the addresses of the resources it created or adopted
+    (``owned``), and those of them its files mark ``protect: true`` (``protected``). Kept on the broker
+    itself, in global parameters named ``topo.stack.*`` (:mod:`topo.plan.ownership`)."""
+
+    stack: str
+    owned: frozenset[Address] = frozenset()
+    protected: frozenset[Address] = frozenset()
 
 
 # -- links: dynamic shovels, federation upstreams and upstream sets (issue 11.3) ----------------------------

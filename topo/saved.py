@@ -27,6 +27,7 @@ from topo.broker.reader import Observed
 from topo.errors import StalePlan, UsageError
 from topo.model import Address, Origin, Secret, Topology, User
 from topo.plan.model import Plan
+from topo.plan.ownership import Ownership
 from topo.plan.render import plan_json
 from topo.plan.saved import (
     BadPlanFile,
@@ -200,7 +201,14 @@ def check(
     refused (StalePlan, naming each address) when a resource it manages changed since it was saved, or when
     the plan made now differs from the saved one."""
     desired = with_secrets(saved.desired, environ, variables)
-    planned, observed = engine.plan_observed(target, desired)
+    flags = saved.flags
+    planned, observed = engine.plan_observed(
+        target,
+        desired,
+        ownership=Ownership(adopt=bool(flags.get("adopt")), prune=bool(flags.get("prune"))),
+        allow_data_loss=bool(flags.get("allow_data_loss")),
+        whole=not flags.get("vhosts"),
+    )
     made_against = (saved.plan.get("broker") or {}).get("cluster_name")
     if made_against is not None:
         here = engine.describe_broker(target, planned).broker

@@ -16,6 +16,7 @@ not declared again yet.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,12 +34,14 @@ from topo.definitions import (
     queue_definition,
     shovel_value,
 )
+from topo.errors import BrokerError
 from topo.model import (
     Binding,
     Exchange,
     FederationUpstream,
     FederationUpstreamSet,
     GlobalParameter,
+    Inventory,
     Permission,
     Policy,
     Queue,
@@ -48,8 +51,10 @@ from topo.model import (
 )
 from topo.plan.kinds.permission import topic_entries_removed
 from topo.plan.model import Action, Change, Plan, QueueUsage
+from topo.plan.ownership import PREFIX, encode, stale_parts
 from topo.plan.safety import (
     annotate,
+    data_loss_allowed,
     dropped_queues,
     fenced_queue,
     refusal,
@@ -68,12 +73,15 @@ __all__ = [
     "check_safety",
     "count_dropped",
     "drop_queues",
+    "drop_with_loss",
     "each",
     "executes",
     "imports",
+    "record_intent",
     "refuse_standing",
     "repair_fences",
     "safety_check",
+    "write_inventory",
 ]
 
 Progress = Callable[[str, int], None]
@@ -93,6 +101,8 @@ class Run:
     dropped: list[tuple[str, str]] = field(default_factory=list)  # (vhost, what): deleted, not declared again yet
     miscounts: list[Miscount] = field(default_factory=list)  # quorum deletes that took other than apply's probes
     indexes: dict[str, BindingIndex] = field(default_factory=dict)
+    lost: list[tuple[str, str, int]] = field(default_factory=list)  # (vhost, queue, messages): --allow-data-loss
+    inventory: Inventory | None = None  # the inventory this apply wrote last (the intended one)
 
     def step(self, text: str, changes: int = 1) -> None:
         """``changes`` more changes are made (``text`` says which)."""
@@ -101,7 +111,10 @@ class Run:
             self.progress(text, changes)
 
     def deleted(self, change: Change) -> None:
-        """The old resource of a replace is gone; the new one is not declared yet."""
+        """The old resource of a replace is gone; the new one is not declared yet. (A delete: done.)"""
+        if change.action == "delete":
+            self.step(f"delete {change.address}")
+            return
         self.dropped.append((change.vhost, f"{change.kind} {change.address}"))
 
     def declared(self, vhost: str) -> None:
@@ -200,6 +213,21 @@ def delete_replaced_exchange(run: Run, change: Change) -> None:
     """The delete half of a replace (the new exchange comes with the bulk import)."""
     run.broker.delete_exchange(change.vhost, change.address.name)
     run.deleted(change)
+
+
+@executes("exchange", "delete")
+def delete_exchange(run: Run, change: Change) -> None:
+    """A prune's or ``topo destroy``'s (its bindings go with it)."""
+    run.broker.delete_exchange(change.vhost, change.address.name)
+    run.step(f"delete {change.address}")
+
+
+@executes("vhost", "delete")
+def delete_vhost(run: Run, change: Change) -> None:
+    """A prune's or ``topo destroy``'s: everything in it goes with it (its queues were dropped before, under the
+    guards)."""
+    run.broker.delete_vhost(change.vhost)
+    run.step(f"delete {change.address}")
 
 
 @executes("binding", "delete")
@@ -318,6 +346,53 @@ def delete_global_parameter(run: Run, change: Change) -> None:
     run.step(f"delete {change.address}")
 
 
+# -- a stack's inventory (global parameters topo.stack.*) -----------------------------------------------------
+
+
+def write_inventory(broker: Broker, inventory: Inventory) -> None:
+    """Write ``inventory``: a new generation's further parts, then part 0 (which names the generation: the
+    switch), then remove the parts of other generations."""
+    generation = uuid.uuid4().hex[:12]
+    for parameter in encode(inventory, generation):
+        broker.put_global_parameter(parameter)
+    for name in stale_parts(broker.global_parameters(), inventory.stack, generation):
+        broker.delete_global_parameter(name)
+
+
+@executes("stack", "create", "update")
+def put_inventory(run: Run, change: Change) -> None:
+    """The final inventory (not written again when the intended one, written first, is the same: an apply
+    that only creates)."""
+    after = _resource(change.after, Inventory)
+    if after != run.inventory:
+        write_inventory(run.broker, after)
+    run.step(f"{change.action} {change.address}")
+
+
+@executes("stack", "delete")
+def delete_inventory(run: Run, change: Change) -> None:
+    """Part 0 first: the inventory is gone at once; then its other parts."""
+    inventory = _resource(change.before, Inventory)
+    run.broker.delete_global_parameter(PREFIX + inventory.stack)
+    for name in stale_parts(run.broker.global_parameters(), inventory.stack, None):
+        run.broker.delete_global_parameter(name)
+    run.step(f"delete {change.address}")
+
+
+def record_intent(run: Run, changes: Sequence[Change]) -> None:
+    """Before the first write: the stack's inventory as it was, with everything the plan is about to create or
+    adopt. An apply killed half-way then over-claims (what it did not create yet, forgotten by the next plan
+    when the broker does not have it), never leaves unowned what it created."""
+    for change in run.plan.changes:
+        if change.kind != "stack" or change.action == "delete" or not isinstance(change.after, Inventory):
+            continue
+        before = change.before if isinstance(change.before, Inventory) else Inventory(change.after.stack)
+        union = Inventory(before.stack, before.owned | change.after.owned, before.protected | change.after.protected)
+        if union != before:
+            write_inventory(run.broker, union)
+            run.inventory = union
+
+
 # -- links: shovels, federation upstreams and upstream sets (runtime parameters of a vhost) ---------------
 
 
@@ -429,12 +504,32 @@ def safety_check(run: Run, changes: Sequence[Change]) -> None:
         raise refused_now
 
 
+def drop_with_loss(run: Run, change: Change) -> None:
+    """Drop a queue whose messages ``--allow-data-loss`` lets go (the plan named it and its count): its
+    bindings cut, then deleted without ``if-empty`` (``if-unused`` still, for a classic queue: RabbitMQ refuses
+    to delete one in use, so its consumers are never cut off). Said out loud: the progress names the count."""
+    vhost, name = change.vhost, change.address.name
+    cut = run.bindings(vhost).cut(name)
+    classic = not isinstance(change.before, Queue) or change.before.type == "classic"
+    try:
+        run.broker.delete_queue(vhost, name, if_unused=classic)
+    except BrokerError:
+        run.bindings(vhost).restore(cut)
+        raise
+    run.lost.append((vhost, name, change.messages or 0))
+    run.deleted(change)
+
+
 def drop_queues(run: Run, changes: Sequence[Change]) -> None:
     """Drop the queues of ``changes`` (see :mod:`topo.broker.drop`): every vhost's queues are cut off,
     fenced and counted before any is deleted, so a refusal leaves every queue in place."""
+    lossy = [c for c in changes if data_loss_allowed(c)]
     by_vhost: dict[str, list[Change]] = defaultdict(list)
     for change in changes:
-        by_vhost[change.vhost].append(change)
+        if not data_loss_allowed(change):
+            by_vhost[change.vhost].append(change)
+    for change in lossy:
+        drop_with_loss(run, change)
     drops = [QueueDrop(run.broker, vhost, listed, run.bindings(vhost)) for vhost, listed in sorted(by_vhost.items())]
     prepared: list[QueueDrop] = []
     try:

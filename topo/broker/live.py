@@ -225,6 +225,9 @@ class LiveBroker:
     def import_definitions(self, vhost: str, document: Mapping[str, Any]) -> None:
         self.client.post(f"/definitions/{enc(vhost)}", document, vhost=vhost)
 
+    def delete_vhost(self, name: str) -> None:
+        self.client.delete(f"/vhosts/{enc(name)}", vhost=name, ok_missing=True)
+
     def delete_exchange(self, vhost: str, name: str) -> None:
         self.client.delete(f"/exchanges/{enc(vhost)}/{enc(name)}", vhost=vhost, ok_missing=True)
 

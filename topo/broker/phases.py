@@ -26,6 +26,7 @@ from topo.broker.executors import (
     bulk_import,
     drop_queues,
     each,
+    record_intent,
     refuse_standing,
     repair_fences,
     safety_check,
@@ -78,6 +79,7 @@ PHASES: tuple[Phase, ...] = (
     Phase("refusals", (), refuse_standing, preflight=True),
     Phase("repair fences", (("policy", "delete"),), repair_fences, where=is_leftover_fence, preflight=True),
     Phase("safety check", (), safety_check, preflight=True),
+    Phase("intended inventory", (), record_intent),
     Phase("vhosts", (("vhost", "create"), ("vhost", "update"))),
     Phase(
         "users and permissions",
@@ -103,7 +105,7 @@ PHASES: tuple[Phase, ...] = (
     ),
     Phase("binding deletes", (("binding", "delete"),), reverse=True),
     Phase("queue drops", (("queue", "replace"), ("queue", "delete")), drop_queues),
-    Phase("exchange deletes", (("exchange", "replace"),)),
+    Phase("exchange deletes", (("exchange", "replace"), ("exchange", "delete")), reverse=True),
     Phase(
         "creates",
         (
@@ -148,5 +150,7 @@ PHASES: tuple[Phase, ...] = (
         ),
         ordered=True,
     ),
+    Phase("vhost deletes", (("vhost", "delete"),)),
+    Phase("inventory", (("stack", "create"), ("stack", "update"), ("stack", "delete"))),
 )
 """Every phase of an apply, in order."""

@@ -242,6 +242,10 @@ class Broker(Protocol):
 
     def delete_exchange(self, vhost: str, name: str) -> None: ...
 
+    def delete_vhost(self, name: str) -> None:
+        """Delete a vhost and everything in it (a prune's, ``topo destroy``'s)."""
+        ...
+
     def delete_queue(self, vhost: str, name: str, *, if_empty: bool = False, if_unused: bool = False) -> None:
         """Delete a queue; with the guards, a broker that refuses (not empty, in use) raises a BrokerError
         with status 400."""

@@ -21,6 +21,7 @@ from topo.broker.port import Broker
 from topo.errors import PermissionDenied
 from topo.model import Topology
 from topo.plan.kinds import BROKER_KINDS, BrokerFacts, Kind
+from topo.plan.ownership import decode
 
 __all__ = ["READERS", "Observed", "read", "read_broker_wide", "reads"]
 
@@ -59,6 +60,12 @@ def _topic_permissions(broker: Broker, into: Topology) -> None:
 @reads("global-parameter")
 def _global_parameters(broker: Broker, into: Topology) -> None:
     into.global_parameters = {p.name: p for p in broker.global_parameters()}
+
+
+@reads("stack")
+def _stacks(broker: Broker, into: Topology) -> None:
+    """Every stack's inventory (global parameters ``topo.stack.*``): one request, whatever their size."""
+    into.stacks = decode(broker.global_parameters())
 
 
 @dataclass
@@ -104,14 +111,28 @@ def read_broker_wide(
             READERS[kind.name](broker, into)
         except PermissionDenied as exc:
             raise _denied(broker, kind.name, why, exc) from None
-    vhosts = frozenset(broker.vhost_names()) if wanted else None
+    vhosts = frozenset(broker.vhost_names()) if any(k.name != "stack" for k in wanted) else None
     return into, BrokerFacts(connecting_user=broker.user, vhosts=vhosts)
 
 
-_WHAT = {"user": "users", "permission": "users", "topic-permission": "users", "global-parameter": "global parameters"}
+_WHAT = {
+    "user": "users",
+    "permission": "users",
+    "topic-permission": "users",
+    "global-parameter": "global parameters",
+}
 
 
 def _denied(broker: Broker, kind: str, why: str, exc: PermissionDenied) -> PermissionDenied:
+    if kind == "stack":
+        lead = "the files name their stack (name:), so topo reads" if why == "the files declare" else why
+        return PermissionDenied(
+            f"{lead} its inventory (what the stack owns, kept in global parameters), and reading them needs the "
+            f"administrator tag: user {broker.user!r} may not read them at {broker.url}",
+            hint="give the user the 'administrator' tag, or leave `name:` out of the files (no inventory: no "
+            "--prune, --adopt, topo destroy or topo state)",
+            status=exc.status,
+        )
     what = _WHAT.get(kind, kind.replace("-", " ") + "s")
     return PermissionDenied(
         f"{why} {what}, and reading the broker's needs the administrator tag: user {broker.user!r} may not "

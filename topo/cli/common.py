@@ -40,6 +40,8 @@ COMMANDS: dict[str, str] = {
     "plan": "topo.cli.core",
     "apply": "topo.cli.core",
     "export": "topo.cli.core",
+    "state": "topo.cli.stacks",
+    "destroy": "topo.cli.stacks",
     "import": "topo.cli.transfer",
     "route": "topo.cli.analyze",
     "lint": "topo.cli.analyze",

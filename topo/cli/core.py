@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -20,12 +21,42 @@ from topo.export import export_yaml
 from topo.model import Topology
 from topo.plan.kinds import kind
 from topo.plan.model import Action, Plan
+from topo.plan.ownership import Ownership
 from topo.plan.render import render_json, render_markdown, render_text
-from topo.plan.safety import refused_as_planned
+from topo.plan.safety import data_loss_allowed, refused_as_planned
 
 __all__ = ["apply_cmd", "export_cmd", "plan_cmd", "validate_cmd"]
 
 _VHOST = click.option("--vhost", "vhosts", multiple=True, metavar="NAME", help="Limit to this vhost (repeatable).")
+
+
+def _guard_options(f: Any) -> Any:
+    """--prune, --adopt (a stack's: files with ``name:``) and --allow-data-loss, as ``ownership`` and
+    ``allow_data_loss``."""
+    options = [
+        click.option(
+            "--prune",
+            is_flag=True,
+            help="Delete what the stack (name:) owns on the broker and no file declares any more.",
+        ),
+        click.option(
+            "--adopt", is_flag=True, help="Take over existing resources the files declare (listed in the plan)."
+        ),
+        click.option(
+            "--allow-data-loss",
+            is_flag=True,
+            help="Let a queue holding messages be deleted or replaced (the plan names each one and its count).",
+        ),
+    ]
+
+    def wrapper(**kwargs: Any) -> Any:
+        kwargs["ownership"] = Ownership(adopt=kwargs.pop("adopt"), prune=kwargs.pop("prune"))
+        return f(**kwargs)
+
+    functools.update_wrapper(wrapper, f)
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 def _styler() -> Any:
@@ -56,6 +87,21 @@ def _render(plan: Plan, fmt: str, desired: Topology) -> str:
         touched = sorted({c.vhost for c in plan.changes if kind(c.kind).scope == "vhost"})  # not users
         return render_markdown(plan, graph=render_mermaid(desired, touched) if touched else None)
     return render_text(plan, _styler())
+
+
+def say_data_loss(plan: Plan) -> None:
+    """Out loud, on stderr: each queue dropped with its messages because --allow-data-loss said so."""
+    for change in plan.changes:
+        if data_loss_allowed(change):
+            click.echo(
+                click.style(
+                    f"Dropped queue {change.address.name!r} in vhost {change.vhost!r} with the "
+                    f"{change.messages} message{'s' if change.messages != 1 else ''} it held when planned "
+                    "(--allow-data-loss).",
+                    fg="red",
+                ),
+                err=True,
+            )
 
 
 @cli.command("validate")
@@ -93,6 +139,7 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
     is_flag=True,
     help="Exit 0 when there are no changes, 2 when there are, 3 when apply would refuse the plan (blocked).",
 )
+@_guard_options
 @click.option(
     "-o",
     "--out",
@@ -110,17 +157,22 @@ def plan_cmd(
     variables: tuple[str, ...],
     fmt: str,
     detailed_exitcode: bool,
+    ownership: Ownership,
+    allow_data_loss: bool,
     out: str | None,
 ) -> int:
     """Show what apply would change on the broker, and what it would refuse (a blocked plan)."""
     with _client(url, connection, amqp_url) as client:
-        desired, plan, observed = engine.load_plan_observed(client, paths, parse_vars(variables), vhosts)
+        desired, plan, observed = engine.load_plan_observed(
+            client, paths, parse_vars(variables), vhosts, ownership=ownership, allow_data_loss=allow_data_loss
+        )
         if fmt != "text" or out:
             plan = engine.describe_broker(client, plan)
     if out:
         from topo import saved
 
-        saved.write(out, saved.make(desired, plan, observed, {"vhosts": sorted(vhosts)}))
+        flags = {"vhosts": sorted(vhosts), "prune": ownership.prune, "adopt": ownership.adopt}
+        saved.write(out, saved.make(desired, plan, observed, {**flags, "allow_data_loss": allow_data_loss}))
         click.echo(f"Saved the plan to {out}: `topo apply {out}` applies exactly this plan.", err=True)
     click.echo(_render(plan, fmt, desired), nl=False)
     if not detailed_exitcode or plan.empty:
@@ -135,6 +187,7 @@ def plan_cmd(
 @_VHOST
 @vars_option
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Apply without asking.")
+@_guard_options
 @click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0),
@@ -152,20 +205,32 @@ def apply_cmd(
     vhosts: tuple[str, ...],
     variables: tuple[str, ...],
     assume_yes: bool,
+    ownership: Ownership,
+    allow_data_loss: bool,
     lock_timeout: float,
     no_lock: bool,
 ) -> int:
     """Make the broker match the files (shows the plan, then asks); or apply a saved plan (PATH is the FILE
-    of `topo plan ... -o FILE`: applied as saved, without asking, refused when the broker changed since)."""
+    of `topo plan ... -o FILE`: applied as saved, with the flags it was made with, without asking; refused
+    when the broker changed since)."""
     from topo import saved
     from topo.loader import load
 
     saved_plan = saved.read(paths[0]) if len(paths) == 1 and paths[0].endswith(".json") else None
-    if saved_plan is not None and vhosts:
-        raise UsageError("--vhost does not apply to a saved plan", hint="it applies the vhosts it was made for")
+    if saved_plan is not None:
+        if vhosts or ownership.prune or ownership.adopt or allow_data_loss:
+            raise UsageError(
+                "--vhost, --prune, --adopt and --allow-data-loss do not apply to a saved plan",
+                hint="it applies as it was planned: give them to `topo plan ... -o FILE`",
+            )
+        flags = saved_plan.flags
+        ownership = Ownership(adopt=bool(flags.get("adopt")), prune=bool(flags.get("prune")))
+        allow_data_loss = bool(flags.get("allow_data_loss"))
     with _client(url, connection, amqp_url) as client, ExitStack() as stack:
         if saved_plan is None and no_lock:  # the broker read while the files load
-            desired, plan = engine.load_and_plan(client, paths, parse_vars(variables), vhosts)
+            desired, plan = engine.load_and_plan(
+                client, paths, parse_vars(variables), vhosts, ownership=ownership, allow_data_loss=allow_data_loss
+            )
         else:  # the lock first (its name is the files'), then the broker read
             desired = saved_plan.desired if saved_plan is not None else load(paths, parse_vars(variables)).only(vhosts)
             if not no_lock:
@@ -174,7 +239,9 @@ def apply_cmd(
                 desired, plan = saved.check(client, saved_plan, variables=parse_vars(variables))
                 assume_yes = True  # reviewed when it was saved
             else:
-                plan = engine.plan(client, desired)
+                plan, _ = engine.plan_observed(
+                    client, desired, ownership=ownership, allow_data_loss=allow_data_loss, whole=not vhosts
+                )
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
             return 0
@@ -197,9 +264,17 @@ def apply_cmd(
         # (a saved plan was counted again by `saved.check` just now)
         if show_bar:
             with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
-                engine.apply(client, desired, plan, progress=lambda _text, n: bar.update(n), recount=recount)
+                engine.apply(
+                    client,
+                    desired,
+                    plan,
+                    progress=lambda _text, n: bar.update(n),
+                    recount=recount,
+                    ownership=ownership,
+                    allow_data_loss=allow_data_loss,
+                )
         else:
-            engine.apply(client, desired, plan, recount=recount)
+            engine.apply(client, desired, plan, recount=recount, ownership=ownership, allow_data_loss=allow_data_loss)
     words: tuple[tuple[Action, str], ...] = (
         ("create", "created"),
         ("update", "updated"),
@@ -207,6 +282,7 @@ def apply_cmd(
         ("delete", "deleted"),
     )
     done = ", ".join(f"{plan.count(action)} {word}" for action, word in words)
+    say_data_loss(plan)
     click.echo(click.style(f"Apply complete: {done}.", fg="green"))
     return 0
 

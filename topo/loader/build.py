@@ -67,6 +67,7 @@ _STRUCTURAL_KEYS = frozenset(
         "priority",
         "definition",
         "keep-bindings",
+        "protect",
     }
 )
 
@@ -283,6 +284,8 @@ class _Builder:
             vhost.default_queue_type = body["default-queue-type"]
         if "tracing" in body:
             vhost.tracing = body["tracing"]
+        if body.get("protect"):
+            vhost.protect = True
         for ex_name, ex_body in (body.get("exchanges") or {}).items():
             self.exchange(doc, (*path, "exchanges", ex_name), vhost, ex_name, ex_body or {})
         for q_name, q_body in (body.get("queues") or {}).items():
@@ -348,6 +351,7 @@ class _Builder:
             origin=origin,
             lint_disable=frozenset(body.get("lint", {}).get("disable", [])),
             keep_bindings=keep_bindings(body.get("keep-bindings")),
+            protect=bool(body.get("protect", False)),
         )
         self.bindings(doc, path, vhost, name, "exchange", body.get("bindings") or [])
 
@@ -450,6 +454,7 @@ class _Builder:
             lint_disable=frozenset(body.get("lint", {}).get("disable", [])),
             keep_bindings=keep_bindings(body.get("keep-bindings")),
             monitor=self.monitor(doc, (*path, "monitor"), body["monitor"]) if "monitor" in body else None,
+            protect=bool(body.get("protect", False)),
         )
         for attempt, delay in enumerate(delays, start=1):
             retry_name = retry_queue_name(name, attempt)
@@ -588,6 +593,7 @@ class _Builder:
             priority=body.get("priority", 0),
             definition=definition,
             origin=origin,
+            protect=bool(body.get("protect", False)),
         )
 
     # -- references across files ----------------------------------------------------------------

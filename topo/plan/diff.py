@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from topo.model import Topology, VHost
 from topo.plan.kinds import BROKER_KINDS, VHOST_KINDS, BrokerFacts, BrokerScope, Kind, Scope
 from topo.plan.model import Change, Kept, Plan, Unmanaged
+from topo.plan.ownership import Ownership, guard, own
 
 __all__ = ["broker_kinds", "diff"]
 
@@ -44,10 +45,16 @@ def broker_kinds(desired: Topology) -> tuple[Kind, ...]:
     return tuple(kind for kind in BROKER_KINDS if kind.declared(desired))
 
 
-def diff(desired: Topology, observed: Topology, facts: BrokerFacts | None = None) -> Plan:
+def diff(
+    desired: Topology,
+    observed: Topology,
+    facts: BrokerFacts | None = None,
+    ownership: Ownership | None = None,
+) -> Plan:
     """The changes that make ``observed`` match ``desired``: the broker-wide kinds ``desired`` declares, then
     every vhost it declares. ``facts``: what the broker-wide kinds need besides (who topo connects as, the
-    broker's vhosts; not known when ``None``)."""
+    broker's vhosts; not known when ``None``). A stack's plan (``desired.name``) is then made as its inventory
+    and ``ownership`` say (:func:`topo.plan.ownership.own`), and every plan guarded (``protect: true``)."""
     plan = Plan(vhosts=tuple(sorted(desired.vhosts)))
     kinds = broker_kinds(desired)
     if kinds:
@@ -56,4 +63,5 @@ def diff(desired: Topology, observed: Topology, facts: BrokerFacts | None = None
         desired_vhost, observed_vhost = desired.vhosts[name], observed.vhosts.get(name)
         scope = Scope(desired_vhost, observed_vhost or VHost(name), exists=observed_vhost is not None)
         _compare(scope, VHOST_KINDS, plan)
-    return plan
+    plan = own(plan, desired, observed, ownership or Ownership())
+    return guard(plan, desired, observed.stacks)

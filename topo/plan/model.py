@@ -13,6 +13,7 @@ from topo.model import (
     FederationUpstream,
     FederationUpstreamSet,
     GlobalParameter,
+    Inventory,
     Permission,
     Policy,
     Queue,
@@ -34,6 +35,7 @@ Resource = (
     | Permission
     | TopicPermissions
     | GlobalParameter
+    | Inventory
     | Shovel
     | FederationUpstream
     | FederationUpstreamSet
@@ -140,6 +142,9 @@ class Plan:
     kept: list[Kept] = field(default_factory=list)  # bindings left alone by keep-bindings
     vhosts: tuple[str, ...] = ()  # the vhosts this plan looked at
     broker: BrokerInfo | None = None  # the broker it was made against (None: not known)
+    adopted: list[Address] = field(default_factory=list)  # existing resources the stack takes over (--adopt)
+    unowned: list[Unmanaged] = field(default_factory=list)  # declared, existing, not the stack's (detail: whose)
+    allow_data_loss: bool = False  # --allow-data-loss: queues holding messages may be dropped (named in the plan)
 
     @property
     def empty(self) -> bool:

@@ -81,6 +81,8 @@ def blocked_line(plan: Plan, marked: str = ' (marked "! blocked")') -> str:
 
 
 _KEPT_HEAD = "bindings no file declares, left alone because of keep-bindings"
+_ADOPTED_HEAD = "existing resources the files declare, taken over by the stack (--adopt)"
+_UNOWNED_HEAD = "the files declare these, but the stack did not create them; topo leaves them out of its inventory"
 
 
 def _kept_lines(plan: Plan) -> list[str]:
@@ -113,7 +115,15 @@ def render_text(plan: Plan, style: Styler = _plain) -> str:
     if plan.unmanaged:
         out.append("")
         out.append(f"Not managed ({len(plan.unmanaged)}): no file declares these; topo leaves them alone:")
-        out += [f"      {u.address}" for u in plan.unmanaged]
+        out += [f"      {u.address}" + (f"  ({u.detail})" if u.detail else "") for u in plan.unmanaged]
+    if plan.unowned:
+        out.append("")
+        out.append(f"Not owned ({len(plan.unowned)}): {_UNOWNED_HEAD}:")
+        out += [f"      {u.address}  ({u.detail})" for u in plan.unowned]
+    if plan.adopted:
+        out.append("")
+        out.append(f"Adopted ({len(plan.adopted)}): {_ADOPTED_HEAD}:")
+        out += [f"      {a}" for a in plan.adopted]
     out += _kept_lines(plan)
     if not plan.empty:
         out.append("")
@@ -155,7 +165,12 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             for c in plan.changes
         ],
         "not_managed": [
-            {"kind": u.address.kind, "vhost": _vhost_or_none(u.address.vhost), "address": str(u.address)}
+            {
+                "kind": u.address.kind,
+                "vhost": _vhost_or_none(u.address.vhost),
+                "address": str(u.address),
+                **({"detail": u.detail} if u.detail else {}),
+            }
             for u in plan.unmanaged
         ],
         "kept_bindings": [
@@ -167,6 +182,17 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             }
             for k in plan.kept
         ],
+        "adopted": [{"kind": a.kind, "vhost": _vhost_or_none(a.vhost), "address": str(a)} for a in plan.adopted],
+        "not_owned": [
+            {
+                "kind": u.address.kind,
+                "vhost": _vhost_or_none(u.address.vhost),
+                "address": str(u.address),
+                "detail": u.detail,
+            }
+            for u in plan.unowned
+        ],
+        "allow_data_loss": plan.allow_data_loss,
     }
 
 
@@ -208,7 +234,15 @@ def render_markdown(plan: Plan, graph: str | None = None) -> str:
         count = len(plan.unmanaged)
         what = "1 resource" if count == 1 else f"{count} resources"
         out += ["", f"<details><summary>Not managed: {what} no file declares</summary>", ""]
-        out += [f"- `{u.address}`" for u in plan.unmanaged]
+        out += [f"- `{u.address}`" + (f" ({u.detail})" if u.detail else "") for u in plan.unmanaged]
+        out += ["", "</details>"]
+    if plan.unowned:
+        out += ["", f"<details><summary>Not owned: {len(plan.unowned)} {_UNOWNED_HEAD}</summary>", ""]
+        out += [f"- `{u.address}` ({u.detail})" for u in plan.unowned]
+        out += ["", "</details>"]
+    if plan.adopted:
+        out += ["", f"<details><summary>Adopted: {len(plan.adopted)} {_ADOPTED_HEAD}</summary>", ""]
+        out += [f"- `{a}`" for a in plan.adopted]
         out += ["", "</details>"]
     if plan.kept:
         out += ["", f"<details><summary>Kept: {len(plan.kept)} {_KEPT_HEAD}</summary>", ""]

@@ -37,12 +37,15 @@ from topo.model import Policy, Queue
 from topo.plan.model import Blocker, Change, Plan, QueueUsage
 
 __all__ = [
+    "ALLOWED_BY_FLAG",
+    "COUNT_CODES",
     "FENCE_DEFINITION",
     "FENCE_PREFIX",
     "FENCE_RELAXED",
     "annotate",
     "blockers",
     "count_warnings",
+    "data_loss_allowed",
     "dropped_queues",
     "fence_policy",
     "fenced_queue",
@@ -172,20 +175,50 @@ def leftover_fences(plan: Plan) -> list[tuple[Change, str]]:
     return found
 
 
+COUNT_CODES = frozenset({"messages", "consumers", "uncountable-stream", "inexact-count"})
+"""The blockers a count decides (counted again, they are decided again); others (``protected``, ...) stay."""
+ALLOWED_BY_FLAG = frozenset({"messages", "inexact-count"})
+"""The blockers ``--allow-data-loss`` lifts: the plan then names each queue and its count, as a warning."""
+
+
+def data_loss_allowed(change: Change) -> bool:
+    """Whether ``change`` drops a queue that holds (or may hold) messages because ``--allow-data-loss`` says so."""
+    return any(w.startswith(_ALLOWED_LEAD) for w in change.warnings)
+
+
+_ALLOWED_LEAD = "data loss allowed (--allow-data-loss): "
+
+
+def _allowed(change: Change, found: tuple[Blocker, ...]) -> tuple[tuple[Blocker, ...], tuple[str, ...]]:
+    """``found`` without what --allow-data-loss lifts, and the warnings that say what it lifted (loud)."""
+    lifted = [b for b in found if b.code in ALLOWED_BY_FLAG]
+    if not lifted:
+        return found, ()
+    words = "; ".join(b.message for b in lifted)
+    return tuple(b for b in found if b.code not in ALLOWED_BY_FLAG), (_ALLOWED_LEAD + words,)
+
+
 def annotate(plan: Plan, usage: Mapping[tuple[str, str], QueueUsage]) -> Plan:
-    """``plan`` with each dropped queue's count, warnings and blockers (``usage`` by (vhost, queue))."""
+    """``plan`` with each dropped queue's count, warnings and blockers (``usage`` by (vhost, queue)). With
+    ``plan.allow_data_loss``, what that flag lifts is a warning naming the queue's count instead of a blocker."""
     doomed = {id(c) for c in dropped_queues(plan)}
     fenced = {(change.vhost, queue) for change, queue in leftover_fences(plan)}
     changes = []
     for change in plan.changes:
         if id(change) in doomed:
             counted = usage.get((change.vhost, change.address.name))
+            found = blockers(change, counted, fenced=(change.vhost, change.address.name) in fenced)
+            lifted: tuple[str, ...] = ()
+            if plan.allow_data_loss:
+                found, lifted = _allowed(change, found)
+            kept = tuple(b for b in change.blockers if b.code not in COUNT_CODES)
+            warnings = tuple(w for w in change.warnings if not w.startswith(_ALLOWED_LEAD))
             change = replace(
                 change,
                 usage=counted,
                 messages=counted.messages if counted is not None else 0,
-                warnings=change.warnings + count_warnings(change, counted),
-                blockers=blockers(change, counted, fenced=(change.vhost, change.address.name) in fenced),
+                warnings=warnings + count_warnings(change, counted) + lifted,
+                blockers=kept + found,
             )
         changes.append(change)
     return replace(plan, changes=changes)
@@ -213,9 +246,12 @@ def refusal(blocked: Iterable[Change]) -> UnsafeChange:
 
 
 def standing(plan: Plan) -> list[Change]:
-    """The blocked changes of ``plan`` whose blockers no count changes: every one but a dropped queue's."""
+    """The blocked changes of ``plan`` whose blockers no count changes: every one but a dropped queue's
+    counted ones (a protected queue is refused first, as any protected resource)."""
     counted = {id(c) for c in dropped_queues(plan)}
-    return [c for c in plan.blocked_changes if id(c) not in counted]
+    return [
+        c for c in plan.blocked_changes if id(c) not in counted or any(b.code not in COUNT_CODES for b in c.blockers)
+    ]
 
 
 def standing_refusal(plan: Plan) -> UnsafeChange | None:

@@ -59,7 +59,7 @@ __all__ = [
 FORMAT = "topo-saved-plan"
 FORMAT_VERSION = 1
 
-KNOWN_FLAGS = frozenset({"vhosts"})
+KNOWN_FLAGS = frozenset({"vhosts", "prune", "adopt", "allow_data_loss"})
 """The flags a saved plan may record (how ``topo plan`` was run). A flag that changes what is planned
 (prune, adopt, allow-data-loss, migrate, ...) is added here and passed to the planner again by
 :func:`topo.saved.check`, so that apply plans as the saved plan was planned; a file with a flag this topo
@@ -385,7 +385,7 @@ def fingerprint(
     and the facts the broker-wide kinds are compared with (who topo connects as, the broker's vhosts),
     under ``broker.connecting-user`` and ``broker.vhosts``."""
     kinds = [k.name for k in BROKER_KINDS if k.declared(desired)]
-    have = _resources(observed, desired.vhosts, kinds)
+    have = _resources(observed, set(desired.vhosts) | set(observed.vhosts), kinds)
     out = {address: have.get(address, "") for address in sorted(set(addresses))}
     if kinds and facts is not None:
         out["broker.connecting-user"] = _digest(facts.connecting_user)

@@ -63,6 +63,13 @@ def _lint() -> dict[str, Any]:
     }
 
 
+_PROTECT = {
+    "type": "boolean",
+    "description": "protect: no plan may delete or replace it (a prune, topo destroy, a replacement), whatever "
+    "the flags; remove it first, in a change of its own",
+}
+
+
 def build_schema() -> dict[str, Any]:
     """The schema as a dict."""
     binding = {
@@ -106,6 +113,7 @@ def build_schema() -> dict[str, Any]:
         "lint": _lint(),
         "keep-bindings": {"$ref": "#/$defs/keep-bindings"},
         "monitor": {"$ref": "#/$defs/monitor"},
+        "protect": _PROTECT,
     }
     for key, spec in QUEUE_ARGUMENTS.items():
         queue_props[key] = _value_schema(spec)
@@ -122,6 +130,7 @@ def build_schema() -> dict[str, Any]:
         "bindings": {"type": "array", "items": {"$ref": "#/$defs/binding"}},
         "lint": _lint(),
         "keep-bindings": {"$ref": "#/$defs/keep-bindings"},
+        "protect": _PROTECT,
     }
 
     def policy(keys: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +141,7 @@ def build_schema() -> dict[str, Any]:
                 "pattern": {"type": "string", "description": "regular expression over names"},
                 "apply-to": {"enum": list(POLICY_APPLY_TO), "default": "all"},
                 "priority": {"type": "integer", "default": 0},
+                "protect": _PROTECT,
                 "definition": {
                     "type": "object",
                     "properties": keys,
@@ -225,6 +235,7 @@ def build_schema() -> dict[str, Any]:
                     },
                     "keep-bindings": {"$ref": "#/$defs/keep-bindings"},
                     "monitor": {"$ref": "#/$defs/monitor"},
+                    "protect": _PROTECT,
                     **_vhost_settings(),
                     **_links_properties(),
                 },

@@ -19,6 +19,7 @@ from topo.plan.kinds.links import FEDERATION_UPSTREAM, FEDERATION_UPSTREAM_SET, 
 from topo.plan.kinds.permission import PERMISSION, TOPIC_PERMISSION
 from topo.plan.kinds.policy import OPERATOR_POLICY, POLICY
 from topo.plan.kinds.queue import QUEUE
+from topo.plan.kinds.stack import STACK
 from topo.plan.kinds.user import USER
 from topo.plan.kinds.vhost import VHOST
 
@@ -41,6 +42,7 @@ KINDS: tuple[Kind, ...] = (
     PERMISSION,
     TOPIC_PERMISSION,
     GLOBAL_PARAMETER,
+    STACK,
     VHOST,
     EXCHANGE,
     QUEUE,

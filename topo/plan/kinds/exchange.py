@@ -79,7 +79,7 @@ def _details(change: Change) -> list[str]:
 
 EXCHANGE = Kind(
     name="exchange",
-    actions=("create", "replace"),
+    actions=("create", "replace", "delete"),  # delete: a prune, topo destroy
     items=lambda vhost: vhost.exchanges,
     common=_common,
     details=_details,

@@ -65,7 +65,7 @@ def _json(queue: Queue) -> dict[str, Any]:
 
 QUEUE = Kind(
     name="queue",
-    actions=("create", "replace"),
+    actions=("create", "replace", "delete"),  # delete: a prune, topo destroy
     items=lambda vhost: vhost.queues,
     common=_common,
     details=_details,

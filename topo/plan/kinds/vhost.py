@@ -64,7 +64,7 @@ def _details(change: Change) -> list[str]:
 
 VHOST = Kind(
     name="vhost",
-    actions=("create", "update"),
+    actions=("create", "update", "delete"),  # delete: a prune, topo destroy
     items=lambda vhost: {vhost.name: vhost},
     added=_added,
     common=_common,
