@@ -372,3 +372,30 @@ def test_a_saved_plan_takes_no_vhost_option(topo: Any, vhost: str, tmp_path: Pat
     assert flags == {"vhosts": [vhost], "prune": False, "adopt": False, "allow_data_loss": False}
     result = topo("apply", plan_file, "--vhost", vhost)
     assert result.code == 1 and "do not apply to a saved plan" in result.err
+
+
+def test_a_saved_plan_of_a_stack_prunes_as_planned_and_locks_by_the_stack_name(
+    topo: Any, vhost: str, tmp_path: Path, mgmt: httpx.Client
+) -> None:
+    from topo.plan.ownership import PREFIX
+
+    stack = f"s{secrets.token_hex(3)}"
+    body = f"version: 1\nname: {stack}\nvhosts:\n  {vhost}:\n    queues: {{keep: {{}}, gone: {{}}}}\n"
+    files = write(tmp_path / "t.yaml", body)
+    try:
+        assert topo("apply", files, "--yes").code == 0
+        assert lock_target(load(files)) == (vhost, f"topo.lock.{stack}")
+        write(tmp_path / "t.yaml", body.replace(", gone: {}", ""))
+        plan_file = str(tmp_path / "plan.json")
+        assert topo("plan", files, "--prune", "-o", plan_file).code == 0
+        assert json.loads(Path(plan_file).read_text())["flags"]["prune"] is True
+        refused = topo("apply", plan_file, "--prune")
+        assert refused.code == 1 and "do not apply to a saved plan" in refused.err
+        applied = topo("apply", plan_file)  # prunes as planned, with no flag given here
+        assert applied.code == 0, applied.err
+        assert mgmt.get(f"/api/queues/{q(vhost)}/gone").status_code == 404
+        assert mgmt.get(f"/api/queues/{q(vhost)}/keep").status_code == 200
+    finally:
+        for item in mgmt.get("/api/global-parameters").json():
+            if item["name"] == f"{PREFIX}{stack}" or f".{stack}." in item["name"]:
+                mgmt.delete(f"/api/global-parameters/{quote(item['name'], safe='')}")

@@ -221,6 +221,7 @@ def check(
             )
     addresses = [a for a in saved.fingerprint if not a.startswith("broker.")]
     now = fingerprint(observed.topology, desired, addresses, observed.facts)
+    now = {k: v for k, v in now.items() if not k.startswith("broker.") or k in saved.fingerprint}  # read at plan time
     changed = compare_fingerprints(saved.fingerprint, now)
     if not changed:
         changed = compare_changes(saved.plan, plan_json(planned))

@@ -387,7 +387,7 @@ def fingerprint(
     kinds = [k.name for k in BROKER_KINDS if k.declared(desired)]
     have = _resources(observed, set(desired.vhosts) | set(observed.vhosts), kinds)
     out = {address: have.get(address, "") for address in sorted(set(addresses))}
-    if kinds and facts is not None:
+    if kinds and facts is not None and (facts.connecting_user is not None or facts.vhosts is not None):
         out["broker.connecting-user"] = _digest(facts.connecting_user)
         out["broker.vhosts"] = _digest(sorted(facts.vhosts or ()))
     return out
