@@ -12,7 +12,10 @@ Measured, interleaved in each repetition:
 * **topo plan (CLI)**: ``topo.cli.common.run(["plan", DIR, "--url", URL])``, the exact code path of
   the ``topo plan`` command (click, load, read, diff, render; output captured), in this process;
 * **topo plan (new process)**: the same command as a user types it, in a new Python process
-  (interpreter start-up and imports included; not the target's measure, reported beside it);
+  (interpreter start-up and imports included);
+* **topo plan, one file (new process)**: the same topology written as one file (what a generated or
+  exported topology often is), the command in a new process: the read cannot wait for a first file to be
+  parsed (the plan starts reading before it parses anything: ``topo/loader/prescan.py``);
 * **topo plan (CLI, no name:)**: the same files without ``name:`` (no stack: no inventory is read), so
   that the ratio of the two is what the stack's inventory costs a plan (one ``GET /api/global-parameters``
   holding the ~20,000 addresses the stack owns, in about ten parameters, decoded; and ``GET /api/vhosts``);
@@ -21,13 +24,20 @@ Measured, interleaved in each repetition:
   ``vhost_from_definitions`` turning the JSON into the model) and ``topo.plan.diff.diff``.
 
 Target: topo plan (CLI) / baseline <= 1.5x.
+
+Targets (issue 10): topo plan (CLI), the new process and the one file as a new process, each <= 1.5x.
+``--compare-with DIR`` (a checkout of another version of topo) also runs both new-process forms with that
+version's code (``PYTHONPATH=DIR``), in the same repetitions, and prints their ratios and the ratio of this
+version to that one: a before/after of a change on a busy machine.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gc
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -68,37 +78,52 @@ BASELINE = "GET /api/definitions (httpx)"
 CLI = "topo plan (CLI)"
 PROCESS = "topo plan (new process)"
 NAMELESS = "topo plan (CLI, no name:)"
+ONE_FILE = "topo plan, one file (new process)"
+OTHER = "[--compare-with]"
 
 
 def main() -> None:
     assert _commands
-    args = arguments(__doc__.splitlines()[0], queues=10_000, repeat=5, small_queues=200)
+
+    def compare_with(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--compare-with", metavar="DIR", help="also run the commands with the topo in DIR")
+
+    args = arguments(__doc__.splitlines()[0], queues=10_000, repeat=5, small_queues=200, extra=compare_with)
+    other = str(Path(args.compare_with).resolve()) if args.compare_with else None
     bench = Bench("plan_noop", params={"queues": args.queues, "bindings": args.queues, "exchanges": 10})
     bench.start()
-    with broker_url() as url, raw_client(url) as http, tempfile.TemporaryDirectory(prefix="topo-bench-") as tmp:
+    with (
+        broker_url() as url,
+        raw_client(url) as http,
+        tempfile.TemporaryDirectory(prefix="topo-bench-") as tmp,
+        tempfile.TemporaryDirectory(prefix="topo-bench-one-file-") as one_file,
+    ):
         bench.context.update(broker_versions(http))
         spec = Spec(vhost=unique_vhost("plan"), queues=args.queues)
         files = write_topology(spec, Path(tmp))
+        single = write_one_file(spec, Path(one_file))
         create_vhost(http, spec.vhost)
         try:
             t0 = time.perf_counter()
             post_definitions(http, spec.vhost, definitions_document(spec))
             bench.note(
                 f"set-up: {spec.queues} queues + {spec.queues} bindings + {spec.exchanges} exchanges imported in "
-                f"{time.perf_counter() - t0:.1f} s (one POST /api/definitions); {len(files)} YAML files"
+                f"{time.perf_counter() - t0:.1f} s (one POST /api/definitions); {len(files)} YAML files, or one "
+                f"of {single.stat().st_size / 2**20:.1f} MiB"
             )
             with ManagementClient(url) as client:  # the stack takes over what the bench imported
                 engine.apply(client, topo.load(tmp), ownership=Ownership(adopt=True))
                 plan = engine.plan(client, topo.load(tmp))
+                assert topo.load(one_file) == topo.load(tmp), "the one file is not the same topology"
             assert plan.empty and not plan.unmanaged, f"not a no-op plan: {len(plan.changes)} changes"
             nameless = Path(tmp + "-nameless")  # beside the files, not under them (a directory is read whole)
             nameless.mkdir()
             for path in files:
                 (nameless / path.name).write_text(path.read_text().replace("name: bench\n", "", 1))
             for rep in range(args.repeat):
-                once(bench, url, tmp, spec.vhost, baseline_first=rep % 2 == 0, nameless=str(nameless))
+                once(bench, url, tmp, one_file, spec.vhost, rep % 2 == 0, str(nameless), other)
             bench.finish()
-            summarise(bench)
+            summarise(bench, other)
             bench.dump(args.json)
         finally:
             shutil.rmtree(tmp + "-nameless", ignore_errors=True)
@@ -106,7 +131,7 @@ def main() -> None:
             delete_inventory(http)
 
 
-def summarise(bench: Bench) -> None:
+def summarise(bench: Bench, other: str | None = None) -> None:
     for label in bench.samples:
         bench.report(label)
     parts = ["load", "read", "diff"]
@@ -119,7 +144,12 @@ def summarise(bench: Bench) -> None:
     bench.ratio(NAMELESS, BASELINE)
     bench.ratio(CLI, NAMELESS)
     bench.ratio("inventory", BASELINE)
-    bench.ratio(PROCESS, BASELINE)
+    bench.ratio(PROCESS, BASELINE, target=1.5)
+    bench.ratio(ONE_FILE, BASELINE, target=1.5)
+    if other is not None:
+        for label in (PROCESS, ONE_FILE):
+            bench.ratio(f"{label} {OTHER}", BASELINE)
+            bench.ratio(label, f"{label} {OTHER}")
     bench.ratio("read", BASELINE)
     sequential = [sum(each) for each in zip(*(bench.samples[p] for p in parts), strict=True)]
     bench.samples["load + read + diff, one after the other"] = sequential
@@ -150,16 +180,39 @@ def cli(bench: Bench, url: str, directory: str, label: str = CLI) -> None:
     assert code == 0 and "No changes." in out.getvalue(), out.getvalue()[-500:]
 
 
-def process(bench: Bench, url: str, directory: str) -> None:
-    """`topo plan DIR --url URL` as a user runs it: a new Python process (start-up and imports)."""
+def process(bench: Bench, url: str, directory: str, label: str = PROCESS, code: str | None = None) -> None:
+    """`topo plan DIR --url URL` as a user runs it: a new Python process (start-up and imports); ``code``: the
+    directory of another version of topo to run instead."""
     command = [sys.executable, "-c", "from topo.cli import main; main()", "plan", directory, "--url", url]
+    env = {**os.environ, "PYTHONPATH": code} if code is not None else None
     t0 = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    bench.add(PROCESS, time.perf_counter() - t0)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    bench.add(label, time.perf_counter() - t0)
     assert done.returncode == 0 and "No changes." in done.stdout, (done.stdout[-500:], done.stderr[-500:])
 
 
-def once(bench: Bench, url: str, directory: str, vhost: str, *, baseline_first: bool, nameless: str) -> None:
+def write_one_file(spec: Spec, directory: Path) -> Path:
+    """The topology of :func:`write_topology` as one file (exchanges first, then every queue)."""
+    parts = write_topology(Spec(spec.vhost, spec.queues, spec.exchanges, queues_per_file=spec.queues), directory)
+    exchanges, queues = (part.read_text() for part in parts)
+    body = queues.split("    queues:\n", 1)[1]
+    path = directory / "topology.yaml"
+    path.write_text(exchanges + "    queues:\n" + body)
+    for part in parts:
+        part.unlink()
+    return path
+
+
+def once(
+    bench: Bench,
+    url: str,
+    directory: str,
+    one_file: str,
+    vhost: str,
+    baseline_first: bool,
+    nameless: str,
+    other: str | None,
+) -> None:
     # the order alternates, so neither side always runs second (after the other warmed the broker)
     if baseline_first:
         definitions = baseline(bench, url, vhost)
@@ -169,7 +222,13 @@ def once(bench: Bench, url: str, directory: str, vhost: str, *, baseline_first: 
         cli(bench, url, nameless, NAMELESS)
         cli(bench, url, directory)
         definitions = baseline(bench, url, vhost)
-    process(bench, url, directory)
+    runs = [(directory, PROCESS, None), (one_file, ONE_FILE, None)]
+    if other is not None:
+        runs += [(directory, f"{PROCESS} {OTHER}", other), (one_file, f"{ONE_FILE} {OTHER}", other)]
+        if not baseline_first:  # alternate which version runs first
+            runs = runs[2:] + runs[:2]
+    for where, label, code in runs:
+        process(bench, url, where, label, code)
 
     # breakdown through the library
     gc.collect()

@@ -25,7 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import devbroker
-from topo.urls import parse_management
+from topo.urls import amqp_url_for, parse_management
 
 __all__ = [
     "Bench",
@@ -80,6 +80,24 @@ def broker_url() -> Iterator[str]:
         print(f"# started private RabbitMQ node {node.name} in {time.perf_counter() - t0:.1f} s", flush=True)
         try:
             yield node.url
+        finally:
+            node.stop()
+
+
+@contextlib.contextmanager
+def broker_urls() -> Iterator[tuple[str, str]]:
+    """(Management URL, AMQP URL): ``TOPO_BENCH_URL`` and ``TOPO_BENCH_AMQP_URL`` (default: the AMQP URL
+    derived from it) if set, else a private node's, started (and stopped) here."""
+    url = os.environ.get("TOPO_BENCH_URL")
+    if url:
+        yield url, os.environ.get("TOPO_BENCH_AMQP_URL") or amqp_url_for(url)
+        return
+    with tempfile.TemporaryDirectory(prefix="topo-bench-node-") as tmp:
+        t0 = time.perf_counter()
+        node = devbroker.start(Path(tmp))
+        print(f"# started private RabbitMQ node {node.name} in {time.perf_counter() - t0:.1f} s", flush=True)
+        try:
+            yield node.url, node.amqp_url
         finally:
             node.stop()
 
@@ -367,9 +385,18 @@ class Bench:
         Path(path).write_text(json.dumps(data, indent=2) + "\n")
 
 
-def arguments(description: str, *, queues: int, repeat: int, small_queues: int) -> argparse.Namespace:
-    """The command line every benchmark takes: sizes, repetitions, --small, --json."""
+def arguments(
+    description: str,
+    *,
+    queues: int,
+    repeat: int,
+    small_queues: int,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
+    """The command line every benchmark takes: sizes, repetitions, --small, --json (``extra`` adds its own)."""
     parser = argparse.ArgumentParser(description=description)
+    if extra is not None:
+        extra(parser)
     parser.add_argument("--queues", type=int, default=None, help=f"number of queues (default {queues})")
     parser.add_argument("--repeat", type=int, default=None, help=f"repetitions; the median is reported ({repeat})")
     parser.add_argument(

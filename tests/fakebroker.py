@@ -52,7 +52,7 @@ import httpx
 
 from topo.broker.client import ManagementClient
 from topo.broker.live import LiveBroker
-from topo.broker.port import PROBE_ID_PREFIX, Deleted, DropCheck, NoExactCount
+from topo.broker.port import PROBE_ID_PREFIX, Deleted, DropCheck, Moved, NoExactCount
 from topo.model import canonical_json
 from topo.passwords import DEFAULT_ALGORITHM, hash_password, matches
 from topo.pcre import compile_pattern
@@ -801,7 +801,7 @@ class FakeAmqp:
         return checks
 
     def delete_if_counted(
-        self, vhost: str, expected: Mapping[str, int], *, cluster: str | None = None
+        self, vhost: str, expected: Mapping[str, int], *, cluster: str | None = None, in_use: bool = False
     ) -> tuple[list[Deleted], NoExactCount | None]:
         self.calls.append(f"delete {vhost} {','.join(expected)}")
         table = self._queues(vhost, cluster)
@@ -814,7 +814,7 @@ class FakeAmqp:
                 done.append(Deleted(name, None))
                 continue
             counted = self._declare(queue)
-            if counted != (messages, 0):
+            if counted[0] != messages or (counted[1] and not in_use):
                 done.append(Deleted(name, counted))
                 break
             if self.between_count_and_delete is not None:
@@ -822,6 +822,27 @@ class FakeAmqp:
             dropped = self.rabbit.drop_queue(self.rabbit.vhosts[vhost], name)
             done.append(Deleted(name, counted, True, dropped))
         return done, None
+
+    def move(
+        self,
+        vhost: str,
+        source: str,
+        target: str,
+        *,
+        cluster: str | None = None,
+        exact: bool = False,
+    ) -> Moved | NoExactCount:
+        """Every message of ``source`` onto the end of ``target``, in order (one batch)."""
+        self.calls.append(f"move {vhost} {source} {target}")
+        table = self._queues(vhost, cluster)
+        if isinstance(table, NoExactCount):
+            return table
+        if source not in table or target not in table:
+            return NoExactCount(f"AMQP found no queue {source if source not in table else target!r}")
+        taken = table[source].messages[:]
+        table[source].messages.clear()
+        table[target].messages.extend(taken)
+        return Moved(len(taken), len(table[target].messages))
 
     def remove_probes(self, vhost: str, queue: str, probes: int, probe_id: str | None) -> tuple[int, int]:
         self.calls.append(f"remove-probes {vhost} {queue}")

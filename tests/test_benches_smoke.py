@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 import yaml
 
 from topo.loader.schema_compiled import compile_schema
@@ -56,7 +57,13 @@ def test_bench_load_runs() -> None:
 def test_bench_plan_noop_runs(broker: Broker) -> None:
     out = _run("bench_plan_noop.py", "--queues", "30", "--repeat", "2", url=broker.url)
     assert "ratio: topo plan (CLI) / GET /api/definitions (httpx) = " in out
+    assert "ratio: topo plan, one file (new process) / GET /api/definitions (httpx) = " in out
     assert "time: load " in out and "time: read " in out and "time: diff " in out
+
+
+def test_bench_plan_noop_compares_with_another_checkout(broker: Broker) -> None:
+    out = _run("bench_plan_noop.py", "--queues", "10", "--repeat", "1", "--compare-with", str(ROOT), url=broker.url)
+    assert "ratio: topo plan, one file (new process) / topo plan, one file (new process) [--compare-with] = " in out
 
 
 def test_bench_apply_cold_runs(broker: Broker) -> None:
@@ -105,3 +112,10 @@ def test_fast_schema_check_accepts_the_generated_benchmark_topology(tmp_path: Pa
     assert fast is not None
     for file in common.write_topology(common.Spec(vhost="v", queues=30, queues_per_file=10), tmp_path):
         assert fast(yaml.safe_load(file.read_text()))
+
+
+def test_bench_migrate_runs(broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOPO_BENCH_AMQP_URL", broker.amqp_url)  # the test node's AMQP port
+    out = _run("bench_migrate.py", "--queues", "300", "--repeat", "1", url=broker.url)
+    assert "ratio: topo apply --migrate (engine.apply) / drain and re-publish (aiormq, confirms) = " in out
+    assert "messages/s" in out

@@ -485,13 +485,19 @@ def test_a_user_without_the_management_tag(topo: Any, file: Any, broker: Any, vh
 
 
 @pytest.mark.parametrize("tag", ["management", "policymaker", "monitoring"])
-def test_a_user_who_is_not_an_administrator(topo: Any, file: Any, broker: Any, vhost: str, user: Any, tag: str) -> None:
+def test_a_user_who_is_not_an_administrator_may_plan_and_export_not_apply(
+    topo: Any, file: Any, broker: Any, vhost: str, user: Any, tag: str
+) -> None:
     name = user(tag, vhost)
     url = with_credentials(broker.url, name, SECRET)
-    for args in (["plan", file(TOPOLOGY % "1m"), "--var", f"VHOST={vhost}"], ["export", "--vhost", vhost]):
-        result = topo(*args, "--url", url)
-        result.assert_one_error(f"user {name!r} is not an administrator")
-        assert "Hint: topo reads and writes whole vhost definitions" in result.err
+    args = [file(TOPOLOGY % "1m"), "--var", f"VHOST={vhost}", "--url", url]
+    planned = topo("plan", *args)  # read resource by resource (tests/test_readonly_plan.py), and said so
+    assert planned.code == 0 and "Note: Read resource by resource" in planned.out, planned.err
+    planned.assert_no_secret()
+    assert topo("export", "--vhost", vhost, "--url", url).code == 0
+    result = topo("apply", *args, "--yes")
+    result.assert_one_error(f"user {name!r} is not an administrator")
+    assert "Hint: topo reads and writes whole vhost definitions" in result.err
 
 
 def test_an_administrator_without_permissions_on_the_vhost(

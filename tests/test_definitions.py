@@ -13,6 +13,7 @@ import pytest
 from topo.definitions import (
     binding_definition,
     binding_from_definition,
+    definitions_from_listings,
     exchange_definition,
     exchange_from_definition,
     global_parameter_definition,
@@ -232,6 +233,53 @@ def test_a_whole_vhost_round_trips() -> None:
     assert back == vhost
     assert (back.description, back.tags, back.limits) == ("d", ("a", "b"), {"max-queues": 10})
     assert (back.default_queue_type, back.tracing) == ("quorum", True)
+
+
+def test_the_listings_a_read_only_user_reads_make_the_same_vhost() -> None:
+    """As RabbitMQ 3.10.8 lists them (seen on a node): every exchange, queues with ``exclusive``, bindings
+    with the default exchange's implicit ones, operator policies as policies, limits as one value. The export
+    leaves out exclusive queues and the bindings to them: so does the document made of the listings."""
+    vhost = VHost("v", description="d", tags=("a", "b"), limits={"max-queues": 10}, default_queue_type="classic")
+    vhost.tracing = False
+    vhost.exchanges = {x.name: x for x in EXCHANGES}
+    vhost.queues = {q.name: q for q in QUEUES}
+    for binding in BINDINGS:
+        vhost.add_binding(binding)
+        if binding.destination_type == "queue":  # on a broker, a binding's queue exists
+            vhost.queues.setdefault(binding.destination, Queue(binding.destination))
+    vhost.policies = {p.name: p for p in POLICIES}
+    vhost.operator_policies = {"cap": Policy("cap", ".*", "queues", 2, {"max-length": 100})}
+    info, document = vhost_definitions(vhost)
+    extra = {"vhost": "v", "user_who_performed_action": "guest"}
+    queues = [{**q, **extra, "exclusive": False} for q in document["queues"]]
+    queues.append({"name": "amq.gen-mine", "durable": False, "auto_delete": False, "arguments": {}, "exclusive": True})
+    implicit = [
+        {"source": "", "destination": q["name"], "destination_type": "queue", "routing_key": q["name"], "arguments": {}}
+        for q in queues
+    ]
+    to_exclusive = {"source": "ex", "destination": "amq.gen-mine", "destination_type": "queue", "routing_key": "k"}
+    listings = {
+        "queues": queues,
+        "exchanges": [
+            *document["exchanges"],
+            {"name": "", "type": "direct", "durable": True, "auto_delete": False, "internal": False, "arguments": {}},
+            {"name": "amq.topic", "type": "topic", "durable": True, "auto_delete": False, "internal": False},
+        ],
+        "bindings": [
+            *implicit,
+            *({**b, **extra, "properties_key": "x"} for b in document["bindings"]),
+            {**to_exclusive, "arguments": {}},
+        ],
+        "policies": [{**p, "vhost": "v"} for p in document["policies"]],
+        "operator-policies": [{**policy_definition(vhost.operator_policies["cap"]), "vhost": "v"}],
+        "vhost-limits": [{"vhost": "v", "value": {"max-queues": 10}}],
+    }
+    made = definitions_from_listings("v", listings)
+    assert {k: made[k] for k in ("queues", "exchanges", "bindings", "parameters")} == {
+        k: document[k] for k in ("queues", "exchanges", "bindings", "parameters")
+    }
+    assert vhost_from_definitions("v", info, made) == vhost
+    assert definitions_from_listings("v", {})["parameters"] == []  # no limits: no limits parameter
 
 
 def test_a_vhost_created_without_a_default_queue_type_reads_as_classic() -> None:

@@ -369,7 +369,7 @@ def test_a_saved_plan_takes_no_vhost_option(topo: Any, vhost: str, tmp_path: Pat
     plan_file = str(tmp_path / "plan.json")
     assert topo("plan", files, "--var", f"VHOST={vhost}", "--vhost", vhost, "-o", plan_file).code == 0
     flags = json.loads(Path(plan_file).read_text())["flags"]
-    assert flags == {"vhosts": [vhost], "prune": False, "adopt": False, "allow_data_loss": False}
+    assert flags == {"vhosts": [vhost], "prune": False, "adopt": False, "migrate": False, "allow_data_loss": False}
     result = topo("apply", plan_file, "--vhost", vhost)
     assert result.code == 1 and "do not apply to a saved plan" in result.err
 

@@ -129,6 +129,6 @@ def test_compare_changes_names_each_difference() -> None:
 
 
 def test_a_flag_this_topo_does_not_know_is_refused() -> None:
-    text = dumps(SavedPlan(desired=Topology(), plan={}, fingerprint={}, flags={"prune": True, "migrate": True}))
-    with pytest.raises(BadPlanFile, match="made with flags this topo does not know: migrate"):
+    text = dumps(SavedPlan(desired=Topology(), plan={}, fingerprint={}, flags={"prune": True, "rename": True}))
+    with pytest.raises(BadPlanFile, match="made with flags this topo does not know: rename"):
         loads(text, "plan.json")

@@ -354,7 +354,8 @@ def test_a_user_password_never_shows(setting: dict[str, Any], password: str, tmp
         final = http.get(f"/api/users/{user}").json()["password_hash"]
         assert cli(seen, "plan", file, "--url", good, "--detailed-exitcode", **env) == 0
         assert cli(seen, "export", "--url", good) == 0
-        # errors: a password in clear; users a non-administrator may not read (with and without --debug)
+        # errors: a password in clear; users a non-administrator may not read (with and without --debug): a plan
+        # that says it did not compare them, an apply that stops
         literal = _hostile_literal(directory, user, password)
         for debug in ((), ("--debug",)):
             assert cli(seen, *debug, "validate", literal) == 1
@@ -365,8 +366,9 @@ def test_a_user_password_never_shows(setting: dict[str, Any], password: str, tmp
         (directory / "users-only.yaml").write_text(
             f"version: 1\nusers:\n  {user}:\n    password: ${{env:TOPO_TEST_USER_PASSWORD}}\n", encoding="utf-8"
         )
-        for debug in ((), ("--debug",)):
-            assert cli(seen, *debug, "plan", str(directory / "users-only.yaml"), "--url", limited, **env) == 1
+        for debug in ((), ("--debug",)):  # plan: users not compared, and said so; apply: an error naming the tag
+            assert cli(seen, *debug, "plan", str(directory / "users-only.yaml"), "--url", limited, **env) == 0
+            assert cli(seen, *debug, "apply", str(directory / "users-only.yaml"), "--url", limited, "--yes", **env) == 1
     seen.assert_clean(password)
     text = "\n".join(seen.parts)
     for value in {stored["password_hash"], final, password + "2"}:

@@ -47,6 +47,7 @@ __all__ = [
     "binding_definition",
     "binding_from_definition",
     "declared_password",
+    "definitions_from_listings",
     "exchange_definition",
     "exchange_from_definition",
     "federation_upstream_from_value",
@@ -236,6 +237,53 @@ def vhost_from_definitions(name: str, info: Mapping[str, Any], definitions: Mapp
             _read_link(vhost, component, str(param["name"]), param.get("value"))
     vhost.limits = limits
     return vhost
+
+
+def definitions_from_listings(name: str, listings: Mapping[str, Any]) -> dict[str, Any]:
+    """The document ``GET /api/definitions/{name}`` gives, made from the listings a user without the
+    administrator tag may read (``listings``: the bodies of ``GET /api/queues/{name}``, ``exchanges``,
+    ``bindings``, ``policies``, ``operator-policies`` and ``vhost-limits``, by those names, and ``parameters``:
+    the items of ``GET /api/parameters/{component}/{name}`` for the shovels and federation links), left out what
+    RabbitMQ 3.10.8's export leaves out: exclusive queues and the bindings to them, the default exchange's
+    implicit bindings, the broker's own exchanges. Then :func:`vhost_from_definitions` makes the same model
+    of either."""
+    queues = [item for item in listings.get("queues") or [] if not item.get("exclusive")]
+    exported = {item["name"] for item in queues}
+    bindings = [
+        item
+        for item in listings.get("bindings") or []
+        if item.get("source", "") != ""
+        and (item.get("destination_type") == "exchange" or item.get("destination") in exported)
+    ]
+    parameters: list[dict[str, Any]] = [
+        {
+            "vhost": name,
+            "component": "operator_policy",
+            "name": item["name"],
+            "value": {key: item[key] for key in ("pattern", "definition", "priority", "apply-to") if key in item},
+        }
+        for item in listings.get("operator-policies") or []
+    ]
+    limits: dict[str, Any] = {}
+    for item in listings.get("vhost-limits") or []:
+        limits.update(item.get("value") or {})
+    if limits:
+        parameters.append({"vhost": name, "component": "vhost-limits", "name": "limits", "value": limits})
+    parameters += [
+        {key: item[key] for key in ("vhost", "component", "name", "value") if key in item}
+        for item in listings.get("parameters") or []
+    ]
+    return {
+        "parameters": parameters,
+        "policies": list(listings.get("policies") or []),
+        "queues": [{key: item[key] for key in _QUEUE_KEYS if key in item} for item in queues],
+        "exchanges": [item for item in listings.get("exchanges") or [] if not is_broker_exchange(item["name"])],
+        "bindings": [{key: item[key] for key in _BINDING_KEYS if key in item} for item in bindings],
+    }
+
+
+_QUEUE_KEYS = ("name", "durable", "auto_delete", "arguments")
+_BINDING_KEYS = ("source", "destination", "destination_type", "routing_key", "arguments")
 
 
 def _parameters(vhost: VHost) -> Iterable[dict[str, Any]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
 from topo.arguments import EXCHANGE_TYPES
@@ -23,15 +22,17 @@ from topo.broker.client import ManagementClient
 from topo.broker.executors import Progress, count_dropped
 from topo.broker.live import as_broker
 from topo.broker.port import Broker, Overview
-from topo.broker.reader import Observed, read, read_broker_wide
+from topo.broker.reader import ConcurrentRead, Observed, read, read_broker_wide
 from topo.broker.writer import execute
 from topo.errors import MissingExchangeType, NotConverged, UsageError
 from topo.loader import load
+from topo.loader.prescan import prescan
 from topo.model import Exchange, Inventory, Topology
 from topo.plan.diff import broker_kinds, diff
 from topo.plan.kinds import kind
 from topo.plan.kinds.links import needed_plugins, plugin_blockers
-from topo.plan.model import BrokerInfo, Plan
+from topo.plan.migrate import as_migrations
+from topo.plan.model import BrokerInfo, Plan, ReadNotes
 from topo.plan.ownership import Ownership, destroy_plan, prune_undeclared_vhosts
 from topo.plan.safety import annotate, dropped_queues
 
@@ -58,10 +59,19 @@ def load_and_plan(
     *,
     ownership: Ownership | None = None,
     allow_data_loss: bool = False,
+    partial: bool = False,
+    migrate: bool = False,
 ) -> tuple[Topology, Plan]:
     """Load the files and plan against the broker (:func:`load_plan_observed`, without what was read)."""
     desired, planned, _ = load_plan_observed(
-        target, paths, variables, only, ownership=ownership, allow_data_loss=allow_data_loss
+        target,
+        paths,
+        variables,
+        only,
+        ownership=ownership,
+        allow_data_loss=allow_data_loss,
+        partial=partial,
+        migrate=migrate,
     )
     return desired, planned
 
@@ -74,44 +84,29 @@ def load_plan_observed(
     *,
     ownership: Ownership | None = None,
     allow_data_loss: bool = False,
+    partial: bool = False,
+    migrate: bool = False,
 ) -> tuple[Topology, Plan, Observed]:
     """Load the files and plan against the broker, reading the broker *while* the files are loaded; and what
     was read of the broker (a saved plan's fingerprint is made of it).
 
-    Each vhost is read as soon as the first file that declares it is parsed: the read (mostly waiting
-    on the broker) runs in a thread beside the parsing of the other files, schema validation and the
-    build (CPU), so a large plan costs about max(load, read) rather than their sum. The broker-wide kinds
-    the files declare (users, global parameters) are read once the files are loaded.
+    The read starts before the files are parsed: the vhosts and top-level collections a quick scan of their
+    text finds (:func:`topo.loader.prescan.prescan`) are read in threads (:class:`ConcurrentRead`) beside the
+    parsing, schema validation and build (CPU), and what the scan missed as soon as the loader announces it;
+    so a plan costs about max(load, read) rather than their sum, also when everything is in one large file.
+
+    ``partial``: a plan that is only shown (``topo plan``): the broker-wide kinds the user may not read are
+    left out and named in the plan (``Plan.read.not_compared``), not an error. ``topo apply`` does not pass it.
     """
     broker = as_broker(target)
-    pool = ThreadPoolExecutor(max_workers=4)
-    pending: list[Future[Observed]] = []
-
-    def start_read(names: list[str]) -> None:
-        wanted = [n for n in names if not only or n in only]
-        if wanted:
-            pending.append(pool.submit(read, broker, wanted))
-
-    try:
-        desired = load(paths, variables, on_vhosts=start_read).only(only)
-        stacks = pool.submit(_stacks, broker) if desired.name is not None else None  # beside the vhosts' reads
-        observed = Observed(Topology())
-        if stacks is not None:
-            observed.topology.stacks = stacks.result()
-        for future in pending:
-            part = future.result()
-            observed.topology.vhosts.update(part.topology.vhosts)
-            observed.missing |= part.missing
-        rest = [n for n in desired.vhosts if n not in observed.topology.vhosts and n not in observed.missing]
-        if rest:  # not announced while loading (should not happen): read them now
-            part = read(broker, rest)
-            observed.topology.vhosts.update(part.topology.vhosts)
-            observed.missing |= part.missing
-        observed.topology.vhosts = {n: v for n, v in observed.topology.vhosts.items() if n in desired.vhosts}
-        observed.missing &= set(desired.vhosts)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-    return desired, _plan_from(broker, desired, observed, ownership, allow_data_loss, whole=not only), observed
+    with ConcurrentRead(broker, only=only, partial=partial) as reads:
+        early = prescan(paths)
+        reads.vhosts(early.vhosts)
+        reads.collections(early.keys)  # users, global parameters; a stack's inventory (name:)
+        desired = load(paths, variables, on_vhosts=reads.vhosts).only(only)
+        observed = reads.observed(desired)
+    planned = _plan_from(broker, desired, observed, ownership, allow_data_loss, whole=not only, migrate=migrate)
+    return desired, planned, observed
 
 
 def plan(
@@ -120,15 +115,19 @@ def plan(
     *,
     ownership: Ownership | None = None,
     allow_data_loss: bool = False,
+    partial: bool = False,
+    migrate: bool = False,
 ) -> Plan:
     """Read the declared vhosts (and the broker-wide kinds ``desired`` declares) from the broker and diff
-    them against ``desired``.
+    them against ``desired`` (``partial``: as :func:`load_and_plan`).
 
     Queues that would be dropped are counted: each such change carries the count, and the reasons apply
     would refuse it (``Change.blockers``; ``Plan.blocked``), decided by :mod:`topo.plan.safety`.
     """
     broker = as_broker(target)
-    return _plan_from(broker, desired, read(broker, desired.vhosts), ownership, allow_data_loss)
+    with ConcurrentRead(broker, partial=partial) as reads:
+        observed = reads.observed(desired)
+    return _plan_from(broker, desired, observed, ownership, allow_data_loss, migrate=migrate)
 
 
 def plan_observed(
@@ -137,13 +136,15 @@ def plan_observed(
     *,
     ownership: Ownership | None = None,
     allow_data_loss: bool = False,
+    migrate: bool = False,
     whole: bool = True,
 ) -> tuple[Plan, Observed]:
     """:func:`plan`, and what was read of the broker (it gets the broker-wide kinds ``desired`` declares).
     ``whole``: ``desired`` is all of the files (not limited by ``--vhost``)."""
     broker = as_broker(target)
-    observed = read(broker, desired.vhosts)
-    return _plan_from(broker, desired, observed, ownership, allow_data_loss, whole=whole), observed
+    with ConcurrentRead(broker) as reads:
+        observed = reads.observed(desired)
+    return _plan_from(broker, desired, observed, ownership, allow_data_loss, whole=whole, migrate=migrate), observed
 
 
 def _stacks(broker: Broker) -> dict[str, Inventory]:
@@ -169,12 +170,20 @@ def _plan_from(
     allow_data_loss: bool = False,
     *,
     whole: bool = True,
+    migrate: bool = False,
 ) -> Plan:
-    observed = _observe(broker, desired, observed)
+    if not observed.broker_wide_read:  # a ConcurrentRead has read them already
+        observed = _observe(broker, desired, observed)
     left = _left_behind(desired, observed.topology) if whole else []
     if left:  # vhosts a stack owns and its files no longer declare: read them too, for --prune
         observed.topology.vhosts.update(read(broker, left).topology.vhosts)
-    result = diff(desired, observed.topology, observed.facts, ownership)
+    skip = [name for name, vhost in observed.not_compared if vhost is None]
+    skip_in: dict[str, list[str]] = {}
+    for name, vhost in observed.not_compared:
+        if vhost is not None:
+            skip_in.setdefault(vhost, []).append(name)
+    result = diff(desired, observed.topology, observed.facts, ownership, skip=skip, skip_in=skip_in)
+    result.read = ReadNotes(user=broker.user, by_resource=observed.by_resource, not_compared=observed.not_compared)
     if left:
         result = prune_undeclared_vhosts(result, desired, observed.topology, ownership or Ownership())
     result.allow_data_loss = allow_data_loss
@@ -189,7 +198,7 @@ def _plan_from(
         result = plugin_blockers(result, broker.enabled_plugins())
     if drops:
         result = annotate(result, count_dropped(broker, result, cluster=cluster))
-    return result
+    return as_migrations(result, desired, observed.topology, migrate=migrate)
 
 
 def stacks(target: Broker | ManagementClient) -> dict[str, Inventory]:
@@ -259,18 +268,19 @@ def apply(
     recount: bool = True,
     ownership: Ownership | None = None,
     allow_data_loss: bool = False,
+    migrate: bool = False,
 ) -> Plan:
     """Apply ``planned`` (or a fresh plan) and re-read the broker to confirm it now matches ``desired``.
 
-    Apply counts the queues it would drop again before it writes anything (the plan may be old), unless
-    ``recount`` is false (a plan made an instant ago: its counts are used). The broker is read again
-    afterwards, the broker-wide kinds ``desired`` declares too (a user's password compared offline with
-    the hash it now stores). Returns the plan that was applied. Raises UnsafeChange, ApplyFailed or
-    NotConverged.
+    With ``migrate``, a fresh plan migrates each queue it would replace (its messages moved into the new queue:
+    :mod:`topo.broker.migrate`) rather than drop it. Apply counts the queues it would drop again before it writes
+    anything (the plan may be old), unless ``recount`` is false (a plan made an instant ago: its counts are used). The
+    broker is read again afterwards, the broker-wide kinds ``desired`` declares too (a user's password compared offline
+    with the hash it now stores). Returns the plan that was applied. Raises UnsafeChange, ApplyFailed or NotConverged.
     """
     broker = as_broker(target)
     if planned is None:
-        planned = plan(broker, desired, ownership=ownership, allow_data_loss=allow_data_loss)
+        planned = plan(broker, desired, ownership=ownership, allow_data_loss=allow_data_loss, migrate=migrate)
         recount = False  # counted just now
     if planned.empty:
         return planned

@@ -207,6 +207,7 @@ def check(
         desired,
         ownership=Ownership(adopt=bool(flags.get("adopt")), prune=bool(flags.get("prune"))),
         allow_data_loss=bool(flags.get("allow_data_loss")),
+        migrate=bool(flags.get("migrate")),
         whole=not flags.get("vhosts"),
     )
     made_against = (saved.plan.get("broker") or {}).get("cluster_name")

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from topo.broker.port import NO_AMQP_URL, PROBE_HEADER, PROBE_ID_PREFIX, Deleted, DropCheck, NoExactCount
+from topo.broker.port import NO_AMQP_URL, PROBE_HEADER, PROBE_ID_PREFIX, Deleted, DropCheck, Moved, NoExactCount
 from topo.errors import TopoError
 from topo.urls import parse_amqp
 
@@ -38,6 +38,7 @@ __all__ = [
     "count_exactly",
     "delete_if_counted",
     "exact_usage",
+    "move_messages",
     "remove_probes",
     "why_no_count",
 ]
@@ -236,6 +237,7 @@ async def _delete(
     timeout: float,
     cluster: str | None,
     done: list[Deleted],
+    in_use: bool = False,
 ) -> None:
     import asyncio
 
@@ -247,7 +249,7 @@ async def _delete(
             if counted is None:
                 done.append(Deleted(name, None))
                 continue
-            if counted != (messages, 0):
+            if counted[0] != messages or (counted[1] and not in_use):
                 done.append(Deleted(name, counted))  # something arrived: stop here, delete nothing more
                 return
             # no if-empty / if-unused: RabbitMQ refuses both for a quorum queue (not_implemented)
@@ -264,19 +266,112 @@ def delete_if_counted(
     *,
     cluster: str | None = None,
     timeout: float = 10.0,
+    in_use: bool = False,
 ) -> tuple[list[Deleted], NoExactCount | None]:
     """Delete each queue of ``expected`` (name → the ready messages it may hold: apply's own probes) over
-    AMQP, in order, on one connection: count it (passive declare) and, when it holds exactly that and has
-    no consumer, delete it at once (``queue.delete``), keeping what ``Queue.DeleteOk`` counted. A queue
-    that counts otherwise stops the run before it is deleted.
+    AMQP, in order, on one connection: count it (passive declare) and, when it holds exactly that and has no consumer
+    (``in_use``: whatever its consumers, whom the delete cancels), delete it at once (``queue.delete``), keeping what
+    ``Queue.DeleteOk`` counted. A queue that counts otherwise stops the run before it is deleted.
 
     Returns what was done, queue by queue (the last one not deleted when the run stopped), and why AMQP
     failed part-way (:class:`NoExactCount`), if it did: a queue whose delete got no answer is not listed."""
     done: list[Deleted] = []
     if not expected:
         return done, None
-    failed = _run(_delete(amqp_url, vhost, expected, timeout, cluster, done), amqp_url, vhost, timeout)
+    failed = _run(_delete(amqp_url, vhost, expected, timeout, cluster, done, in_use), amqp_url, vhost, timeout)
     return done, failed if isinstance(failed, NoExactCount) else None
+
+
+MOVE_BATCH = 1000
+"""How many messages :func:`move_messages` moves in one transaction."""
+
+
+async def _move(
+    amqp_url: str,
+    vhost: str,
+    source: str,
+    target: str,
+    batch: int,
+    timeout: float,
+    cluster: str | None,
+    counts: list[int],
+    exact: bool,
+) -> None:
+    import asyncio
+
+    from topo.runtime.message import Message
+
+    connection = await _open(amqp_url, vhost, timeout, cluster)
+    returned: list[Message] = []
+    try:
+        channel = await connection.channel()
+        channel.on_return = returned.append
+        await asyncio.wait_for(channel.tx_select(), timeout)
+        while True:
+            _, ready, _ = await asyncio.wait_for(channel.queue_declare(source, passive=True), timeout)
+            if not ready:
+                break
+            _, before, _ = await asyncio.wait_for(channel.queue_declare(target, passive=True), timeout)
+            wanted = min(batch, ready)
+            got = await asyncio.wait_for(asyncio.gather(*(channel.get(source) for _ in range(wanted))), timeout)
+            messages = [m for m in got if m is not None]
+            for message in messages:  # in their order, on this one channel: the target keeps it
+                channel.publish_nowait("", target, message.body, message.properties, mandatory=True)
+            # a round trip after the publishes: a Basic.Return of any of them comes before its answer
+            _, _, _ = await asyncio.wait_for(channel.queue_declare(target, passive=True), timeout)
+            if returned:
+                await asyncio.wait_for(channel.tx_rollback(), timeout)
+                raise _Unroutable(target)
+            for message in messages:
+                message.ack_nowait()
+            await asyncio.wait_for(channel.tx_commit(), timeout * 6)
+            counts[0] += len(messages)
+            if exact:  # nothing else publishes to the target: it must hold exactly the batch more
+                _, after, _ = await asyncio.wait_for(channel.queue_declare(target, passive=True), timeout)
+                if after != before + len(messages):
+                    raise _Miscounted(target, before, len(messages), after)
+        _, counts[1], _ = await asyncio.wait_for(channel.queue_declare(target, passive=True), timeout)
+        await channel.close()
+    finally:
+        await connection.close()
+
+
+class _Miscounted(TopoError):
+    def __init__(self, target: str, before: int, moved: int, after: int) -> None:
+        super().__init__(f"queue {target!r} counted {after} after taking {moved} messages onto {before}")
+
+
+class _Unroutable(TopoError):
+    def __init__(self, target: str) -> None:
+        super().__init__(f"queue {target!r} was not there to take the messages (returned unroutable)")
+
+
+def move_messages(
+    amqp_url: str,
+    vhost: str,
+    source: str,
+    target: str,
+    *,
+    cluster: str | None = None,
+    batch: int = MOVE_BATCH,
+    timeout: float = 10.0,
+    exact: bool = False,
+) -> Moved | NoExactCount:
+    """Move every ready message of queue ``source`` to queue ``target`` (by the default exchange), in
+    their order, ``batch`` at a time, each batch in one AMQP transaction (``Tx.Select``): the batch's
+    ``Basic.Get``s, its publishes to ``target`` and its acks take effect together at ``Tx.Commit``, or not
+    at all (a connection that dies before the commit: the broker drops the publishes and requeues the
+    messages), so a move killed at any point neither loses nor duplicates a message. With ``exact`` (nothing
+    else publishes to ``target``), each batch must raise the target's count by exactly the batch. Until
+    ``source`` counts 0 (an AMQP passive declare). Returns how many moved and what ``target`` counts at the end; or
+    why AMQP could not (``target`` missing: nothing of that batch is committed)."""
+    counts = [0, 0]
+    failed = _run(
+        _move(amqp_url, vhost, source, target, batch, timeout, cluster, counts, exact), amqp_url, vhost, timeout
+    )
+    if isinstance(failed, NoExactCount):
+        return failed
+    return Moved(counts[0], counts[1])
 
 
 _REACH = 20
@@ -355,13 +450,26 @@ class LiveAmqp:
         return check_drops(self.url, vhost, queues, probe_id, cluster=cluster, timeout=self.timeout)
 
     def delete_if_counted(
-        self, vhost: str, expected: Mapping[str, int], *, cluster: str | None = None
+        self, vhost: str, expected: Mapping[str, int], *, cluster: str | None = None, in_use: bool = False
     ) -> tuple[list[Deleted], NoExactCount | None]:
         if not self.url:
             return [], NoExactCount(NO_AMQP_URL)
-        return delete_if_counted(self.url, vhost, expected, cluster=cluster, timeout=self.timeout)
+        return delete_if_counted(self.url, vhost, expected, cluster=cluster, timeout=self.timeout, in_use=in_use)
 
     def remove_probes(self, vhost: str, queue: str, probes: int, probe_id: str | None) -> tuple[int, int]:
         if not self.url:
             return probes, 0
         return remove_probes(self.url, vhost, queue, probes, probe_id, timeout=self.timeout)
+
+    def move(
+        self,
+        vhost: str,
+        source: str,
+        target: str,
+        *,
+        cluster: str | None = None,
+        exact: bool = False,
+    ) -> Moved | NoExactCount:
+        if not self.url:
+            return NoExactCount(NO_AMQP_URL)
+        return move_messages(self.url, vhost, source, target, cluster=cluster, timeout=self.timeout, exact=exact)

@@ -215,7 +215,8 @@ class ManagementClient:
             if "Not management user" in reason:
                 return PermissionDenied(
                     f"user {self.user!r} may not use the Management API at {self.display_url}",
-                    hint="give the user the 'administrator' tag (topo reads and writes definitions)",
+                    hint="give the user the 'administrator' tag (topo apply writes definitions); for topo plan "
+                    "alone, 'monitoring' or 'management' will do",
                     status=status,
                 )
             if "Not administrator user" in reason:

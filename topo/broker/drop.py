@@ -121,9 +121,10 @@ def _fence_priority(broker: Broker, vhost: str) -> int:
     return max(priorities, default=0) + 1
 
 
-def _problem(name: str, queue_type: str, check: DropCheck | NoExactCount | None) -> str | None:
+def _problem(name: str, queue_type: str, check: DropCheck | NoExactCount | None, *, in_use: bool = False) -> str | None:
     """What stops apply from deleting queue ``name`` now (``check``: its last look; or why AMQP could not
-    look; ``None``: no AMQP URL), in words; ``None`` when it may go."""
+    look; ``None``: no AMQP URL), in words; ``None`` when it may go. ``in_use``: its consumers do not stop
+    it (a migration: the delete cancels them, and they consume the new queue)."""
     if queue_type not in ("classic", "quorum"):  # the plan blocks these; this holds if it did not see one
         return f"it is a {queue_type}, whose messages cannot be counted exactly: apply never drops one"
     if not isinstance(check, DropCheck):
@@ -154,7 +155,7 @@ def _problem(name: str, queue_type: str, check: DropCheck | NoExactCount | None)
             "the broker did not count apply's probe in it (RabbitMQ answers 0 for a quorum queue whose "
             "leader is slow to answer), so apply cannot know that it is empty"
         )
-    if check.consumers:
+    if check.consumers and not in_use:
         found.append(f"{check.consumers} consumer{'s' if check.consumers != 1 else ''} started reading it")
     return "; ".join(found) or None
 
@@ -170,8 +171,11 @@ class QueueDrop:
     :attr:`problems` says what stops them, :meth:`put_back` undoes the preparation, :meth:`delete` deletes
     them. The writer prepares every vhost before it deletes any queue."""
 
-    def __init__(self, broker: Broker, vhost: str, changes: Sequence[Change], bindings: BindingIndex) -> None:
+    def __init__(
+        self, broker: Broker, vhost: str, changes: Sequence[Change], bindings: BindingIndex, *, in_use: bool = False
+    ) -> None:
         self.broker = broker
+        self.in_use = in_use  # consumers do not stop the delete (a migration's old queue: they are cancelled)
         self.vhost = vhost
         self.changes = {c.address.name: c for c in changes}
         self.types = {n: c.before.type if isinstance(c.before, Queue) else "classic" for n, c in self.changes.items()}
@@ -207,7 +211,7 @@ class QueueDrop:
                 self.checks = checked
         for name in self.changes:
             check = self.checks.get(name) if self.checks is not None else self.no_check
-            text = _problem(name, self.types[name], check)
+            text = _problem(name, self.types[name], check, in_use=self.in_use)
             if text:
                 self.problems.append((name, text))
 
@@ -249,7 +253,10 @@ class QueueDrop:
         quorum = [name for name in self.cut if self.types[name] == "quorum"]
         if quorum:
             expected = {name: self._probes_in(name) for name in quorum}
-            done, failed = broker.amqp.delete_if_counted(vhost, expected, cluster=self.cluster)
+            if self.in_use:
+                done, failed = broker.amqp.delete_if_counted(vhost, expected, cluster=self.cluster, in_use=True)
+            else:
+                done, failed = broker.amqp.delete_if_counted(vhost, expected, cluster=self.cluster)
             for result in done:
                 if result.counted is not None and not result.deleted:  # it counted otherwise: stopped there
                     self.put_back([name for name in self.cut])
@@ -266,7 +273,7 @@ class QueueDrop:
         names = list(self.cut)
         for index, name in enumerate(names):
             try:
-                broker.delete_queue(vhost, name, if_empty=True, if_unused=True)
+                broker.delete_queue(vhost, name, if_empty=True, if_unused=not self.in_use)
             except BrokerError as exc:
                 if exc.status != 400:
                     raise
@@ -293,7 +300,9 @@ class QueueDrop:
         probe = check.probe if check is not None else None
         holds = check.fence_holds if check is not None else None
         again = DropCheck(True, counted[0], counted[1], probe, holds)
-        return (_problem(name, self.types[name], again) or "it changed") + " (apply's count just before the delete)"
+        return (
+            _problem(name, self.types[name], again, in_use=self.in_use) or "it changed"
+        ) + " (apply's count just before the delete)"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -17,7 +18,9 @@ from topo.broker.amqp_probe import LiveAmqp
 from topo.broker.client import ManagementClient, enc
 from topo.broker.port import NO_AMQP_URL, Amqp, Broker, ListedBinding, NoExactCount, Overview, VHostInfo
 from topo.definitions import (
+    LINK_COMPONENTS,
     binding_from_definition,
+    definitions_from_listings,
     global_parameter_definition,
     global_parameter_from_definition,
     permission_body,
@@ -58,6 +61,8 @@ class LiveBroker:
     def __init__(self, client: ManagementClient, amqp: Amqp | None = None) -> None:
         self.client = client
         self._amqp: Amqp = amqp if amqp is not None else LiveAmqp(client.amqp_url)
+        self._by_resource = False  # set once GET /api/definitions/{vhost} is refused: no use asking again
+        self._unread: dict[str, frozenset[str]] = {}  # vhost → the kinds its read by resource could not see
 
     def __repr__(self) -> str:
         return f"<LiveBroker {self.client.display_url}>"
@@ -75,13 +80,80 @@ class LiveBroker:
         return self._amqp
 
     # -- reads -----------------------------------------------------------------------------------------
+    @property
+    def read_by_resource(self) -> bool:
+        """Whether the vhosts were read resource by resource (the user may not read their definitions)."""
+        return self._by_resource
+
+    def unread_kinds(self, vhost: str) -> frozenset[str]:
+        """The kinds of ``vhost`` its last read could not see (read by resource without the policymaker tag:
+        shovels and federation links, whose parameters RabbitMQ shows to policymakers and administrators)."""
+        return self._unread.get(vhost, frozenset())
+
     def read_vhost(self, name: str) -> VHost | None:
-        """Two requests, whatever the vhost's size: its metadata, then everything inside it."""
-        info = self.client.get(f"/vhosts/{enc(name)}", vhost=name, ok_missing=True)
-        if info is None:
+        """Two requests, whatever the vhost's size: its metadata, then everything inside it. Both need the
+        administrator tag: for a user without it (a read-only one: ``monitoring``, or ``management``), the
+        vhost is read resource by resource instead (:meth:`_read_by_resource`), into the same model."""
+        if not self._by_resource:
+            try:
+                info = self.client.get(f"/vhosts/{enc(name)}", vhost=name, ok_missing=True)
+                if info is None:
+                    return None
+                definitions = self.client.get(f"/definitions/{enc(name)}", vhost=name)
+                return vhost_from_definitions(name, info, definitions or {})
+            except PermissionDenied:
+                self._by_resource = True
+        return self._read_by_resource(name)
+
+    def _read_by_resource(self, name: str) -> VHost | None:
+        """Vhost ``name`` from the listings a user with the ``monitoring`` or ``management`` tag and a permission
+        on the vhost (any: even one that grants nothing) may read, made into the document ``GET
+        /api/definitions/{vhost}`` would have given (:func:`definitions_from_listings`), then into the model by
+        the same function: the same result, though not one snapshot (the listings are read one beside the
+        other)."""
+        v = enc(name)
+        requests: dict[str, tuple[str, dict[str, str] | None]] = {
+            "queues": (f"/queues/{v}", {"disable_stats": "true", "columns": _QUEUE_COLUMNS}),
+            "exchanges": (f"/exchanges/{v}", {"disable_stats": "true", "columns": _EXCHANGE_COLUMNS}),
+            "bindings": (f"/bindings/{v}", {"columns": _BINDING_COLUMNS}),
+            "policies": (f"/policies/{v}", None),
+            "operator-policies": (f"/operator-policies/{v}", None),
+            "vhost-limits": (f"/vhost-limits/{v}", None),
+            "vhosts": ("/vhosts", {"columns": _VHOST_COLUMNS}),
+            **{component: (f"/parameters/{enc(component)}/{v}", None) for component in LINK_COMPONENTS},
+        }
+
+        def get(path_params: tuple[str, dict[str, str] | None]) -> Any:
+            path, params = path_params
+            try:
+                return self.client.get(path, params=params, vhost=name, ok_missing=True)
+            except BrokerError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+            answers = dict(zip(requests, pool.map(get, requests.values()), strict=True))
+        queues = answers["queues"]
+        if isinstance(queues, PermissionDenied) and "access virtual host" in queues.message:
+            raise PermissionDenied(
+                f"user {self.user!r} may not read vhost {name!r} at {self.url}: it has no permission on that vhost",
+                hint="a read-only plan needs the 'monitoring' or 'management' tag and a permission on each vhost it "
+                "reads; one that grants nothing will do (configure '', write '', read '': topo's read needs no "
+                "pattern)",
+                status=queues.status,
+            ) from None
+        unread = frozenset(c for c in LINK_COMPONENTS if isinstance(answers[c], PermissionDenied))
+        for key, answer in answers.items():
+            if isinstance(answer, BaseException) and key not in unread:
+                raise answer
+        if queues is None:
             return None
-        definitions = self.client.get(f"/definitions/{enc(name)}", vhost=name)
-        return vhost_from_definitions(name, info, definitions or {})
+        info = next((item for item in answers["vhosts"] or [] if item.get("name") == name), None)
+        if info is None:  # deleted meanwhile
+            return None
+        listings = {key: answer or [] for key, answer in answers.items() if key not in unread}
+        listings["parameters"] = [item for c in LINK_COMPONENTS if c not in unread for item in listings.pop(c)]
+        self._unread[name] = unread
+        return vhost_from_definitions(name, info, definitions_from_listings(name, listings))
 
     def vhost_names(self) -> list[str]:
         return [str(v["name"]) for v in self.client.get("/vhosts", params={"columns": "name"}) or []]
@@ -285,6 +357,12 @@ class LiveBroker:
 
     def delete_global_parameter(self, name: str) -> None:
         self.client.delete(f"/global-parameters/{enc(name)}", ok_missing=True)
+
+
+_QUEUE_COLUMNS = "name,durable,auto_delete,exclusive,arguments"
+_EXCHANGE_COLUMNS = "name,type,durable,auto_delete,internal,arguments"
+_BINDING_COLUMNS = "source,destination,destination_type,routing_key,arguments"
+_VHOST_COLUMNS = "name,description,tags,default_queue_type,tracing"
 
 
 def _scrubbed(exc: BrokerError, secret: str) -> BrokerError:

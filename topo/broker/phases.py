@@ -4,7 +4,8 @@ and how (:mod:`topo.broker.executors`).
 The order is one of dependencies: what is refused, repaired and checked comes before any write; vhosts
 before what lives in them; users, then what they may do (permissions, topic permissions), once the vhosts
 exist; what is deleted goes in reverse dependency order (bindings, then queues, then exchanges) before
-anything is created, so that a replaced resource's new declaration never meets the old one; every create
+anything is created, so that a replaced resource's new declaration never meets the old one; the queues
+migrated (``--migrate``: :mod:`topo.broker.migrate`), each declared anew with its messages; every create
 goes in one bulk import per vhost (exchanges, queues and bindings together: the broker orders them);
 the links (federation upstreams, their sets, shovels) once the queues and exchanges they name exist;
 policies on resources that exist (a federation policy names upstreams that exist by then); last, what is
@@ -31,6 +32,7 @@ from topo.broker.executors import (
     repair_fences,
     safety_check,
 )
+from topo.broker.migrate import migrate_queues
 from topo.model import Policy
 from topo.plan.model import Action, Change, Plan
 from topo.plan.safety import fenced_queue
@@ -106,6 +108,7 @@ PHASES: tuple[Phase, ...] = (
     Phase("binding deletes", (("binding", "delete"),), reverse=True),
     Phase("queue drops", (("queue", "replace"), ("queue", "delete")), drop_queues),
     Phase("exchange deletes", (("exchange", "replace"), ("exchange", "delete")), reverse=True),
+    Phase("migrations", (("queue", "migrate"),), migrate_queues),
     Phase(
         "creates",
         (

@@ -40,6 +40,7 @@ __all__ = [
     "Deleted",
     "DropCheck",
     "ListedBinding",
+    "Moved",
     "NoExactCount",
     "Overview",
     "VHostInfo",
@@ -122,6 +123,15 @@ class Deleted:
     message_count: int | None = None
 
 
+@dataclass(frozen=True)
+class Moved:
+    """What :meth:`Amqp.move` did: ``moved`` messages went from the source queue to the target, which
+    counted ``target`` ready messages at the end."""
+
+    moved: int
+    target: int
+
+
 # -- the AMQP side ---------------------------------------------------------------------------------------
 
 
@@ -147,9 +157,25 @@ class Amqp(Protocol):
         ...
 
     def delete_if_counted(
-        self, vhost: str, expected: Mapping[str, int], *, cluster: str | None = None
+        self, vhost: str, expected: Mapping[str, int], *, cluster: str | None = None, in_use: bool = False
     ) -> tuple[list[Deleted], NoExactCount | None]:
-        """Count each queue and delete it at once when it holds exactly ``expected`` (and no consumer)."""
+        """Count each queue and delete it at once when it holds exactly ``expected`` (and no consumer, unless
+        ``in_use``: then the delete cancels them)."""
+        ...
+
+    def move(
+        self,
+        vhost: str,
+        source: str,
+        target: str,
+        *,
+        cluster: str | None = None,
+        exact: bool = False,
+    ) -> Moved | NoExactCount:
+        """Move every ready message of ``source`` to ``target``, in order, a batch per AMQP transaction (a
+        move killed at any point neither loses nor duplicates a message); with ``exact``, each batch must raise the
+        target's count by exactly the batch (nothing else publishes to it). Why not, when AMQP could not (what was
+        committed stays moved)."""
         ...
 
     def remove_probes(self, vhost: str, queue: str, probes: int, probe_id: str | None) -> tuple[int, int]:
@@ -176,6 +202,16 @@ class Broker(Protocol):
     # -- reads
     def read_vhost(self, name: str) -> VHost | None:
         """Everything in vhost ``name``, normalised into the model (``None``: no such vhost)."""
+        ...
+
+    @property
+    def read_by_resource(self) -> bool:
+        """Whether some vhost was read resource by resource, not from its definitions (a user without the
+        administrator tag: the same model, but not one snapshot; a plan says so)."""
+        ...
+
+    def unread_kinds(self, vhost: str) -> frozenset[str]:
+        """The kinds of ``vhost`` its read could not see (the user may not read them): compared nowhere."""
         ...
 
     def vhost_names(self) -> list[str]: ...

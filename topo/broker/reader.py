@@ -13,17 +13,21 @@ clear error saying why they are read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 from topo.broker.port import Broker
 from topo.errors import PermissionDenied
-from topo.model import Topology
+from topo.model import BROKER_COLLECTIONS, HELD_PER_VHOST, Topology
 from topo.plan.kinds import BROKER_KINDS, BrokerFacts, Kind
+from topo.plan.kinds import kind as kind_named
 from topo.plan.ownership import decode
 
-__all__ = ["READERS", "Observed", "read", "read_broker_wide", "reads"]
+__all__ = ["READERS", "ConcurrentRead", "Observed", "read", "read_broker_wide", "reads"]
+
+T = TypeVar("T")
 
 Reader = Callable[[Broker, Topology], None]
 READERS: dict[str, Reader] = {}
@@ -76,6 +80,9 @@ class Observed:
     topology: Topology
     missing: set[str] = field(default_factory=set)
     facts: BrokerFacts = field(default_factory=BrokerFacts)
+    by_resource: bool = False  # some vhost was read resource by resource (no administrator tag)
+    broker_wide_read: bool = False  # the broker-wide kinds the files declare are read (by a ConcurrentRead)
+    not_compared: tuple[tuple[str, str | None], ...] = ()  # (kind, vhost or None): declared, and not readable
 
 
 def read(broker: Broker, vhosts: Iterable[str]) -> Observed:
@@ -113,6 +120,134 @@ def read_broker_wide(
             raise _denied(broker, kind.name, why, exc) from None
     vhosts = frozenset(broker.vhost_names()) if any(k.name != "stack" for k in wanted) else None
     return into, BrokerFacts(connecting_user=broker.user, vhosts=vhosts)
+
+
+def _read_kind(broker: Broker, kind: str) -> Topology:
+    part = Topology()
+    READERS[kind](broker, part)
+    return part
+
+
+def _merge(into: Topology, part: Topology) -> None:
+    """The broker-wide collections one reader filled in ``part``, into ``into``."""
+    for item in fields(Topology):
+        if item.name != "vhosts" and getattr(part, item.name):
+            setattr(into, item.name, getattr(part, item.name))
+
+
+_EARLY_KEY = {"stack": "name"}  # a stack's inventory is read when the files name a stack
+
+
+def _top_collection(kind: str) -> str | None:
+    """The top-level key of the files whose presence means the files may declare some of ``kind``."""
+    if kind in _EARLY_KEY:
+        return _EARLY_KEY[kind]
+    holder = HELD_PER_VHOST[kind][0] if kind in HELD_PER_VHOST else kind
+    return BROKER_COLLECTIONS.get(holder)
+
+
+class ConcurrentRead:
+    """The broker's side of a plan, read in threads while the files load: each vhost as soon as its name is
+    known (:meth:`vhosts`), the broker-wide kinds as soon as the files are seen to hold their collection
+    (:meth:`collections`), and any other read a plan needs beside them (:meth:`start`, by a key: e.g. a
+    global parameter of its own). :meth:`observed` then waits for what the loaded files declare, reads what
+    no early guess started, and leaves out what they do not declare (read for nothing, errors included).
+
+    ``partial``: a plan that is only shown (``topo plan``): a broker-wide kind the user may not read is left
+    out of the comparison and named in ``Observed.not_compared``, not an error (``topo apply`` reads them all).
+    """
+
+    def __init__(self, broker: Broker, *, only: Collection[str] = (), partial: bool = False, workers: int = 8) -> None:
+        self.broker = broker
+        self.only = frozenset(only)
+        self.partial = partial
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="topo-read")
+        self._vhosts: dict[str, Future[Any]] = {}
+        self._kinds: dict[str, Future[Topology]] = {}
+        self._others: dict[str, Future[Any]] = {}
+        self._facts: Future[list[str]] | None = None
+
+    def __enter__(self) -> ConcurrentRead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop what has not started; what runs finishes in its thread (nothing waits for it)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def vhosts(self, names: Iterable[str]) -> None:
+        """Start reading these vhosts (each once; none outside ``only`` when it is given)."""
+        for name in names:
+            if name not in self._vhosts and (not self.only or name in self.only):
+                self._vhosts[name] = self._pool.submit(self.broker.read_vhost, name)
+
+    def collections(self, keys: Iterable[str]) -> None:
+        """Start reading the broker-wide kinds held in these top-level collections (``users``: users, their
+        permissions and topic permissions; ``global-parameters``), unless ``only`` limits the run to vhosts."""
+        if self.only:
+            return
+        wanted = set(keys)
+        self.kinds(kind.name for kind in BROKER_KINDS if _top_collection(kind.name) in wanted)
+
+    def kinds(self, names: Iterable[str]) -> None:
+        for name in names:
+            if name not in self._kinds:
+                self._kinds[name] = self._pool.submit(_read_kind, self.broker, name)
+                if self._facts is None:
+                    self._facts = self._pool.submit(self.broker.vhost_names)
+
+    def start(self, key: str, function: Callable[[], T]) -> Future[T]:
+        """Run one more read beside the others (once per ``key``); its future, for :meth:`result`."""
+        if key not in self._others:
+            self._others[key] = self._pool.submit(function)
+        return self._others[key]
+
+    def result(self, key: str) -> Any:
+        """What the read started under ``key`` returned (its error raised here)."""
+        return self._others[key].result()
+
+    def observed(self, desired: Topology) -> Observed:
+        """The broker's state of what ``desired`` declares (see the class docstring)."""
+        self.vhosts(desired.vhosts)
+        observed = Observed(Topology())
+        unread: list[tuple[str, str | None]] = []
+        for name in sorted(desired.vhosts):
+            if name not in self._vhosts:
+                continue  # outside ``only``
+            vhost = self._vhosts[name].result()
+            if vhost is None:
+                observed.missing.add(name)
+                continue
+            observed.topology.vhosts[name] = vhost
+            for kind_name in sorted(self.broker.unread_kinds(name)):  # compared only where the files declare some
+                if kind_named(kind_name).items(desired.vhosts[name]):
+                    if not self.partial:
+                        raise PermissionDenied(
+                            f"the files declare {kind_name}s in vhost {name!r}, and user {self.broker.user!r} may "
+                            f"not read them at {self.broker.url}",
+                            hint="give the user the 'policymaker' or 'administrator' tag",
+                        )
+                    unread.append((kind_name, name))
+        observed.by_resource = self.broker.read_by_resource
+        wanted = [kind.name for kind in BROKER_KINDS if kind.declared(desired)] if not self.only else []
+        self.kinds(wanted)
+        denied: list[str] = []
+        for name in wanted:
+            try:
+                _merge(observed.topology, self._kinds[name].result())
+            except PermissionDenied as exc:
+                if not self.partial:
+                    raise _denied(self.broker, name, "the files declare", exc) from None
+                denied.append(name)
+        if wanted and self._facts is not None and len(denied) < len(wanted):
+            observed.facts = BrokerFacts(connecting_user=self.broker.user, vhosts=frozenset(self._facts.result()))
+        elif wanted:
+            observed.facts = BrokerFacts(connecting_user=self.broker.user)
+        observed.not_compared = tuple([(name, None) for name in denied] + unread)
+        observed.broker_wide_read = True
+        return observed
 
 
 _WHAT = {

@@ -57,7 +57,8 @@ def execute(broker: Broker, plan: Plan, progress: Progress | None = None, *, rec
     apply's last count (its ``Queue.DeleteOk`` says so): never silently."""
     if plan.empty:
         return
-    cluster = broker.overview().cluster_name if dropped_queues(plan) else None
+    migrates = any(c.action == "migrate" for c in plan.changes)
+    cluster = broker.overview().cluster_name if dropped_queues(plan) or migrates else None
     run = Run(broker, plan, progress, cluster=cluster, recount=recount)
     phase = PHASES[0]
     try:

@@ -28,6 +28,12 @@ from topo.plan.safety import data_loss_allowed, refused_as_planned
 __all__ = ["apply_cmd", "export_cmd", "plan_cmd", "validate_cmd"]
 
 _VHOST = click.option("--vhost", "vhosts", multiple=True, metavar="NAME", help="Limit to this vhost (repeatable).")
+_MIGRATE = click.option(
+    "--migrate",
+    is_flag=True,
+    help="Migrate each queue to replace: move its messages into the new queue (zero loss) rather than refuse "
+    "to drop a queue that holds messages.",
+)
 
 
 def _guard_options(f: Any) -> Any:
@@ -133,6 +139,7 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
 @amqp_url_option
 @_VHOST
 @vars_option
+@_MIGRATE
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option(
     "--detailed-exitcode",
@@ -155,6 +162,7 @@ def plan_cmd(
     amqp_url: str | None,
     vhosts: tuple[str, ...],
     variables: tuple[str, ...],
+    migrate: bool,
     fmt: str,
     detailed_exitcode: bool,
     ownership: Ownership,
@@ -163,15 +171,24 @@ def plan_cmd(
 ) -> int:
     """Show what apply would change on the broker, and what it would refuse (a blocked plan)."""
     with _client(url, connection, amqp_url) as client:
+        # a plan is only shown: what the user may not read (users, without the administrator tag) is a note;
+        # a plan saved for apply reads all that apply reads
         desired, plan, observed = engine.load_plan_observed(
-            client, paths, parse_vars(variables), vhosts, ownership=ownership, allow_data_loss=allow_data_loss
+            client,
+            paths,
+            parse_vars(variables),
+            vhosts,
+            ownership=ownership,
+            allow_data_loss=allow_data_loss,
+            partial=not out,
+            migrate=migrate,
         )
         if fmt != "text" or out:
             plan = engine.describe_broker(client, plan)
     if out:
         from topo import saved
 
-        flags = {"vhosts": sorted(vhosts), "prune": ownership.prune, "adopt": ownership.adopt}
+        flags = {"vhosts": sorted(vhosts), "prune": ownership.prune, "adopt": ownership.adopt, "migrate": migrate}
         saved.write(out, saved.make(desired, plan, observed, {**flags, "allow_data_loss": allow_data_loss}))
         click.echo(f"Saved the plan to {out}: `topo apply {out}` applies exactly this plan.", err=True)
     click.echo(_render(plan, fmt, desired), nl=False)
@@ -186,6 +203,7 @@ def plan_cmd(
 @amqp_url_option
 @_VHOST
 @vars_option
+@_MIGRATE
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Apply without asking.")
 @_guard_options
 @click.option(
@@ -204,6 +222,7 @@ def apply_cmd(
     amqp_url: str | None,
     vhosts: tuple[str, ...],
     variables: tuple[str, ...],
+    migrate: bool,
     assume_yes: bool,
     ownership: Ownership,
     allow_data_loss: bool,
@@ -218,18 +237,24 @@ def apply_cmd(
 
     saved_plan = saved.read(paths[0]) if len(paths) == 1 and paths[0].endswith(".json") else None
     if saved_plan is not None:
-        if vhosts or ownership.prune or ownership.adopt or allow_data_loss:
+        if vhosts or ownership.prune or ownership.adopt or allow_data_loss or migrate:
             raise UsageError(
-                "--vhost, --prune, --adopt and --allow-data-loss do not apply to a saved plan",
+                "--vhost, --prune, --adopt, --allow-data-loss and --migrate do not apply to a saved plan",
                 hint="it applies as it was planned: give them to `topo plan ... -o FILE`",
             )
         flags = saved_plan.flags
         ownership = Ownership(adopt=bool(flags.get("adopt")), prune=bool(flags.get("prune")))
-        allow_data_loss = bool(flags.get("allow_data_loss"))
+        allow_data_loss, migrate = bool(flags.get("allow_data_loss")), bool(flags.get("migrate"))
     with _client(url, connection, amqp_url) as client, ExitStack() as stack:
         if saved_plan is None and no_lock:  # the broker read while the files load
             desired, plan = engine.load_and_plan(
-                client, paths, parse_vars(variables), vhosts, ownership=ownership, allow_data_loss=allow_data_loss
+                client,
+                paths,
+                parse_vars(variables),
+                vhosts,
+                ownership=ownership,
+                allow_data_loss=allow_data_loss,
+                migrate=migrate,
             )
         else:  # the lock first (its name is the files'), then the broker read
             desired = saved_plan.desired if saved_plan is not None else load(paths, parse_vars(variables)).only(vhosts)
@@ -240,7 +265,12 @@ def apply_cmd(
                 assume_yes = True  # reviewed when it was saved
             else:
                 plan, _ = engine.plan_observed(
-                    client, desired, ownership=ownership, allow_data_loss=allow_data_loss, whole=not vhosts
+                    client,
+                    desired,
+                    ownership=ownership,
+                    allow_data_loss=allow_data_loss,
+                    migrate=migrate,
+                    whole=not vhosts,
                 )
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
@@ -261,7 +291,6 @@ def apply_cmd(
         total = len(plan.changes)
         show_bar = total >= 20 and sys.stderr.isatty()
         recount = not assume_yes or plan.blocked  # after a question, count again; with --yes the plan is fresh
-        # (a saved plan was counted again by `saved.check` just now)
         if show_bar:
             with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
                 engine.apply(
@@ -280,8 +309,11 @@ def apply_cmd(
         ("update", "updated"),
         ("replace", "replaced"),
         ("delete", "deleted"),
+        ("migrate", "migrated"),
     )
-    done = ", ".join(f"{plan.count(action)} {word}" for action, word in words)
+    done = ", ".join(
+        f"{plan.count(action)} {word}" for action, word in words if action != "migrate" or plan.count(action)
+    )
     say_data_loss(plan)
     click.echo(click.style(f"Apply complete: {done}.", fg="green"))
     return 0

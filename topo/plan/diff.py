@@ -12,7 +12,7 @@ earlier one (the queues and exchanges replaced, whose bindings come back) travel
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 from topo.model import Topology, VHost
 from topo.plan.kinds import BROKER_KINDS, VHOST_KINDS, BrokerFacts, BrokerScope, Kind, Scope
@@ -50,18 +50,23 @@ def diff(
     observed: Topology,
     facts: BrokerFacts | None = None,
     ownership: Ownership | None = None,
+    *,
+    skip: Collection[str] = (),
+    skip_in: Mapping[str, Collection[str]] | None = None,
 ) -> Plan:
     """The changes that make ``observed`` match ``desired``: the broker-wide kinds ``desired`` declares, then
     every vhost it declares. ``facts``: what the broker-wide kinds need besides (who topo connects as, the
     broker's vhosts; not known when ``None``). A stack's plan (``desired.name``) is then made as its inventory
-    and ``ownership`` say (:func:`topo.plan.ownership.own`), and every plan guarded (``protect: true``)."""
+    and ``ownership`` say (:func:`topo.plan.ownership.own`), and every plan guarded (``protect: true``).
+    ``skip``: broker-wide kinds not compared (not read); ``skip_in``: per vhost, kinds of a vhost not compared."""
     plan = Plan(vhosts=tuple(sorted(desired.vhosts)))
-    kinds = broker_kinds(desired)
+    kinds = tuple(kind for kind in broker_kinds(desired) if kind.name not in skip)
     if kinds:
         _compare(BrokerScope(desired, observed, facts or BrokerFacts()), kinds, plan)
     for name in plan.vhosts:
         desired_vhost, observed_vhost = desired.vhosts[name], observed.vhosts.get(name)
         scope = Scope(desired_vhost, observed_vhost or VHost(name), exists=observed_vhost is not None)
-        _compare(scope, VHOST_KINDS, plan)
+        skipped = skip_in.get(name, ()) if skip_in else ()
+        _compare(scope, [k for k in VHOST_KINDS if k.name not in skipped] if skipped else VHOST_KINDS, plan)
     plan = own(plan, desired, observed, ownership or Ownership())
     return guard(plan, desired, observed.stacks)

@@ -22,9 +22,20 @@ from topo.model import (
     User,
 )
 
-__all__ = ["Action", "Blocker", "BrokerInfo", "Change", "Kept", "Plan", "QueueUsage", "Resource", "Unmanaged"]
+__all__ = [
+    "Action",
+    "Blocker",
+    "BrokerInfo",
+    "Change",
+    "Kept",
+    "Plan",
+    "QueueUsage",
+    "ReadNotes",
+    "Resource",
+    "Unmanaged",
+]
 
-Action = Literal["create", "update", "replace", "delete"]
+Action = Literal["create", "update", "replace", "delete", "migrate"]
 Resource = (
     Exchange
     | Queue
@@ -135,6 +146,69 @@ class Kept:
     pattern: BindingPattern
 
 
+_NEEDS = {
+    "user": "the administrator tag",
+    "permission": "the administrator tag",
+    "topic-permission": "the administrator tag",
+}
+_PLURAL = {"user": "users", "permission": "permissions", "topic-permission": "topic permissions"}
+
+
+def _plural(kind: str) -> str:
+    return _PLURAL.get(kind, kind.replace("-", " ") + "s")
+
+
+@dataclass(frozen=True)
+class ReadNotes:
+    """How the broker was read for a plan, for its notes. ``by_resource``: the user (``user``) may not read
+    the vhosts' definitions (the administrator tag), so each vhost was read from its listings into the same
+    model. ``not_compared``: (kind, vhost; ``None`` for a broker-wide kind) the files declare that the user
+    may not read, left out of the plan (a plan that is only shown: ``topo plan``; ``topo apply`` refuses to
+    go on without them)."""
+
+    user: str | None = None
+    by_resource: bool = False
+    not_compared: tuple[tuple[str, str | None], ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Whether every kind the files declare was compared."""
+        return not self.not_compared
+
+    def not_compared_words(self) -> str:
+        """``users, permissions; shovels, federation upstreams in vhost 'v'``."""
+        groups: dict[str | None, list[str]] = {}
+        for kind, vhost in self.not_compared:
+            words = groups.setdefault(vhost, [])
+            if _plural(kind) not in words:
+                words.append(_plural(kind))
+        return "; ".join(
+            ", ".join(words) + (f" in vhost {vhost!r}" if vhost is not None else "") for vhost, words in groups.items()
+        )
+
+    def notes(self) -> list[str]:
+        """The notes a plan shows (sentences for people; none for a plan read the usual way)."""
+        who = f"user {self.user!r}" if self.user else "the user"
+        out = []
+        if self.by_resource:
+            out.append(
+                f"Read resource by resource: {who} may not read the vhosts' definitions (that needs the "
+                "administrator tag), so each vhost was read from its listings (queues, exchanges, bindings, "
+                "policies, operator policies, limits, shovels and federation links where it may): the same "
+                "comparison, not one snapshot."
+            )
+        needs: dict[str, list[tuple[str, str | None]]] = {}
+        for item in self.not_compared:
+            needs.setdefault(_NEEDS.get(item[0], "the administrator or policymaker tag"), []).append(item)
+        for need, items in needs.items():
+            words = ReadNotes(not_compared=tuple(items)).not_compared_words()
+            out.append(
+                f"Not compared: {words}. The files declare them, and {who} may not read them (that needs {need}): "
+                "this plan shows no change to them, whatever the files say. `topo apply` reads and compares them."
+            )
+        return out
+
+
 @dataclass
 class Plan:
     changes: list[Change] = field(default_factory=list)
@@ -145,6 +219,7 @@ class Plan:
     adopted: list[Address] = field(default_factory=list)  # existing resources the stack takes over (--adopt)
     unowned: list[Unmanaged] = field(default_factory=list)  # declared, existing, not the stack's (detail: whose)
     allow_data_loss: bool = False  # --allow-data-loss: queues holding messages may be dropped (named in the plan)
+    read: ReadNotes = field(default_factory=ReadNotes)  # how the broker was read (notes a plan shows)
 
     @property
     def empty(self) -> bool:

@@ -16,10 +16,11 @@ from typing import Any
 from topo import __version__
 from topo.plan.kinds import kind
 from topo.plan.kinds.base import as_json
-from topo.plan.model import Change, Plan, Resource
+from topo.plan.model import Action, Change, Plan, Resource
 
 __all__ = [
     "FORMAT_VERSION",
+    "MIGRATE_FORMAT_VERSION",
     "blocked_line",
     "group",
     "render_json",
@@ -29,8 +30,8 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
-COLOURS = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red"}
+SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "migrate": "~>"}
+COLOURS = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "migrate": "cyan"}
 Styler = Callable[[str, str], str]
 
 
@@ -44,11 +45,14 @@ def _resource_json(change: Change, resource: Resource | None) -> Any:
 
 
 def summary_line(plan: Plan) -> str:
+    if plan.empty and not plan.read.complete:
+        return f"No changes in what was compared (not compared: {plan.read.not_compared_words()})."
     if plan.empty:
         return "No changes. The broker matches the files."
+    migrate = f", {plan.count('migrate')} to migrate" if plan.count("migrate") else ""
     return (
         f"Plan: {plan.count('create')} to create, {plan.count('update')} to update, "
-        f"{plan.count('replace')} to replace, {plan.count('delete')} to delete."
+        f"{plan.count('replace')} to replace{migrate}, {plan.count('delete')} to delete."
     )
 
 
@@ -66,7 +70,7 @@ def _details(change: Change) -> list[str]:
     changes; what a broker-wide kind's delete takes away), then why (a replace's reasons; a create's or
     delete's reasons), what blocks it, warnings."""
     lines = kind(change.kind).details(change)
-    if change.action in ("replace", "create", "delete"):
+    if change.action in ("replace", "create", "delete", "migrate"):
         lines += [f"# {reason}" for reason in change.reasons]
     lines += [f"! blocked: {blocker.message}" for blocker in change.blockers]
     lines += [f"! {warning}" for warning in change.warnings]
@@ -108,7 +112,11 @@ def render_text(plan: Plan, style: Styler = _plain) -> str:
                 out.append("")
                 out.append(f"  {current}:")
             symbol = SYMBOLS[change.action]
-            tail = {"replace": " (forces replacement)", "delete": " (will be deleted)"}.get(change.action, "")
+            tail = {
+                "replace": " (forces replacement)",
+                "delete": " (will be deleted)",
+                "migrate": " (replaced, its messages moved)",
+            }.get(change.action, "")
             head = f"{symbol:>3} {change.kind} {change.address}{tail}"
             out.append("  " + style(head, COLOURS[change.action]))
             out += ["          " + line for line in _details(change)]
@@ -130,6 +138,10 @@ def render_text(plan: Plan, style: Styler = _plain) -> str:
         out.append(style(summary_line(plan), "bold"))
         if plan.blocked:
             out.append(style(blocked_line(plan), "red"))
+    notes = plan.read.notes()
+    if notes:
+        out.append("")
+        out += [style(f"Note: {note}", "yellow") for note in notes]
     return "\n".join(out) + "\n"
 
 
@@ -140,12 +152,19 @@ def _count_json(change: Change) -> dict[str, Any] | None:
     return {"ready": usage.ready, "unacknowledged": usage.unacked, "consumers": usage.consumers, "exact": usage.exact}
 
 
+_ACTIONS: tuple[Action, ...] = ("create", "update", "replace", "delete", "migrate")
+MIGRATE_FORMAT_VERSION = 2
+"""The version of a plan that holds a ``migrate`` change (``topo plan --migrate``): a new action bumps the
+version, so that a consumer of version 1 refuses it rather than misreads it. A plan without one stays 1."""
+
+
 def plan_json(plan: Plan) -> dict[str, Any]:
+    version = MIGRATE_FORMAT_VERSION if plan.count("migrate") else FORMAT_VERSION
     return {
-        "format_version": FORMAT_VERSION,
+        "format_version": version,
         "topo_version": __version__,
         "vhosts": list(plan.vhosts),
-        "summary": {a: plan.count(a) for a in ("create", "update", "replace", "delete")},
+        "summary": {a: plan.count(a) for a in _ACTIONS[: 5 if version > 1 else 4]},
         "blocked": plan.blocked,
         "broker": {"cluster_name": plan.broker.cluster_name, "url": plan.broker.url} if plan.broker else None,
         "changes": [
@@ -193,6 +212,11 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             for u in plan.unowned
         ],
         "allow_data_loss": plan.allow_data_loss,
+        "read": {
+            "by_resource": plan.read.by_resource,
+            "not_compared": [{"kind": kind, "vhost": vhost} for kind, vhost in plan.read.not_compared],
+            "notes": plan.read.notes(),
+        },
     }
 
 
@@ -208,6 +232,8 @@ def render_markdown(plan: Plan, graph: str | None = None) -> str:
         cluster = f"`{plan.broker.cluster_name}` at " if plan.broker.cluster_name else ""
         out += [f"Made against the broker {cluster}{plan.broker.url}", ""]
     out.append(f"**{summary_line(plan)}**")
+    for note in plan.read.notes():
+        out += ["", f"> :information_source: {note}"]
     if plan.blocked:
         out += ["", f"> :no_entry: **{blocked_line(plan, marked='')}**", ">"]
         for change in plan.blocked_changes:
@@ -221,10 +247,11 @@ def render_markdown(plan: Plan, graph: str | None = None) -> str:
             if group(change) != current:  # a hunk header: GitHub shows it apart from the changes
                 current = group(change)
                 out.append(f"@@ {current} @@")
-            symbol = {"create": "+", "update": "!", "replace": "!", "delete": "-"}[change.action]
+            symbol = {"create": "+", "update": "!", "replace": "!", "delete": "-", "migrate": "!"}[change.action]
             word = {
                 "update": " (update in place)",
                 "replace": " (forces replacement)",
+                "migrate": " (replaced, its messages moved)",
                 "delete": " (will be deleted)",
             }.get(change.action, "")
             out.append(f"{symbol} {change.kind} {change.address}{word}")

@@ -121,7 +121,12 @@ def blockers(change: Change, usage: QueueUsage | None, *, fenced: bool = False) 
             Blocker(
                 "messages",
                 f"holds {_plural(usage.messages, 'message')}{source}: {doing} it would drop {them}{probes}",
-                _MESSAGES_HINT,
+                _MESSAGES_HINT
+                + (
+                    "; or run `topo apply --migrate`: it moves them into the new queue"
+                    if change.action == "replace" and queue_type != "stream"
+                    else ""
+                ),
             )
         )
     if usage.consumers:

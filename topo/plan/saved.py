@@ -59,7 +59,7 @@ __all__ = [
 FORMAT = "topo-saved-plan"
 FORMAT_VERSION = 1
 
-KNOWN_FLAGS = frozenset({"vhosts", "prune", "adopt", "allow_data_loss"})
+KNOWN_FLAGS = frozenset({"vhosts", "prune", "adopt", "allow_data_loss", "migrate"})
 """The flags a saved plan may record (how ``topo plan`` was run). A flag that changes what is planned
 (prune, adopt, allow-data-loss, migrate, ...) is added here and passed to the planner again by
 :func:`topo.saved.check`, so that apply plans as the saved plan was planned; a file with a flag this topo

@@ -23,6 +23,7 @@ from topo.runtime.errors import (
     ClientClosed,
     ConnectionLost,
     ConsumerCancelled,
+    NotFound,
     RemoteError,
     RpcTimeout,
     RuntimeClientError,
@@ -49,6 +50,12 @@ class MessageStream:
 
     A channel of its own with the prefetch; leaving the block cancels the consumer and closes the
     channel, so unsettled messages go back to the queue.
+
+    When the broker cancels the consumer (``Basic.Cancel``: the queue was deleted, e.g. by ``topo apply
+    --migrate``, which deletes the old queue and declares the new one under the same name), the stream
+    subscribes again to the queue by name as soon as it exists again (checked by a passive declare, every
+    50 ms at first, then at most every 2 s), on the same channel (messages delivered before stay to be
+    settled); with ``resubscribe=False`` the stream ends with :class:`ConsumerCancelled` instead.
     """
 
     def __init__(
@@ -60,9 +67,13 @@ class MessageStream:
         no_ack: bool = False,
         arguments: Mapping[str, Any] | None = None,
         stream: bool = False,
+        resubscribe: bool = True,
     ) -> None:
         self.client = client
         self.queue = queue
+        self.resubscribe = resubscribe
+        self.resumed = 0  # how often the consumer was subscribed again after the broker cancelled it
+        self._resuming: asyncio.Task[None] | None = None
         self.prefetch = prefetch
         self.no_ack = no_ack
         self.arguments = arguments
@@ -122,9 +133,50 @@ class MessageStream:
             self.channel.restore_consumer_with(message.consumer_tag, "x-stream-offset", offset + 1)
 
     def _cancelled(self, error: Exception) -> None:
+        if self.resubscribe and isinstance(error, ConsumerCancelled) and self.channel is not None:
+            self._tag = ""
+            log.warning("the broker cancelled the consumer of %r: consuming it again once it exists", self.queue)
+            self._resuming = asyncio.ensure_future(self._subscribe_again())
+            return
         self._items.put_nowait(_End(error if not isinstance(error, ClientClosed) else None))
 
+    async def _exists(self) -> bool:
+        """Whether the queue exists now (a passive declare on a channel of its own: a 404 closes it)."""
+        probe = await self.client.connection.channel()
+        try:
+            await probe.queue_declare(self.queue, passive=True)
+            return True
+        except NotFound:
+            return False
+        finally:
+            if probe.is_open:
+                await probe.close()
+
+    async def _subscribe_again(self) -> None:
+        delay = 0.05
+        while self.channel is not None and not self._tag:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            try:
+                if not await self._exists():
+                    continue
+                channel = self.channel
+                if channel is None:
+                    return
+                if not channel.is_open:  # deleted again between the check and the consume: a new channel
+                    channel = self.channel = await self.client.connection.channel(prefetch=self.prefetch)
+                await self._consume(channel)
+                self.resumed += 1
+                log.warning("consuming %r again", self.queue)
+            except RuntimeClientError as exc:
+                log.debug("cannot consume %r yet: %s", self.queue, exc)
+
     async def close(self) -> None:
+        resuming, self._resuming = self._resuming, None
+        if resuming is not None:
+            resuming.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RuntimeClientError):
+                await resuming
         channel, self.channel = self.channel, None
         if channel is not None:
             with contextlib.suppress(RuntimeClientError):
@@ -217,6 +269,12 @@ class Subscription:
     def consuming(self) -> bool:
         """The consumer runs (false while the circuit breaker is open, and once cancelled)."""
         return self._stream.consuming
+
+    @property
+    def resumed(self) -> int:
+        """How often the consumer subscribed again after the broker cancelled it (its queue was deleted and
+        declared again: ``topo apply --migrate``)."""
+        return self._stream.resumed
 
     async def start(self) -> None:
         if self.verify:

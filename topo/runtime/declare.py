@@ -112,3 +112,17 @@ class ChannelMethods:
         method = codec.make_method(commands.Queue.Delete, queue=queue, if_unused=if_unused, if_empty=if_empty)
         ok = await self._call(method, commands.Queue.DeleteOk)
         return int(ok.message_count)
+
+    async def tx_select(self) -> None:
+        """Make the channel transactional (``Tx.Select``): its publishes and acks take effect together at
+        :meth:`tx_commit`, or never (the channel closes first: the broker drops them and requeues what
+        was delivered and not acked)."""
+        await self._call(commands.Tx.Select(), commands.Tx.SelectOk)
+
+    async def tx_commit(self) -> None:
+        """Commit the publishes and acks sent since the last commit (``Tx.Commit``); the acks go first."""
+        await self._call(commands.Tx.Commit(), commands.Tx.CommitOk)
+
+    async def tx_rollback(self) -> None:
+        """Drop the publishes and acks sent since the last commit (``Tx.Rollback``)."""
+        await self._call(commands.Tx.Rollback(), commands.Tx.RollbackOk)

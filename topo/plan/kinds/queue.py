@@ -40,6 +40,8 @@ def _common(scope: Scope, name: str, want: Queue, have: Queue) -> Outcomes:
 
 def _details(change: Change) -> list[str]:
     after = change.after
+    if change.action == "migrate":
+        return [_migration(change)]
     if change.action != "create" or not isinstance(after, Queue):
         return []
     flags = [f"type: {after.type}"]
@@ -50,6 +52,19 @@ def _details(change: Change) -> list[str]:
     lines = [", ".join(flags)]
     lines += [f"{k}: {readable(queue_argument(k), v, as_json)}" for k, v in sorted(after.arguments.items())]
     return lines
+
+
+def _migration(change: Change) -> str:
+    """What a migration moves (``topo apply --migrate``: :mod:`topo.plan.migrate`)."""
+    name = change.address.name
+    through = f"through topo.migrate.old.{name} and topo.migrate.new.{name}"
+    usage = change.usage
+    if usage is None or change.messages is None:
+        return f"moves the messages left in its holding queues into it, {through}"
+    count = f"{change.messages} message{'s' if change.messages != 1 else ''}"
+    exact = "exact" if usage.exact else "from the statistics"
+    figures = f"{usage.ready} ready, {usage.unacked} unacknowledged; {exact}"
+    return f"holds {count} ({figures}): moved into the new queue {through}"
 
 
 def _json(queue: Queue) -> dict[str, Any]:
@@ -65,7 +80,7 @@ def _json(queue: Queue) -> dict[str, Any]:
 
 QUEUE = Kind(
     name="queue",
-    actions=("create", "replace", "delete"),  # delete: a prune, topo destroy
+    actions=("create", "replace", "delete", "migrate"),  # delete: a prune, topo destroy; migrate: --migrate
     items=lambda vhost: vhost.queues,
     common=_common,
     details=_details,

@@ -1,0 +1,64 @@
+"""The migration (``apply --migrate``) on the in-memory broker (tests/fakebroker.py): milliseconds, no node.
+The real engine, phases, migration protocol and adapter run; the fake moves messages in one batch. These
+pin the order of the writes and that a failure at any write of a migration leaves a state the next
+``apply --migrate`` converges from, every message once, in order. The behaviours are tested against a
+real node in tests/test_migrate_broker.py and tests/test_migrate_kill.py."""
+
+from __future__ import annotations
+
+import pytest
+from fakebroker import FakeRabbit
+from support import build_vhost
+
+from topo import engine
+from topo.errors import TopoError
+from topo.model import Binding, Exchange, Queue, Topology
+
+V = "v"
+
+
+def topology(queue_type: str) -> Topology:
+    return Topology(
+        {V: build_vhost(V, Exchange("ex", "direct"), Queue("work", queue_type), Binding("ex", "work", routing_key="k"))}
+    )
+
+
+def _ready(fake: FakeRabbit) -> FakeRabbit:
+    engine.apply(fake.broker(), topology("classic"))
+    fake.publish(V, "work", 50)
+    return fake
+
+
+def _ids(fake: FakeRabbit, queue: str = "work") -> list[str]:
+    return [m.message_id for m in fake.vhost(V).queues[queue].messages]
+
+
+def test_a_migration_moves_every_message_then_plans_no_changes() -> None:
+    fake = _ready(FakeRabbit())
+    fake.log.clear()
+    engine.apply(fake.broker(), topology("quorum"), migrate=True)
+    assert _ids(fake) == [f"m{i}" for i in range(50)]
+    assert fake.vhost(V).queues["work"].arguments.get("x-queue-type") == "quorum"
+    assert set(fake.vhost(V).queues) == {"work"}  # the holding queues are gone
+    assert engine.plan(fake.broker(), topology("quorum")).empty
+    writes = fake.writes()
+    assert writes[0] == "POST /definitions/v"  # the holding queues
+    assert writes[1:3] == ["POST /bindings/v/e/ex/q/topo.migrate.new.work", "DELETE /bindings/v/e/ex/q/work/k"]
+
+
+def _reference_writes() -> int:
+    fake = _ready(FakeRabbit())
+    fake.log.clear()
+    engine.apply(fake.broker(), topology("quorum"), migrate=True)
+    return len(fake.writes())
+
+
+@pytest.mark.parametrize("number", range(_reference_writes()))
+def test_a_failure_at_any_write_of_a_migration_is_finished_by_the_next_apply(number: int) -> None:
+    fake = _ready(FakeRabbit())
+    fake.fail_write(number)
+    with pytest.raises(TopoError):
+        engine.apply(fake.broker(), topology("quorum"), migrate=True)
+    engine.apply(fake.broker(), topology("quorum"), migrate=True)
+    assert engine.plan(fake.broker(), topology("quorum")).empty
+    assert _ids(fake) == [f"m{i}" for i in range(50)]
