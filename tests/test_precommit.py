@@ -83,6 +83,8 @@ def run_hooks(tmp_path: Path, hook_repo: tuple[Path, str], home: Path, text: str
     git(tmp_path, "add", ".")
     env = {**os.environ, "PRE_COMMIT_HOME": str(home), "PATH": f"{PRE_COMMIT.parent}:{os.environ['PATH']}"}
     env.pop("VIRTUAL_ENV", None)
+    # the hook environment is pinned like the test environment: a new upstream release must not turn this red
+    env["PIP_CONSTRAINT"] = str(ROOT / "constraints.txt")
     return subprocess.run(
         [str(PRE_COMMIT), "run", "--all-files", "--color", "never"],
         cwd=tmp_path,
