@@ -143,6 +143,50 @@ def test_broker_exchanges_and_default_exchange_bindings_are_left_out() -> None:
     assert vhost.bindings == {b.key: b for b in expected}
 
 
+def test_what_a_federation_link_makes_in_its_upstream_vhost_is_left_out() -> None:
+    # as RabbitMQ 3.10.8 exports a vhost that is the upstream of a federated exchange (read off a node)
+    link = "federation: catalogue -> node@vm:commerce:catalogue"
+    vhost = vhost_from_definitions(
+        "legacy",
+        INFO,
+        defs(
+            exchanges=[
+                {"name": "catalogue", "type": "topic", "durable": True, "auto_delete": False, "internal": False},
+                {
+                    "name": link + " B",
+                    "type": "x-federation-upstream",
+                    "durable": True,
+                    "auto_delete": True,
+                    "internal": True,
+                    "arguments": {"x-downstream-name": "node@vm", "x-internal-purpose": "federation", "x-max-hops": 1},
+                },
+            ],
+            queues=[
+                {
+                    "name": link,
+                    "durable": True,
+                    "auto_delete": False,
+                    "arguments": {"x-internal-purpose": "federation"},
+                },
+                {"name": "kept", "durable": True, "auto_delete": False, "arguments": {}},
+            ],
+            bindings=[
+                {
+                    "source": "catalogue",
+                    "destination": link + " B",
+                    "destination_type": "exchange",
+                    "routing_key": "product.#",
+                    "arguments": {"x-bound-from": [{"hops": 1, "vhost": "commerce"}]},
+                },
+                {"source": link + " B", "destination": link, "destination_type": "queue", "routing_key": ""},
+                {"source": "catalogue", "destination": "kept", "destination_type": "queue", "routing_key": "#"},
+            ],
+        ),
+    )
+    assert set(vhost.exchanges) == {"catalogue"} and set(vhost.queues) == {"kept"}
+    assert vhost.bindings == {b.key: b for b in [Binding("catalogue", "kept", routing_key="#")]}
+
+
 def test_policies_and_operator_policies() -> None:
     vhost = vhost_from_definitions(
         "v",

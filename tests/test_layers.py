@@ -38,7 +38,11 @@ RULES: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = (
     # (importers, what they may not import, importers excepted)
     (PURE, IO, ()),
     # the engine's broker side: the AMQP runtime only through the AMQP adapter
-    (("topo.broker",), ("topo.runtime", "topo.engine", "topo.cli", "topo.loader"), ("topo.broker.amqp_probe",)),
+    (
+        ("topo.broker",),
+        ("topo.runtime", "topo.engine", "topo.cli", "topo.loader"),
+        ("topo.broker.amqp_probe", "topo.broker.lock"),
+    ),
     # the Management API client knows HTTP only
     (("topo.broker.client",), ("topo.broker", "topo.runtime", "topo.plan", "topo.definitions"), ()),
     # what runs an apply sees the broker through the port, never through a client or an adapter

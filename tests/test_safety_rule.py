@@ -69,6 +69,16 @@ def test_a_refusal_names_the_first_five_and_keeps_them_all() -> None:
     assert listing(["a", "b"], limit=5) == "a; b"
 
 
+def test_a_refusal_gives_each_hint_once_and_names_the_ways_through() -> None:
+    replaced, deleted = _replace(), _replace(action="delete")
+    changes = [
+        Change(**{**c.__dict__, "blockers": blockers(c, QueueUsage(2, 0, 0, exact=True))}) for c in (replaced, deleted)
+    ]
+    hint = refusal(changes).hint
+    assert hint.count("drain the queue first") == 1, hint
+    assert "--allow-data-loss" in hint and "`topo apply --migrate`" in hint
+
+
 @pytest.mark.parametrize("name", ["orders", "a.b", "with space", "x$y^z", "q\\n", "é-ü", "(a|b)*"])
 def test_a_fence_names_its_queue_exactly(name: str) -> None:
     import re

@@ -415,9 +415,8 @@ def test_a_refused_user_write_never_echoes_the_hash() -> None:
 # of it: the users' passwords (from ${env:...} and from a password file), the credentials of --url,
 # --amqp-url and TOPO_URL (as typed and percent-encoded), the broker's stored hashes, a shovel's URI from
 # ${env:...}, a federation upstream's from a uri-file, and an upstream URI's password in a definitions file.
-# To cover a new output, add one row: a saved plan is
-#   Form("plan -o", lambda c: ["plan", c.files, "--url", c.url, "-o", c.out("plan.json")], writes=("plan.json",)),
-# and a new secret is one more entry of `Forms.secrets`, set where the files or the environment are.
+# To cover a new output, add one row (as "plan -o", a saved plan, is), and a new secret is one more entry of
+# `Forms.secrets`, set where the files or the environment are.
 
 APP_PASSWORD = "App-pw-Env#1 ä"
 FILE_PASSWORD = "File-pw:2@[x]"
@@ -533,6 +532,8 @@ FORMS: tuple[Form, ...] = (
     Form("plan TOPO_URL", lambda c: ["plan", c.files], env=lambda c: {"TOPO_URL": c.url}),
     Form("apply", lambda c: ["apply", c.files, "--url", c.url, "--yes"]),
     Form("plan after apply", lambda c: ["plan", c.files, "--url", c.url, "--format", "json"]),
+    Form("plan -o", lambda c: ["plan", c.files, "--url", c.url, "-o", c.out("plan.json")], writes=("plan.json",)),
+    Form("apply a saved plan", lambda c: ["apply", c.out("plan.json"), "--url", c.url]),
     Form(
         "status", lambda c: ["status", c.files, "--url", c.url], code=(2, 3)
     ),  # CRITICAL (no consumer), UNKNOWN (no figure yet)

@@ -214,14 +214,22 @@ def vhost_from_definitions(name: str, info: Mapping[str, Any], definitions: Mapp
         default_queue_type=queue_type if queue_type in QUEUE_TYPES else "classic",
         tracing=bool(info.get("tracing", False)),
     )
+    plugins_own = _plugin_internal(definitions)
     for item in definitions.get("exchanges") or []:
-        if not is_broker_exchange(item["name"]):
+        if not is_broker_exchange(item["name"]) and ("exchange", item["name"]) not in plugins_own:
             vhost.exchanges[item["name"]] = exchange_from_definition(item)
     for item in definitions.get("queues") or []:
-        vhost.queues[item["name"]] = queue_from_definition(item)
+        if ("queue", item["name"]) not in plugins_own:
+            vhost.queues[item["name"]] = queue_from_definition(item)
     for item in definitions.get("bindings") or []:
-        if item.get("source", "") != "":  # the default exchange's implicit bindings
-            vhost.add_binding(binding_from_definition(item))
+        if item.get("source", "") == "":  # the default exchange's implicit bindings
+            continue
+        if ("exchange", item["source"]) in plugins_own or (
+            item.get("destination_type"),
+            item.get("destination"),
+        ) in plugins_own:
+            continue
+        vhost.add_binding(binding_from_definition(item))
     for item in definitions.get("policies") or []:
         policy = policy_from_definition(item)
         vhost.policies[policy.name] = policy
@@ -237,6 +245,19 @@ def vhost_from_definitions(name: str, info: Mapping[str, Any], definitions: Mapp
             _read_link(vhost, component, str(param["name"]), param.get("value"))
     vhost.limits = limits
     return vhost
+
+
+def _plugin_internal(definitions: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The exchanges and queues a plugin makes for itself (a federation link's upstream exchange and queue,
+    in the upstream vhost: argument ``x-internal-purpose``), as ("exchange" | "queue", name): the broker's
+    own, like ``amq.*``: no file declares them, the plugin deletes them with its link, so they are left out
+    (with their bindings) rather than listed as not managed."""
+    return {
+        (kind, str(item["name"]))
+        for kind, key in (("exchange", "exchanges"), ("queue", "queues"))
+        for item in definitions.get(key) or []
+        if isinstance(item.get("arguments"), Mapping) and "x-internal-purpose" in item["arguments"]
+    }
 
 
 def definitions_from_listings(name: str, listings: Mapping[str, Any]) -> dict[str, Any]:

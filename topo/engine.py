@@ -36,7 +36,17 @@ from topo.plan.model import BrokerInfo, Plan, ReadNotes
 from topo.plan.ownership import Ownership, destroy_plan, prune_undeclared_vhosts
 from topo.plan.safety import annotate, dropped_queues
 
-__all__ = ["apply", "describe_broker", "destroy", "load_and_plan", "plan", "plan_destroy", "stacks"]
+__all__ = [
+    "apply",
+    "describe_broker",
+    "destroy",
+    "load_and_plan",
+    "load_plan_observed",
+    "plan",
+    "plan_destroy",
+    "plan_observed",
+    "stacks",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -52,7 +62,33 @@ def load_and_plan(
     partial: bool = False,
     migrate: bool = False,
 ) -> tuple[Topology, Plan]:
-    """Load the files and plan against the broker, reading the broker *while* the files are loaded.
+    """Load the files and plan against the broker (:func:`load_plan_observed`, without what was read)."""
+    desired, planned, _ = load_plan_observed(
+        target,
+        paths,
+        variables,
+        only,
+        ownership=ownership,
+        allow_data_loss=allow_data_loss,
+        partial=partial,
+        migrate=migrate,
+    )
+    return desired, planned
+
+
+def load_plan_observed(
+    target: Broker | ManagementClient,
+    paths: PathLike | Iterable[PathLike],
+    variables: Mapping[str, str] | None = None,
+    only: Sequence[str] = (),
+    *,
+    ownership: Ownership | None = None,
+    allow_data_loss: bool = False,
+    partial: bool = False,
+    migrate: bool = False,
+) -> tuple[Topology, Plan, Observed]:
+    """Load the files and plan against the broker, reading the broker *while* the files are loaded; and what
+    was read of the broker (a saved plan's fingerprint is made of it).
 
     The read starts before the files are parsed: the vhosts and top-level collections a quick scan of their
     text finds (:func:`topo.loader.prescan.prescan`) are read in threads (:class:`ConcurrentRead`) beside the
@@ -69,7 +105,8 @@ def load_and_plan(
         reads.collections(early.keys)  # users, global parameters; a stack's inventory (name:)
         desired = load(paths, variables, on_vhosts=reads.vhosts).only(only)
         observed = reads.observed(desired)
-    return desired, _plan_from(broker, desired, observed, ownership, allow_data_loss, whole=not only, migrate=migrate)
+    planned = _plan_from(broker, desired, observed, ownership, allow_data_loss, whole=not only, migrate=migrate)
+    return desired, planned, observed
 
 
 def plan(
@@ -91,6 +128,23 @@ def plan(
     with ConcurrentRead(broker, partial=partial) as reads:
         observed = reads.observed(desired)
     return _plan_from(broker, desired, observed, ownership, allow_data_loss, migrate=migrate)
+
+
+def plan_observed(
+    target: Broker | ManagementClient,
+    desired: Topology,
+    *,
+    ownership: Ownership | None = None,
+    allow_data_loss: bool = False,
+    migrate: bool = False,
+    whole: bool = True,
+) -> tuple[Plan, Observed]:
+    """:func:`plan`, and what was read of the broker (it gets the broker-wide kinds ``desired`` declares).
+    ``whole``: ``desired`` is all of the files (not limited by ``--vhost``)."""
+    broker = as_broker(target)
+    with ConcurrentRead(broker) as reads:
+        observed = reads.observed(desired)
+    return _plan_from(broker, desired, observed, ownership, allow_data_loss, whole=whole, migrate=migrate), observed
 
 
 def _stacks(broker: Broker) -> dict[str, Inventory]:

@@ -18,6 +18,8 @@ never a traceback unless ``--debug`` is given. Library users catch the same clas
     ├── UnsafeChange                apply refused: a queue with messages would be deleted/replaced
     ├── MessagesLost                a quorum queue's delete took messages that arrived after apply's last count
     ├── NotConverged                after an apply, the broker still differs from the files
+    ├── StalePlan                   a saved plan no longer matches the broker (exit code 4)
+    ├── LockHeld                    another apply holds the stack's lock (past --lock-timeout)
     ├── GraphError                  `topo graph` could not render
     │   └── GraphvizNotFound        --format svg without Graphviz's `dot`
     └── RuntimeClientError          the AMQP runtime: its subtree is drawn in topo.runtime.errors
@@ -37,12 +39,14 @@ __all__ = [
     "BrokerUnreachable",
     "GraphError",
     "GraphvizNotFound",
+    "LockHeld",
     "MessagesLost",
     "MissingExchangeType",
     "NotConverged",
     "PermissionDenied",
     "Problem",
     "RuntimeClientError",
+    "StalePlan",
     "TopoError",
     "UnsafeChange",
     "UsageError",
@@ -53,6 +57,9 @@ __all__ = [
 
 class TopoError(Exception):
     """Base of every error topo reports to a user: a message and an optional hint."""
+
+    exit_code = 1
+    """What the command line exits with (1: any error; a few have codes of their own, documented)."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -173,6 +180,27 @@ class MessagesLost(TopoError):
 
 class NotConverged(TopoError):
     """After an apply, re-reading the broker still shows differences from the files."""
+
+
+class StalePlan(TopoError):
+    """A saved plan was made against a broker state that has changed since (``changed`` names each address),
+    or it would not make the broker match its files any more: apply refuses it, nothing is written. The
+    command line exits 4."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, *, hint: str | None = None, changed: Sequence[str] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.changed = tuple(changed)
+
+
+class LockHeld(TopoError):
+    """Another apply of the same stack holds its lock, and did not release it within ``--lock-timeout``.
+    ``holder`` says who (host, pid, since), as the holder wrote it."""
+
+    def __init__(self, message: str, *, hint: str | None = None, holder: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.holder = holder
 
 
 class GraphError(TopoError):

@@ -197,7 +197,8 @@ def echo_error(exc: TopoError) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return the exit code: 0 success, 1 error (2 only from --detailed-exitcode)."""
+    """Run the CLI and return the exit code: 0 success, 1 error (2 and 3 only from --detailed-exitcode; 4 a
+    saved plan the broker has moved away from: ``StalePlan``)."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("TOPO_DEBUG"))
     try:
         result = cli.main(args=argv, prog_name="topo", standalone_mode=False)
@@ -205,7 +206,7 @@ def run(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         echo_error(exc)
-        return 1
+        return exc.exit_code
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1

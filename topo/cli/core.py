@@ -6,7 +6,7 @@ import functools
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import click
@@ -147,6 +147,14 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
     help="Exit 0 when there are no changes, 2 when there are, 3 when apply would refuse the plan (blocked).",
 )
 @_guard_options
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Also save the plan to FILE, for `topo apply FILE` to apply exactly (no secret is written).",
+)
 def plan_cmd(
     paths: tuple[str, ...],
     url: str,
@@ -159,22 +167,30 @@ def plan_cmd(
     detailed_exitcode: bool,
     ownership: Ownership,
     allow_data_loss: bool,
+    out: str | None,
 ) -> int:
     """Show what apply would change on the broker, and what it would refuse (a blocked plan)."""
     with _client(url, connection, amqp_url) as client:
-        # a plan is only shown: what the user may not read (users, without the administrator tag) is a note
-        desired, plan = engine.load_and_plan(
+        # a plan is only shown: what the user may not read (users, without the administrator tag) is a note;
+        # a plan saved for apply reads all that apply reads
+        desired, plan, observed = engine.load_plan_observed(
             client,
             paths,
             parse_vars(variables),
             vhosts,
             ownership=ownership,
             allow_data_loss=allow_data_loss,
-            partial=True,
+            partial=not out,
             migrate=migrate,
         )
-        if fmt != "text":
+        if fmt != "text" or out:
             plan = engine.describe_broker(client, plan)
+    if out:
+        from topo import saved
+
+        flags = {"vhosts": sorted(vhosts), "prune": ownership.prune, "adopt": ownership.adopt, "migrate": migrate}
+        saved.write(out, saved.make(desired, plan, observed, {**flags, "allow_data_loss": allow_data_loss}))
+        click.echo(f"Saved the plan to {out}: `topo apply {out}` applies exactly this plan.", err=True)
     click.echo(_render(plan, fmt, desired), nl=False)
     if not detailed_exitcode or plan.empty:
         return 0
@@ -190,6 +206,15 @@ def plan_cmd(
 @_MIGRATE
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Apply without asking.")
 @_guard_options
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default="0: fail at once",
+    metavar="SECONDS",
+    help="How long to wait for another apply of the same stack to finish before failing.",
+)
+@click.option("--no-lock", "no_lock", is_flag=True, help="Do not take the stack's apply lock (AMQP).")
 def apply_cmd(
     paths: tuple[str, ...],
     url: str,
@@ -201,18 +226,52 @@ def apply_cmd(
     assume_yes: bool,
     ownership: Ownership,
     allow_data_loss: bool,
+    lock_timeout: float,
+    no_lock: bool,
 ) -> int:
-    """Make the broker match the files (shows the plan, then asks)."""
-    with _client(url, connection, amqp_url) as client:
-        desired, plan = engine.load_and_plan(
-            client,
-            paths,
-            parse_vars(variables),
-            vhosts,
-            ownership=ownership,
-            allow_data_loss=allow_data_loss,
-            migrate=migrate,
-        )
+    """Make the broker match the files (shows the plan, then asks); or apply a saved plan (PATH is the FILE
+    of `topo plan ... -o FILE`: applied as saved, with the flags it was made with, without asking; refused
+    when the broker changed since)."""
+    from topo import saved
+    from topo.loader import load
+
+    saved_plan = saved.read(paths[0]) if len(paths) == 1 and paths[0].endswith(".json") else None
+    if saved_plan is not None:
+        if vhosts or ownership.prune or ownership.adopt or allow_data_loss or migrate:
+            raise UsageError(
+                "--vhost, --prune, --adopt, --allow-data-loss and --migrate do not apply to a saved plan",
+                hint="it applies as it was planned: give them to `topo plan ... -o FILE`",
+            )
+        flags = saved_plan.flags
+        ownership = Ownership(adopt=bool(flags.get("adopt")), prune=bool(flags.get("prune")))
+        allow_data_loss, migrate = bool(flags.get("allow_data_loss")), bool(flags.get("migrate"))
+    with _client(url, connection, amqp_url) as client, ExitStack() as stack:
+        if saved_plan is None and no_lock:  # the broker read while the files load
+            desired, plan = engine.load_and_plan(
+                client,
+                paths,
+                parse_vars(variables),
+                vhosts,
+                ownership=ownership,
+                allow_data_loss=allow_data_loss,
+                migrate=migrate,
+            )
+        else:  # the lock first (its name is the files'), then the broker read
+            desired = saved_plan.desired if saved_plan is not None else load(paths, parse_vars(variables)).only(vhosts)
+            if not no_lock:
+                _take_lock(stack, client, desired, lock_timeout)
+            if saved_plan is not None:
+                desired, plan = saved.check(client, saved_plan, variables=parse_vars(variables))
+                assume_yes = True  # reviewed when it was saved
+            else:
+                plan, _ = engine.plan_observed(
+                    client,
+                    desired,
+                    ownership=ownership,
+                    allow_data_loss=allow_data_loss,
+                    migrate=migrate,
+                    whole=not vhosts,
+                )
         click.echo(render_text(plan, _styler()), nl=False)
         if plan.empty:
             return 0
@@ -258,6 +317,37 @@ def apply_cmd(
     say_data_loss(plan)
     click.echo(click.style(f"Apply complete: {done}.", fg="green"))
     return 0
+
+
+def _take_lock(stack: ExitStack, client: ManagementClient, desired: Topology, timeout: float) -> None:
+    """Take the apply lock of ``desired``'s stack (topo.broker.lock) for the rest of ``stack``; a waiting
+    apply names its holder (read through the Management API). Where AMQP cannot be asked (it does not answer,
+    refuses the user, another cluster answers there), apply goes on without the lock, and says so."""
+    from topo.broker.client import enc
+    from topo.broker.lock import ApplyLock, LockUnavailable, lock_target
+
+    vhost, name = lock_target(desired)
+    if vhost != "/" and client.get(f"/vhosts/{enc(vhost)}", vhost=vhost, ok_missing=True) is None:
+        vhost = "/"  # the apply creates it: until then, the lock lives in the default vhost
+
+    def describe() -> Any:
+        body = client.get(f"/queues/{enc(vhost)}/{enc(name)}", vhost=vhost, ok_missing=True)
+        return body.get("arguments") if isinstance(body, dict) else None
+
+    try:
+        cluster = LiveBroker(client).overview().cluster_name
+        lock = ApplyLock(
+            client.amqp_url or "",
+            vhost,
+            name,
+            timeout=timeout,
+            connect_timeout=min(client.timeout, 10.0),
+            describe=describe,
+            cluster=cluster,
+        )
+        stack.enter_context(lock)
+    except LockUnavailable as exc:
+        click.echo(f"Warning: applying without the stack's lock: {exc.message} ({exc.hint})", err=True)
 
 
 @cli.command("export")

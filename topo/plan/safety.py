@@ -58,7 +58,10 @@ __all__ = [
 ]
 
 STATISTICS = "the Management API's statistics, which lag up to ~5 s"
-_MESSAGES_HINT = "drain the queue first (or move its messages); apply never drops a queue that holds messages"
+_MESSAGES_HINT = (
+    "drain the queue first (or move its messages); apply never drops a queue that holds messages unless "
+    "--allow-data-loss says it may"
+)
 _CONSUMERS_HINT = "stop its consumers first: RabbitMQ refuses to delete a queue in use"
 _STREAM_HINT = (
     "delete the stream yourself once its messages may go, then apply; x-max-age and x-max-length-bytes "
@@ -239,7 +242,8 @@ def refusal(blocked: Iterable[Change]) -> UnsafeChange:
     """The error apply raises for ``blocked`` changes: each blocker in the words the plan shows."""
     changes = list(blocked)
     items = [f"{_where(c)} {b.message}" for c in changes for b in c.blockers]
-    hints = list(dict.fromkeys(b.hint for c in changes for b in c.blockers))
+    # each part once: the blockers of several queues share most of their hints
+    hints = list(dict.fromkeys(part for c in changes for b in c.blockers for part in b.hint.split("; ")))
     more = "; `topo plan` lists every one" if len(items) > 5 else ""
     if all(c.kind == "queue" for c in changes):
         what = "a queue" if len(changes) == 1 else f"{len(changes)} queues"
