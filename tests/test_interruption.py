@@ -10,7 +10,8 @@ declares (``--prune`` deletes them); B also creates new ones. Each round starts 
 failure, ``TOPO_INTERRUPT_SEED=<seed>`` replays it), reruns it until it exits 0 (at most twice), then checks:
 ``topo plan B --prune --detailed-exitcode`` exits 0, every counted message is there exactly (AMQP passive
 declare), the replaced queues hold nothing (no probe left), no fence policy (``topo.fence.*``) nor any other
-``topo.*`` resource is left in the vhost; then it applies A again (same checks) for the next round.
+``topo.*`` resource (nor the stack's apply lock, ``topo.lock.*``) is left in the vhost; then it applies A
+again (same checks) for the next round.
 ``TOPO_INTERRUPT_ROUNDS`` sets the number of rounds (default 12).
 
 The ``migrate`` variant applies everything with ``--migrate`` and adds a queue ``mig`` holding
@@ -151,7 +152,8 @@ def seed() -> Iterator[int]:
 def converge(topo: Topo, path: Path, *flags: str, what: str) -> int:
     """Apply ``path`` until it exits 0 (at most three runs); how many runs it took."""
     for runs in range(1, 4):
-        done = topo.run("apply", str(path), "--prune", "--yes", *flags)
+        # a killed apply's lock goes with its connection: the broker may take a moment to see it closed
+        done = topo.run("apply", str(path), "--prune", "--yes", "--lock-timeout", "30", *flags)
         if done.returncode == 0:
             return runs
         last = done
@@ -266,3 +268,47 @@ def test_apply_killed_at_random_points_converges_and_loses_nothing(
     if migrated:
         assert inside, f"seed {seed}: no kill landed inside the migration"  # else this proves nothing of it
         assert read_all(broker.amqp_url, vhost, "mig") == migrated_ids, f"seed {seed}: mig's messages"
+
+
+@pytest.mark.parametrize("lock_timeout", ["0", "120"])
+def test_two_applies_started_together_end_in_one_declared_state(
+    lock_timeout: str, topo: Topo, vhost: str, stack: str, mgmt: httpx.Client, broker: Any, seed: int, tmp_path: Path
+) -> None:
+    """``topo apply A`` and ``topo apply B`` of one stack started together, from M (both have work): the
+    stack's lock lets one apply at a time. ``--lock-timeout 0``: the second fails at once naming the holder
+    (the other process), or starts once the first is done; ``120``: it waits and applies next. Either way
+    the broker ends exactly in A's or B's declared state (its plan --prune says "No changes."), never a mix,
+    and the lock goes with its holder."""
+    rng = random.Random(seed)
+    amqp = LiveAmqp(broker.amqp_url)
+    files = {which: tmp_path / f"{which}.yaml" for which in "ABM"}
+    for which, path in files.items():
+        path.write_text(version(stack, vhost, which))
+    outcomes = []
+    for round_ in range(1, 4):
+        what = f"round {round_} (seed {seed}, --lock-timeout {lock_timeout})"
+        converge(topo, files["M"], what=f"{what}: M")
+        first, second = rng.sample("AB", 2)
+        started = {
+            which: topo.start("apply", str(files[which]), "--prune", "--yes", "--lock-timeout", lock_timeout)
+            for which in (first, second)
+        }
+        ended = {which: process.communicate(timeout=240) for which, process in started.items()}
+        codes = {which: started[which].returncode for which in started}
+        assert 0 in codes.values(), f"{what}: neither apply succeeded: {codes} {ended}"
+        for which, code in codes.items():
+            if code != 0:
+                other = started["B" if which == "A" else "A"]
+                err = ended[which][1]
+                assert lock_timeout == "0", f"{what}: {which} failed although it could wait: {err}"
+                assert code == 1 and "another apply holds the lock" in err, f"{what}: {which}: {err}"
+                assert f"pid {other.pid}" in err, f"{what}: {which} does not name its holder: {err}"
+        states = [
+            which
+            for which in "AB"
+            if topo.run("plan", str(files[which]), "--prune", "--detailed-exitcode").returncode == 0
+        ]
+        assert len(states) == 1, f"{what}: the broker is in neither A's nor B's state (a mix): {codes}"
+        check_converged(topo, files[states[0]], mgmt, amqp, vhost, what, {})
+        outcomes.append(f"{what}: {first} then {second} started, exits {codes}, ended in {states[0]}")
+    print("\n".join(outcomes))
