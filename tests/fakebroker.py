@@ -181,6 +181,7 @@ class FakeRabbit:
         self, cluster_name: str = "rabbit@fake", exchange_types: Sequence[str] = (), plugins: Sequence[str] = ()
     ) -> None:
         self.plugins = ["rabbitmq_management", *plugins]  # enabled on the (one) node
+        self.node_statistics = True  # False: GET /nodes lists no enabled_plugins (a node just started)
         self.node_name = cluster_name  # the cluster's name until the cluster_name global parameter is set
         self.exchange_types = ["direct", "fanout", "headers", "topic", *exchange_types]
         self.vhosts: dict[str, FakeVHost] = {}
@@ -682,6 +683,8 @@ class FakeRabbit:
         return 204, None
 
     def _nodes(self, method: str, rest: list[str], body: Any, params: Mapping[str, str]) -> tuple[int, Any]:
+        if not self.node_statistics:  # a node that started seconds ago lists no statistics yet
+            return 200, [{"name": self.node_name}]
         return 200, [{"name": self.node_name, "enabled_plugins": list(self.plugins)}]
 
     def _parameters(self, method: str, rest: list[str], body: Any, params: Mapping[str, str]) -> tuple[int, Any]:

@@ -13,6 +13,7 @@ import pytest
 from fakebroker import FakeRabbit, FakeVHost
 
 from topo import engine
+from topo.broker import live
 from topo.definitions import (
     federation_upstream_from_value,
     shovel_from_value,
@@ -176,6 +177,24 @@ def test_without_the_plugin_the_plan_is_blocked_and_apply_writes_nothing(tmp_pat
     assert blocked == ["federation-upstream", "federation-upstream-set"]
     assert "rabbitmq_federation" in render_text(planned)
     with pytest.raises(UnsafeChange, match="rabbitmq_federation"):
+        engine.apply(rabbit.broker(), desired, planned)
+    assert not [line for line in rabbit.log if not line.startswith("GET")]
+
+
+def test_plugins_not_known_block_the_plan_and_apply_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that lists no ``enabled_plugins`` (it started seconds ago; the live broker asks again for a
+    while: tests/test_links_broker.py) and no extensions: not known, blocked before any write."""
+    monkeypatch.setattr(live, "PLUGINS_WAIT", 0.0)
+    rabbit = FakeRabbit(plugins=PLUGINS)
+    rabbit.node_statistics = False
+    desired = load(_files(tmp_path, SHOVEL), environ=ENV)
+    planned = engine.plan(rabbit.broker(), desired)
+    blocked = {c.kind: [b.code for b in c.blockers] for c in planned.changes if c.blockers}
+    assert blocked == {k: ["plugin-unknown"] for k in ("shovel", "federation-upstream", "federation-upstream-set")}
+    assert "plan again in a few seconds" in render_text(planned)
+    with pytest.raises(UnsafeChange, match="rabbitmq_shovel"):
         engine.apply(rabbit.broker(), desired, planned)
     assert not [line for line in rabbit.log if not line.startswith("GET")]
 

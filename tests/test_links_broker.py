@@ -248,6 +248,43 @@ def test_without_the_plugin_the_plan_is_blocked_and_apply_writes_nothing(
         assert client.get("/vhosts/links", ok_missing=True) is None  # not even the vhost was created
 
 
+_LINKS = """\
+    version: 1
+    vhosts:
+      links:
+        queues:
+          outbound: {}
+        shovels:
+          to-archive:
+            source: {uri: "amqp:///links", queue: outbound}
+            destination: {uri: "amqp:///links", queue: archive}
+        federation-upstreams:
+          origin: {uri: "amqp://elsewhere.example/links"}
+    """
+
+
+@pytest.mark.broker
+def test_a_node_that_just_started_still_blocks_the_missing_plugin(tmp_path: Path) -> None:
+    """RabbitMQ 3.10.8 lists a node's ``enabled_plugins`` some seconds after it starts: the plan asked at
+    once waits for them (it used to block nothing, and apply failed half-way: component not found)."""
+    try:
+        node = devbroker.start(tmp_path / "node")
+    except devbroker.DevBrokerError as exc:
+        pytest.fail(f"could not start a node: {exc}", pytrace=False)
+    try:
+        desired = load(_write(tmp_path, _LINKS))
+        with ManagementClient(node.url) as client:
+            planned = engine.plan(client, desired)  # at once, before the node's statistics are in
+            blocked = {c.kind: [b.code for b in c.blockers] for c in planned.changes if c.blockers}
+            assert blocked == {"shovel": ["plugin-missing"], "federation-upstream": ["plugin-missing"]}
+            writes = client.writes
+            with pytest.raises(UnsafeChange, match="rabbitmq_shovel"):
+                engine.apply(client, desired, planned)
+            assert client.writes == writes
+    finally:
+        node.stop()
+
+
 def test_status_says_which_declared_shovel_does_not_run(
     vhost: str,
     broker: Any,

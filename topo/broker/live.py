@@ -9,6 +9,7 @@ all, on an in-memory broker (tests/fakebroker.py, through ``httpx.MockTransport`
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -242,18 +243,35 @@ class LiveBroker:
     def enabled_plugins(self) -> frozenset[str] | None:
         """``GET /api/nodes`` lists each node's ``enabled_plugins`` (explicitly enabled: a management plugin
         brings its plugin along unlisted); what every node has. A node lists them with its statistics, which
-        RabbitMQ 3.10.8 only has some seconds after it starts: until then, not known."""
+        RabbitMQ 3.10.8 only has some seconds after it starts (about 6 s): until then, asked again for up to
+        :data:`PLUGINS_WAIT` seconds, unless ``GET /api/extensions`` (at once after a start) lists
+        ``shovel.js`` and ``federation.js``: the management plugins of both run (each brings its plugin),
+        then both are there. A user who may not read the nodes: the extensions alone. Otherwise, not known
+        (None)."""
+        deadline = time.monotonic() + PLUGINS_WAIT
+        while True:
+            try:
+                nodes = self.client.get("/nodes", params={"columns": "name,enabled_plugins"}) or []
+            except PermissionDenied:
+                return self._plugins_from_extensions()
+            found = _plugins_of(nodes)
+            if found is not None:
+                return found
+            from_extensions = self._plugins_from_extensions()
+            if from_extensions is not None or time.monotonic() >= deadline:
+                return from_extensions
+            time.sleep(0.5)
+
+    def _plugins_from_extensions(self) -> frozenset[str] | None:
+        """Both link plugins' management plugins, when ``GET /api/extensions`` shows both (None: not known)."""
         try:
-            nodes = self.client.get("/nodes", params={"columns": "name,enabled_plugins"}) or []
-        except PermissionDenied:
+            extensions = self.client.get("/extensions", ok_missing=True) or []
+        except BrokerError:
             return None
-        found: frozenset[str] | None = None
-        for node in nodes:
-            if not isinstance(node.get("enabled_plugins"), list):
-                return None  # its statistics are not in yet (the first seconds after it starts): not known
-            enabled = frozenset(str(p) for p in node["enabled_plugins"])
-            found = enabled if found is None else found & enabled
-        return found
+        scripts = {str(e.get("javascript")) for e in extensions if isinstance(e, Mapping)}
+        if {"shovel.js", "federation.js"} <= scripts:
+            return frozenset({"rabbitmq_shovel_management", "rabbitmq_federation_management"})
+        return None
 
     def put_parameter(self, vhost: str, component: str, name: str, value: Any) -> None:
         """``PUT /api/parameters/{component}/{vhost}/{name}``. RabbitMQ's refusal quotes the value it refused,
@@ -424,3 +442,18 @@ def as_broker(target: Broker | ManagementClient) -> Broker:
     """``target`` as the port: a :class:`ManagementClient` is wrapped in a :class:`LiveBroker` (the library
     form the README shows), anything else is taken as a :class:`~topo.broker.port.Broker` already."""
     return LiveBroker(target) if isinstance(target, ManagementClient) else target
+
+
+PLUGINS_WAIT = 10.0
+"""How long :meth:`LiveBroker.enabled_plugins` waits for a node that just started to list its plugins."""
+
+
+def _plugins_of(nodes: Iterable[Mapping[str, Any]]) -> frozenset[str] | None:
+    """The plugins every node lists as enabled (None: a node lists none yet, or there is no node)."""
+    found: frozenset[str] | None = None
+    for node in nodes:
+        if not isinstance(node.get("enabled_plugins"), list):
+            return None  # its statistics are not in yet (the first seconds after it starts): not known
+        enabled = frozenset(str(p) for p in node["enabled_plugins"])
+        found = enabled if found is None else found & enabled
+    return found

@@ -27,12 +27,14 @@ __all__ = [
     "FEDERATION_UPSTREAM",
     "FEDERATION_UPSTREAM_SET",
     "PLUGIN_MISSING",
+    "PLUGIN_UNKNOWN",
     "SHOVEL",
     "needed_plugins",
     "plugin_blockers",
 ]
 
 PLUGIN_MISSING = "plugin-missing"
+PLUGIN_UNKNOWN = "plugin-unknown"
 SHOVEL_PLUGIN = "rabbitmq_shovel"
 FEDERATION_PLUGIN = "rabbitmq_federation"
 _FEDERATION_KEYS = ("federation-upstream", "federation-upstream-set", "federation-upstream-pattern")
@@ -207,13 +209,20 @@ def has_plugin(enabled: Iterable[str], plugin: str) -> bool:
 
 def plugin_blockers(plan: Plan, enabled: frozenset[str] | None) -> Plan:
     """``plan`` with a blocker on each change the broker would refuse for lack of a plugin. ``enabled``: the
-    plugins enabled on every node (None: not known; nothing is blocked, the broker's refusal will say)."""
-    if enabled is None:
-        return plan
+    plugins enabled on every node (None: not known, and then each such change is blocked as unknown: apply
+    refuses before any write rather than have the broker refuse it half-way)."""
     changes = []
     for change in plan.changes:
         plugin = needed_plugin(change)
-        if plugin is not None and not has_plugin(enabled, plugin):
+        if plugin is not None and enabled is None:
+            blocker = Blocker(
+                PLUGIN_UNKNOWN,
+                f"cannot tell whether the broker has the {plugin} plugin enabled: its node lists no "
+                "enabled_plugins yet (GET /api/nodes, some seconds after it starts): plan again in a few seconds",
+                f"plan again once the node lists its plugins; enable {plugin}_management to make it known at once",
+            )
+            change = replace(change, blockers=(*change.blockers, blocker))
+        elif plugin is not None and enabled is not None and not has_plugin(enabled, plugin):
             blocker = Blocker(
                 PLUGIN_MISSING,
                 f"the broker does not have the {plugin} plugin enabled: it refuses {change.kind}s without it",
