@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from topo.arguments import DELAYED_MESSAGE, EXCHANGE_TYPES
@@ -304,20 +305,7 @@ class _LinkFollower:
             out.append(self._forward(link, result, chain, federated))
         if not out:
             return result
-        return RouteResult(
-            result.vhost,
-            result.exchange,
-            result.routing_keys,
-            result.headers,
-            result.queues,
-            result.paths,
-            result.reason,
-            result.exchanges,
-            result.dead_letters,
-            result.notes,
-            result.refused,
-            tuple(out),
-        )
+        return replace(result, forwarded=tuple(out))
 
     def _reaches(self, link: Link, result: RouteResult) -> bool:
         if link.source_type == "queue":
@@ -368,19 +356,7 @@ def _only(result: RouteResult, excluded: tuple[str, ...]) -> RouteResult:
 
 
 def _with_dead_letters(result: RouteResult, dead_letters: tuple[DeadLetter, ...]) -> RouteResult:
-    return RouteResult(
-        result.vhost,
-        result.exchange,
-        result.routing_keys,
-        result.headers,
-        result.queues,
-        result.paths,
-        result.reason,
-        result.exchanges,
-        dead_letters,
-        result.notes,
-        result.refused,
-    )
+    return replace(result, dead_letters=dead_letters)
 
 
 def _routing_keys(
