@@ -140,6 +140,12 @@ _SHOVEL_DESTINATION = {
 def uri_variable(what: str, taken: set[str]) -> str:
     """The environment variable an exported URI with credentials is replaced by (``SHOVEL_TO_ARCHIVE_SRC_URI``),
     unique among ``taken`` (then added to it)."""
+    return _variable(what, taken)
+
+
+def _variable(what: str, taken: set[str]) -> str:
+    """``what`` as an environment variable's name (letters and digits upper-cased, anything else ``_``), made
+    unique among ``taken`` with a number (then added to it)."""
     stem = re.sub(r"[^A-Z0-9]", "_", what.upper().encode("ascii", "replace").decode())
     name, number = stem, 1
     while name in taken:
@@ -255,13 +261,7 @@ def export_data(topology: Topology, *, password_hashes: bool = False) -> dict[st
 def password_variable(user: str, taken: set[str]) -> str:
     """The environment variable an exported user's password placeholder names: ``USER_<NAME>_PASSWORD``
     (letters and digits upper-cased, anything else ``_``), made unique among ``taken`` (then added to it)."""
-    stem = "USER_" + re.sub(r"[^A-Z0-9]", "_", user.upper().encode("ascii", "replace").decode()) + "_PASSWORD"
-    name, number = stem, 1
-    while name in taken:
-        number += 1
-        name = f"{stem}_{number}"
-    taken.add(name)
-    return name
+    return _variable(f"user_{user}_password", taken)
 
 
 def _users(topology: Topology, *, password_hashes: bool) -> dict[str, Any]:
