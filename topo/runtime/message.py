@@ -22,25 +22,23 @@ def encode_body(body: Any, content_type: str | None = None) -> tuple[bytes, str 
     if isinstance(body, bytes | bytearray | memoryview):
         return bytes(body), content_type
     if isinstance(body, str):
-        try:
-            return body.encode(), content_type or "text/plain; charset=utf-8"
-        except UnicodeEncodeError as exc:
-            raise EncodingError(
-                f"the body is not UTF-8 text ({exc.object[exc.start : exc.end]!r} at position {exc.start})",
-                hint=_NOT_UTF8,
-            ) from None
+        return _utf8(body, "the body"), content_type or "text/plain; charset=utf-8"
     try:
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise EncodingError(
             f"cannot send the body as JSON: {exc}", hint="pass bytes, str, or what json.dumps takes"
         ) from None
+    return _utf8(text, "the body's JSON"), content_type or "application/json"
+
+
+def _utf8(text: str, what: str) -> bytes:
+    """``text`` as UTF-8, or :class:`EncodingError` naming ``what`` and where it is not UTF-8 (a lone surrogate)."""
     try:
-        return text.encode(), content_type or "application/json"
+        return text.encode()
     except UnicodeEncodeError as exc:
         raise EncodingError(
-            f"the body's JSON is not UTF-8 text ({exc.object[exc.start : exc.end]!r} at position {exc.start})",
-            hint=_NOT_UTF8,
+            f"{what} is not UTF-8 text ({exc.object[exc.start : exc.end]!r} at position {exc.start})", hint=_NOT_UTF8
         ) from None
 
 
