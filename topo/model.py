@@ -276,6 +276,7 @@ class Binding:
     routing_key: str = ""
     arguments: Mapping[str, Any] = field(default_factory=dict)
     origin: Origin | None = field(default=None, compare=False)
+    protect: bool = field(default=False, compare=False)  # `protect: true`: no plan may delete it (nor re-create it)
 
     @property
     def key(self) -> BindingKey:
@@ -621,6 +622,7 @@ class Shovel:
     settings: Mapping[str, Any] = field(default_factory=dict)
     origin: Origin | None = field(default=None, compare=False)
     lint_disable: frozenset[str] = field(default=frozenset(), compare=False)
+    protect: bool = field(default=False, compare=False)  # `protect: true`: no plan may delete it
 
     def setting(self, key: str) -> Any:
         return self.settings.get(key)
@@ -634,6 +636,7 @@ class FederationUpstream:
     uris: tuple[Secret, ...] = field(default=(), compare=False, repr=False)
     settings: Mapping[str, Any] = field(default_factory=dict)
     origin: Origin | None = field(default=None, compare=False)
+    protect: bool = field(default=False, compare=False)  # `protect: true`: no plan may delete it
 
 
 @dataclass(frozen=True, slots=True)
@@ -644,6 +647,7 @@ class FederationUpstreamSet:
     name: str
     members: tuple[Mapping[str, Any], ...] = ()
     origin: Origin | None = field(default=None, compare=False)
+    protect: bool = field(default=False, compare=False)  # `protect: true`: no plan may delete it
 
     @property
     def upstreams(self) -> tuple[str, ...]:

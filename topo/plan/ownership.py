@@ -19,7 +19,8 @@ one last, so an apply killed half-way over-claims at worst (a resource it did no
 claims one it created: the next apply converges and owns it without ``--adopt``.
 
 **The guards** (:func:`guard`): a change that deletes or replaces a protected resource (``protect: true`` in
-the files, or in the inventory for a resource the files no longer declare) is blocked, whatever the flags.
+the files, or in the inventory for a resource the files no longer declare) is blocked, whatever the flags; a
+protected binding that a replacement of its queue or exchange drops and creates again is replaced too.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from topo.model import Address, GlobalParameter, Inventory, Topology, VHost
+from topo.model import Address, Binding, GlobalParameter, Inventory, Topology, VHost
 from topo.plan.kinds import BY_NAME, VHOST_KINDS
 from topo.plan.model import Action, Blocker, Change, Plan, Unmanaged
 
@@ -172,13 +173,18 @@ def addresses(vhost: VHost, named: dict[Any, Address] | None = None) -> dict[Add
 
 
 def _protected(vhost: VHost) -> set[Address]:
-    """The addresses of what ``vhost`` marks ``protect: true`` (bindings cannot be)."""
+    """The addresses of what ``vhost`` marks ``protect: true``: the vhost, and any resource of it."""
     name = vhost.name
     found = {Address("vhost", name)} if vhost.protect else set()
     found.update(Address("exchange", name, n) for n, x in vhost.exchanges.items() if x.protect)
     found.update(Address("queue", name, n) for n, q in vhost.queues.items() if q.protect)
+    found.update(b.address(name) for b in vhost.bindings.values() if b.protect)
     found.update(Address("policy", name, n) for n, p in vhost.policies.items() if p.protect)
     found.update(Address("operator-policy", name, n) for n, p in vhost.operator_policies.items() if p.protect)
+    found.update(Address("shovel", name, n) for n, x in vhost.shovels.items() if x.protect)
+    found.update(Address("federation-upstream", name, n) for n, x in vhost.federation_upstreams.items() if x.protect)
+    sets = vhost.federation_upstream_sets
+    found.update(Address("federation-upstream-set", name, n) for n, x in sets.items() if x.protect)
     return found
 
 
@@ -341,12 +347,23 @@ PROTECTED_HINT = (
 
 
 def protected_blocker(change: Change) -> Blocker:
-    doing = "replace" if change.action == "replace" else "delete"
+    doing = "delete" if change.action == "delete" else "replace"
     return Blocker(
         "protected",
         f"is protected (`protect: true`): no plan may {doing} it, whatever the flags",
         PROTECTED_HINT,
     )
+
+
+def _recreated(change: Change, replaced: set[Address]) -> bool:
+    """Whether ``change`` creates again a binding that the replacement of its source or destination (one of
+    ``replaced``) drops: the binding is replaced too."""
+    binding = change.after
+    if change.kind != "binding" or change.action != "create" or not isinstance(binding, Binding):
+        return False
+    vhost = change.address.vhost
+    destination = Address("queue" if binding.destination_type == "queue" else "exchange", vhost, binding.destination)
+    return Address("exchange", vhost, binding.source) in replaced or destination in replaced
 
 
 def guard(plan: Plan, desired: Topology, inventories: Mapping[str, Inventory] | None = None) -> Plan:
@@ -359,9 +376,12 @@ def guard(plan: Plan, desired: Topology, inventories: Mapping[str, Inventory] | 
         marked |= inventories[desired.name].protected
     if not marked:
         return plan
+    replaced = {c.address for c in plan.changes if c.action == "replace" and c.kind in ("queue", "exchange")}
     changes = []
     for change in plan.changes:
-        protects = change.action in ("delete", "replace") and change.address in marked
+        protects = change.address in marked and (
+            change.action in ("delete", "replace") or (bool(replaced) and _recreated(change, replaced))
+        )
         if protects and not any(b.code == "protected" for b in change.blockers):
             change = replace(change, blockers=(*change.blockers, protected_blocker(change)))
         changes.append(change)

@@ -1,0 +1,233 @@
+"""``protect: true`` on every kind of a vhost that a plan can delete or replace (issue 10): bindings (in each form
+a binding is written: under a queue, under an exchange, a headers binding), shovels, federation upstreams and
+upstream sets, besides vhosts, exchanges, queues and policies. The files, the inventory, and the guards of a
+prune, ``topo destroy``, a binding removed from the files of a declared queue and a replacement that drops a
+binding, in the three plan forms (golden files tests/golden/plan/protect.*), through the engine on the
+in-memory broker. The same against a real node: tests/test_ownership_broker.py.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from fakebroker import FakeRabbit
+
+from topo import engine
+from topo.errors import UnsafeChange, ValidationError
+from topo.loader import load
+from topo.model import Address, GlobalParameter, Inventory, Topology
+from topo.plan.model import Plan
+from topo.plan.ownership import Ownership, decode
+from topo.plan.render import render_markdown, render_text
+from topo.plan.safety import refused_as_planned
+
+PLUGINS = ("rabbitmq_shovel", "rabbitmq_federation_management")
+V = "shop"
+
+FILES = """\
+version: 1
+name: orders
+vhosts:
+  shop:
+    exchanges:
+      events: {type: topic}
+      uploads: {type: headers}
+      audit:
+        type: fanout
+        bindings:
+          - {exchange: events, routing-key: "#", protect: true}
+    queues:
+      jobs:
+        bindings:
+          - {exchange: events, routing-key: "j.#", protect: true}
+          - {exchange: events, routing-key: "k.#"}
+      pdf:
+        bindings:
+          - {exchange: uploads, match: all, headers: {format: pdf}, protect: true}
+    shovels:
+      to-archive:
+        source: {uri: "amqp:///shop", queue: jobs}
+        destination: {uri: "amqp:///shop", exchange: audit}
+        protect: true
+    federation-upstreams:
+      eu:
+        uri: amqp://eu.example.com/shop
+        protect: true
+    federation-upstream-sets:
+      every-shop: {upstreams: [eu], protect: true}
+      plain: [eu]
+"""
+
+PROTECTED = {
+    'vhosts.shop.exchanges.audit.bindings[events "#"]',
+    'vhosts.shop.queues.jobs.bindings[events "j.#"]',
+    'vhosts.shop.queues.pdf.bindings[uploads "" {format="pdf", x-match="all"}]',
+    "vhosts.shop.shovels.to-archive",
+    "vhosts.shop.federation-upstreams.eu",
+    "vhosts.shop.federation-upstream-sets.every-shop",
+}
+
+
+def _load(tmp_path: Path, text: str) -> Topology:
+    path = tmp_path / "stack.yaml"
+    path.write_text(textwrap.dedent(text))
+    return load(path)
+
+
+def _inventory(fake: FakeRabbit, name: str) -> Inventory:
+    return decode([GlobalParameter(n, v) for n, v in fake.global_parameters.items()])[name]
+
+
+def _applied(tmp_path: Path) -> FakeRabbit:
+    fake = FakeRabbit(plugins=PLUGINS)
+    engine.apply(fake.broker(), _load(tmp_path, FILES))
+    return fake
+
+
+def _blocked(plan: Plan) -> set[str]:
+    return {str(c.address) for c in plan.changes if any(b.code == "protected" for b in c.blockers)}
+
+
+def test_every_form_of_binding_and_every_link_takes_protect(tmp_path: Path) -> None:
+    vhost = _load(tmp_path, FILES).vhosts[V]
+    bindings = {str(b.address(V)): b.protect for b in vhost.bindings.values()}
+    assert {a for a, p in bindings.items() if p} == {a for a in PROTECTED if ".bindings[" in a}
+    assert bindings['vhosts.shop.queues.jobs.bindings[events "k.#"]'] is False
+    assert vhost.shovels["to-archive"].protect and vhost.federation_upstreams["eu"].protect
+    assert vhost.federation_upstream_sets["every-shop"].protect
+    assert not vhost.federation_upstream_sets["plain"].protect
+    # protect is no setting of the broker's: the set of either form, the upstream, compare as before
+    assert vhost.federation_upstream_sets["every-shop"].members == vhost.federation_upstream_sets["plain"].members
+    assert "protect" not in vhost.federation_upstreams["eu"].settings
+
+
+def test_protect_must_be_a_boolean_and_a_set_mapping_needs_its_upstreams(tmp_path: Path) -> None:
+    bad = FILES.replace('routing-key: "j.#", protect: true', 'routing-key: "j.#", protect: "yes"')
+    with pytest.raises(ValidationError) as caught:
+        _load(tmp_path, bad)
+    assert "vhosts.shop.queues.jobs.bindings[0].protect: expected true or false" in str(caught.value)
+    with pytest.raises(ValidationError) as caught:
+        _load(tmp_path, FILES.replace("{upstreams: [eu], protect: true}", "{protect: true}"))
+    assert "vhosts.shop.federation-upstream-sets.every-shop" in str(caught.value)
+
+
+def test_the_inventory_remembers_what_is_protected_and_a_re_apply_changes_nothing(tmp_path: Path) -> None:
+    fake = _applied(tmp_path)
+    assert {str(a) for a in _inventory(fake, "orders").protected} == PROTECTED
+    assert engine.plan(fake.broker(), _load(tmp_path, FILES)).empty
+
+
+def _without_them() -> str:
+    """The files with the protected binding of jobs (jobs stays), the exchange audit with its binding, the
+    pdf queue, the shovel and the federation links removed."""
+    text = FILES.split("    shovels:")[0]
+    text = text.replace('          - {exchange: events, routing-key: "j.#", protect: true}\n', "")
+    text = text.replace(
+        '      audit:\n        type: fanout\n        bindings:\n          - {exchange: events, routing-key: "#", '
+        "protect: true}\n",
+        "",
+    )
+    return text.replace(
+        "      pdf:\n        bindings:\n          - {exchange: uploads, match: all, headers: {format: pdf}, "
+        "protect: true}\n",
+        "",
+    )
+
+
+def test_a_prune_of_protected_bindings_and_links_is_blocked_whatever_the_flags(tmp_path: Path) -> None:
+    fake = _applied(tmp_path)
+    fewer = _load(tmp_path, _without_them())
+    listed = engine.plan(fake.broker(), fewer)  # without --prune: only the binding of jobs, still declared
+    assert _blocked(listed) == {'vhosts.shop.queues.jobs.bindings[events "j.#"]'}
+    pruned = engine.plan(fake.broker(), fewer, ownership=Ownership(prune=True), allow_data_loss=True)
+    assert _blocked(pruned) == PROTECTED
+    unprotected = {str(c.address) for c in pruned.changes if c.action == "delete" and not c.blockers}
+    assert unprotected == {
+        "vhosts.shop.exchanges.audit",
+        "vhosts.shop.queues.pdf",
+        "vhosts.shop.federation-upstream-sets.plain",
+    }
+    assert refused_as_planned(pruned) is not None
+    writes = len([line for line in fake.log if not line.startswith("GET")])
+    with pytest.raises(UnsafeChange, match="protected"):
+        engine.apply(fake.broker(), fewer, ownership=Ownership(prune=True), allow_data_loss=True)
+    assert len([line for line in fake.log if not line.startswith("GET")]) == writes  # refused before any write
+    vhost = fake.vhost(V)
+    assert {"audit", "pdf"} <= set(vhost.queues) | set(vhost.exchanges)
+    assert set(fake.vhost(V).parameters) >= {
+        ("shovel", "to-archive"),
+        ("federation-upstream", "eu"),
+        ("federation-upstream-set", "every-shop"),
+    }
+
+
+def test_topo_destroy_of_protected_bindings_and_links_is_blocked(tmp_path: Path) -> None:
+    fake = _applied(tmp_path)
+    plan = engine.plan_destroy(fake.broker(), "orders")
+    assert _blocked(plan) == PROTECTED
+    with pytest.raises(UnsafeChange, match="protected"):
+        engine.destroy(fake.broker(), plan)
+    assert V in fake.vhosts and ("shovel", "to-archive") in fake.vhost(V).parameters
+
+
+def test_a_replacement_that_drops_a_protected_binding_is_blocked(tmp_path: Path) -> None:
+    fake = _applied(tmp_path)
+    quorum = _load(tmp_path, FILES.replace("      jobs:\n", "      jobs:\n        type: quorum\n"))
+    plan = engine.plan(fake.broker(), quorum)
+    assert {(str(c.address), c.action) for c in plan.changes if c.blockers} == {
+        ('vhosts.shop.queues.jobs.bindings[events "j.#"]', "create")
+    }
+    assert "no plan may replace it" in render_text(plan) and "re-created: queue 'jobs' is replaced" in render_text(plan)
+    with pytest.raises(UnsafeChange, match="protected"):
+        engine.apply(fake.broker(), quorum, plan)
+
+
+def test_protect_taken_off_first_then_the_prune_goes_through(tmp_path: Path) -> None:
+    fake = _applied(tmp_path)
+    engine.apply(fake.broker(), _load(tmp_path, FILES.replace("protect: true", "protect: false")))
+    assert not _inventory(fake, "orders").protected
+    fewer = _load(tmp_path, _without_them())
+    engine.apply(fake.broker(), fewer, ownership=Ownership(prune=True))
+    assert not fake.vhost(V).parameters and set(fake.vhost(V).queues) == {"jobs"}
+    assert engine.plan(fake.broker(), fewer, ownership=Ownership(prune=True)).empty
+    assert Address("shovel", V, "to-archive") not in _inventory(fake, "orders").owned
+
+
+# -- what users read: golden plans ----------------------------------------------------------------------
+
+
+def _golden_plan(tmp_path: Path) -> Plan:
+    fake = _applied(tmp_path)
+    plan = engine.plan(fake.broker(), _load(tmp_path, _without_them()), ownership=Ownership(prune=True))
+    return engine.describe_broker(fake.broker(), plan)
+
+
+def test_golden_protect_plans(tmp_path: Path) -> None:
+    from support import check_golden
+    from test_render import stable_json
+
+    plan = _golden_plan(tmp_path)
+    check_golden("plan/protect.txt", render_text(plan))
+    check_golden("plan/protect.json", stable_json(plan))
+    check_golden("plan/protect.md", render_markdown(plan))
+
+
+def test_migrate_does_not_lift_protect_from_a_queue() -> None:
+    """``--migrate`` makes a replacement of a queue a migration (the old queue is deleted): still a replacement,
+    blocked when the queue is protected."""
+    from support import build_vhost
+
+    from topo.model import Queue
+
+    fake = FakeRabbit()
+    engine.apply(fake.broker(), Topology({V: build_vhost(V, Queue("keep", protect=True))}, name="orders"))
+    fake.publish(V, "keep", 2)
+    quorum = Topology({V: build_vhost(V, Queue("keep", "quorum", protect=True))}, name="orders")
+    plan = engine.plan(fake.broker(), quorum, migrate=True)
+    (change,) = plan.changes
+    assert change.action == "migrate" and [b.code for b in change.blockers] == ["protected"]
+    with pytest.raises(UnsafeChange, match="protected"):
+        engine.apply(fake.broker(), quorum, migrate=True)
+    assert fake.vhost(V).queues["keep"].definition()["arguments"].get("x-queue-type", "classic") == "classic"
