@@ -303,6 +303,49 @@ def test_protected_binding_shovel_and_upstream_survive_a_prune_and_destroy(
     assert {"outbound", "sink", "jobs"} <= queues(mgmt, vhost)
 
 
+def test_a_protected_permission_is_not_revoked_when_the_files_stop_giving_it(
+    topo: Any, vhost: str, mgmt: httpx.Client, stacks: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A declared user's permission and topic permissions that its files no longer give are revoked, unless
+    protected: the stack's inventory remembers ``protect``, the plan is blocked and apply revokes nothing."""
+    a, user = stacks(), f"t-prot-{secrets.token_hex(3)}"
+    monkeypatch.setenv("PROT_PASSWORD", secrets.token_hex(8))
+    given = f"""\
+        version: 1
+        name: {a}
+        vhosts:
+          {vhost}:
+            exchanges: {{events: {{type: topic}}}}
+        users:
+          {user}:
+            password: ${{env:PROT_PASSWORD}}
+            permissions:
+              {vhost}: {{configure: "^$", write: ".*", read: ".*", protect: true}}
+            topic-permissions:
+              {vhost}:
+                events: {{write: "^order[.]", read: "^$", protect: true}}
+        """
+    here, who = quote(vhost, safe=""), quote(user, safe="")
+    try:
+        file_a = write(tmp_path, "a.yaml", given)
+        applied = topo("apply", file_a, "--yes")
+        assert applied.code == 0, applied.err
+        held = [f"users.{user}.permissions.{vhost}", f"users.{user}.topic-permissions.{vhost}"]
+        assert state(topo, a)["protected_not_owned"] == held  # no stack owns a permission; it remembers protect
+        write(tmp_path, "a.yaml", given.split("            permissions:")[0])
+        blocked = topo("plan", file_a, "--detailed-exitcode")
+        assert blocked.code == 3, blocked.out + blocked.err
+        for address in held:
+            assert f"{address} (will be deleted)" in blocked.out
+        assert blocked.out.count("! blocked: is protected (`protect: true`): no plan may delete it") == 2
+        refused = topo("apply", file_a, "--yes")
+        assert refused.code == 1 and "protected" in refused.err
+        assert mgmt.get(f"/api/permissions/{here}/{who}").status_code == 200
+        assert mgmt.get(f"/api/topic-permissions/{here}/{who}").status_code == 200
+    finally:
+        mgmt.delete(f"/api/users/{who}")
+
+
 def test_destroy_asks_is_guarded_and_deletes_what_the_stack_owns(
     topo: Any, broker: Any, mgmt: httpx.Client, stacks: Any, tmp_path: Path
 ) -> None:

@@ -231,3 +231,127 @@ def test_migrate_does_not_lift_protect_from_a_queue() -> None:
     with pytest.raises(UnsafeChange, match="protected"):
         engine.apply(fake.broker(), quorum, migrate=True)
     assert fake.vhost(V).queues["keep"].definition()["arguments"].get("x-queue-type", "classic") == "classic"
+
+
+# -- the broker-wide kinds: permissions and topic permissions take protect; users and global parameters need none
+
+ACCESS = """\
+version: 1
+name: orders
+vhosts:
+  shop:
+    exchanges:
+      events: {type: topic}
+      audit: {type: topic}
+users:
+  app:
+    password: ${env:APP_PASSWORD}
+    permissions:
+      shop: {configure: "^$", write: ".*", read: ".*", protect: true}
+    topic-permissions:
+      shop:
+        events: {write: "^order\\\\.", read: "^$", protect: true}
+        audit: {write: ".*", read: ".*"}
+global-parameters:
+  cluster_name: shop-eu
+"""
+PERMISSION = "users.app.permissions.shop"
+TOPIC = "users.app.topic-permissions.shop"
+
+
+def _load_access(tmp_path: Path, text: str) -> Topology:
+    path = tmp_path / "access.yaml"
+    path.write_text(text)
+    return load(path, environ={"APP_PASSWORD": "app-pw"})
+
+
+def _access_applied(tmp_path: Path) -> FakeRabbit:
+    fake = FakeRabbit()
+    engine.apply(fake.broker(), _load_access(tmp_path, ACCESS))
+    assert {str(a) for a in _inventory(fake, "orders").protected} == {PERMISSION, TOPIC}
+    assert engine.plan(fake.broker(), _load_access(tmp_path, ACCESS)).empty
+    return fake
+
+
+def test_a_protected_permission_is_never_revoked_once_the_files_no_longer_give_it(tmp_path: Path) -> None:
+    fake = _access_applied(tmp_path)
+    head, _, _ = ACCESS.partition("    permissions:\n")
+    fewer = _load_access(tmp_path, head + "global-parameters:\n  cluster_name: shop-eu\n")  # app, no permissions
+    for ownership in (Ownership(), Ownership(prune=True)):
+        plan = engine.plan(fake.broker(), fewer, ownership=ownership, allow_data_loss=True)
+        assert {(str(c.address), c.action) for c in plan.changes if c.kind != "stack"} == {
+            (PERMISSION, "delete"),
+            (TOPIC, "delete"),
+        }
+        assert _blocked(plan) == {PERMISSION, TOPIC}
+        assert "! blocked: is protected (`protect: true`): no plan may delete it" in render_text(plan)
+    with pytest.raises(UnsafeChange, match="protected"):
+        engine.apply(fake.broker(), fewer, ownership=Ownership(prune=True))
+    assert ("app", "shop") in fake.permissions
+    # protect taken off in a change of its own (still given), then the revoke goes through
+    engine.apply(fake.broker(), _load_access(tmp_path, ACCESS.replace(", protect: true", "")))
+    assert not _inventory(fake, "orders").protected
+    engine.apply(fake.broker(), fewer)
+    assert ("app", "shop") not in fake.permissions
+
+
+def test_removing_an_entry_of_protected_topic_permissions_is_a_replacement_and_blocked(tmp_path: Path) -> None:
+    fake = _access_applied(tmp_path)
+    for text in (ACCESS, ACCESS.replace("name: orders\n", "")):  # the stack, or the files alone
+        fewer = _load_access(tmp_path, text.replace('        audit: {write: ".*", read: ".*"}\n', ""))
+        plan = engine.plan(fake.broker(), fewer)
+        (change,) = [c for c in plan.changes if c.kind == "topic-permission"]
+        assert change.action == "update" and [b.code for b in change.blockers] == ["protected"]
+        assert "no plan may replace it" in render_text(plan)
+    # a change in place of a protected one (no entry removed) is no replacement
+    loosened = _load_access(tmp_path, ACCESS.replace('write: ".*", read: ".*"}\n', 'write: "^a", read: ".*"}\n'))
+    (change,) = [c for c in engine.plan(fake.broker(), loosened).changes if c.kind == "topic-permission"]
+    assert change.action == "update" and not change.blockers
+
+
+def test_a_prune_of_a_vhost_holding_a_protected_permission_is_blocked(tmp_path: Path) -> None:
+    fake = _access_applied(tmp_path)
+    other = ACCESS.replace("  shop:\n    exchanges:", "  elsewhere:\n    exchanges:", 1)
+    other = other.replace("\n      shop:", "\n      elsewhere:")
+    plan = engine.plan(fake.broker(), _load_access(tmp_path, other), ownership=Ownership(prune=True))
+    (vhost,) = [c for c in plan.changes if c.kind == "vhost" and c.action == "delete"]
+    (blocker,) = vhost.blockers
+    assert blocker.code == "protected" and PERMISSION in blocker.message and TOPIC in blocker.message
+    destroy = engine.plan_destroy(fake.broker(), "orders")
+    assert [str(c.address) for c in destroy.blocked_changes] == ["vhosts.shop"]
+    with pytest.raises(UnsafeChange, match="protected"):
+        engine.destroy(fake.broker(), destroy)
+    assert V in fake.vhosts and ("app", "shop") in fake.permissions
+
+
+def test_users_and_global_parameters_are_never_deleted_by_any_plan(tmp_path: Path) -> None:
+    """A user and a global parameter no file declares any more are left alone, by a prune and by destroy too:
+    no stack owns them, so ``protect`` has nothing to guard there (the schema has no such key)."""
+    fake = FakeRabbit()
+    engine.apply(fake.broker(), _load_access(tmp_path, ACCESS.replace(", protect: true", "")))
+    bare = _load_access(tmp_path, ACCESS.split("users:")[0])
+    pruned = engine.plan(fake.broker(), bare, ownership=Ownership(prune=True))
+    assert not [c for c in pruned.changes if c.kind in ("user", "global-parameter", *HELD_KINDS)]
+    engine.apply(fake.broker(), bare, ownership=Ownership(prune=True))
+    destroy = engine.plan_destroy(fake.broker(), "orders")
+    assert {c.kind for c in destroy.changes} == {"vhost", "stack"}
+    engine.destroy(fake.broker(), destroy)
+    assert "app" in fake.users and fake.global_parameters["cluster_name"] == "shop-eu"
+    with pytest.raises(ValidationError, match="protect"):
+        _load_access(tmp_path, ACCESS.replace("    password: ${env:APP_PASSWORD}\n", "    protect: true\n"))
+
+
+HELD_KINDS = ("permission", "topic-permission")
+
+
+def test_golden_protect_access_plans(tmp_path: Path) -> None:
+    from support import check_golden
+    from test_render import stable_json
+
+    fake = _access_applied(tmp_path)
+    head, _, _ = ACCESS.partition("    permissions:\n")
+    plan = engine.plan(fake.broker(), _load_access(tmp_path, head + "global-parameters:\n  cluster_name: shop-eu\n"))
+    plan = engine.describe_broker(fake.broker(), plan)
+    check_golden("plan/protect-access.txt", render_text(plan))
+    check_golden("plan/protect-access.json", stable_json(plan))
+    check_golden("plan/protect-access.md", render_markdown(plan))

@@ -532,6 +532,7 @@ class Permission:
     write: str
     read: str
     origin: Origin | None = field(default=None, compare=False)
+    protect: bool = field(default=False, compare=False)  # `protect: true`: no plan may revoke it
 
     def address(self) -> Address:
         return Address("permission", self.vhost, self.user)
@@ -546,6 +547,7 @@ class TopicPermission:
     write: str
     read: str
     origin: Origin | None = field(default=None, compare=False)
+    protect: bool = field(default=False, compare=False)  # `protect: true`: protects its user's on the vhost
 
 
 @dataclass(frozen=True, slots=True)
@@ -557,6 +559,11 @@ class TopicPermissions:
     vhost: str
     exchanges: Mapping[str, TopicPermission] = field(default_factory=dict)
     origin: Origin | None = field(default=None, compare=False)
+
+    @property
+    def protect(self) -> bool:
+        """``protect: true`` on any exchange's entry: no plan may delete them, nor delete and set them again."""
+        return any(entry.protect for entry in self.exchanges.values())
 
     def address(self) -> Address:
         return Address("topic-permission", self.vhost, self.user)

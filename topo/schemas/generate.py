@@ -314,13 +314,30 @@ def _access_defs() -> dict[str, Any]:
         "permission": {
             "type": "object",
             "required": ["configure", "write", "read"],
-            "properties": {"configure": pattern, "write": pattern, "read": pattern},
+            "properties": {
+                "configure": pattern,
+                "write": pattern,
+                "read": pattern,
+                "protect": {
+                    **_PROTECT,
+                    "description": "protect: no plan may revoke it (its user's files no longer giving it, a delete "
+                    "of its vhost), whatever the flags; remove it first, in a change of its own",
+                },
+            },
             "additionalProperties": False,
         },
         "topic-permission": {
             "type": "object",
             "required": ["write", "read"],
-            "properties": {"write": pattern, "read": pattern},
+            "properties": {
+                "write": pattern,
+                "read": pattern,
+                "protect": {
+                    **_PROTECT,
+                    "description": "protect: no plan may delete the user's topic permissions on this vhost "
+                    "(RabbitMQ deletes them all at once), whatever the flags; remove it first, in a change of its own",
+                },
+            },
             "additionalProperties": False,
         },
     }
