@@ -595,7 +595,8 @@ def reserved_parameter(name: str) -> str | None:
 @dataclass(frozen=True, slots=True)
 class Inventory:
     """What stack ``stack`` owns on a broker: the addresses of the resources it created or adopted
-    (``owned``), and those of them its files mark ``protect: true`` (``protected``). Kept on the broker
+    (``owned``), and those of them its files mark ``protect: true`` (``protected``; it also holds the users'
+    permissions and topic permissions the files protect, which no stack owns). Kept on the broker
     itself, in global parameters named ``topo.stack.*`` (:mod:`topo.plan.ownership`)."""
 
     stack: str
