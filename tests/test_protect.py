@@ -355,3 +355,19 @@ def test_golden_protect_access_plans(tmp_path: Path) -> None:
     check_golden("plan/protect-access.txt", render_text(plan))
     check_golden("plan/protect-access.json", stable_json(plan))
     check_golden("plan/protect-access.md", render_markdown(plan))
+
+
+def test_a_saved_plan_keeps_every_protect(tmp_path: Path) -> None:
+    """``topo plan -o`` saves the desired topology, and ``topo apply PLAN`` plans again from it: the marks must
+    survive the round trip, or the saved plan's apply would not be guarded."""
+    import json
+
+    from topo.plan.ownership import _protected, _protected_access
+    from topo.plan.saved import decode_topology, encode_topology
+
+    def marked(topology: Topology) -> set[Address]:
+        return set().union(*(_protected(v) for v in topology.vhosts.values())) | _protected_access(topology)
+
+    for topology in (_load(tmp_path, FILES), _load_access(tmp_path, ACCESS)):
+        back = decode_topology(json.loads(json.dumps(encode_topology(topology))))
+        assert marked(back) == marked(topology) and marked(topology)
