@@ -291,19 +291,33 @@ def apply_cmd(
         total = len(plan.changes)
         show_bar = total >= 20 and sys.stderr.isatty()
         recount = not assume_yes or plan.blocked  # after a question, count again; with --yes the plan is fresh
-        if show_bar:
-            with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
+        notes: list[str] = []  # each migration's figures: said also when a later change fails
+        try:
+            if show_bar:
+                with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
+                    engine.apply(
+                        client,
+                        desired,
+                        plan,
+                        progress=lambda _text, n: bar.update(n),
+                        recount=recount,
+                        ownership=ownership,
+                        allow_data_loss=allow_data_loss,
+                        notes=notes,
+                    )
+            else:
                 engine.apply(
                     client,
                     desired,
                     plan,
-                    progress=lambda _text, n: bar.update(n),
                     recount=recount,
                     ownership=ownership,
                     allow_data_loss=allow_data_loss,
+                    notes=notes,
                 )
-        else:
-            engine.apply(client, desired, plan, recount=recount, ownership=ownership, allow_data_loss=allow_data_loss)
+        finally:
+            for note in notes:
+                click.echo(note[:1].upper() + note[1:])
     words: tuple[tuple[Action, str], ...] = (
         ("create", "created"),
         ("update", "updated"),
