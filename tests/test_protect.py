@@ -110,7 +110,14 @@ def test_protect_must_be_a_boolean_and_a_set_mapping_needs_its_upstreams(tmp_pat
     assert "vhosts.shop.queues.jobs.bindings[0].protect: expected true or false" in str(caught.value)
     with pytest.raises(ValidationError) as caught:
         _load(tmp_path, FILES.replace("{upstreams: [eu], protect: true}", "{protect: true}"))
-    assert "vhosts.shop.federation-upstream-sets.every-shop" in str(caught.value)
+    assert "vhosts.shop.federation-upstream-sets.every-shop: missing required key 'upstreams'" in str(caught.value)
+    # a set of either form: the problem inside it, at its place (not "expected a list or a mapping")
+    bad = FILES.replace("{upstreams: [eu], protect: true}", "{upstreams: [{upstream: eu, bogus: 1}], protect: true}")
+    with pytest.raises(ValidationError) as caught:
+        _load(tmp_path, bad.replace("plain: [eu]", "plain: [{exchange: x}]"))
+    message = str(caught.value)
+    assert "every-shop.upstreams[0].bogus: unknown key 'bogus'" in message
+    assert "plain[0]: missing required key 'upstream'" in message
 
 
 def test_the_inventory_remembers_what_is_protected_and_a_re_apply_changes_nothing(tmp_path: Path) -> None:
