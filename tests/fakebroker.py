@@ -203,7 +203,7 @@ class FakeRabbit:
     def broker(self, *, amqp: bool = True) -> LiveBroker:
         """The live adapter on this broker; with ``amqp``, this broker's AMQP side for exact counts."""
         client = self.client(amqp=amqp)
-        return LiveBroker(client, amqp=self.amqp if amqp else None)
+        return LiveBroker(client, amqp=self.amqp if amqp else None, stats_lag=0.0)  # statistics are exact here
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -793,7 +793,8 @@ class FakeAmqp:
             probe = holds = None
             if fenced:  # RabbitMQ holds the limit once the queue is over it: the first probe gets in, not the second
                 applies = self.rabbit.fenced(vh, name)
-                probe = "refused" if applies and queue.messages else "taken"
+                # (a classic queue checks its limit before it takes a message: it refuses the first one too)
+                probe = "refused" if applies and (queue.messages or queue.type == "classic") else "taken"
                 if probe == "taken":
                     queue.messages.append(Message(probe_id))
                 holds = applies

@@ -34,22 +34,32 @@ each step is idempotent, and a move is atomic per batch (no message lost or dupl
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from topo.broker.drop import BindingIndex, QueueDrop, refused
+from topo.broker.drop import BindingIndex, QueueDrop, fence_priority, refused, remove_fence
 from topo.broker.executors import Run
-from topo.broker.port import Broker, NoExactCount
+from topo.broker.port import PROBE_ID_PREFIX, Broker, Held, NoExactCount
 from topo.definitions import queue_definition
 from topo.errors import ApplyFailed, BrokerError
 from topo.model import Binding, Queue
 from topo.plan.migrate import holding_queue, holding_queues
 from topo.plan.model import Change
+from topo.plan.safety import fence_policy
 
 __all__ = ["MigrationCounts", "migrate_queue", "migrate_queues"]
 
 _ATTEMPTS = 5
 """How often the old queue's delete is tried again after a publish by name got into it meanwhile."""
+
+_POLL = 0.5
+"""Seconds between two looks at the old queue while its consumers settle what they hold."""
+
+_FENCE_TRIES = 5
+"""How often a classic queue's fence is probed before apply gives up (RabbitMQ applies a policy to the
+queue an instant after it stores it)."""
 
 
 @dataclass
@@ -138,9 +148,103 @@ def _delete_empty(run: Run, vhost: str, queue: Queue) -> None:
         raise _failed(f"{where} was not empty when apply deleted it ({exc.message})") from None
 
 
+def _fence(run: Run, change: Change) -> str:
+    """Fence the old queue (step 4a); returns the fence's policy name. A classic queue checks its length
+    limit itself, before it takes (or delivers) a message: once one probe by name is refused, every later
+    publish is refused too. A quorum queue's fence is checked by the drop protocol (step 4c)."""
+    vhost, name = change.vhost, change.address.name
+    fence = fence_policy(name, fence_priority(run.broker, vhost))
+    run.broker.put_policy(vhost, fence)
+    if not isinstance(change.before, Queue) or change.before.type != "classic":
+        return fence.name
+    for _ in range(_FENCE_TRIES):
+        probe_id = f"{PROBE_ID_PREFIX}{uuid.uuid4()}"
+        checked = run.broker.amqp.check_drops(vhost, {name: True}, probe_id, cluster=run.cluster)
+        if isinstance(checked, NoExactCount):
+            raise _failed(f"apply could not check the fence of queue {name!r} in vhost {vhost!r}: {checked.reason}")
+        check = checked.get(name)
+        if check is None or not check.exists or (check.probe == "refused" and check.fence_holds):
+            return fence.name
+        taken = (check.probe == "taken") + (check.fence_holds is False)
+        run.broker.amqp.remove_probes(vhost, name, taken, probe_id)  # (a consumer may have got one: it says "drop it")
+        time.sleep(0.2)
+    raise _failed(
+        f"the fence of queue {name!r} in vhost {vhost!r} (policy {fence.name!r}) did not hold: the queue still took "
+        "a message published to it by name (does a policy of a higher priority apply to it?)"
+    )
+
+
+def _settle(run: Run, change: Change, stash: str) -> int:
+    """Wait until no consumer of the old queue holds a message (step 4b), moving to ``stash`` what they
+    requeue meanwhile; how many were moved. Called once the queue is fenced (:func:`_fence`): a figure of
+    the statistics is trusted only when it was read ``stats_lag`` seconds after that."""
+    vhost, name = change.vhost, change.address.name
+    broker = run.broker
+    fenced = time.monotonic()
+    trusted, deadline = fenced + broker.stats_lag, fenced + max(run.migrate_wait, broker.stats_lag)
+    moved = 0
+    held: Held | None = None
+    while True:
+        counted = _exists(broker, vhost, [name], run.cluster)
+        if name not in counted:
+            return moved  # gone already
+        if counted[name][0]:  # requeued by a consumer (or published by name before the fence held)
+            moved += _move(run, vhost, name, stash, alone=True)
+            continue
+        now = time.monotonic()
+        if now >= trusted:
+            held = broker.held(vhost, name)
+            if held is None:
+                return moved
+            if held.ready == 0 and held.unacked == 0:
+                return moved
+        if now >= deadline:
+            raise _unsettled(vhost, name, held, run.migrate_wait)
+        time.sleep(_POLL)
+
+
+def _unsettled(vhost: str, name: str, held: Held | None, waited: float) -> MigrationFailed:
+    if held is not None and held.unacked is None:
+        what = "the Management API gives no unacknowledged count for it (statistics off?)"
+    else:
+        count = held.unacked if held is not None else 0
+        what = f"its consumers still hold {count} unacknowledged message{'s' if count != 1 else ''}"
+        if held is not None and held.ready:
+            what += f" ({held.ready} ready)"
+    connections = held.connections if held is not None else ()
+    whose = (
+        f"; consumers' connections: {', '.join(repr(c) for c in connections)}"
+        if connections
+        else "; no consumer is listed: a channel that cancelled its consumer, or took them by basic.get, holds them"
+    )
+    return MigrationFailed(
+        f"apply stopped before it deleted queue {name!r} in vhost {vhost!r}: after {waited:g} s, {what}{whose}. "
+        "A message one of them requeued after the delete would be lost, so the old queue stays",
+        hint="nothing was lost: have the consumers acknowledge or requeue what they hold (or stop them), then run "
+        "the same `topo apply --migrate` again: it finishes the migration (--migrate-wait SECONDS waits longer)",
+    )
+
+
 def _drop_old(run: Run, change: Change, stash: str) -> int:
-    """Delete the old queue (empty) by the drop protocol, moving to ``stash`` what a publish by name put in
-    it meanwhile; how many such messages were moved."""
+    """Fence the old queue, wait until its consumers hold nothing, then delete it (empty) by the drop
+    protocol, moving to ``stash`` what they requeued or a publish by name put in it meanwhile; how many
+    such messages were moved. The fence goes with the queue (before the new queue is declared, which it
+    would fence too); when apply stops, it is removed."""
+    broker, vhost = run.broker, change.vhost
+    fence = _fence(run, change)
+    gone = False
+    try:
+        moved = _settle(run, change, stash)
+        moved += _delete_old(run, change, stash)
+        gone = True
+    finally:
+        remove_fence(broker, vhost, fence, relax=not gone)
+    return moved
+
+
+def _delete_old(run: Run, change: Change, stash: str) -> int:
+    """Delete the old queue (empty, fenced, its consumers holding nothing) by the drop protocol, moving to
+    ``stash`` what got in meanwhile; how many such messages were moved."""
     vhost, name = change.vhost, change.address.name
     moved = 0
     for _ in range(_ATTEMPTS):

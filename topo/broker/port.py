@@ -39,6 +39,7 @@ __all__ = [
     "Broker",
     "Deleted",
     "DropCheck",
+    "Held",
     "ListedBinding",
     "Moved",
     "NoExactCount",
@@ -121,6 +122,18 @@ class Deleted:
     counted: tuple[int, int] | None
     deleted: bool = False
     message_count: int | None = None
+
+
+@dataclass(frozen=True)
+class Held:
+    """What the Management API's statistics say a queue holds: ``ready`` and ``unacked`` (delivered to a
+    consumer or a ``basic.get``, not settled yet), each ``None`` while the broker has no figure (a queue's
+    first statistics, or statistics off), and the connections of its consumers, as the broker names them.
+    These figures lag behind the queue (:attr:`Broker.stats_lag`)."""
+
+    ready: int | None
+    unacked: int | None
+    connections: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -221,6 +234,16 @@ class Broker(Protocol):
     def count(self, vhost: str, queues: Iterable[str], *, cluster: str | None = None) -> dict[str, QueueUsage]:
         """What each named queue holds, counted now (queues that do not exist are left out); each usage says
         whether it is exact and, if not, why."""
+        ...
+
+    def held(self, vhost: str, queue: str) -> Held | None:
+        """What the statistics say ``queue`` holds, with its consumers' connections (``None``: no such queue)."""
+        ...
+
+    @property
+    def stats_lag(self) -> float:
+        """How many seconds a figure of :meth:`held` may trail behind the queue: a figure read that long after
+        a change to the queue was measured after it."""
         ...
 
     def vhost_info(self, name: str) -> VHostInfo | None: ...

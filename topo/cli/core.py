@@ -215,6 +215,14 @@ def plan_cmd(
     help="How long to wait for another apply of the same stack to finish before failing.",
 )
 @click.option("--no-lock", "no_lock", is_flag=True, help="Do not take the stack's apply lock (AMQP).")
+@click.option(
+    "--migrate-wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a migration waits for the old queue's consumers to settle the messages they hold.",
+)
 def apply_cmd(
     paths: tuple[str, ...],
     url: str,
@@ -228,6 +236,7 @@ def apply_cmd(
     allow_data_loss: bool,
     lock_timeout: float,
     no_lock: bool,
+    migrate_wait: float,
 ) -> int:
     """Make the broker match the files (shows the plan, then asks); or apply a saved plan (PATH is the FILE
     of `topo plan ... -o FILE`: applied as saved, with the flags it was made with, without asking; refused
@@ -301,9 +310,18 @@ def apply_cmd(
                     recount=recount,
                     ownership=ownership,
                     allow_data_loss=allow_data_loss,
+                    migrate_wait=migrate_wait,
                 )
         else:
-            engine.apply(client, desired, plan, recount=recount, ownership=ownership, allow_data_loss=allow_data_loss)
+            engine.apply(
+                client,
+                desired,
+                plan,
+                recount=recount,
+                ownership=ownership,
+                allow_data_loss=allow_data_loss,
+                migrate_wait=migrate_wait,
+            )
     words: tuple[tuple[Action, str], ...] = (
         ("create", "created"),
         ("update", "updated"),
