@@ -11,6 +11,7 @@ from fakebroker import FakeRabbit
 from support import build_vhost
 
 from topo import engine
+from topo.broker.migrate import MigrationFailed
 from topo.errors import TopoError
 from topo.model import Binding, Exchange, Queue, Topology
 
@@ -60,5 +61,19 @@ def test_a_failure_at_any_write_of_a_migration_is_finished_by_the_next_apply(num
     with pytest.raises(TopoError):
         engine.apply(fake.broker(), topology("quorum"), migrate=True)
     engine.apply(fake.broker(), topology("quorum"), migrate=True)
+    assert engine.plan(fake.broker(), topology("quorum")).empty
+    assert _ids(fake) == [f"m{i}" for i in range(50)]
+
+
+def test_a_consumer_holding_messages_stops_the_migration_before_the_delete_and_the_next_apply_finishes() -> None:
+    fake = _ready(FakeRabbit())
+    fake.vhost(V).queues["work"].unacked = 3  # delivered to a consumer, not acknowledged
+    with pytest.raises(MigrationFailed, match="its consumers still hold 3 unacknowledged messages") as failed:
+        engine.apply(fake.broker(), topology("quorum"), migrate=True, migrate_wait=0)
+    assert "run the same `topo apply --migrate` again" in (failed.value.hint or "")
+    assert fake.vhost(V).queues["work"].type == "classic"  # the old queue stays
+    assert not fake.vhost(V).policies  # its fence is removed
+    fake.vhost(V).queues["work"].unacked = 0  # the consumer acknowledged them
+    engine.apply(fake.broker(), topology("quorum"), migrate=True, migrate_wait=0)
     assert engine.plan(fake.broker(), topology("quorum")).empty
     assert _ids(fake) == [f"m{i}" for i in range(50)]

@@ -12,18 +12,53 @@ limits (:func:`topo.plan.migrate.holding_queue`):
 3. **Hold the old messages.** Move every message of ``q`` to ``topo.migrate.old.q``, in order (over AMQP, a
    batch per transaction: see :meth:`topo.broker.port.Amqp.move`); the holding queue gets nothing else, so
    each batch must raise its count by exactly the batch.
-4. **Delete the old queue**, empty, by the drop protocol (:mod:`topo.broker.drop`): a quorum queue is
-   fenced (a publish to it by name is refused: a publisher with confirms sees a nack), counted and deleted
-   with the count checked; a classic one is deleted with ``if-empty``. Whatever was published to it by name
-   meanwhile is moved too, and the delete tried again. Its consumers are cancelled by the delete
-   (``Basic.Cancel``); topo's runtime subscribes again once the queue is there again.
+4. **Delete the old queue**, once no consumer of it holds a message:
+
+   a. **Fence** it: the drop protocol's fence policy (``topo.fence.<queue>``: ``max-length: 0``,
+      ``overflow: reject-publish``), on a classic queue too. A classic queue checks the limit itself, before
+      it takes or delivers a message, so once one probe published to it by name is refused (checked here,
+      the probe tried again while RabbitMQ is still applying the policy), every later publish is refused
+      (a publisher with confirms sees a nack), and nothing new can reach its consumers.
+   b. **Settle**: wait until its consumers hold no unacknowledged message, moving to the holding queue
+      whatever they requeue meanwhile (a ``nack``/``reject`` with requeue, a channel that closes), up to
+      ``--migrate-wait`` seconds (:attr:`~topo.broker.executors.Run.migrate_wait`, 60 by default). Past that,
+      apply stops **before** the delete (:class:`MigrationFailed`, naming the queue, the count and the
+      consumers' connections), the fence removed: nothing is lost, and the same apply run again finishes.
+   c. **Delete** it, empty, by the drop protocol (:mod:`topo.broker.drop`): a quorum queue is fenced there
+      (a publish to it by name is refused), counted and deleted with the count checked; a classic one is
+      deleted with ``if-empty``. Whatever was published to it by name meanwhile is moved too, and the delete
+      tried again. Its consumers are cancelled by the delete (``Basic.Cancel``); topo's runtime subscribes
+      again once the queue is there again. The fence goes with the queue, before the new one is declared.
+
+   Why a zero read in 4b can be trusted. Only the Management API counts unacknowledged messages, from
+   statistics that lag: a classic queue emits its figures at most ``collect_statistics_interval`` (5 s by
+   default) after a change, a quorum queue's leader at each ``quorum_tick_interval`` (5 s), and the
+   Management plugin collects what was emitted at most ``collect_statistics_interval`` later; the sample
+   timestamps it shows (``messages_unacknowledged_details.samples``) are those collection times rounded to
+   the requested increment (seen on 3.10.8: ahead of the clock), not the instant the queue counted, so they
+   prove no freshness. Once the fence holds, ready + unacknowledged can only fall: no publish gets in, a
+   requeue turns one kind into the other, an ack or apply's move removes one. So a figure the queue counted
+   *after* the fence held that says 0 ready and 0 unacknowledged stays true until the delete; one counted
+   before could be stale (a publish by name delivered to a consumer just before the fence: seen here, a
+   quorum queue's statistics said 0 for 7 s while a consumer held 5). Apply therefore reads the figures only
+   from :attr:`~topo.broker.port.Broker.stats_lag` seconds (10: twice the default interval) after the fence
+   held: the queue has emitted, and the plugin collected, a count taken after it. A broker configured with
+   a longer interval needs a longer lag (``LiveBroker(stats_lag=...)``); a zero read sooner is never taken.
+   Between the figures and the delete, the exact count (an AMQP passive declare) must still say 0 ready.
+
+   What stays open for a **quorum** old queue: RabbitMQ applies its ``max-length`` to ready messages only,
+   so a consumer with room still gets a message published by name through the fence. Its consumers having
+   settled, they have room: the drop protocol's probes then reach a consumer, it finds that the fence does
+   not hold, and apply stops before the delete with nothing lost; stop the old queue's consumers (or the
+   publishers by name) for such a migration.
 5. **Declare the new queue** (no bindings yet).
 6. **Give back the old messages**: move ``topo.migrate.old.q`` to ``q``, then delete it (empty).
 7. **Give back the new ones**: move ``topo.migrate.new.q`` to ``q``; move its bindings to ``q`` (added,
    then deleted); move what came in meanwhile; delete it (empty).
 
 Order: every message of the old queue comes before every message published during the migration (the old
-ones reach the new queue in step 6, the new ones in step 7, each move keeping the order of its source);
+ones reach the new queue in step 6, the new ones in step 7, each move keeping the order of its source; what a
+consumer requeued in step 4b comes after the rest of the old queue, as a requeue does in any queue);
 messages published during the migration keep their order, but for those published in the instant the
 routes move back to ``q`` in step 7, which may come after messages published just after them.
 
