@@ -6,6 +6,8 @@ real node in tests/test_migrate_broker.py and tests/test_migrate_kill.py."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fakebroker import FakeRabbit
 from support import build_vhost
@@ -77,3 +79,21 @@ def test_a_consumer_holding_messages_stops_the_migration_before_the_delete_and_t
     engine.apply(fake.broker(), topology("quorum"), migrate=True, migrate_wait=0)
     assert engine.plan(fake.broker(), topology("quorum")).empty
     assert _ids(fake) == [f"m{i}" for i in range(50)]
+
+
+def test_the_stats_interval_given_to_apply_is_the_lag_a_migration_allows_its_statistics(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from topo.broker import migrate as protocol
+
+    lags: list[float | None] = []
+    real = protocol._settle
+
+    def settle(run: Any, change: Any, stash: str) -> int:
+        lags.append(run.stats_lag)
+        return real(run, change, stash)
+
+    monkeypatch.setattr(protocol, "_settle", settle)
+    fake = _ready(FakeRabbit())
+    engine.apply(fake.broker(), topology("quorum"), migrate=True, stats_interval=0.01)
+    assert lags == [0.02]  # twice the interval: the queue emits, then the Management plugin collects

@@ -17,7 +17,8 @@ from test_migrate_broker import fill, read_all
 
 from topo import engine
 from topo.broker.client import ManagementClient
-from topo.broker.migrate import MigrationFailed
+from topo.cli import _register
+from topo.cli.common import run
 from topo.runtime.connection import Connection
 from topo.runtime.message import Message
 from topo.runtime.url import parse_url
@@ -167,16 +168,21 @@ def test_what_a_consumer_acknowledges_during_the_migration_is_not_moved(
 
 
 def test_a_consumer_holding_messages_too_long_stops_the_migration_before_the_delete(
-    client: ManagementClient, broker: Any, vhost: str, tmp_path: Any
+    client: ManagementClient, broker: Any, vhost: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     holder, old, desired = _holding(client, broker, vhost, tmp_path)
-    with pytest.raises(MigrationFailed) as failed:
-        engine.apply(client, desired, migrate=True, migrate_wait=12)
-    error = failed.value
-    assert "apply stopped before it deleted queue 'work'" in error.message
-    assert f"its consumers still hold {HELD} unacknowledged messages" in error.message
-    assert "consumers' connections: '127.0.0.1:" in error.message  # as the broker names the connection
-    assert error.hint is not None and "run the same `topo apply --migrate` again" in error.hint
+    _register()  # the CLI's commands
+    files = str(tmp_path / "topology.yaml")
+    urls = ["--url", broker.url, "--amqp-url", broker.amqp_url]
+    code = run(["apply", files, "--var", f"VHOST={vhost}", *urls, "--migrate", "--yes", "--migrate-wait", "12"])
+    out, err = capsys.readouterr()
+    assert code == 1, (out, err)
+    [error] = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert "apply stopped before it deleted queue 'work'" in error
+    assert f"its consumers still hold {HELD} unacknowledged messages" in error
+    assert "consumers' connections: '127.0.0.1:" in error  # as the broker names the connection
+    assert "Hint: nothing was lost" in err and "run the same `topo apply --migrate` again" in err
+    assert "Traceback" not in err
     info = client.get(f"/queues/{vhost}/work", vhost=vhost)
     assert info is not None and info["type"] == "classic"  # the old queue stays
     assert client.get(f"/policies/{vhost}/topo.fence.work", vhost=vhost, ok_missing=True) is None

@@ -43,7 +43,8 @@ limits (:func:`topo.plan.migrate.holding_queue`):
    quorum queue's statistics said 0 for 7 s while a consumer held 5). Apply therefore reads the figures only
    from :attr:`~topo.broker.port.Broker.stats_lag` seconds (10: twice the default interval) after the fence
    held: the queue has emitted, and the plugin collected, a count taken after it. A broker configured with
-   a longer interval needs a longer lag (``LiveBroker(stats_lag=...)``); a zero read sooner is never taken.
+   a longer interval needs a longer lag (``--stats-interval SECONDS``: twice that); a zero read sooner is
+   never taken.
    Between the figures and the delete, the exact count (an AMQP passive declare) must still say 0 ready.
 
    What stays open for a **quorum** old queue: RabbitMQ applies its ``max-length`` to ready messages only,
@@ -212,11 +213,13 @@ def _fence(run: Run, change: Change) -> str:
 def _settle(run: Run, change: Change, stash: str) -> int:
     """Wait until no consumer of the old queue holds a message (step 4b), moving to ``stash`` what they
     requeue meanwhile; how many were moved. Called once the queue is fenced (:func:`_fence`): a figure of
-    the statistics is trusted only when it was read ``stats_lag`` seconds after that."""
+    the statistics is trusted only when it was read ``stats_lag`` seconds after that (the run's, else the
+    broker's)."""
     vhost, name = change.vhost, change.address.name
     broker = run.broker
+    lag = run.stats_lag if run.stats_lag is not None else broker.stats_lag
     fenced = time.monotonic()
-    trusted, deadline = fenced + broker.stats_lag, fenced + max(run.migrate_wait, broker.stats_lag)
+    trusted, deadline = fenced + lag, fenced + max(run.migrate_wait, lag)
     moved = 0
     held: Held | None = None
     while True:

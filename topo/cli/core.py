@@ -223,6 +223,15 @@ def plan_cmd(
     metavar="SECONDS",
     help="How long a migration waits for the old queue's consumers to settle the messages they hold.",
 )
+@click.option(
+    "--stats-interval",
+    type=click.FloatRange(min=0),
+    default=None,
+    show_default="5 (RabbitMQ's default)",
+    metavar="SECONDS",
+    help="The broker's collect_statistics_interval: a migration trusts an unacknowledged count read twice that "
+    "long after it fenced the old queue.",
+)
 def apply_cmd(
     paths: tuple[str, ...],
     url: str,
@@ -237,6 +246,7 @@ def apply_cmd(
     lock_timeout: float,
     no_lock: bool,
     migrate_wait: float,
+    stats_interval: float | None,
 ) -> int:
     """Make the broker match the files (shows the plan, then asks); or apply a saved plan (PATH is the FILE
     of `topo plan ... -o FILE`: applied as saved, with the flags it was made with, without asking; refused
@@ -311,6 +321,7 @@ def apply_cmd(
                     ownership=ownership,
                     allow_data_loss=allow_data_loss,
                     migrate_wait=migrate_wait,
+                    stats_interval=stats_interval,
                 )
         else:
             engine.apply(
@@ -321,6 +332,7 @@ def apply_cmd(
                 ownership=ownership,
                 allow_data_loss=allow_data_loss,
                 migrate_wait=migrate_wait,
+                stats_interval=stats_interval,
             )
     words: tuple[tuple[Action, str], ...] = (
         ("create", "created"),
