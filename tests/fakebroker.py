@@ -40,6 +40,7 @@ sets ``FakeQueue.stats`` (what a lagging ``GET /queues/{v}/{q}`` shows).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -52,7 +53,7 @@ import httpx
 
 from topo.broker.client import ManagementClient
 from topo.broker.live import LiveBroker
-from topo.broker.port import PROBE_ID_PREFIX, Deleted, DropCheck, Moved, NoExactCount
+from topo.broker.port import PROBE_ID_PREFIX, Catching, Deleted, DropCheck, Moved, NoExactCount
 from topo.model import canonical_json
 from topo.passwords import DEFAULT_ALGORITHM, hash_password, matches
 from topo.pcre import compile_pattern
@@ -847,6 +848,13 @@ class FakeAmqp:
         table[source].messages.clear()
         table[target].messages.extend(taken)
         return Moved(len(taken), len(table[target].messages))
+
+    def catch_requeues(
+        self, vhost: str, source: str, target: str, *, cluster: str | None = None
+    ) -> contextlib.AbstractContextManager[Catching]:
+        """Nothing is delivered here, so nothing is requeued: nothing to catch."""
+        self.calls.append(f"catch {vhost} {source}")
+        return contextlib.nullcontext(Catching())
 
     def remove_probes(self, vhost: str, queue: str, probes: int, probe_id: str | None) -> tuple[int, int]:
         self.calls.append(f"remove-probes {vhost} {queue}")

@@ -89,9 +89,9 @@ def test_the_stats_interval_given_to_apply_is_the_lag_a_migration_allows_its_sta
     lags: list[float | None] = []
     real = protocol._settle
 
-    def settle(run: Any, change: Any, stash: str) -> int:
+    def settle(run: Any, change: Any, stash: str, caught: Any) -> int:
         lags.append(run.stats_lag)
-        return real(run, change, stash)
+        return real(run, change, stash, caught)
 
     monkeypatch.setattr(protocol, "_settle", settle)
     fake = _ready(FakeRabbit())

@@ -48,7 +48,8 @@ def client(broker: Any) -> Iterator[ManagementClient]:
 class Holder(threading.Thread):
     """A plain AMQP consumer of ``queue`` (prefetch ``HELD``) that takes messages and does not acknowledge
     them until told: ``settle("ack")`` acks them, ``settle("requeue")`` cancels the consumer and requeues
-    them (a consumer shutting down)."""
+    them (a consumer shutting down), ``settle("nack")`` requeues them and goes on consuming (a consumer
+    that failed to handle them), holding whatever it gets again until ``settle("close")``."""
 
     def __init__(self, amqp_url: str, vhost: str, queue: str) -> None:
         super().__init__(daemon=True)
@@ -73,11 +74,17 @@ class Holder(threading.Thread):
         tag = await channel.consume(queue, self._take)
         self.ready.set()
         order = await self._order.get()
-        if order == "requeue":
+        if order == "nack":
+            for message in self.held:
+                await message.nack(requeue=True)
+            await channel.qos(HELD)  # a round trip: the broker has the nacks
+            self.done.set()
+            order = await self._order.get()
+        elif order == "requeue":
             await channel.cancel(tag)
             for message in self.held:
                 await message.nack(requeue=True)
-        else:
+        elif order == "ack":
             for message in self.held:
                 await message.ack()
         await channel.close()  # a round trip: the broker has the settlements
@@ -90,6 +97,7 @@ class Holder(threading.Thread):
 
     def settle(self, how: str) -> None:
         assert self._loop is not None and self._order is not None
+        self.done.clear()
         self._loop.call_soon_threadsafe(self._order.put_nowait, how)
         assert self.done.wait(20)
 
@@ -151,6 +159,24 @@ def test_what_a_consumer_requeues_during_the_migration_ends_in_the_new_queue(
     found = read_all(broker.amqp_url, vhost, "work")
     assert sorted(found) == old  # every message once: the requeued ones too
     assert found[: MESSAGES - HELD] == old[HELD:]  # the others in their order, the requeued ones after them
+
+
+def test_what_a_consumer_requeues_and_would_get_again_goes_to_the_new_queue_instead(
+    client: ManagementClient, broker: Any, vhost: str, tmp_path: Any
+) -> None:
+    holder, old, desired = _holding(client, broker, vhost, tmp_path)
+    apply = Apply(lambda: engine.apply(client, desired, migrate=True, migrate_wait=120))
+    apply.start()
+    _waiting(client, vhost, apply)
+    holder.settle("nack")  # still subscribed, with room for them again: apply's own consumer comes first
+    apply.join(180)
+    assert not apply.is_alive() and apply.error is None, apply.error
+    holder.settle("close")
+    assert holder.ids == old[:HELD]  # it got none of them again
+    assert engine.plan(client, desired).empty
+    found = read_all(broker.amqp_url, vhost, "work")
+    assert sorted(found) == old
+    assert found[: MESSAGES - HELD] == old[HELD:]
 
 
 def test_what_a_consumer_acknowledges_during_the_migration_is_not_moved(

@@ -17,7 +17,17 @@ from urllib.parse import quote
 
 from topo.broker.amqp_probe import LiveAmqp
 from topo.broker.client import ManagementClient, enc
-from topo.broker.port import NO_AMQP_URL, Amqp, Broker, Held, ListedBinding, NoExactCount, Overview, VHostInfo
+from topo.broker.port import (
+    CATCH_TAG_PREFIX,
+    NO_AMQP_URL,
+    Amqp,
+    Broker,
+    Held,
+    ListedBinding,
+    NoExactCount,
+    Overview,
+    VHostInfo,
+)
 from topo.definitions import (
     LINK_COMPONENTS,
     binding_from_definition,
@@ -191,7 +201,9 @@ class LiveBroker:
 
         connections = []
         for consumer in info.get("consumer_details") or []:
-            channel = consumer.get("channel_details") if isinstance(consumer, dict) else None
+            if not isinstance(consumer, dict) or str(consumer.get("consumer_tag", "")).startswith(CATCH_TAG_PREFIX):
+                continue  # apply's own
+            channel = consumer.get("channel_details")
             name = channel.get("connection_name") if isinstance(channel, dict) else None
             if name and name not in connections:
                 connections.append(str(name))

@@ -20,7 +20,11 @@ limits (:func:`topo.plan.migrate.holding_queue`):
       the probe tried again while RabbitMQ is still applying the policy), every later publish is refused
       (a publisher with confirms sees a nack), and nothing new can reach its consumers.
    b. **Settle**: wait until its consumers hold no unacknowledged message, moving to the holding queue
-      whatever they requeue meanwhile (a ``nack``/``reject`` with requeue, a channel that closes), up to
+      whatever they requeue meanwhile (a ``nack``/``reject`` with requeue, a channel that closes): from
+      before the fence, apply's own consumer of a classic queue, above every other (``x-priority``:
+      :meth:`~topo.broker.port.Amqp.catch_requeues`), is the first to get a message that becomes ready
+      there, so a consumer that requeues and stays subscribed does not get it back; it moves each with its
+      ack in one transaction (and a passive declare finds what is left, moved as in step 3). Up to
       ``--migrate-wait`` seconds (:attr:`~topo.broker.executors.Run.migrate_wait`, 60 by default). Past that,
       apply stops **before** the delete (:class:`MigrationFailed`, naming the queue, the count and the
       consumers' connections), the fence removed: nothing is lost, and the same apply run again finishes.
@@ -73,11 +77,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from topo.broker.drop import BindingIndex, QueueDrop, fence_priority, refused, remove_fence
 from topo.broker.executors import Run
-from topo.broker.port import PROBE_ID_PREFIX, Broker, Held, NoExactCount
+from topo.broker.port import PROBE_ID_PREFIX, Broker, Catching, Held, NoExactCount
 from topo.definitions import queue_definition
 from topo.errors import ApplyFailed, BrokerError
 from topo.model import Binding, Queue
@@ -184,15 +189,15 @@ def _delete_empty(run: Run, vhost: str, queue: Queue) -> None:
         raise _failed(f"{where} was not empty when apply deleted it ({exc.message})") from None
 
 
-def _fence(run: Run, change: Change) -> str:
-    """Fence the old queue (step 4a); returns the fence's policy name. A classic queue checks its length
+def _fence(run: Run, change: Change) -> None:
+    """Fence the old queue (step 4a). A classic queue checks its length
     limit itself, before it takes (or delivers) a message: once one probe by name is refused, every later
     publish is refused too. A quorum queue's fence is checked by the drop protocol (step 4c)."""
     vhost, name = change.vhost, change.address.name
     fence = fence_policy(name, fence_priority(run.broker, vhost))
     run.broker.put_policy(vhost, fence)
     if not isinstance(change.before, Queue) or change.before.type != "classic":
-        return fence.name
+        return
     for _ in range(_FENCE_TRIES):
         probe_id = f"{PROBE_ID_PREFIX}{uuid.uuid4()}"
         checked = run.broker.amqp.check_drops(vhost, {name: True}, probe_id, cluster=run.cluster)
@@ -200,7 +205,7 @@ def _fence(run: Run, change: Change) -> str:
             raise _failed(f"apply could not check the fence of queue {name!r} in vhost {vhost!r}: {checked.reason}")
         check = checked.get(name)
         if check is None or not check.exists or (check.probe == "refused" and check.fence_holds):
-            return fence.name
+            return
         taken = (check.probe == "taken") + (check.fence_holds is False)
         run.broker.amqp.remove_probes(vhost, name, taken, probe_id)  # (a consumer may have got one: it says "drop it")
         time.sleep(0.2)
@@ -210,32 +215,28 @@ def _fence(run: Run, change: Change) -> str:
     )
 
 
-def _settle(run: Run, change: Change, stash: str) -> int:
+def _settle(run: Run, change: Change, stash: str, caught: Catching | None) -> int:
     """Wait until no consumer of the old queue holds a message (step 4b), moving to ``stash`` what they
-    requeue meanwhile; how many were moved. Called once the queue is fenced (:func:`_fence`): a figure of
-    the statistics is trusted only when it was read ``stats_lag`` seconds after that (the run's, else the
-    broker's)."""
+    requeue meanwhile (with ``caught``, apply's own consumer of the queue catches it first); how many were
+    moved here. Called once the queue is fenced (:func:`_fence`): a figure of the statistics is trusted only
+    when it was read ``stats_lag`` seconds after that (the run's, else the broker's)."""
     vhost, name = change.vhost, change.address.name
     broker = run.broker
     lag = run.stats_lag if run.stats_lag is not None else broker.stats_lag
     fenced = time.monotonic()
     trusted, deadline = fenced + lag, fenced + max(run.migrate_wait, lag)
     moved = 0
-    held: Held | None = None
     while True:
         counted = _exists(broker, vhost, [name], run.cluster)
         if name not in counted:
             return moved  # gone already
-        if counted[name][0]:  # requeued by a consumer (or published by name before the fence held)
-            moved += _move(run, vhost, name, stash, alone=True)
+        if counted[name][0]:  # requeued (and not caught yet), or published by name before the fence held
+            moved += _move(run, vhost, name, stash, alone=caught is None)
             continue
         now = time.monotonic()
-        if now >= trusted:
-            held = broker.held(vhost, name)
-            if held is None:
-                return moved
-            if held.ready == 0 and held.unacked == 0:
-                return moved
+        held = broker.held(vhost, name) if now >= trusted else None
+        if now >= trusted and (held is None or (held.ready == 0 and held.unacked == 0)):
+            return moved
         if now >= deadline:
             raise _unsettled(vhost, name, held, run.migrate_wait)
         time.sleep(_POLL)
@@ -266,17 +267,29 @@ def _unsettled(vhost: str, name: str, held: Held | None, waited: float) -> Migra
 def _drop_old(run: Run, change: Change, stash: str) -> int:
     """Fence the old queue, wait until its consumers hold nothing, then delete it (empty) by the drop
     protocol, moving to ``stash`` what they requeued or a publish by name put in it meanwhile; how many
-    such messages were moved. The fence goes with the queue (before the new queue is declared, which it
-    would fence too); when apply stops, it is removed."""
-    broker, vhost = run.broker, change.vhost
-    fence = _fence(run, change)
+    such messages were moved. From before the fence to the end of the wait, apply's own consumer of a
+    classic queue, above every other (:meth:`~topo.broker.port.Amqp.catch_requeues`), catches what they
+    requeue, which would otherwise go back to them. The fence goes with the queue (before the new queue is
+    declared, which it would fence too); when apply stops, it is removed."""
+    broker, vhost, name = run.broker, change.vhost, change.address.name
+    classic = isinstance(change.before, Queue) and change.before.type == "classic"
+    catcher = broker.amqp.catch_requeues(vhost, name, stash, cluster=run.cluster) if classic else nullcontext(None)
     gone = False
     try:
-        moved = _settle(run, change, stash)
+        with catcher as caught:
+            _fence(run, change)
+            moved = _settle(run, change, stash, caught)
+        if caught is not None:
+            moved += caught.moved
+            if caught.failed is not None:
+                raise _failed(
+                    f"moving what the consumers of queue {name!r} in vhost {vhost!r} requeued stopped: "
+                    f"{caught.failed.reason}"
+                )
         moved += _delete_old(run, change, stash)
         gone = True
     finally:
-        remove_fence(broker, vhost, fence, relax=not gone)
+        remove_fence(broker, vhost, fence_policy(name, 0).name, relax=not gone)
     return moved
 
 

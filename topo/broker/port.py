@@ -15,6 +15,7 @@ kept on the broker object. Every failure is a :class:`~topo.errors.BrokerError` 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,11 +33,13 @@ from topo.model import (
 from topo.plan.model import QueueUsage
 
 __all__ = [
+    "CATCH_TAG_PREFIX",
     "NO_AMQP_URL",
     "PROBE_HEADER",
     "PROBE_ID_PREFIX",
     "Amqp",
     "Broker",
+    "Catching",
     "Deleted",
     "DropCheck",
     "Held",
@@ -58,6 +61,10 @@ PROBE_HEADER = "x-topo-fence-probe"
 
 PROBE_ID_PREFIX = "topo-fence-probe:"
 """Every probe's ``message_id`` starts so (then the apply's own id)."""
+
+CATCH_TAG_PREFIX = "topo.migrate.catch."
+"""The consumer tag of apply's own consumer of a queue it migrates (:meth:`Amqp.catch_requeues`): not one of
+the queue's consumers a message names."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,15 @@ class Moved:
     target: int
 
 
+@dataclass
+class Catching:
+    """What :meth:`Amqp.catch_requeues` did, once its ``with`` block ends: ``moved`` messages went to the
+    target; ``failed`` says why it stopped early (what it had committed stays moved)."""
+
+    moved: int = 0
+    failed: NoExactCount | None = None
+
+
 # -- the AMQP side ---------------------------------------------------------------------------------------
 
 
@@ -193,6 +209,14 @@ class Amqp(Protocol):
 
     def remove_probes(self, vhost: str, queue: str, probes: int, probe_id: str | None) -> tuple[int, int]:
         """Take apply's probes back out of a queue that stays: (probes left, other messages moved)."""
+        ...
+
+    def catch_requeues(
+        self, vhost: str, source: str, target: str, *, cluster: str | None = None
+    ) -> AbstractContextManager[Catching]:
+        """For the ``with`` block: a consumer of ``source`` above every other (``x-priority``), so that a
+        message that becomes ready there (one its consumers requeue) comes to it rather than back to them; it
+        moves each to ``target`` in an AMQP transaction with its ack, as :meth:`move` does."""
         ...
 
 
