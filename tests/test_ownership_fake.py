@@ -314,7 +314,8 @@ def test_a_user_who_may_not_read_global_parameters_gets_one_clear_error() -> Non
     with pytest.raises(PermissionDenied) as caught:
         engine.plan(LiveBroker(client), ORDERS)
     assert "the files name their stack" in caught.value.message and "'watcher'" in caught.value.message
-    assert "leave `name:` out" in (caught.value.hint or "")
+    assert "policymaker or administrator tag" in caught.value.message
+    assert "'administrator' tag" in (caught.value.hint or "") and "without the inventory" in (caught.value.hint or "")
 
 
 def test_destroy_of_a_vhost_holding_a_protected_exchange_is_blocked() -> None:
