@@ -271,6 +271,7 @@ def apply(
     ownership: Ownership | None = None,
     allow_data_loss: bool = False,
     migrate: bool = False,
+    notes: list[str] | None = None,
 ) -> Plan:
     """Apply ``planned`` (or a fresh plan) and re-read the broker to confirm it now matches ``desired``.
 
@@ -278,7 +279,8 @@ def apply(
     :mod:`topo.broker.migrate`) rather than drop it. Apply counts the queues it would drop again before it writes
     anything (the plan may be old), unless ``recount`` is false (a plan made an instant ago: its counts are used). The
     broker is read again afterwards, the broker-wide kinds ``desired`` declares too (a user's password compared offline
-    with the hash it now stores). Returns the plan that was applied. Raises UnsafeChange, ApplyFailed or NotConverged.
+    with the hash it now stores). Returns the plan that was applied; ``notes`` gets what the user should hear about it
+    (each migration's figures). Raises UnsafeChange, ApplyFailed or NotConverged.
     """
     broker = as_broker(target)
     if planned is None:
@@ -286,7 +288,7 @@ def apply(
         recount = False  # counted just now
     if planned.empty:
         return planned
-    execute(broker, planned, progress, recount=recount)
+    execute(broker, planned, progress, recount=recount, notes=notes)
     if confirm:
         now = _observe(broker, desired, read(broker, desired.vhosts))
         after = diff(desired, now.topology, now.facts, ownership)

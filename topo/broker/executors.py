@@ -103,6 +103,7 @@ class Run:
     indexes: dict[str, BindingIndex] = field(default_factory=dict)
     lost: list[tuple[str, str, int]] = field(default_factory=list)  # (vhost, queue, messages): --allow-data-loss
     inventory: Inventory | None = None  # the inventory this apply wrote last (the intended one)
+    notes: list[str] = field(default_factory=list)  # what the user should hear after the apply (a migration's figures)
 
     def step(self, text: str, changes: int = 1) -> None:
         """``changes`` more changes are made (``text`` says which)."""

@@ -48,18 +48,26 @@ from topo.plan.safety import dropped_queues
 __all__ = ["Progress", "execute"]
 
 
-def execute(broker: Broker, plan: Plan, progress: Progress | None = None, *, recount: bool = True) -> None:
+def execute(
+    broker: Broker,
+    plan: Plan,
+    progress: Progress | None = None,
+    *,
+    recount: bool = True,
+    notes: list[str] | None = None,
+) -> None:
     """Apply every change of ``plan``. Raises UnsafeChange before writing anything if the safety rule
     blocks the plan (counting afresh; with ``recount=False`` the plan's own counts, for a plan made an
     instant ago), UnsafeChange (after putting back what it cut) if a queue got messages while apply was
     dropping it, and ApplyFailed if a write fails part-way. MessagesLost, once every change is made (or
     with the reason apply stopped), if RabbitMQ deleted a quorum queue with messages that arrived after
-    apply's last count (its ``Queue.DeleteOk`` says so): never silently."""
+    apply's last count (its ``Queue.DeleteOk`` says so): never silently. ``notes`` gets what the user should
+    hear once it is done (each migration's figures), as the changes are made: also when a later one fails."""
     if plan.empty:
         return
     migrates = any(c.action == "migrate" for c in plan.changes)
     cluster = broker.overview().cluster_name if dropped_queues(plan) or migrates else None
-    run = Run(broker, plan, progress, cluster=cluster, recount=recount)
+    run = Run(broker, plan, progress, cluster=cluster, recount=recount, notes=[] if notes is None else notes)
     phase = PHASES[0]
     try:
         for phase in PHASES:
