@@ -183,7 +183,9 @@ def _plan_from(
         if vhost is not None:
             skip_in.setdefault(vhost, []).append(name)
     result = diff(desired, observed.topology, observed.facts, ownership, skip=skip, skip_in=skip_in)
-    result.read = ReadNotes(user=broker.user, by_resource=observed.by_resource, not_compared=observed.not_compared)
+    result.read = ReadNotes(
+        user=broker.user, by_resource=observed.by_resource, not_compared=observed.not_compared, stack=desired.name
+    )
     if left:
         result = prune_undeclared_vhosts(result, desired, observed.topology, ownership or Ownership())
     result.allow_data_loss = allow_data_loss
@@ -205,7 +207,7 @@ def stacks(target: Broker | ManagementClient) -> dict[str, Inventory]:
     """Every stack's inventory on the broker, by stack name (``topo state``)."""
     broker = as_broker(target)
     into = Topology()
-    read_broker_wide(broker, [kind("stack")], into, why="topo state and topo destroy read")
+    read_broker_wide(broker, [kind("stack")], into, why="topo state reads")
     return into.stacks
 
 
@@ -215,7 +217,7 @@ def plan_destroy(target: Broker | ManagementClient, stack: str, *, allow_data_lo
     Raises UsageError when the broker has no such stack."""
     broker = as_broker(target)
     into = Topology()
-    read_broker_wide(broker, [kind("stack")], into, why="topo state and topo destroy read")
+    read_broker_wide(broker, [kind("stack")], into, why="topo destroy reads")
     if stack not in into.stacks:
         known = ", ".join(sorted(into.stacks)) or "none"
         raise UsageError(

@@ -144,7 +144,8 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
-    help="Exit 0 when there are no changes, 2 when there are, 3 when apply would refuse the plan (blocked).",
+    help="Exit 0 when there are no changes, 2 when there are (or, without the stack's inventory, may be), 3 when "
+    "apply would refuse the plan (blocked).",
 )
 @_guard_options
 @click.option(
@@ -192,9 +193,9 @@ def plan_cmd(
         saved.write(out, saved.make(desired, plan, observed, {**flags, "allow_data_loss": allow_data_loss}))
         click.echo(f"Saved the plan to {out}: `topo apply {out}` applies exactly this plan.", err=True)
     click.echo(_render(plan, fmt, desired), nl=False)
-    if not detailed_exitcode or plan.empty:
+    if not detailed_exitcode or (plan.empty and plan.read.ownership_known):
         return 0
-    return 3 if plan.blocked else 2
+    return 3 if plan.blocked else 2  # ownership not known: never 0 (apply may prune, or write the inventory)
 
 
 @cli.command("apply")
