@@ -6,6 +6,8 @@ half-way is finished by the next apply (see tests/test_migrate_kill.py for a kil
 from __future__ import annotations
 
 import asyncio
+import itertools
+import re
 import textwrap
 import threading
 import time
@@ -161,8 +163,9 @@ def test_classic_to_quorum_with_a_publisher_running_loses_and_reorders_nothing(
     publisher = Publisher(broker.amqp_url, vhost, "orders", "new")
     publisher.start()
     assert publisher.started_publishing.wait(20)
+    notes: list[str] = []
     try:
-        engine.apply(client, desired, plan)
+        engine.apply(client, desired, plan, notes=notes)
     finally:
         publisher.stop.set()
         publisher.join(20)
@@ -177,6 +180,19 @@ def test_classic_to_quorum_with_a_publisher_running_loses_and_reorders_nothing(
     assert sorted(set(new)) == publisher.confirmed  # every confirmed publish is there, none other
     assert max(Counter(new).values()) <= 2  # a publish racing a move of the binding (added, then deleted) twice
     assert len(publisher.confirmed) > 20
+    # what apply says of the publishes that raced the moves of the routes holds: no more came twice, and no
+    # more came after a message published after them, than it says
+    [note] = notes
+    said = re.search(r"at most (\d+) may have come twice, and at most (\d+) after", note)
+    twice, late = (int(said[1]), int(said[2])) if said else (0, 0)
+    assert said or "none came twice, none out of order" in note, note
+    assert len(new) - len(set(new)) <= twice, note
+    firsts = list(dict.fromkeys(new))
+    overtaken = sum(
+        1 for before, ident in zip(itertools.accumulate(firsts, max), firsts[1:], strict=False) if ident < before
+    )
+    assert overtaken <= late, f"{overtaken} out of order: {note}"
+    print(f"\n{note}")
 
 
 def test_a_migration_stopped_half_way_is_finished_by_the_next_apply(

@@ -275,6 +275,57 @@ def test_a_second_apply_fails_naming_the_holder_and_a_killed_holder_releases_the
             holder.wait(30)
 
 
+def _hold(broker: Any, lock_vhost: str, name: str) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, broker.amqp_url, lock_vhost, name],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_an_apply_that_finds_its_vhost_waits_for_the_first_apply_locking_the_default_vhost(
+    topo: Any, broker: Any, vhost: str, mgmt: httpx.Client, tmp_path: Path
+) -> None:
+    """The first apply of a stack whose vhost does not exist yet holds the lock in ``/`` (it creates the
+    vhost itself); a second apply that starts once the vhost is there must not take the vhost's lock and run
+    beside it. Here a process holds ``/``'s lock as that first apply would, the vhost already created: the
+    second apply fails naming it (waits, with a timeout), and gets through once it is gone. And an apply of
+    a vhost that is still missing waits for ``/``'s lock too."""
+    stack = f"lock-{secrets.token_hex(4)}"  # one stack, so one lock's name, whatever its vhost
+    files = write(tmp_path / "t.yaml", f"name: {stack}\n" + TOPOLOGY % "1m")
+    _, name = lock_target(load(files, {"VHOST": vhost}))
+    assert name == f"topo.lock.{stack}"
+    holder = _hold(broker, "/", name)
+    try:
+        blocked = topo("apply", files, "--var", f"VHOST={vhost}", "--yes", "--lock-timeout", "2")
+        assert blocked.code == 1, blocked.err
+        assert "another apply holds the lock" in blocked.err and "vhost '/'" in blocked.err, blocked.err
+        assert f"pid {holder.pid}" in blocked.err, blocked.err
+        assert mgmt.get(f"/api/queues/{q(vhost)}/orders").status_code == 404  # it wrote nothing
+        assert mgmt.get(f"/api/queues/{q(vhost)}/{name}").status_code == 404  # nor kept the vhost's lock
+        missing = f"{vhost}-new"
+        try:
+            first = topo("apply", files, "--var", f"VHOST={missing}", "--yes", "--lock-timeout", "0")
+            assert first.code == 1 and f"pid {holder.pid}" in first.err, first.err
+            assert mgmt.get(f"/api/vhosts/{q(missing)}").status_code == 404
+        finally:
+            mgmt.delete(f"/api/vhosts/{q(missing)}")
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(30)
+        applied = topo("apply", files, "--var", f"VHOST={vhost}", "--yes", "--lock-timeout", "60")
+        assert applied.code == 0, applied.err
+        assert mgmt.get(f"/api/queues/{q(vhost)}/orders").status_code == 200
+        assert topo("destroy", stack, "--yes").code == 0, "the stack's inventory is left behind"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(30)
+
+
 def test_the_lock_is_released_when_the_apply_ends(broker: Any, vhost: str, mgmt: httpx.Client) -> None:
     with ApplyLock(broker.amqp_url, vhost, "topo.lock.t") as lock:
         body = mgmt.get(f"/api/queues/{q(vhost)}/topo.lock.t").json()

@@ -8,8 +8,9 @@ outlives its holder and none needs breaking by hand.
 
 The queue is ``topo.lock.<stack>`` for a topology with a ``name:``, else ``topo.lock.<hash of the vhosts
 applied>``, in the first of those vhosts (sorted; ``/`` when the apply has none): the vhost the apply
-writes to anyway, so its user has the configure permission there (while that vhost does not exist yet, the
-first apply creates it, the lock is in ``/``). Its arguments say who holds it
+writes to anyway, so its user has the configure permission there. While that vhost does not exist yet (the
+first apply of a stack creates it) the lock is in ``/``, and :func:`take` keeps the two places one lock:
+see there. Its arguments say who holds it
 (``x-topo-lock-host``, ``x-topo-lock-pid``, ``x-topo-lock-since``); a waiting apply reads them through the
 Management API to name the holder. ``topo plan`` never takes the lock.
 
@@ -35,7 +36,7 @@ from topo.errors import LockHeld, TopoError, UsageError
 from topo.model import Topology
 from topo.urls import parse_amqp
 
-__all__ = ["ApplyLock", "Holder", "LockUnavailable", "holder_from_arguments", "lock_target"]
+__all__ = ["ApplyLock", "Holder", "LockUnavailable", "holder_from_arguments", "lock_target", "take"]
 
 _T = TypeVar("_T")
 
@@ -139,7 +140,7 @@ class ApplyLock:
             deadline = time.monotonic() + self.timeout
             while not self._run(self._declare(), self.connect_timeout + 5):
                 if time.monotonic() >= deadline:
-                    raise self._held()
+                    raise self.held()
                 time.sleep(max(0.0, min(self.poll, deadline - time.monotonic())))
         except BaseException as exc:
             self.release()
@@ -181,7 +182,8 @@ class ApplyLock:
         await channel.close()
         return True
 
-    def _held(self) -> LockHeld:
+    def held(self) -> LockHeld:
+        """The error of an apply that could not get this lock within its timeout, naming the holder."""
         holder = None
         if self.describe is not None:
             try:
@@ -226,3 +228,64 @@ class ApplyLock:
             self._thread.join(10)
         loop.close()
         self._loop, self._thread = None, None
+
+
+def take(
+    vhost: str,
+    *,
+    exists: Callable[[str], bool],
+    held_in_default: Callable[[], bool],
+    make: Callable[[str, float], ApplyLock],
+    timeout: float,
+    poll: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[ApplyLock]:
+    """Take the lock of a stack whose lock lives in ``vhost`` (:func:`lock_target`), also while that
+    vhost does not exist yet; the locks now held (release them all). ``exists(vhost)`` asks the broker,
+    ``held_in_default()`` whether the lock's queue is in ``/`` (held there), ``make(vhost, timeout)`` makes the
+    :class:`ApplyLock` of that vhost (not acquired: this function acquires it, which raises LockHeld after
+    ``timeout`` seconds).
+
+    Why more than one place: the first apply of a stack takes its lock in ``/`` (its vhost is not there to
+    hold it) and then creates the vhost; an apply started after that finds the vhost and would take the lock
+    there, and both would run. So:
+
+    - the vhost is missing: take the lock in ``/``; if the vhost exists by then (another apply created it
+      meanwhile), take the lock in it too, and hold both;
+    - the vhost exists: take the lock in it, then look at ``/``: if an apply holds the lock there, let go of
+      the vhost's lock, wait until ``/``'s is gone, and start again.
+
+    Two applies can then never both run: each holds the vhost's lock, or ``/``'s while the vhost was missing
+    and the other comes after it and sees ``/``'s held. Nobody waits for ``/``'s lock while holding the vhost's
+    (it lets go first), so two applies never wait for each other. ``timeout`` bounds the whole wait."""
+    deadline = clock() + timeout
+
+    def left() -> float:
+        return max(0.0, deadline - clock())
+
+    def acquired(where: str) -> ApplyLock:
+        lock = make(where, left())
+        lock.acquire()
+        return lock
+
+    if vhost == "/":
+        return [acquired("/")]
+    while True:
+        if not exists(vhost):
+            first = acquired("/")
+            if not exists(vhost):
+                return [first]
+            try:
+                return [first, acquired(vhost)]
+            except BaseException:
+                first.release()
+                raise
+        lock = acquired(vhost)
+        if not held_in_default():
+            return [lock]
+        lock.release()
+        while held_in_default():
+            if clock() >= deadline:
+                raise make("/", timeout).held()
+            sleep(max(0.0, min(poll, left())))

@@ -65,7 +65,12 @@ Order: every message of the old queue comes before every message published durin
 ones reach the new queue in step 6, the new ones in step 7, each move keeping the order of its source; what a
 consumer requeued in step 4b comes after the rest of the old queue, as a requeue does in any queue);
 messages published during the migration keep their order, but for those published in the instant the
-routes move back to ``q`` in step 7, which may come after messages published just after them.
+routes move back to ``q`` in step 7, which may come after messages published just after them. RabbitMQ has
+no way to move several bindings at once (each is its own add and delete), so that instant cannot be
+removed, only bounded: :class:`MigrationCounts` counts, right after each reroute, what the holding queue
+``topo.migrate.new.q`` has (exactly: nothing but the migration takes from it). After step 2 that bounds the
+messages routed to both queues (come twice); after step 7 it bounds those that reach ``q`` after messages
+that came straight in (out of order, or twice). Apply reports both figures; 0 means none was.
 
 State: the holding queues are the migration's state on the broker. If apply stops anywhere (killed, a
 failure), the next plan sees them and lists the queue as a migration again, and the same apply finishes it:
@@ -110,6 +115,24 @@ class MigrationCounts:
     held_old: int = 0  # old queue → its holding queue
     returned_old: int = 0  # that holding queue → the new queue
     returned_new: int = 0  # the new-messages holding queue → the new queue
+    # Bounds of what a publish racing a move of the routes did (see "Order" in the module's docstring): the
+    # messages that may have come twice, and those that may come after messages published just after them.
+    may_repeat: int = 0
+    may_reorder: int = 0
+
+    def note(self, vhost: str, name: str) -> str:
+        """What the user hears once the migration is done."""
+        moved = (
+            f"queue {name!r} in vhost {vhost!r} migrated: {self.returned_old} message(s) it held, then "
+            f"{self.returned_new} published meanwhile, moved into the new queue"
+        )
+        if not (self.may_repeat or self.may_reorder):
+            return f"{moved}; no publish raced the moves of its routes (none came twice, none out of order)."
+        return (
+            f"{moved}; some were published in the instant its routes moved (RabbitMQ cannot move several "
+            f"bindings at once): at most {self.may_repeat} may have come twice, and at most {self.may_reorder} "
+            "after messages published just after them."
+        )
 
 
 class MigrationFailed(ApplyFailed):
@@ -142,6 +165,11 @@ def _exists(broker: Broker, vhost: str, names: Sequence[str], cluster: str | Non
 
 def _declare(broker: Broker, vhost: str, queues: Sequence[Queue]) -> None:
     broker.import_definitions(vhost, {"queues": [queue_definition(q) for q in queues]})
+
+
+def _held(broker: Broker, vhost: str, queue: str, cluster: str | None) -> int:
+    """How many messages holding queue ``queue`` has now (exact: nothing but topo takes from it)."""
+    return _exists(broker, vhost, [queue], cluster).get(queue, (0, 0))[0]
 
 
 def _reroute(broker: Broker, vhost: str, source: str, target: str) -> int:
@@ -327,7 +355,10 @@ def migrate_queue(run: Run, change: Change) -> MigrationCounts:
     old = change.before if isinstance(change.before, Queue) and change.before != new else None
     if name in present and old is not None:  # steps 1 to 4: the old queue is still there
         _declare(broker, vhost, [stash, hold])
-        _reroute(broker, vhost, name, hold_name)
+        if _reroute(broker, vhost, name, hold_name):
+            # what reached the holding queue while the routes moved may have reached the old queue too; the
+            # routes are all off it now, and nothing takes from the holding queue: this bounds the doubles
+            counts.may_repeat = _held(broker, vhost, hold_name, run.cluster)
         counts.held_old = _move(run, vhost, name, stash_name, alone=True)
         if counts.held_old < present[name][0] and not present[name][1]:  # no consumer of its own took any
             raise _failed(f"{name!r} in vhost {vhost!r} counted {present[name][0]} messages; {counts.held_old} moved")
@@ -345,7 +376,13 @@ def migrate_queue(run: Run, change: Change) -> MigrationCounts:
         _delete_empty(run, vhost, stash)
     if hold_name in present:  # step 7
         counts.returned_new = _move(run, vhost, hold_name, name, alone=False)
-        _reroute(broker, vhost, hold_name, name)
+        if _reroute(broker, vhost, hold_name, name):
+            # from the first route on the queue, what the holding queue has reaches the queue after what came
+            # straight in; the routes are all off it now: what it has bounds the reordered (and the doubles)
+            racing = _held(broker, vhost, hold_name, run.cluster)
+            counts.may_reorder = racing
+            counts.may_repeat += racing
         counts.returned_new += _move(run, vhost, hold_name, name, alone=False)
         _delete_empty(run, vhost, hold)
+    run.notes.append(counts.note(vhost, name))
     return counts

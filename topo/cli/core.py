@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -16,7 +16,7 @@ from topo.broker.client import ManagementClient
 from topo.broker.live import LiveBroker
 from topo.broker.reader import read, read_broker_wide
 from topo.cli.common import PATHS, amqp_url_option, cli, connection_options, load_paths, parse_vars, vars_option
-from topo.errors import UsageError
+from topo.errors import BrokerError, UsageError
 from topo.export import export_yaml
 from topo.model import Topology
 from topo.plan.kinds import kind
@@ -144,7 +144,8 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
-    help="Exit 0 when there are no changes, 2 when there are, 3 when apply would refuse the plan (blocked).",
+    help="Exit 0 when there are no changes, 2 when there are (or, without the stack's inventory, may be), 3 when "
+    "apply would refuse the plan (blocked).",
 )
 @_guard_options
 @click.option(
@@ -192,9 +193,9 @@ def plan_cmd(
         saved.write(out, saved.make(desired, plan, observed, {**flags, "allow_data_loss": allow_data_loss}))
         click.echo(f"Saved the plan to {out}: `topo apply {out}` applies exactly this plan.", err=True)
     click.echo(_render(plan, fmt, desired), nl=False)
-    if not detailed_exitcode or plan.empty:
+    if not detailed_exitcode or (plan.empty and plan.read.ownership_known):
         return 0
-    return 3 if plan.blocked else 2
+    return 3 if plan.blocked else 2  # ownership not known: never 0 (apply may prune, or write the inventory)
 
 
 @cli.command("apply")
@@ -310,30 +311,37 @@ def apply_cmd(
         total = len(plan.changes)
         show_bar = total >= 20 and sys.stderr.isatty()
         recount = not assume_yes or plan.blocked  # after a question, count again; with --yes the plan is fresh
-        if show_bar:
-            with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
+        notes: list[str] = []  # each migration's figures: said also when a later change fails
+        try:
+            if show_bar:
+                with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
+                    engine.apply(
+                        client,
+                        desired,
+                        plan,
+                        progress=lambda _text, n: bar.update(n),
+                        recount=recount,
+                        ownership=ownership,
+                        allow_data_loss=allow_data_loss,
+                        notes=notes,
+                        migrate_wait=migrate_wait,
+                        stats_interval=stats_interval,
+                    )
+            else:
                 engine.apply(
                     client,
                     desired,
                     plan,
-                    progress=lambda _text, n: bar.update(n),
                     recount=recount,
                     ownership=ownership,
                     allow_data_loss=allow_data_loss,
+                    notes=notes,
                     migrate_wait=migrate_wait,
                     stats_interval=stats_interval,
                 )
-        else:
-            engine.apply(
-                client,
-                desired,
-                plan,
-                recount=recount,
-                ownership=ownership,
-                allow_data_loss=allow_data_loss,
-                migrate_wait=migrate_wait,
-                stats_interval=stats_interval,
-            )
+        finally:
+            for note in notes:
+                click.echo(note[:1].upper() + note[1:])
     words: tuple[tuple[Action, str], ...] = (
         ("create", "created"),
         ("update", "updated"),
@@ -354,28 +362,46 @@ def _take_lock(stack: ExitStack, client: ManagementClient, desired: Topology, ti
     apply names its holder (read through the Management API). Where AMQP cannot be asked (it does not answer,
     refuses the user, another cluster answers there), apply goes on without the lock, and says so."""
     from topo.broker.client import enc
-    from topo.broker.lock import ApplyLock, LockUnavailable, lock_target
+    from topo.broker.lock import ApplyLock, LockUnavailable, lock_target, take
 
     vhost, name = lock_target(desired)
-    if vhost != "/" and client.get(f"/vhosts/{enc(vhost)}", vhost=vhost, ok_missing=True) is None:
-        vhost = "/"  # the apply creates it: until then, the lock lives in the default vhost
 
-    def describe() -> Any:
-        body = client.get(f"/queues/{enc(vhost)}/{enc(name)}", vhost=vhost, ok_missing=True)
-        return body.get("arguments") if isinstance(body, dict) else None
+    def queue(where: str) -> Any:
+        return client.get(f"/queues/{enc(where)}/{enc(name)}", vhost=where, ok_missing=True)
+
+    def describe(where: str) -> Callable[[], Any]:
+        def arguments() -> Any:
+            body = queue(where)
+            return body.get("arguments") if isinstance(body, dict) else None
+
+        return arguments
+
+    def exists(where: str) -> bool:
+        return client.get(f"/vhosts/{enc(where)}", vhost=where, ok_missing=True) is not None
+
+    def held_in_default() -> bool:
+        try:
+            body = queue("/")
+        except BrokerError:  # the user may not see `/`: then nothing there is its stack's lock either
+            return False
+        return isinstance(body, dict) and bool(body.get("exclusive"))
 
     try:
         cluster = LiveBroker(client).overview().cluster_name
-        lock = ApplyLock(
-            client.amqp_url or "",
-            vhost,
-            name,
-            timeout=timeout,
-            connect_timeout=min(client.timeout, 10.0),
-            describe=describe,
-            cluster=cluster,
-        )
-        stack.enter_context(lock)
+
+        def make(where: str, wait: float) -> ApplyLock:
+            return ApplyLock(
+                client.amqp_url or "",
+                where,
+                name,
+                timeout=wait,
+                connect_timeout=min(client.timeout, 10.0),
+                describe=describe(where),
+                cluster=cluster,
+            )
+
+        for lock in take(vhost, exists=exists, held_in_default=held_in_default, make=make, timeout=timeout):
+            stack.callback(lock.release)
     except LockUnavailable as exc:
         click.echo(f"Warning: applying without the stack's lock: {exc.message} ({exc.hint})", err=True)
 
