@@ -443,8 +443,10 @@ class RequeueCatcher:
     block: a message that becomes ready in ``source`` (one its consumers requeued) is delivered to it first,
     not back to them, and it moves each to ``target`` (by the default exchange, ``mandatory``) with its ack in
     one AMQP transaction, as :func:`move_messages` does: a catcher that dies before a commit leaves the
-    message in ``source``, requeued. At the end it cancels its consumer and moves what was delivered before
-    the cancel. :attr:`caught` says how many it moved and why it stopped early, if it did."""
+    message in ``source``, requeued. A fence probe of apply (``message_id`` starting with
+    :data:`~topo.broker.port.PROBE_ID_PREFIX`) that got in before the fence held is acked, not moved. At the
+    end it cancels its consumer and moves what was delivered before the cancel. :attr:`caught` says how many
+    it moved and why it stopped early, if it did."""
 
     def __init__(
         self, amqp_url: str, vhost: str, source: str, target: str, *, cluster: str | None, timeout: float
@@ -513,7 +515,8 @@ class RequeueCatcher:
     ) -> None:
         import asyncio
 
-        for message in messages:
+        moving = [m for m in messages if not (m.properties.message_id or "").startswith(PROBE_ID_PREFIX)]
+        for message in moving:  # (apply's own fence probes are only acked: dropped, as remove_probes does)
             channel.publish_nowait("", target, message.body, message.properties, mandatory=True)
         # a round trip after the publishes: a Basic.Return of any of them comes before its answer
         await asyncio.wait_for(channel.queue_declare(target, passive=True), timeout)
@@ -523,7 +526,7 @@ class RequeueCatcher:
         for message in messages:
             message.ack_nowait()
         await asyncio.wait_for(channel.tx_commit(), timeout * 6)
-        self.caught.moved += len(messages)
+        self.caught.moved += len(moving)
 
 
 def _drain(inbox: Any) -> list[Any]:

@@ -218,9 +218,9 @@ def _delete_empty(run: Run, vhost: str, queue: Queue) -> None:
 
 
 def _fence(run: Run, change: Change) -> None:
-    """Fence the old queue (step 4a). A classic queue checks its length
-    limit itself, before it takes (or delivers) a message: once one probe by name is refused, every later
-    publish is refused too. A quorum queue's fence is checked by the drop protocol (step 4c)."""
+    """Fence the old queue (step 4a). A classic queue checks its length limit itself, before it takes (or
+    delivers) a message: once one probe by name is refused, every later publish is refused too. A quorum
+    queue's fence is checked by the drop protocol (step 4c)."""
     vhost, name = change.vhost, change.address.name
     fence = fence_policy(name, fence_priority(run.broker, vhost))
     run.broker.put_policy(vhost, fence)
