@@ -272,15 +272,19 @@ def apply(
     allow_data_loss: bool = False,
     migrate: bool = False,
     notes: list[str] | None = None,
+    migrate_wait: float = 60.0,
+    stats_interval: float | None = None,
 ) -> Plan:
     """Apply ``planned`` (or a fresh plan) and re-read the broker to confirm it now matches ``desired``.
 
     With ``migrate``, a fresh plan migrates each queue it would replace (its messages moved into the new queue:
-    :mod:`topo.broker.migrate`) rather than drop it. Apply counts the queues it would drop again before it writes
-    anything (the plan may be old), unless ``recount`` is false (a plan made an instant ago: its counts are used). The
-    broker is read again afterwards, the broker-wide kinds ``desired`` declares too (a user's password compared offline
-    with the hash it now stores). Returns the plan that was applied; ``notes`` gets what the user should hear about it
-    (each migration's figures). Raises UnsafeChange, ApplyFailed or NotConverged.
+    :mod:`topo.broker.migrate`) rather than drop it; a migration waits up to ``migrate_wait`` seconds for the old
+    queue's consumers to settle what they hold before it deletes it (``stats_interval``: the broker's
+    ``collect_statistics_interval``, when not RabbitMQ's 5 s). Apply counts the queues it would drop again
+    before it writes anything (the plan may be old), unless ``recount`` is false (a plan made an instant ago: its
+    counts are used). The broker is read again afterwards, the broker-wide kinds ``desired`` declares too (a user's
+    password compared offline with the hash it now stores). Returns the plan that was applied; ``notes`` gets what
+    the user should hear about it (each migration's figures). Raises UnsafeChange, ApplyFailed or NotConverged.
     """
     broker = as_broker(target)
     if planned is None:
@@ -288,7 +292,15 @@ def apply(
         recount = False  # counted just now
     if planned.empty:
         return planned
-    execute(broker, planned, progress, recount=recount, notes=notes)
+    execute(
+        broker,
+        planned,
+        progress,
+        recount=recount,
+        notes=notes,
+        migrate_wait=migrate_wait,
+        stats_interval=stats_interval,
+    )
     if confirm:
         now = _observe(broker, desired, read(broker, desired.vhosts))
         after = diff(desired, now.topology, now.facts, ownership)

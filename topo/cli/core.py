@@ -216,6 +216,23 @@ def plan_cmd(
     help="How long to wait for another apply of the same stack to finish before failing.",
 )
 @click.option("--no-lock", "no_lock", is_flag=True, help="Do not take the stack's apply lock (AMQP).")
+@click.option(
+    "--migrate-wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a migration waits for the old queue's consumers to settle the messages they hold.",
+)
+@click.option(
+    "--stats-interval",
+    type=click.FloatRange(min=0),
+    default=None,
+    show_default="5 (RabbitMQ's default)",
+    metavar="SECONDS",
+    help="The broker's collect_statistics_interval: a migration trusts an unacknowledged count read twice that "
+    "long after it fenced the old queue.",
+)
 def apply_cmd(
     paths: tuple[str, ...],
     url: str,
@@ -229,6 +246,8 @@ def apply_cmd(
     allow_data_loss: bool,
     lock_timeout: float,
     no_lock: bool,
+    migrate_wait: float,
+    stats_interval: float | None,
 ) -> int:
     """Make the broker match the files (shows the plan, then asks); or apply a saved plan (PATH is the FILE
     of `topo plan ... -o FILE`: applied as saved, with the flags it was made with, without asking; refused
@@ -305,6 +324,8 @@ def apply_cmd(
                         ownership=ownership,
                         allow_data_loss=allow_data_loss,
                         notes=notes,
+                        migrate_wait=migrate_wait,
+                        stats_interval=stats_interval,
                     )
             else:
                 engine.apply(
@@ -315,6 +336,8 @@ def apply_cmd(
                     ownership=ownership,
                     allow_data_loss=allow_data_loss,
                     notes=notes,
+                    migrate_wait=migrate_wait,
+                    stats_interval=stats_interval,
                 )
         finally:
             for note in notes:
