@@ -40,6 +40,7 @@ sets ``FakeQueue.stats`` (what a lagging ``GET /queues/{v}/{q}`` shows).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -52,7 +53,7 @@ import httpx
 
 from topo.broker.client import ManagementClient
 from topo.broker.live import LiveBroker
-from topo.broker.port import PROBE_ID_PREFIX, Deleted, DropCheck, Moved, NoExactCount
+from topo.broker.port import PROBE_ID_PREFIX, Catching, Deleted, DropCheck, Moved, NoExactCount
 from topo.model import canonical_json
 from topo.passwords import DEFAULT_ALGORITHM, hash_password, matches
 from topo.pcre import compile_pattern
@@ -203,7 +204,7 @@ class FakeRabbit:
     def broker(self, *, amqp: bool = True) -> LiveBroker:
         """The live adapter on this broker; with ``amqp``, this broker's AMQP side for exact counts."""
         client = self.client(amqp=amqp)
-        return LiveBroker(client, amqp=self.amqp if amqp else None)
+        return LiveBroker(client, amqp=self.amqp if amqp else None, stats_lag=0.0)  # statistics are exact here
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -793,7 +794,8 @@ class FakeAmqp:
             probe = holds = None
             if fenced:  # RabbitMQ holds the limit once the queue is over it: the first probe gets in, not the second
                 applies = self.rabbit.fenced(vh, name)
-                probe = "refused" if applies and queue.messages else "taken"
+                # (a classic queue checks its limit before it takes a message: it refuses the first one too)
+                probe = "refused" if applies and (queue.messages or queue.type == "classic") else "taken"
                 if probe == "taken":
                     queue.messages.append(Message(probe_id))
                 holds = applies
@@ -846,6 +848,13 @@ class FakeAmqp:
         table[source].messages.clear()
         table[target].messages.extend(taken)
         return Moved(len(taken), len(table[target].messages))
+
+    def catch_requeues(
+        self, vhost: str, source: str, target: str, *, cluster: str | None = None
+    ) -> contextlib.AbstractContextManager[Catching]:
+        """Nothing is delivered here, so nothing is requeued: nothing to catch."""
+        self.calls.append(f"catch {vhost} {source}")
+        return contextlib.nullcontext(Catching())
 
     def remove_probes(self, vhost: str, queue: str, probes: int, probe_id: str | None) -> tuple[int, int]:
         self.calls.append(f"remove-probes {vhost} {queue}")

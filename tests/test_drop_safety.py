@@ -300,7 +300,7 @@ def test_a_fence_that_does_not_hold_stops_apply_and_apply_takes_its_probes_back(
     mgmt.put(f"/api/policies/{q(vhost)}/theirs", json=theirs).raise_for_status()
     desired = _race_topology(vhost, 120_000, 0)
     with monkeypatch.context() as patched:  # a fence below their policy: the broker never applies it
-        patched.setattr(drop, "_fence_priority", lambda _client, _vhost: 1)
+        patched.setattr(drop, "fence_priority", lambda _client, _vhost: 1)
         with pytest.raises(UnsafeChange) as info:
             engine.apply(client, desired)
     assert "its fence did not hold: the broker took a second probe" in info.value.message

@@ -6,11 +6,14 @@ real node in tests/test_migrate_broker.py and tests/test_migrate_kill.py."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fakebroker import FakeRabbit
 from support import build_vhost
 
 from topo import engine
+from topo.broker.migrate import MigrationFailed
 from topo.errors import TopoError
 from topo.model import Binding, Exchange, Queue, Topology
 
@@ -62,6 +65,38 @@ def test_a_failure_at_any_write_of_a_migration_is_finished_by_the_next_apply(num
     engine.apply(fake.broker(), topology("quorum"), migrate=True)
     assert engine.plan(fake.broker(), topology("quorum")).empty
     assert _ids(fake) == [f"m{i}" for i in range(50)]
+
+
+def test_a_consumer_holding_messages_stops_the_migration_before_the_delete_and_the_next_apply_finishes() -> None:
+    fake = _ready(FakeRabbit())
+    fake.vhost(V).queues["work"].unacked = 3  # delivered to a consumer, not acknowledged
+    with pytest.raises(MigrationFailed, match="its consumers still hold 3 unacknowledged messages") as failed:
+        engine.apply(fake.broker(), topology("quorum"), migrate=True, migrate_wait=0)
+    assert "run the same `topo apply --migrate` again" in (failed.value.hint or "")
+    assert fake.vhost(V).queues["work"].type == "classic"  # the old queue stays
+    assert not fake.vhost(V).policies  # its fence is removed
+    fake.vhost(V).queues["work"].unacked = 0  # the consumer acknowledged them
+    engine.apply(fake.broker(), topology("quorum"), migrate=True, migrate_wait=0)
+    assert engine.plan(fake.broker(), topology("quorum")).empty
+    assert _ids(fake) == [f"m{i}" for i in range(50)]
+
+
+def test_the_stats_interval_given_to_apply_is_the_lag_a_migration_allows_its_statistics(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from topo.broker import migrate as protocol
+
+    lags: list[float | None] = []
+    real = protocol._settle
+
+    def settle(run: Any, change: Any, stash: str, caught: Any) -> int:
+        lags.append(run.stats_lag)
+        return real(run, change, stash, caught)
+
+    monkeypatch.setattr(protocol, "_settle", settle)
+    fake = _ready(FakeRabbit())
+    engine.apply(fake.broker(), topology("quorum"), migrate=True, stats_interval=0.01)
+    assert lags == [0.02]  # twice the interval: the queue emits, then the Management plugin collects
 
 
 def test_publishes_racing_the_route_moves_are_bounded_and_reported() -> None:

@@ -314,7 +314,8 @@ def test_a_user_who_may_not_read_global_parameters_gets_one_clear_error() -> Non
     with pytest.raises(PermissionDenied) as caught:
         engine.plan(LiveBroker(client), ORDERS)
     assert "the files name their stack" in caught.value.message and "'watcher'" in caught.value.message
-    assert "leave `name:` out" in (caught.value.hint or "")
+    assert "policymaker or administrator tag" in caught.value.message
+    assert "'administrator' tag" in (caught.value.hint or "") and "without the inventory" in (caught.value.hint or "")
 
 
 def test_destroy_of_a_vhost_holding_a_protected_exchange_is_blocked() -> None:
@@ -322,3 +323,49 @@ def test_destroy_of_a_vhost_holding_a_protected_exchange_is_blocked() -> None:
     engine.apply(fake.broker(), stack("orders", Exchange("x", "fanout", protect=True)))
     plan = engine.plan_destroy(fake.broker(), "orders")
     assert [c.address.name for c in plan.blocked_changes] == ["x"]
+
+
+def test_a_plan_without_the_inventory_marks_only_what_another_stacks_inventory_could_change() -> None:
+    """A monitoring user may not read global parameters: ``topo plan`` (partial) of stack ``orders`` is made
+    without ownership. Marked: the update of another stack's policy (apply refuses it) and the delete of a
+    binding (apply leaves another stack's alone); not marked: creates, and the delete of a fence an apply left."""
+    from topo.broker.client import ManagementClient
+    from topo.broker.live import LiveBroker
+
+    fake = FakeRabbit()
+    engine.apply(fake.broker(), BILLING)
+    engine.apply(fake.broker(), stack("billing", Queue("invoices"), policies=(Policy("cap", ".*", {"max-length": 5}),)))
+    engine.apply(fake.broker(), ORDERS)
+    from topo.plan.safety import fence_policy
+
+    fence = fence_policy("gone", 9)  # an interrupted apply left it
+    fake.vhosts[V].policies[fence.name] = {
+        "pattern": fence.pattern,
+        "definition": dict(fence.definition),
+        "priority": fence.priority,
+        "apply-to": fence.apply_to,
+    }
+    fake.add_user("watcher", "w-pw", "monitoring")
+    fake.permissions[("watcher", V)] = {"configure": "", "write": "", "read": ""}
+    client = ManagementClient("http://watcher:w-pw@fake-rabbit:15672", transport=fake.transport(), amqp_url="")
+    desired = stack(
+        "orders",
+        Exchange("orders", "topic"),
+        Queue("orders"),
+        Queue("fresh"),
+        policies=(Policy("cap", ".*", {"max-length": 6}),),  # billing's
+    )
+    plan = engine.plan(LiveBroker(client), desired, partial=True, ownership=Ownership(prune=True))
+    marked = {
+        (c.action, c.kind, c.address.name): any("ownership not known" in w for w in c.warnings) for c in plan.changes
+    }
+    assert marked == {
+        ("create", "queue", "fresh"): False,
+        ("delete", "binding", '.queues.orders.bindings[orders "o.#"]'): True,
+        ("update", "policy", "cap"): True,
+        ("delete", "policy", "topo.fence.gone"): False,
+    }, marked
+    assert not plan.read.ownership_known and plan.read.stack == "orders" and not plan.blocked
+    assert not plan.unowned and not plan.adopted
+    with_inventory = engine.plan(fake.broker(), desired, ownership=Ownership(prune=True))
+    assert [b.code for c in with_inventory.changes for b in c.blockers] == ["owned-by-another-stack"]

@@ -183,7 +183,9 @@ def _plan_from(
         if vhost is not None:
             skip_in.setdefault(vhost, []).append(name)
     result = diff(desired, observed.topology, observed.facts, ownership, skip=skip, skip_in=skip_in)
-    result.read = ReadNotes(user=broker.user, by_resource=observed.by_resource, not_compared=observed.not_compared)
+    result.read = ReadNotes(
+        user=broker.user, by_resource=observed.by_resource, not_compared=observed.not_compared, stack=desired.name
+    )
     if left:
         result = prune_undeclared_vhosts(result, desired, observed.topology, ownership or Ownership())
     result.allow_data_loss = allow_data_loss
@@ -205,7 +207,7 @@ def stacks(target: Broker | ManagementClient) -> dict[str, Inventory]:
     """Every stack's inventory on the broker, by stack name (``topo state``)."""
     broker = as_broker(target)
     into = Topology()
-    read_broker_wide(broker, [kind("stack")], into, why="topo state and topo destroy read")
+    read_broker_wide(broker, [kind("stack")], into, why="topo state reads")
     return into.stacks
 
 
@@ -215,7 +217,7 @@ def plan_destroy(target: Broker | ManagementClient, stack: str, *, allow_data_lo
     Raises UsageError when the broker has no such stack."""
     broker = as_broker(target)
     into = Topology()
-    read_broker_wide(broker, [kind("stack")], into, why="topo state and topo destroy read")
+    read_broker_wide(broker, [kind("stack")], into, why="topo destroy reads")
     if stack not in into.stacks:
         known = ", ".join(sorted(into.stacks)) or "none"
         raise UsageError(
@@ -270,15 +272,19 @@ def apply(
     allow_data_loss: bool = False,
     migrate: bool = False,
     notes: list[str] | None = None,
+    migrate_wait: float = 60.0,
+    stats_interval: float | None = None,
 ) -> Plan:
     """Apply ``planned`` (or a fresh plan) and re-read the broker to confirm it now matches ``desired``.
 
     With ``migrate``, a fresh plan migrates each queue it would replace (its messages moved into the new queue:
-    :mod:`topo.broker.migrate`) rather than drop it. Apply counts the queues it would drop again before it writes
-    anything (the plan may be old), unless ``recount`` is false (a plan made an instant ago: its counts are used). The
-    broker is read again afterwards, the broker-wide kinds ``desired`` declares too (a user's password compared offline
-    with the hash it now stores). Returns the plan that was applied; ``notes`` gets what the user should hear about it
-    (each migration's figures). Raises UnsafeChange, ApplyFailed or NotConverged.
+    :mod:`topo.broker.migrate`) rather than drop it; a migration waits up to ``migrate_wait`` seconds for the old
+    queue's consumers to settle what they hold before it deletes it (``stats_interval``: the broker's
+    ``collect_statistics_interval``, when not RabbitMQ's 5 s). Apply counts the queues it would drop again
+    before it writes anything (the plan may be old), unless ``recount`` is false (a plan made an instant ago: its
+    counts are used). The broker is read again afterwards, the broker-wide kinds ``desired`` declares too (a user's
+    password compared offline with the hash it now stores). Returns the plan that was applied; ``notes`` gets what
+    the user should hear about it (each migration's figures). Raises UnsafeChange, ApplyFailed or NotConverged.
     """
     broker = as_broker(target)
     if planned is None:
@@ -286,7 +292,15 @@ def apply(
         recount = False  # counted just now
     if planned.empty:
         return planned
-    execute(broker, planned, progress, recount=recount, notes=notes)
+    execute(
+        broker,
+        planned,
+        progress,
+        recount=recount,
+        notes=notes,
+        migrate_wait=migrate_wait,
+        stats_interval=stats_interval,
+    )
     if confirm:
         now = _observe(broker, desired, read(broker, desired.vhosts))
         after = diff(desired, now.topology, now.facts, ownership)

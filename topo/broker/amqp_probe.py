@@ -23,17 +23,31 @@ inside its functions: the Management API layer never imports it (tests/test_laye
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from types import TracebackType
 from typing import Any, TypeVar
 
-from topo.broker.port import NO_AMQP_URL, PROBE_HEADER, PROBE_ID_PREFIX, Deleted, DropCheck, Moved, NoExactCount
+from topo.broker.port import (
+    CATCH_TAG_PREFIX,
+    NO_AMQP_URL,
+    PROBE_HEADER,
+    PROBE_ID_PREFIX,
+    Catching,
+    Deleted,
+    DropCheck,
+    Moved,
+    NoExactCount,
+)
 from topo.errors import TopoError
 from topo.urls import parse_amqp
 
 __all__ = [
     "LiveAmqp",
+    "RequeueCatcher",
     "check_drops",
     "count_exactly",
     "delete_if_counted",
@@ -420,6 +434,109 @@ def remove_probes(
     return (probes, 0) if isinstance(result, NoExactCount) else result
 
 
+_TOP_PRIORITY = 2_147_483_647
+"""The consumer priority (``x-priority``) of apply's catcher: above every consumer a client can declare."""
+
+
+class RequeueCatcher:
+    """A consumer of ``source`` above every other (``x-priority``), in a thread of its own for a ``with``
+    block: a message that becomes ready in ``source`` (one its consumers requeued) is delivered to it first,
+    not back to them, and it moves each to ``target`` (by the default exchange, ``mandatory``) with its ack in
+    one AMQP transaction, as :func:`move_messages` does: a catcher that dies before a commit leaves the
+    message in ``source``, requeued. A fence probe of apply (``message_id`` starting with
+    :data:`~topo.broker.port.PROBE_ID_PREFIX`) that got in before the fence held is acked, not moved. At the
+    end it cancels its consumer and moves what was delivered before the cancel. :attr:`caught` says how many
+    it moved and why it stopped early, if it did."""
+
+    def __init__(
+        self, amqp_url: str, vhost: str, source: str, target: str, *, cluster: str | None, timeout: float
+    ) -> None:
+        self.args = (amqp_url, vhost, source, target, cluster, timeout)
+        self.caught = Catching()
+        self._stop = threading.Event()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def __enter__(self) -> Catching:
+        self._thread.start()
+        self._started.wait(self.args[5] * 2)
+        return self.caught
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join(self.args[5] * 8)
+
+    def _main(self) -> None:
+        amqp_url, vhost, _, _, _, timeout = self.args
+        try:
+            failed = _run(self._consume(), amqp_url, vhost, timeout)
+        finally:
+            self._started.set()
+        if isinstance(failed, NoExactCount):
+            self.caught.failed = failed
+
+    async def _consume(self) -> None:
+        import asyncio
+
+        from topo.runtime.message import Message
+
+        amqp_url, vhost, source, target, cluster, timeout = self.args
+        connection = await _open(amqp_url, vhost, timeout, cluster)
+        inbox: asyncio.Queue[Message] = asyncio.Queue()
+        returned: list[Message] = []
+        try:
+            channel = await connection.channel()
+            channel.on_return = returned.append
+            await asyncio.wait_for(channel.tx_select(), timeout)
+            tag = f"{CATCH_TAG_PREFIX}{uuid.uuid4()}"
+            arguments = {"x-priority": _TOP_PRIORITY}
+            await asyncio.wait_for(
+                channel.consume(source, inbox.put_nowait, arguments=arguments, consumer_tag=tag), timeout
+            )
+            self._started.set()
+            while not self._stop.is_set():
+                try:
+                    first = await asyncio.wait_for(inbox.get(), 0.1)
+                except TimeoutError:
+                    continue
+                await self._commit(channel, [first, *_drain(inbox)], target, returned, timeout)
+            await asyncio.wait_for(channel.cancel(tag), timeout)
+            left = _drain(inbox)
+            if left:
+                await self._commit(channel, left, target, returned, timeout)
+            await channel.close()
+        finally:
+            await connection.close()
+
+    async def _commit(
+        self, channel: Any, messages: list[Any], target: str, returned: list[Any], timeout: float
+    ) -> None:
+        import asyncio
+
+        moving = [m for m in messages if not (m.properties.message_id or "").startswith(PROBE_ID_PREFIX)]
+        for message in moving:  # (apply's own fence probes are only acked: dropped, as remove_probes does)
+            channel.publish_nowait("", target, message.body, message.properties, mandatory=True)
+        # a round trip after the publishes: a Basic.Return of any of them comes before its answer
+        await asyncio.wait_for(channel.queue_declare(target, passive=True), timeout)
+        if returned:
+            await asyncio.wait_for(channel.tx_rollback(), timeout)
+            raise _Unroutable(target)
+        for message in messages:
+            message.ack_nowait()
+        await asyncio.wait_for(channel.tx_commit(), timeout * 6)
+        self.caught.moved += len(moving)
+
+
+def _drain(inbox: Any) -> list[Any]:
+    """What waits in ``inbox`` (an ``asyncio.Queue``) now."""
+    found = []
+    while not inbox.empty():
+        found.append(inbox.get_nowait())
+    return found
+
+
 class LiveAmqp:
     """The AMQP side of a real broker at ``url`` (``None`` or ``""``: exact counts are off, and every step
     says so as a :class:`~topo.broker.port.NoExactCount`)."""
@@ -460,6 +577,9 @@ class LiveAmqp:
         if not self.url:
             return probes, 0
         return remove_probes(self.url, vhost, queue, probes, probe_id, timeout=self.timeout)
+
+    def catch_requeues(self, vhost: str, source: str, target: str, *, cluster: str | None = None) -> RequeueCatcher:
+        return RequeueCatcher(self.url, vhost, source, target, cluster=cluster, timeout=self.timeout)
 
     def move(
         self,

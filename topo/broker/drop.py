@@ -60,7 +60,7 @@ from topo.model import Binding, BindingKey, Policy, Queue
 from topo.plan.model import Change
 from topo.plan.safety import FENCE_PREFIX, FENCE_RELAXED, fence_policy, listing
 
-__all__ = ["BindingIndex", "Miscount", "QueueDrop", "clear_fence", "lost", "refused", "remove_fence"]
+__all__ = ["BindingIndex", "Miscount", "QueueDrop", "clear_fence", "fence_priority", "lost", "refused", "remove_fence"]
 
 
 class BindingIndex:
@@ -115,7 +115,7 @@ def clear_fence(broker: Broker, vhost: str, name: str, queue: str) -> None:
     remove_fence(broker, vhost, name)
 
 
-def _fence_priority(broker: Broker, vhost: str) -> int:
+def fence_priority(broker: Broker, vhost: str) -> int:
     """One above every policy of the vhost (equal priorities apply in no defined order)."""
     priorities = [p.priority for p in broker.policies(vhost) if not p.name.startswith(FENCE_PREFIX)]
     return max(priorities, default=0) + 1
@@ -197,7 +197,7 @@ class QueueDrop:
             self.cut[name] = self.bindings.cut(name)
         quorum = [n for n in self.changes if self.types[n] == "quorum"]
         if quorum:
-            priority = _fence_priority(broker, vhost)
+            priority = fence_priority(broker, vhost)
             for name in quorum:
                 fence = fence_policy(name, priority)
                 broker.put_policy(vhost, fence)

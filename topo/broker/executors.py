@@ -104,6 +104,8 @@ class Run:
     lost: list[tuple[str, str, int]] = field(default_factory=list)  # (vhost, queue, messages): --allow-data-loss
     inventory: Inventory | None = None  # the inventory this apply wrote last (the intended one)
     notes: list[str] = field(default_factory=list)  # what the user should hear after the apply (a migration's figures)
+    migrate_wait: float = 60.0  # how long a migration waits for the old queue's consumers to settle what they hold
+    stats_lag: float | None = None  # how long the broker's statistics may lag (None: what the broker says)
 
     def step(self, text: str, changes: int = 1) -> None:
         """``changes`` more changes are made (``text`` says which)."""

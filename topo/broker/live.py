@@ -17,7 +17,17 @@ from urllib.parse import quote
 
 from topo.broker.amqp_probe import LiveAmqp
 from topo.broker.client import ManagementClient, enc
-from topo.broker.port import NO_AMQP_URL, Amqp, Broker, ListedBinding, NoExactCount, Overview, VHostInfo
+from topo.broker.port import (
+    CATCH_TAG_PREFIX,
+    NO_AMQP_URL,
+    Amqp,
+    Broker,
+    Held,
+    ListedBinding,
+    NoExactCount,
+    Overview,
+    VHostInfo,
+)
 from topo.definitions import (
     LINK_COMPONENTS,
     binding_from_definition,
@@ -55,12 +65,20 @@ GONE_WHEN_COUNTED = "AMQP found no such queue when it counted"
 STREAM_UNCOUNTABLE = "RabbitMQ answers 0 for a stream's messages over AMQP"
 
 
+STATS_LAG = 10.0
+"""How long a queue's statistics may trail behind it, in seconds, on a broker with RabbitMQ's default
+``collect_statistics_interval`` (5 s; a quorum queue's ``quorum_tick_interval``, 5 s too): a classic queue
+emits its figures at most that long after a change (a quorum queue's leader at each tick), and the
+Management plugin collects what was emitted at most that long after. Twice the interval."""
+
+
 class LiveBroker:
     """A broker reached through ``client`` (its Management API) and ``amqp`` (by default: AMQP at the
     client's ``amqp_url``, derived from its URL unless given)."""
 
-    def __init__(self, client: ManagementClient, amqp: Amqp | None = None) -> None:
+    def __init__(self, client: ManagementClient, amqp: Amqp | None = None, *, stats_lag: float = STATS_LAG) -> None:
         self.client = client
+        self._stats_lag = stats_lag
         self._amqp: Amqp = amqp if amqp is not None else LiveAmqp(client.amqp_url)
         self._by_resource = False  # set once GET /api/definitions/{vhost} is refused: no use asking again
         self._unread: dict[str, frozenset[str]] = {}  # vhost → the kinds its read by resource could not see
@@ -167,6 +185,29 @@ class LiveBroker:
             listed = body.get("exchange_types") or []
             types = frozenset(str(item.get("name")) for item in listed if isinstance(item, dict))
         return Overview(str(body.get("cluster_name") or ""), types)
+
+    @property
+    def stats_lag(self) -> float:
+        return self._stats_lag
+
+    def held(self, vhost: str, queue: str) -> Held | None:
+        info = self.client.get(f"/queues/{enc(vhost)}/{enc(queue)}", vhost=vhost, ok_missing=True)
+        if info is None:
+            return None
+
+        def figure(key: str) -> int | None:
+            value = info.get(key)
+            return int(value) if isinstance(value, int | float) else None
+
+        connections = []
+        for consumer in info.get("consumer_details") or []:
+            if not isinstance(consumer, dict) or str(consumer.get("consumer_tag", "")).startswith(CATCH_TAG_PREFIX):
+                continue  # apply's own
+            channel = consumer.get("channel_details")
+            name = channel.get("connection_name") if isinstance(channel, dict) else None
+            if name and name not in connections:
+                connections.append(str(name))
+        return Held(figure("messages_ready"), figure("messages_unacknowledged"), tuple(connections))
 
     def count(self, vhost: str, queues: Iterable[str], *, cluster: str | None = None) -> dict[str, QueueUsage]:
         """Ready messages and consumers come from an AMQP passive declare, which the broker answers with the

@@ -15,6 +15,7 @@ kept on the broker object. Every failure is a :class:`~topo.errors.BrokerError` 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,13 +33,16 @@ from topo.model import (
 from topo.plan.model import QueueUsage
 
 __all__ = [
+    "CATCH_TAG_PREFIX",
     "NO_AMQP_URL",
     "PROBE_HEADER",
     "PROBE_ID_PREFIX",
     "Amqp",
     "Broker",
+    "Catching",
     "Deleted",
     "DropCheck",
+    "Held",
     "ListedBinding",
     "Moved",
     "NoExactCount",
@@ -57,6 +61,10 @@ PROBE_HEADER = "x-topo-fence-probe"
 
 PROBE_ID_PREFIX = "topo-fence-probe:"
 """Every probe's ``message_id`` starts so (then the apply's own id)."""
+
+CATCH_TAG_PREFIX = "topo.migrate.catch."
+"""The consumer tag of apply's own consumer of a queue it migrates (:meth:`Amqp.catch_requeues`): not one of
+the queue's consumers a message names."""
 
 
 @dataclass(frozen=True)
@@ -124,12 +132,33 @@ class Deleted:
 
 
 @dataclass(frozen=True)
+class Held:
+    """What the Management API's statistics say a queue holds: ``ready`` and ``unacked`` (delivered to a
+    consumer or a ``basic.get``, not settled yet), each ``None`` while the broker has no figure (a queue's
+    first statistics, or statistics off), and the connections of its consumers, as the broker names them.
+    These figures lag behind the queue (:attr:`Broker.stats_lag`)."""
+
+    ready: int | None
+    unacked: int | None
+    connections: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Moved:
     """What :meth:`Amqp.move` did: ``moved`` messages went from the source queue to the target, which
     counted ``target`` ready messages at the end."""
 
     moved: int
     target: int
+
+
+@dataclass
+class Catching:
+    """What :meth:`Amqp.catch_requeues` did, once its ``with`` block ends: ``moved`` messages went to the
+    target; ``failed`` says why it stopped early (what it had committed stays moved)."""
+
+    moved: int = 0
+    failed: NoExactCount | None = None
 
 
 # -- the AMQP side ---------------------------------------------------------------------------------------
@@ -182,6 +211,14 @@ class Amqp(Protocol):
         """Take apply's probes back out of a queue that stays: (probes left, other messages moved)."""
         ...
 
+    def catch_requeues(
+        self, vhost: str, source: str, target: str, *, cluster: str | None = None
+    ) -> AbstractContextManager[Catching]:
+        """For the ``with`` block: a consumer of ``source`` above every other (``x-priority``), so that a
+        message that becomes ready there (one its consumers requeue) comes to it rather than back to them; it
+        moves each to ``target`` in an AMQP transaction with its ack, as :meth:`move` does."""
+        ...
+
 
 # -- the Management side ---------------------------------------------------------------------------------
 
@@ -221,6 +258,16 @@ class Broker(Protocol):
     def count(self, vhost: str, queues: Iterable[str], *, cluster: str | None = None) -> dict[str, QueueUsage]:
         """What each named queue holds, counted now (queues that do not exist are left out); each usage says
         whether it is exact and, if not, why."""
+        ...
+
+    def held(self, vhost: str, queue: str) -> Held | None:
+        """What the statistics say ``queue`` holds, with its consumers' connections (``None``: no such queue)."""
+        ...
+
+    @property
+    def stats_lag(self) -> float:
+        """How many seconds a figure of :meth:`held` may trail behind the queue: a figure read that long after
+        a change to the queue was measured after it."""
         ...
 
     def vhost_info(self, name: str) -> VHostInfo | None: ...

@@ -136,6 +136,7 @@ def _merge(into: Topology, part: Topology) -> None:
 
 
 _EARLY_KEY = {"stack": "name"}  # a stack's inventory is read when the files name a stack
+_ALWAYS = frozenset({"stack"})  # read with --vhost too: what the stack owns in the vhost planned is in it
 
 
 def _top_collection(kind: str) -> str | None:
@@ -186,10 +187,12 @@ class ConcurrentRead:
     def collections(self, keys: Iterable[str]) -> None:
         """Start reading the broker-wide kinds held in these top-level collections (``users``: users, their
         permissions and topic permissions; ``global-parameters``), unless ``only`` limits the run to vhosts."""
-        if self.only:
-            return
         wanted = set(keys)
-        self.kinds(kind.name for kind in BROKER_KINDS if _top_collection(kind.name) in wanted)
+        self.kinds(
+            kind.name
+            for kind in BROKER_KINDS
+            if _top_collection(kind.name) in wanted and (not self.only or kind.name in _ALWAYS)
+        )
 
     def kinds(self, names: Iterable[str]) -> None:
         for name in names:
@@ -231,7 +234,7 @@ class ConcurrentRead:
                         )
                     unread.append((kind_name, name))
         observed.by_resource = self.broker.read_by_resource
-        wanted = [kind.name for kind in BROKER_KINDS if kind.declared(desired)] if not self.only else []
+        wanted = [k.name for k in BROKER_KINDS if k.declared(desired) and (not self.only or k.name in _ALWAYS)]
         self.kinds(wanted)
         denied: list[str] = []
         for name in wanted:
@@ -260,12 +263,21 @@ _WHAT = {
 
 def _denied(broker: Broker, kind: str, why: str, exc: PermissionDenied) -> PermissionDenied:
     if kind == "stack":
-        lead = "the files name their stack (name:), so topo reads" if why == "the files declare" else why
+        if why != "the files declare":  # topo state, topo destroy
+            return PermissionDenied(
+                f"{why} the stacks' inventories (what each stack owns, kept in global parameters topo.stack.*), "
+                f"and user {broker.user!r} may not read global parameters at {broker.url} (that needs the "
+                "policymaker or administrator tag)",
+                hint="run it as a user with the 'administrator' tag (or 'policymaker', which may also change global "
+                "parameters and policies); `topo plan` with read-only credentials shows the plan without ownership",
+                status=exc.status,
+            )
         return PermissionDenied(
-            f"{lead} its inventory (what the stack owns, kept in global parameters), and reading them needs the "
-            f"administrator tag: user {broker.user!r} may not read them at {broker.url}",
-            hint="give the user the 'administrator' tag, or leave `name:` out of the files (no inventory: no "
-            "--prune, --adopt, topo destroy or topo state)",
+            "the files name their stack (name:), so topo reads its inventory (what the stack owns, kept in global "
+            f"parameters topo.stack.*), and user {broker.user!r} may not read global parameters at {broker.url} "
+            "(that needs the policymaker or administrator tag)",
+            hint="give the user the 'administrator' tag; a plan to review only (`topo plan` without -o) goes on "
+            "without the inventory and says what it could not compute",
             status=exc.status,
         )
     what = _WHAT.get(kind, kind.replace("-", " ") + "s")

@@ -55,6 +55,8 @@ def execute(
     *,
     recount: bool = True,
     notes: list[str] | None = None,
+    migrate_wait: float = 60.0,
+    stats_interval: float | None = None,
 ) -> None:
     """Apply every change of ``plan``. Raises UnsafeChange before writing anything if the safety rule
     blocks the plan (counting afresh; with ``recount=False`` the plan's own counts, for a plan made an
@@ -62,12 +64,25 @@ def execute(
     dropping it, and ApplyFailed if a write fails part-way. MessagesLost, once every change is made (or
     with the reason apply stopped), if RabbitMQ deleted a quorum queue with messages that arrived after
     apply's last count (its ``Queue.DeleteOk`` says so): never silently. ``notes`` gets what the user should
-    hear once it is done (each migration's figures), as the changes are made: also when a later one fails."""
+    hear once it is done (each migration's figures), as the changes are made: also when a later one fails.
+    ``migrate_wait``: how many seconds a migration waits for the old queue's consumers to settle what they
+    hold (:mod:`topo.broker.migrate`); ``stats_interval``: the broker's ``collect_statistics_interval`` in
+    seconds, when not RabbitMQ's default."""
     if plan.empty:
         return
     migrates = any(c.action == "migrate" for c in plan.changes)
     cluster = broker.overview().cluster_name if dropped_queues(plan) or migrates else None
-    run = Run(broker, plan, progress, cluster=cluster, recount=recount, notes=[] if notes is None else notes)
+    lag = None if stats_interval is None else 2 * stats_interval
+    run = Run(
+        broker,
+        plan,
+        progress,
+        cluster=cluster,
+        recount=recount,
+        notes=[] if notes is None else notes,
+        migrate_wait=migrate_wait,
+        stats_lag=lag,
+    )
     phase = PHASES[0]
     try:
         for phase in PHASES:

@@ -144,7 +144,8 @@ def validate_cmd(paths: tuple[str, ...], variables: tuple[str, ...]) -> int:
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
-    help="Exit 0 when there are no changes, 2 when there are, 3 when apply would refuse the plan (blocked).",
+    help="Exit 0 when there are no changes, 2 when there are (or, without the stack's inventory, may be), 3 when "
+    "apply would refuse the plan (blocked).",
 )
 @_guard_options
 @click.option(
@@ -192,9 +193,9 @@ def plan_cmd(
         saved.write(out, saved.make(desired, plan, observed, {**flags, "allow_data_loss": allow_data_loss}))
         click.echo(f"Saved the plan to {out}: `topo apply {out}` applies exactly this plan.", err=True)
     click.echo(_render(plan, fmt, desired), nl=False)
-    if not detailed_exitcode or plan.empty:
+    if not detailed_exitcode or (plan.empty and plan.read.ownership_known):
         return 0
-    return 3 if plan.blocked else 2
+    return 3 if plan.blocked else 2  # ownership not known: never 0 (apply may prune, or write the inventory)
 
 
 @cli.command("apply")
@@ -215,6 +216,23 @@ def plan_cmd(
     help="How long to wait for another apply of the same stack to finish before failing.",
 )
 @click.option("--no-lock", "no_lock", is_flag=True, help="Do not take the stack's apply lock (AMQP).")
+@click.option(
+    "--migrate-wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a migration waits for the old queue's consumers to settle the messages they hold.",
+)
+@click.option(
+    "--stats-interval",
+    type=click.FloatRange(min=0),
+    default=None,
+    show_default="5 (RabbitMQ's default)",
+    metavar="SECONDS",
+    help="The broker's collect_statistics_interval: a migration trusts an unacknowledged count read twice that "
+    "long after it fenced the old queue.",
+)
 def apply_cmd(
     paths: tuple[str, ...],
     url: str,
@@ -228,6 +246,8 @@ def apply_cmd(
     allow_data_loss: bool,
     lock_timeout: float,
     no_lock: bool,
+    migrate_wait: float,
+    stats_interval: float | None,
 ) -> int:
     """Make the broker match the files (shows the plan, then asks); or apply a saved plan (PATH is the FILE
     of `topo plan ... -o FILE`: applied as saved, with the flags it was made with, without asking; refused
@@ -304,6 +324,8 @@ def apply_cmd(
                         ownership=ownership,
                         allow_data_loss=allow_data_loss,
                         notes=notes,
+                        migrate_wait=migrate_wait,
+                        stats_interval=stats_interval,
                     )
             else:
                 engine.apply(
@@ -314,6 +336,8 @@ def apply_cmd(
                     ownership=ownership,
                     allow_data_loss=allow_data_loss,
                     notes=notes,
+                    migrate_wait=migrate_wait,
+                    stats_interval=stats_interval,
                 )
         finally:
             for note in notes:

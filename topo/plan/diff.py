@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable, Mapping
 from topo.model import Topology, VHost
 from topo.plan.kinds import BROKER_KINDS, VHOST_KINDS, BrokerFacts, BrokerScope, Kind, Scope
 from topo.plan.model import Change, Kept, Plan, Unmanaged
-from topo.plan.ownership import Ownership, guard, own
+from topo.plan.ownership import Ownership, guard, own, ownership_unknown
 
 __all__ = ["broker_kinds", "diff"]
 
@@ -58,7 +58,9 @@ def diff(
     every vhost it declares. ``facts``: what the broker-wide kinds need besides (who topo connects as, the
     broker's vhosts; not known when ``None``). A stack's plan (``desired.name``) is then made as its inventory
     and ``ownership`` say (:func:`topo.plan.ownership.own`), and every plan guarded (``protect: true``).
-    ``skip``: broker-wide kinds not compared (not read); ``skip_in``: per vhost, kinds of a vhost not compared."""
+    ``skip``: broker-wide kinds not compared (not read; ``stack``: the stack's inventory, so the plan is made
+    without ownership, its changes marked by :func:`~topo.plan.ownership.ownership_unknown`); ``skip_in``: per
+    vhost, kinds of a vhost not compared."""
     plan = Plan(vhosts=tuple(sorted(desired.vhosts)))
     kinds = tuple(kind for kind in broker_kinds(desired) if kind.name not in skip)
     if kinds:
@@ -68,5 +70,7 @@ def diff(
         scope = Scope(desired_vhost, observed_vhost or VHost(name), exists=observed_vhost is not None)
         skipped = skip_in.get(name, ()) if skip_in else ()
         _compare(scope, [k for k in VHOST_KINDS if k.name not in skipped] if skipped else VHOST_KINDS, plan)
+    if "stack" in skip:  # the files name a stack whose inventory could not be read: ownership not known
+        return guard(ownership_unknown(plan), desired)
     plan = own(plan, desired, observed, ownership or Ownership())
     return guard(plan, desired, observed.stacks)

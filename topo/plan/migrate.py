@@ -106,8 +106,9 @@ def _as_migration(change: Change) -> Change:
     if usage is not None and usage.unacked:
         warnings.append(
             f"{usage.unacked} message{'s' if usage.unacked != 1 else ''} delivered and not acknowledged yet: "
-            "one its consumer requeues after the old queue is deleted is lost with it: let the consumers settle "
-            "what they hold (or stop them) first"
+            "apply deletes the old queue only once its consumers hold none (it moves what they requeue); if they "
+            "still hold some after --migrate-wait (60 s), it stops before the delete, nothing lost, and the same "
+            "apply run again finishes"
         )
     kept = tuple(w for w in warnings if "if-empty" not in w and not w.startswith("data loss allowed"))
     migrated = replace(change, action="migrate", warnings=kept)

@@ -164,26 +164,55 @@ class ReadNotes:
     the vhosts' definitions (the administrator tag), so each vhost was read from its listings into the same
     model. ``not_compared``: (kind, vhost; ``None`` for a broker-wide kind) the files declare that the user
     may not read, left out of the plan (a plan that is only shown: ``topo plan``; ``topo apply`` refuses to
-    go on without them)."""
+    go on without them). ``stack``: the stack the files name (``name:``); when its inventory is among
+    ``not_compared`` (kind ``stack``), the plan's ownership is not known (:attr:`ownership_known`)."""
 
     user: str | None = None
     by_resource: bool = False
     not_compared: tuple[tuple[str, str | None], ...] = ()
+    stack: str | None = None
 
     @property
     def complete(self) -> bool:
         """Whether every kind the files declare was compared."""
         return not self.not_compared
 
+    @property
+    def ownership_known(self) -> bool:
+        """False when the files name a stack whose inventory the user may not read: what the stack owns, what
+        ``--prune`` deletes, what ``--adopt`` takes over and what other stacks own were not computed."""
+        return ("stack", None) not in self.not_compared
+
+    def _words(self, kind: str) -> str:
+        if kind == "stack":
+            return f"the inventory of stack {self.stack!r}" if self.stack else "the stack's inventory"
+        return _plural(kind)
+
     def not_compared_words(self) -> str:
         """``users, permissions; shovels, federation upstreams in vhost 'v'``."""
         groups: dict[str | None, list[str]] = {}
         for kind, vhost in self.not_compared:
             words = groups.setdefault(vhost, [])
-            if _plural(kind) not in words:
-                words.append(_plural(kind))
+            if self._words(kind) not in words:
+                words.append(self._words(kind))
         return "; ".join(
             ", ".join(words) + (f" in vhost {vhost!r}" if vhost is not None else "") for vhost, words in groups.items()
+        )
+
+    def ownership_note(self) -> str | None:
+        """What a plan says when it could not read its stack's inventory (``None``: it could, or no stack)."""
+        if self.ownership_known:
+            return None
+        who = f"user {self.user!r}" if self.user else "the user"
+        stack = f"stack {self.stack!r}" if self.stack else "their stack"
+        return (
+            f"Ownership not known: the files name {stack}, and "
+            f"{who} may not read its inventory (global parameters topo.stack.*: that needs the policymaker or "
+            "administrator tag). This plan compares the files with the broker as if they named no stack: it does "
+            "not show what --prune would delete (what the stack owns and no file declares any more), what --adopt "
+            "would take over, the inventory's own change, nor which resources another stack owns: apply refuses to "
+            'update or replace those, and leaves their bindings alone (such changes are marked "ownership not '
+            'known"). `topo apply` reads the inventory, and may do more or refuse what this plan shows.'
         )
 
     def notes(self) -> list[str]:
@@ -199,13 +228,17 @@ class ReadNotes:
             )
         needs: dict[str, list[tuple[str, str | None]]] = {}
         for item in self.not_compared:
-            needs.setdefault(_NEEDS.get(item[0], "the administrator or policymaker tag"), []).append(item)
+            if item != ("stack", None):  # its own note
+                needs.setdefault(_NEEDS.get(item[0], "the administrator or policymaker tag"), []).append(item)
         for need, items in needs.items():
             words = ReadNotes(not_compared=tuple(items)).not_compared_words()
             out.append(
                 f"Not compared: {words}. The files declare them, and {who} may not read them (that needs {need}): "
                 "this plan shows no change to them, whatever the files say. `topo apply` reads and compares them."
             )
+        ownership = self.ownership_note()
+        if ownership is not None:
+            out.append(ownership)
         return out
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "guard",
     "is_inventory_part",
     "own",
+    "ownership_unknown",
     "prune_undeclared_vhosts",
 ]
 
@@ -360,6 +361,27 @@ def own(plan: Plan, desired: Topology, observed: Topology, options: Ownership = 
         unowned=sorted(notes, key=lambda u: str(u.address)),
         adopted=sorted(adopted, key=str),
     )
+
+
+UNKNOWN_CHANGE = "ownership not known: apply refuses this change if another stack owns the resource"
+UNKNOWN_DELETE = "ownership not known: apply leaves it alone if another stack owns it"
+
+
+def ownership_unknown(plan: Plan) -> Plan:
+    """``plan`` (made by the kinds) for a stack whose inventory could not be read (``topo plan`` with read-only
+    credentials): nothing is decided about ownership (no prune, adoption, inventory change), and each change
+    whose fate depends on who owns its resource is marked, so that the plan never shows it as plainly fine:
+    an update, replace or migration of an existing resource (refused when another stack owns it), the delete
+    of a binding (left alone when another stack owns it). A create depends on no one's inventory, nor does the
+    delete of a fence an interrupted apply left."""
+    changes = []
+    for change in plan.changes:
+        marked = change.action != "create" and (change.action != "delete" or change.kind == "binding")
+        if BY_NAME[change.kind].scope == "vhost" and marked:
+            warning = UNKNOWN_DELETE if change.action == "delete" else UNKNOWN_CHANGE
+            change = replace(change, warnings=(*change.warnings, warning))
+        changes.append(change)
+    return replace(plan, changes=changes)
 
 
 def _protected_keys(vhost: VHost) -> set[Key]:

@@ -27,6 +27,7 @@ __all__ = [
     "render_markdown",
     "render_text",
     "summary_line",
+    "unknown_line",
 ]
 
 FORMAT_VERSION = 1
@@ -53,6 +54,17 @@ def summary_line(plan: Plan) -> str:
     return (
         f"Plan: {plan.count('create')} to create, {plan.count('update')} to update, "
         f"{plan.count('replace')} to replace{migrate}, {plan.count('delete')} to delete."
+    )
+
+
+def unknown_line(plan: Plan) -> str | None:
+    """The line under the summary of a plan whose stack's inventory could not be read (``None``: known)."""
+    if plan.read.ownership_known:
+        return None
+    stack = f"stack {plan.read.stack!r}" if plan.read.stack else "the stack"
+    return (
+        f"Ownership not known: the inventory of {stack} could not be read, so prune, adoption and other stacks' "
+        "resources are not in this plan (see the note): `topo apply` may do more, or refuse."
     )
 
 
@@ -138,6 +150,9 @@ def render_text(plan: Plan, style: Styler = _plain) -> str:
         out.append(style(summary_line(plan), "bold"))
         if plan.blocked:
             out.append(style(blocked_line(plan), "red"))
+    unknown = unknown_line(plan)
+    if unknown is not None:
+        out.append(style(unknown, "yellow"))
     notes = plan.read.notes()
     if notes:
         out.append("")
@@ -215,6 +230,9 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "read": {
             "by_resource": plan.read.by_resource,
             "not_compared": [{"kind": kind, "vhost": vhost} for kind, vhost in plan.read.not_compared],
+            "ownership": None
+            if plan.read.stack is None
+            else {"stack": plan.read.stack, "known": plan.read.ownership_known},
             "notes": plan.read.notes(),
         },
     }
@@ -232,8 +250,12 @@ def render_markdown(plan: Plan, graph: str | None = None) -> str:
         cluster = f"`{plan.broker.cluster_name}` at " if plan.broker.cluster_name else ""
         out += [f"Made against the broker {cluster}{plan.broker.url}", ""]
     out.append(f"**{summary_line(plan)}**")
+    ownership = plan.read.ownership_note()
+    if ownership is not None:  # what the plan could not know, before what it shows
+        out += ["", f"> :warning: **{ownership}**"]
     for note in plan.read.notes():
-        out += ["", f"> :information_source: {note}"]
+        if note != ownership:
+            out += ["", f"> :information_source: {note}"]
     if plan.blocked:
         out += ["", f"> :no_entry: **{blocked_line(plan, marked='')}**", ">"]
         for change in plan.blocked_changes:
