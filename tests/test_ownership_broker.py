@@ -1,5 +1,6 @@
 """Ownership on a real node, through the command line: two stacks in one vhost, prune, adopt, destroy, the
-inventory surviving a restart of the broker, protect, and --allow-data-loss with a queue holding messages.
+inventory surviving a restart of the broker, protect (a queue; a binding, a shovel and a federation upstream),
+and --allow-data-loss with a queue holding messages.
 The same behaviours, faster and with failures injected, on the in-memory broker: test_ownership_fake.py.
 """
 
@@ -235,6 +236,114 @@ def test_protect_and_allow_data_loss_with_a_queue_holding_messages(
     assert done.code == 0, done.err
     assert "Dropped queue 'jobs'" in done.err and "3 messages" in done.err
     assert queues(mgmt, vhost) == {"precious"}
+
+
+def test_protected_binding_shovel_and_upstream_survive_a_prune_and_destroy(
+    topo: Any, vhost: str, mgmt: httpx.Client, stacks: Any, tmp_path: Path
+) -> None:
+    """``protect: true`` on a binding, a shovel and a federation upstream: removed from the files, a prune of
+    them is blocked in every plan form (``--detailed-exitcode`` 3), apply refuses it and deletes nothing, and
+    ``topo destroy`` is blocked too."""
+    a = stacks()
+    here = quote(vhost, safe="")
+    links = f"""\
+            shovels:
+              to-sink:
+                source: {{uri: "amqp:///{here}", queue: outbound}}
+                destination: {{uri: "amqp:///{here}", queue: sink}}
+                protect: true
+            federation-upstreams:
+              eu: {{uri: "amqp://upstream.invalid/shop", protect: true}}
+    """
+    declared = f"""\
+        version: 1
+        name: {a}
+        vhosts:
+          {vhost}:
+            exchanges:
+              events: {{type: topic}}
+            queues:
+              outbound: {{}}
+              sink: {{}}
+              jobs:
+                bindings:
+                  - {{exchange: events, routing-key: "j.#", protect: true}}
+    """
+    file_a = write(tmp_path, "a.yaml", declared.rstrip(" ") + links)
+    applied = topo("apply", file_a, "--yes")
+    assert applied.code == 0, applied.err
+    binding = f'vhosts.{vhost}.queues.jobs.bindings[events "j.#"]'
+    protected = {binding, f"vhosts.{vhost}.shovels.to-sink", f"vhosts.{vhost}.federation-upstreams.eu"}
+    assert {item["address"] for item in state(topo, a)["owned"] if item["protected"]} == protected
+
+    def on_broker() -> tuple[list[str], int, int]:
+        keys = [b["routing_key"] for b in mgmt.get(f"/api/bindings/{here}/e/events/q/jobs").json()]
+        shovel = mgmt.get(f"/api/parameters/shovel/{here}/to-sink").status_code
+        return keys, shovel, mgmt.get(f"/api/parameters/federation-upstream/{here}/eu").status_code
+
+    assert on_broker() == (["j.#"], 200, 200)
+    # the binding, the shovel and the upstream removed from the files (the queue jobs stays declared)
+    write(tmp_path, "a.yaml", declared.replace('- {exchange: events, routing-key: "j.#", protect: true}', "[]"))
+    blocked = topo("plan", file_a, "--prune", "--detailed-exitcode")
+    assert blocked.code == 3, blocked.out + blocked.err
+    for address in protected:
+        assert f"{address} (will be deleted)" in blocked.out
+    assert blocked.out.count("! blocked: is protected (`protect: true`): no plan may delete it") == 3
+    as_json = topo("plan", file_a, "--prune", "--format", "json")
+    blockers = {c["address"]: [b["code"] for b in c["blockers"]] for c in json.loads(as_json.out)["changes"]}
+    assert {address for address, codes in blockers.items() if "protected" in codes} == protected
+    markdown = topo("plan", file_a, "--prune", "--format", "markdown")
+    assert ":no_entry:" in markdown.out and all(f"`{address}` is protected" in markdown.out for address in protected)
+    refused = topo("apply", file_a, "--prune", "--yes", "--allow-data-loss")
+    assert refused.code == 1 and "protected" in refused.err
+    assert on_broker() == (["j.#"], 200, 200)  # nothing deleted
+    destroyed = topo("destroy", a, "--yes", "--allow-data-loss")
+    assert destroyed.code == 1 and "protected" in destroyed.err
+    assert on_broker() == (["j.#"], 200, 200)
+    assert {"outbound", "sink", "jobs"} <= queues(mgmt, vhost)
+
+
+def test_a_protected_permission_is_not_revoked_when_the_files_stop_giving_it(
+    topo: Any, vhost: str, mgmt: httpx.Client, stacks: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A declared user's permission and topic permissions that its files no longer give are revoked, unless
+    protected: the stack's inventory remembers ``protect``, the plan is blocked and apply revokes nothing."""
+    a, user = stacks(), f"t-prot-{secrets.token_hex(3)}"
+    monkeypatch.setenv("PROT_PASSWORD", secrets.token_hex(8))
+    given = f"""\
+        version: 1
+        name: {a}
+        vhosts:
+          {vhost}:
+            exchanges: {{events: {{type: topic}}}}
+        users:
+          {user}:
+            password: ${{env:PROT_PASSWORD}}
+            permissions:
+              {vhost}: {{configure: "^$", write: ".*", read: ".*", protect: true}}
+            topic-permissions:
+              {vhost}:
+                events: {{write: "^order[.]", read: "^$", protect: true}}
+        """
+    here, who = quote(vhost, safe=""), quote(user, safe="")
+    try:
+        file_a = write(tmp_path, "a.yaml", given)
+        applied = topo("apply", file_a, "--yes")
+        assert applied.code == 0, applied.err
+        held = [f"users.{user}.permissions.{vhost}", f"users.{user}.topic-permissions.{vhost}"]
+        assert state(topo, a)["protected_not_owned"] == held  # no stack owns a permission; it remembers protect
+        write(tmp_path, "a.yaml", given.split("            permissions:")[0])
+        blocked = topo("plan", file_a, "--detailed-exitcode")
+        assert blocked.code == 3, blocked.out + blocked.err
+        for address in held:
+            assert f"{address} (will be deleted)" in blocked.out
+        assert blocked.out.count("! blocked: is protected (`protect: true`): no plan may delete it") == 2
+        refused = topo("apply", file_a, "--yes")
+        assert refused.code == 1 and "protected" in refused.err
+        assert mgmt.get(f"/api/permissions/{here}/{who}").status_code == 200
+        assert mgmt.get(f"/api/topic-permissions/{here}/{who}").status_code == 200
+    finally:
+        mgmt.delete(f"/api/users/{who}")
 
 
 def test_destroy_asks_is_guarded_and_deletes_what_the_stack_owns(

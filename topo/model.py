@@ -276,6 +276,7 @@ class Binding:
     routing_key: str = ""
     arguments: Mapping[str, Any] = field(default_factory=dict)
     origin: Origin | None = field(default=None, compare=False)
+    protect: bool = field(default=False, compare=False)  # `protect: true`: no plan may delete it (nor re-create it)
 
     @property
     def key(self) -> BindingKey:
@@ -531,6 +532,7 @@ class Permission:
     write: str
     read: str
     origin: Origin | None = field(default=None, compare=False)
+    protect: bool = field(default=False, compare=False)  # `protect: true`: no plan may revoke it
 
     def address(self) -> Address:
         return Address("permission", self.vhost, self.user)
@@ -545,6 +547,7 @@ class TopicPermission:
     write: str
     read: str
     origin: Origin | None = field(default=None, compare=False)
+    protect: bool = field(default=False, compare=False)  # `protect: true`: protects its user's on the vhost
 
 
 @dataclass(frozen=True, slots=True)
@@ -556,6 +559,11 @@ class TopicPermissions:
     vhost: str
     exchanges: Mapping[str, TopicPermission] = field(default_factory=dict)
     origin: Origin | None = field(default=None, compare=False)
+
+    @property
+    def protect(self) -> bool:
+        """``protect: true`` on any exchange's entry: no plan may delete them, nor delete and set them again."""
+        return any(entry.protect for entry in self.exchanges.values())
 
     def address(self) -> Address:
         return Address("topic-permission", self.vhost, self.user)
@@ -587,7 +595,8 @@ def reserved_parameter(name: str) -> str | None:
 @dataclass(frozen=True, slots=True)
 class Inventory:
     """What stack ``stack`` owns on a broker: the addresses of the resources it created or adopted
-    (``owned``), and those of them its files mark ``protect: true`` (``protected``). Kept on the broker
+    (``owned``), and those of them its files mark ``protect: true`` (``protected``; it also holds the users'
+    permissions and topic permissions the files protect, which no stack owns). Kept on the broker
     itself, in global parameters named ``topo.stack.*`` (:mod:`topo.plan.ownership`)."""
 
     stack: str
@@ -621,6 +630,7 @@ class Shovel:
     settings: Mapping[str, Any] = field(default_factory=dict)
     origin: Origin | None = field(default=None, compare=False)
     lint_disable: frozenset[str] = field(default=frozenset(), compare=False)
+    protect: bool = field(default=False, compare=False)  # `protect: true`: no plan may delete it
 
     def setting(self, key: str) -> Any:
         return self.settings.get(key)
@@ -634,6 +644,7 @@ class FederationUpstream:
     uris: tuple[Secret, ...] = field(default=(), compare=False, repr=False)
     settings: Mapping[str, Any] = field(default_factory=dict)
     origin: Origin | None = field(default=None, compare=False)
+    protect: bool = field(default=False, compare=False)  # `protect: true`: no plan may delete it
 
 
 @dataclass(frozen=True, slots=True)
@@ -644,6 +655,7 @@ class FederationUpstreamSet:
     name: str
     members: tuple[Mapping[str, Any], ...] = ()
     origin: Origin | None = field(default=None, compare=False)
+    protect: bool = field(default=False, compare=False)  # `protect: true`: no plan may delete it
 
     @property
     def upstreams(self) -> tuple[str, ...]:

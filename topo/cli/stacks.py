@@ -31,6 +31,7 @@ def _state_json(inventory: Inventory) -> dict[str, Any]:
             }
             for a in sorted(inventory.owned, key=lambda a: (a.vhost, str(a)))
         ],
+        "protected_not_owned": sorted(str(a) for a in inventory.protected - inventory.owned),
     }
 
 
@@ -44,6 +45,9 @@ def _state_text(inventory: Inventory) -> list[str]:
             out.append(f"  in vhost {json.dumps(a.vhost, ensure_ascii=False)}:")
         mark = "  (protected)" if a in inventory.protected else ""
         out.append(f"    {a.kind} {a}{mark}")
+    held = sorted(str(a) for a in inventory.protected - inventory.owned)  # permissions: no stack owns them
+    if held:
+        out.append("  protected, not owned: " + ", ".join(held))
     return out
 
 

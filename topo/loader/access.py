@@ -136,7 +136,13 @@ class AccessBuilder:
             for key in ("configure", "write", "read"):
                 self._pattern(doc, (*where, key), item[key])
             self.topology.permissions[(name, vhost)] = Permission(
-                name, vhost, item["configure"], item["write"], item["read"], origin=self._origin(doc, where)
+                name,
+                vhost,
+                item["configure"],
+                item["write"],
+                item["read"],
+                origin=self._origin(doc, where),
+                protect=bool(item.get("protect", False)),
             )
         for vhost, exchanges in (body.get("topic-permissions") or {}).items():
             where = (*path, "topic-permissions", vhost)
@@ -149,7 +155,13 @@ class AccessBuilder:
                     continue
                 for key in ("write", "read"):
                     self._pattern(doc, (*at, key), item[key])
-                entries[exchange] = TopicPermission(exchange, item["write"], item["read"], origin=self._origin(doc, at))
+                entries[exchange] = TopicPermission(
+                    exchange,
+                    item["write"],
+                    item["read"],
+                    origin=self._origin(doc, at),
+                    protect=bool(item.get("protect", False)),
+                )
             if entries:
                 self.topology.topic_permissions[(name, vhost)] = TopicPermissions(
                     name, vhost, entries, origin=self._origin(doc, where)

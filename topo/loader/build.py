@@ -555,6 +555,7 @@ class _Builder:
                 routing_key=routing_key,
                 arguments=arguments,
                 origin=self.origin(doc, b_path),
+                protect=bool(item.get("protect", False)),
             )
             key = binding.key  # computed once: it serialises the arguments
             if key in vhost.bindings:

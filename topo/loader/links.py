@@ -233,6 +233,7 @@ class LinksBuilder:
             settings=link_settings(value, SHOVEL_DEFAULTS, {}),
             origin=self._origin(doc, path),
             lint_disable=frozenset((body.get("lint") or {}).get("disable", [])),
+            protect=bool(body.get("protect", False)),
         )
 
     # -- federation ----------------------------------------------------------------------------------
@@ -245,17 +246,23 @@ class LinksBuilder:
             uris=uris,
             settings=link_settings(upstream_value(body), UPSTREAM_DEFAULTS, {}),
             origin=self._origin(doc, path),
+            protect=bool(body.get("protect", False)),
         )
 
-    def upstream_set(self, doc: Document, path: Path_, vhost: VHost, name: str, body: list[Any]) -> None:
+    def upstream_set(
+        self, doc: Document, path: Path_, vhost: VHost, name: str, body: list[Any] | Mapping[str, Any]
+    ) -> None:
+        """A set: its list of members, or ``{upstreams: [...], protect: true}``."""
+        items = body if isinstance(body, list) else body["upstreams"]
         members = []
-        for item in body:
+        for item in items:
             if isinstance(item, str):
                 members.append({"upstream": item})
             else:
                 members.append({"upstream": item["upstream"], **link_settings(upstream_value(item), {}, {})})
+        protect = isinstance(body, Mapping) and bool(body.get("protect", False))
         vhost.federation_upstream_sets[name] = FederationUpstreamSet(
-            name, tuple(members), origin=self._origin(doc, path)
+            name, tuple(members), origin=self._origin(doc, path), protect=protect
         )
 
 
@@ -263,7 +270,7 @@ def upstream_value(body: Mapping[str, Any]) -> dict[str, Any]:
     """An upstream's settings of the files (or of a member of a set) as the broker's keys and units."""
     value: dict[str, Any] = {}
     for key, item in body.items():
-        if key in ("uri", "uri-file", "upstream"):
+        if key in ("uri", "uri-file", "upstream", "protect"):
             continue
         if key == "reconnect-delay":
             item = reconnect_delay(item)

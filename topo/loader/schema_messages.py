@@ -120,9 +120,26 @@ def _type_name(value: Any, path: Path_ = ()) -> str:
     return type(value).__name__
 
 
+def _fitting_branch(error: SchemaError) -> list[SchemaError] | None:
+    """The errors of the one branch of an ``anyOf`` that takes a mapping or a list written there (the others
+    want another type): what is wrong inside it says more than "expected one of these". None: no such branch."""
+    if error.validator != "anyOf" or not isinstance(error.instance, dict | list) or not error.context:
+        return None
+    branches: dict[Any, list[SchemaError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    fitting = [errs for errs in branches.values() if not any(e.validator == "type" and not e.path for e in errs)]
+    return fitting[0] if len(fitting) == 1 else None
+
+
 def _problems(doc: Document, error: SchemaError) -> Iterator[Problem]:
     path: Path_ = tuple(error.absolute_path)
     validator = error.validator
+    inside = _fitting_branch(error)
+    if inside is not None:
+        for sub in inside:
+            yield from _problems(doc, sub)
+        return
     if validator == "additionalProperties":
         allowed = _subschema_properties(error)
         extras = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []

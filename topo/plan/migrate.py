@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from topo.model import Address, Queue, Topology
 from topo.plan.model import Blocker, Change, Plan
+from topo.plan.safety import COUNT_CODES
 
 __all__ = [
     "NEW_PREFIX",
@@ -111,7 +112,8 @@ def _as_migration(change: Change) -> Change:
         )
     kept = tuple(w for w in warnings if "if-empty" not in w and not w.startswith("data loss allowed"))
     migrated = replace(change, action="migrate", warnings=kept)
-    return replace(migrated, blockers=migration_blockers(migrated))
+    others = tuple(b for b in change.blockers if b.code not in COUNT_CODES)  # protected, ...: they stay
+    return replace(migrated, blockers=others + migration_blockers(migrated))
 
 
 def in_progress(observed: Topology) -> dict[str, set[str]]:

@@ -19,7 +19,8 @@ one last, so an apply killed half-way over-claims at worst (a resource it did no
 claims one it created: the next apply converges and owns it without ``--adopt``.
 
 **The guards** (:func:`guard`): a change that deletes or replaces a protected resource (``protect: true`` in
-the files, or in the inventory for a resource the files no longer declare) is blocked, whatever the flags.
+the files, or in the inventory for a resource the files no longer declare) is blocked, whatever the flags; a
+protected binding that a replacement of its queue or exchange drops and creates again is replaced too.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from topo.model import Address, GlobalParameter, Inventory, Topology, VHost
+from topo.model import Address, Binding, GlobalParameter, Inventory, TopicPermissions, Topology, VHost
 from topo.plan.kinds import BY_NAME, VHOST_KINDS
+from topo.plan.kinds.permission import topic_entries_removed
 from topo.plan.model import Action, Blocker, Change, Plan, Unmanaged
 
 __all__ = [
@@ -173,13 +175,44 @@ def addresses(vhost: VHost, named: dict[Any, Address] | None = None) -> dict[Add
 
 
 def _protected(vhost: VHost) -> set[Address]:
-    """The addresses of what ``vhost`` marks ``protect: true`` (bindings cannot be)."""
+    """The addresses of what ``vhost`` marks ``protect: true``: the vhost, and any resource of it."""
     name = vhost.name
     found = {Address("vhost", name)} if vhost.protect else set()
     found.update(Address("exchange", name, n) for n, x in vhost.exchanges.items() if x.protect)
     found.update(Address("queue", name, n) for n, q in vhost.queues.items() if q.protect)
+    found.update(b.address(name) for b in vhost.bindings.values() if b.protect)
     found.update(Address("policy", name, n) for n, p in vhost.policies.items() if p.protect)
     found.update(Address("operator-policy", name, n) for n, p in vhost.operator_policies.items() if p.protect)
+    found.update(Address("shovel", name, n) for n, x in vhost.shovels.items() if x.protect)
+    found.update(Address("federation-upstream", name, n) for n, x in vhost.federation_upstreams.items() if x.protect)
+    sets = vhost.federation_upstream_sets
+    found.update(Address("federation-upstream-set", name, n) for n, x in sets.items() if x.protect)
+    return found
+
+
+HELD = ("permission", "topic-permission")
+"""The kinds a user holds per vhost that take ``protect: true``: no stack owns them (nor users), but a stack's
+inventory remembers those its files protect, so that their revoke stays blocked once the files no longer give
+them."""
+
+
+def _protected_access(topology: Topology) -> set[Address]:
+    """The addresses of the permissions and topic permissions ``topology`` marks ``protect: true``."""
+    found = {p.address() for p in topology.permissions.values() if p.protect}
+    found.update(t.address() for t in topology.topic_permissions.values() if t.protect)
+    return found
+
+
+def _held_protected(desired: Topology, mine: Inventory) -> set[tuple[str, str, str]]:
+    """The permissions and topic permissions (as (vhost, kind, user)) the new inventory of stack ``mine`` marks
+    protected: those the files protect, and those the old inventory marks that the files do not declare (a
+    declaration without ``protect`` takes it off)."""
+    found: set[tuple[str, str, str]] = {(a.vhost, a.kind, a.name) for a in _protected_access(desired)}
+    for a in mine.protected:
+        if a.kind in HELD:
+            declared = desired.permissions if a.kind == "permission" else desired.topic_permissions
+            if (a.name, a.vhost) not in declared:
+                found.add((a.vhost, a.kind, a.name))
     return found
 
 
@@ -267,7 +300,8 @@ def own(plan: Plan, desired: Topology, observed: Topology, options: Ownership = 
     guarded: set[tuple[str, str, str]] = {(a.vhost, a.kind, a.name) for a in mine.protected}
     # what the new inventory holds, vhost by vhost (the vhosts this plan did not compare: as they were)
     owned: dict[str, set[Key]] = {v: set(keys) for v, keys in mine_by_vhost.items() if v not in compared}
-    protected: set[tuple[str, str, str]] = {t for t in guarded if t[0] not in compared}
+    protected: set[tuple[str, str, str]] = {t for t in guarded if t[0] not in compared and t[1] not in HELD}
+    protected |= _held_protected(desired, mine)
     for vhost in plan.vhosts:
         named: dict[Any, str] = {}
         want = _keys(desired.vhosts[vhost], named)
@@ -363,7 +397,7 @@ PROTECTED_HINT = (
 
 
 def protected_blocker(change: Change) -> Blocker:
-    doing = "replace" if change.action == "replace" else "delete"
+    doing = "delete" if change.action == "delete" else "replace"
     return Blocker(
         "protected",
         f"is protected (`protect: true`): no plan may {doing} it, whatever the flags",
@@ -371,23 +405,67 @@ def protected_blocker(change: Change) -> Blocker:
     )
 
 
+def _recreated(change: Change, replaced: set[Address]) -> bool:
+    """Whether ``change`` creates again a binding that the replacement of its source or destination (one of
+    ``replaced``) drops: the binding is replaced too."""
+    binding = change.after
+    if change.kind != "binding" or change.action != "create" or not isinstance(binding, Binding):
+        return False
+    vhost = change.address.vhost
+    destination = Address("queue" if binding.destination_type == "queue" else "exchange", vhost, binding.destination)
+    return Address("exchange", vhost, binding.source) in replaced or destination in replaced
+
+
 def guard(plan: Plan, desired: Topology, inventories: Mapping[str, Inventory] | None = None) -> Plan:
     """``plan`` with every delete or replace of a protected resource blocked: ``protect: true`` in the files
     (``desired``), or in the inventory of the stack (``inventories``: a resource its files no longer declare)."""
-    marked: set[Address] = set()
+    marked = _protected_access(desired)
     for vhost in desired.vhosts.values():
         marked |= _protected(vhost)
     if inventories is not None and desired.name is not None and desired.name in inventories:
         marked |= inventories[desired.name].protected
     if not marked:
         return plan
+    replaced = {c.address for c in plan.changes if c.action == "replace" and c.kind in ("queue", "exchange")}
+    held: dict[str, list[Address]] = {}  # a vhost's delete takes its permissions with it
+    for address in marked:
+        if address.kind in HELD:
+            held.setdefault(address.vhost, []).append(address)
     changes = []
     for change in plan.changes:
-        protects = change.action in ("delete", "replace") and change.address in marked
+        protects = change.address in marked and (
+            change.action in ("delete", "replace")
+            or (bool(replaced) and _recreated(change, replaced))
+            or _topic_permissions_reset(change)
+        )
         if protects and not any(b.code == "protected" for b in change.blockers):
             change = replace(change, blockers=(*change.blockers, protected_blocker(change)))
+        if change.kind == "vhost" and change.action == "delete" and change.vhost in held:
+            change = replace(change, blockers=(*change.blockers, _takes_protected(held[change.vhost])))
         changes.append(change)
     return replace(plan, changes=changes)
+
+
+def _topic_permissions_reset(change: Change) -> bool:
+    """Whether ``change`` deletes a user's topic permissions on a vhost and sets the others again (an exchange's
+    entry removed: RabbitMQ 3.10 deletes them only all at once): they are replaced."""
+    before, after = change.before, change.after
+    return (
+        change.kind == "topic-permission"
+        and change.action == "update"
+        and isinstance(before, TopicPermissions)
+        and isinstance(after, TopicPermissions)
+        and bool(topic_entries_removed(before, after))
+    )
+
+
+def _takes_protected(addresses: list[Address]) -> Blocker:
+    shown = ", ".join(sorted(str(a) for a in addresses))
+    return Blocker(
+        "protected",
+        f"deleting it revokes what is protected (`protect: true`) on it: {shown}",
+        PROTECTED_HINT,
+    )
 
 
 def _teardown(stack: str, mine: Inventory, vhost: VHost, reason: str) -> tuple[list[Change], list[Unmanaged]]:
@@ -455,7 +533,7 @@ def prune_undeclared_vhosts(
         owned = {a for a in owned if a.vhost != name} | kept
         if notes:  # the vhost stays: still the stack's
             owned.add(Address("vhost", name))
-    new = Inventory(stack, frozenset(owned), frozenset(protected & owned))
+    new = Inventory(stack, frozenset(owned), frozenset(protected & owned | {a for a in protected if a.kind in HELD}))
     if new != mine:
         before = mine
         changes.append(Change("update", Address("stack", "", stack), before=before, after=new))

@@ -82,6 +82,7 @@ def build_schema() -> dict[str, Any]:
             "arguments": {"type": "object"},
             "match": {"enum": ["all", "any", "all-with-x", "any-with-x"]},
             "headers": {"type": "object"},
+            "protect": _PROTECT,
         },
         "additionalProperties": False,
     }
@@ -313,13 +314,30 @@ def _access_defs() -> dict[str, Any]:
         "permission": {
             "type": "object",
             "required": ["configure", "write", "read"],
-            "properties": {"configure": pattern, "write": pattern, "read": pattern},
+            "properties": {
+                "configure": pattern,
+                "write": pattern,
+                "read": pattern,
+                "protect": {
+                    **_PROTECT,
+                    "description": "protect: no plan may revoke it (its user's files no longer giving it, a delete "
+                    "of its vhost), whatever the flags; remove it first, in a change of its own",
+                },
+            },
             "additionalProperties": False,
         },
         "topic-permission": {
             "type": "object",
             "required": ["write", "read"],
-            "properties": {"write": pattern, "read": pattern},
+            "properties": {
+                "write": pattern,
+                "read": pattern,
+                "protect": {
+                    **_PROTECT,
+                    "description": "protect: no plan may delete the user's topic permissions on this vhost "
+                    "(RabbitMQ deletes them all at once), whatever the flags; remove it first, in a change of its own",
+                },
+            },
             "additionalProperties": False,
         },
     }
@@ -378,6 +396,20 @@ def _links_defs() -> dict[str, Any]:
         "resource-cleanup-mode": {"enum": ["default", "never"]},
         "channel-use-mode": {"enum": ["multiple", "single"]},
     }
+    members = {
+        "type": "array",
+        "items": {
+            "anyOf": [
+                name,
+                {
+                    "type": "object",
+                    "required": ["upstream"],
+                    "properties": {"upstream": name, **upstream_keys},
+                    "additionalProperties": False,
+                },
+            ]
+        },
+    }
     return {
         "shovel": {
             "type": "object",
@@ -416,27 +448,27 @@ def _links_defs() -> dict[str, Any]:
                 "ack-mode": ack_mode,
                 "reconnect-delay": delay,
                 "lint": _lint(),
+                "protect": _PROTECT,
             },
             "additionalProperties": False,
         },
         "federation-upstream": {
             "type": "object",
-            "properties": {"uri": uri, "uri-file": uri_file, **upstream_keys},
+            "properties": {"uri": uri, "uri-file": uri_file, **upstream_keys, "protect": _PROTECT},
             "additionalProperties": False,
         },
         "federation-upstream-set": {
-            "type": "array",
-            "items": {
-                "anyOf": [
-                    name,
-                    {
-                        "type": "object",
-                        "required": ["upstream"],
-                        "properties": {"upstream": name, **upstream_keys},
-                        "additionalProperties": False,
-                    },
-                ]
-            },
+            "description": "a list of upstreams (names, or {upstream: NAME, ...} with overrides); or "
+            "{upstreams: [...], protect: true}",
+            "anyOf": [
+                members,
+                {
+                    "type": "object",
+                    "required": ["upstreams"],
+                    "properties": {"upstreams": members, "protect": _PROTECT},
+                    "additionalProperties": False,
+                },
+            ],
         },
     }
 
