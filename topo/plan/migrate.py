@@ -110,6 +110,11 @@ def _as_migration(change: Change) -> Change:
             "still hold some after --migrate-wait (60 s), it stops before the delete, nothing lost, and the same "
             "apply run again finishes"
         )
+    warnings.append(
+        "its routes move to a holding queue and back, each binding an add then a delete (RabbitMQ moves no two "
+        "at once): a message published in that instant may come twice, or after one published just after it; "
+        "apply says how many at most"
+    )
     kept = tuple(w for w in warnings if "if-empty" not in w and not w.startswith("data loss allowed"))
     migrated = replace(change, action="migrate", warnings=kept)
     others = tuple(b for b in change.blockers if b.code not in COUNT_CODES)  # protected, ...: they stay
