@@ -7,13 +7,14 @@ apply run again finishes the migration."""
 from __future__ import annotations
 
 import asyncio
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_migrate_broker import fill, read_all
+from test_migrate_broker import FILES, fill, read_all
 
 from topo import engine
 from topo.broker.client import ManagementClient
@@ -25,18 +26,6 @@ from topo.runtime.url import parse_url
 
 MESSAGES = 200
 HELD = 5
-
-FILES = """\
-version: 1
-vhosts:
-  ${var:VHOST}:
-    exchanges:
-      orders: {type: direct}
-    queues:
-      work:
-        type: %s
-        bindings: [{exchange: orders, routing-key: "new"}]
-"""
 
 
 @pytest.fixture
@@ -119,7 +108,7 @@ def _holding(client: ManagementClient, broker: Any, vhost: str, tmp_path: Any) -
     """The queue ``work`` (classic) with ``MESSAGES`` messages, ``HELD`` of them held by a consumer."""
     from topo.loader import load
 
-    (tmp_path / "topology.yaml").write_text(FILES % "classic")
+    (tmp_path / "topology.yaml").write_text(textwrap.dedent(FILES % "classic"))
     engine.apply(client, load(tmp_path, {"VHOST": vhost}))
     holder = Holder(broker.amqp_url, vhost, "work")
     holder.start()
@@ -130,7 +119,7 @@ def _holding(client: ManagementClient, broker: Any, vhost: str, tmp_path: Any) -
     while len(holder.held) < HELD and time.monotonic() < deadline:
         time.sleep(0.05)
     assert holder.ids == old[:HELD]
-    (tmp_path / "topology.yaml").write_text(FILES % "quorum")
+    (tmp_path / "topology.yaml").write_text(textwrap.dedent(FILES % "quorum"))
     return holder, old, load(tmp_path, {"VHOST": vhost})
 
 

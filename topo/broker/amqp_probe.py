@@ -300,6 +300,26 @@ MOVE_BATCH = 1000
 """How many messages :func:`move_messages` moves in one transaction."""
 
 
+async def _commit_moved(
+    channel: Any, taken: list[Any], moving: list[Any], target: str, returned: list[Any], timeout: float
+) -> None:
+    """One transaction of a move, on a channel in ``tx.select`` mode: publish ``moving`` to ``target`` (by
+    the default exchange, ``mandatory``), ack every message ``taken``, commit; or, when the broker returned
+    a publish (``returned``, the channel's ``on_return`` list), roll back and raise :class:`_Unroutable`."""
+    import asyncio
+
+    for message in moving:  # in their order, on this one channel: the target keeps it
+        channel.publish_nowait("", target, message.body, message.properties, mandatory=True)
+    # a round trip after the publishes: a Basic.Return of any of them comes before its answer
+    await asyncio.wait_for(channel.queue_declare(target, passive=True), timeout)
+    if returned:
+        await asyncio.wait_for(channel.tx_rollback(), timeout)
+        raise _Unroutable(target)
+    for message in taken:
+        message.ack_nowait()
+    await asyncio.wait_for(channel.tx_commit(), timeout * 6)
+
+
 async def _move(
     amqp_url: str,
     vhost: str,
@@ -329,16 +349,7 @@ async def _move(
             wanted = min(batch, ready)
             got = await asyncio.wait_for(asyncio.gather(*(channel.get(source) for _ in range(wanted))), timeout)
             messages = [m for m in got if m is not None]
-            for message in messages:  # in their order, on this one channel: the target keeps it
-                channel.publish_nowait("", target, message.body, message.properties, mandatory=True)
-            # a round trip after the publishes: a Basic.Return of any of them comes before its answer
-            _, _, _ = await asyncio.wait_for(channel.queue_declare(target, passive=True), timeout)
-            if returned:
-                await asyncio.wait_for(channel.tx_rollback(), timeout)
-                raise _Unroutable(target)
-            for message in messages:
-                message.ack_nowait()
-            await asyncio.wait_for(channel.tx_commit(), timeout * 6)
+            await _commit_moved(channel, messages, messages, target, returned, timeout)
             counts[0] += len(messages)
             if exact:  # nothing else publishes to the target: it must hold exactly the batch more
                 _, after, _ = await asyncio.wait_for(channel.queue_declare(target, passive=True), timeout)
@@ -513,19 +524,10 @@ class RequeueCatcher:
     async def _commit(
         self, channel: Any, messages: list[Any], target: str, returned: list[Any], timeout: float
     ) -> None:
-        import asyncio
 
+        # (apply's own fence probes are only acked: dropped, as remove_probes does)
         moving = [m for m in messages if not (m.properties.message_id or "").startswith(PROBE_ID_PREFIX)]
-        for message in moving:  # (apply's own fence probes are only acked: dropped, as remove_probes does)
-            channel.publish_nowait("", target, message.body, message.properties, mandatory=True)
-        # a round trip after the publishes: a Basic.Return of any of them comes before its answer
-        await asyncio.wait_for(channel.queue_declare(target, passive=True), timeout)
-        if returned:
-            await asyncio.wait_for(channel.tx_rollback(), timeout)
-            raise _Unroutable(target)
-        for message in messages:
-            message.ack_nowait()
-        await asyncio.wait_for(channel.tx_commit(), timeout * 6)
+        await _commit_moved(channel, messages, moving, target, returned, timeout)
         self.caught.moved += len(moving)
 
 

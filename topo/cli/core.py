@@ -6,7 +6,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Any
 
 import click
@@ -312,32 +312,20 @@ def apply_cmd(
         show_bar = total >= 20 and sys.stderr.isatty()
         recount = not assume_yes or plan.blocked  # after a question, count again; with --yes the plan is fresh
         notes: list[str] = []  # each migration's figures: said also when a later change fails
+        bar_or_none = (
+            click.progressbar(length=total, label="Applying", file=sys.stderr) if show_bar else nullcontext(None)
+        )
         try:
-            if show_bar:
-                with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
-                    engine.apply(
-                        client,
-                        desired,
-                        plan,
-                        progress=lambda _text, n: bar.update(n),
-                        recount=recount,
-                        ownership=ownership,
-                        allow_data_loss=allow_data_loss,
-                        notes=notes,
-                        migrate_wait=migrate_wait,
-                        stats_interval=stats_interval,
-                    )
-            else:
+            with bar_or_none as bar:
                 engine.apply(
                     client,
                     desired,
                     plan,
+                    progress=(lambda _text, n: bar.update(n)) if bar is not None else None,
                     recount=recount,
                     ownership=ownership,
                     allow_data_loss=allow_data_loss,
                     notes=notes,
-                    migrate_wait=migrate_wait,
-                    stats_interval=stats_interval,
                 )
         finally:
             for note in notes:
