@@ -17,7 +17,8 @@ again (same checks) for the next round.
 The ``migrate`` variant applies everything with ``--migrate`` and adds a queue ``mig`` holding
 :data:`MIGRATED` messages that B turns from classic into quorum (and A back): some kills fall once its
 migration runs (its holding queues ``topo.migrate.*`` on the broker, the first round always), and at the end
-every message is there exactly once, in its order (``TOPO_INTERRUPT_MIGRATE_ROUNDS``, default 6).
+every message is there exactly once, in its order (``TOPO_INTERRUPT_MIGRATE_ROUNDS``, default 3: each
+round takes over a minute, its migrations waiting for the statistics to settle; raise it for a longer soak).
 
 In both, a publisher (confirms, mandatory) sends to queue ``live`` (the same in every version) throughout:
 nothing it sent is refused or unroutable, and the queue holds exactly what the broker confirmed, in order.
@@ -54,7 +55,7 @@ NEW = 50  # queues (bound) only B declares
 KEPT = {"kept-c0": 15, "kept-c1": 15, "kept-c2": 15, "kept-q0": 15}  # queue: messages it holds throughout
 ROUNDS = int(os.environ.get("TOPO_INTERRUPT_ROUNDS", "12"))
 MIGRATED = 2000  # messages in the queue ``mig`` (the migration rounds)
-MIGRATE_ROUNDS = int(os.environ.get("TOPO_INTERRUPT_MIGRATE_ROUNDS", "6"))
+MIGRATE_ROUNDS = int(os.environ.get("TOPO_INTERRUPT_MIGRATE_ROUNDS", "3"))
 
 
 def q(name: str) -> str:
