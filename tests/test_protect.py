@@ -240,6 +240,21 @@ def test_migrate_does_not_lift_protect_from_a_queue() -> None:
     assert fake.vhost(V).queues["keep"].definition()["arguments"].get("x-queue-type", "classic") == "classic"
 
 
+def test_migrate_moves_a_protected_binding_of_the_queue_it_migrates(tmp_path: Path) -> None:
+    """A replacement of queue ``jobs`` drops its protected binding (blocked: above); a migration moves the
+    queue's bindings to its holding queue and back, never without them: the binding is not blocked, the
+    migration goes through, and the binding is there after it."""
+    fake = _applied(tmp_path)
+    fake.publish(V, "jobs", 3)
+    quorum = _load(tmp_path, FILES.replace("      jobs:\n", "      jobs:\n        type: quorum\n"))
+    plan = engine.plan(fake.broker(), quorum, migrate=True)
+    assert not plan.blocked, [(str(c.address), c.blockers) for c in plan.changes if c.blockers]
+    assert [c.action for c in plan.changes if c.kind == "queue"] == ["migrate"]
+    engine.apply(fake.broker(), quorum, plan)
+    assert any(b["destination"] == "jobs" and b["routing_key"] == "j.#" for b in fake.vhost(V).bindings)
+    assert engine.plan(fake.broker(), quorum).empty
+
+
 # -- the broker-wide kinds: permissions and topic permissions take protect; users and global parameters need none
 
 ACCESS = """\

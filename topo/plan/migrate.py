@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from topo.model import Address, Queue, Topology
+from topo.model import Address, Binding, Queue, Topology
 from topo.plan.model import Blocker, Change, Plan
 from topo.plan.safety import COUNT_CODES
 
@@ -150,6 +150,7 @@ def as_migrations(plan: Plan, desired: Topology, observed: Topology, *, migrate:
             change = replace(change, action="migrate", reasons=(_RESUME,))
             resumed.add(key)
         changes.append(change)
+    changes = _bindings_moved(changes)
     for vhost_name in sorted(left):
         wanted = desired.vhosts.get(vhost_name)
         for name in sorted(left[vhost_name]):
@@ -163,3 +164,28 @@ def as_migrations(plan: Plan, desired: Topology, observed: Topology, *, migrate:
 
 
 _RESUME = "an interrupted migration left its holding queues: apply finishes it"
+
+
+def _bindings_moved(changes: list[Change]) -> list[Change]:
+    """``changes`` without the ``protected`` block of a binding that a queue's replacement would drop and
+    create again (:func:`topo.plan.ownership.guard`) when that replacement is now a migration: a migration
+    moves the queue's bindings to its holding queue and back, never without them (unless the binding's
+    exchange is replaced too: then it is dropped, and stays blocked)."""
+    migrated = {(c.vhost, c.address.name) for c in changes if c.kind == "queue" and c.action == "migrate"}
+    dropped = {(c.vhost, c.address.name) for c in changes if c.kind == "exchange" and c.action == "replace"}
+    if not migrated:
+        return changes
+    out = []
+    for change in changes:
+        binding = change.after
+        if (
+            change.kind == "binding"
+            and change.action == "create"
+            and isinstance(binding, Binding)
+            and binding.destination_type == "queue"
+            and (change.vhost, binding.destination) in migrated
+            and (change.vhost, binding.source) not in dropped
+        ):
+            change = replace(change, blockers=tuple(b for b in change.blockers if b.code != "protected"))
+        out.append(change)
+    return out
