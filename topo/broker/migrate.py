@@ -167,7 +167,7 @@ def _declare(broker: Broker, vhost: str, queues: Sequence[Queue]) -> None:
     broker.import_definitions(vhost, {"queues": [queue_definition(q) for q in queues]})
 
 
-def _held(broker: Broker, vhost: str, queue: str, cluster: str | None) -> int:
+def _count_holding(broker: Broker, vhost: str, queue: str, cluster: str | None) -> int:
     """How many messages holding queue ``queue`` has now (exact: nothing but topo takes from it)."""
     return _exists(broker, vhost, [queue], cluster).get(queue, (0, 0))[0]
 
@@ -358,7 +358,7 @@ def migrate_queue(run: Run, change: Change) -> MigrationCounts:
         if _reroute(broker, vhost, name, hold_name):
             # what reached the holding queue while the routes moved may have reached the old queue too; the
             # routes are all off it now, and nothing takes from the holding queue: this bounds the doubles
-            counts.may_repeat = _held(broker, vhost, hold_name, run.cluster)
+            counts.may_repeat = _count_holding(broker, vhost, hold_name, run.cluster)
         counts.held_old = _move(run, vhost, name, stash_name, alone=True)
         if counts.held_old < present[name][0] and not present[name][1]:  # no consumer of its own took any
             raise _failed(f"{name!r} in vhost {vhost!r} counted {present[name][0]} messages; {counts.held_old} moved")
@@ -379,7 +379,7 @@ def migrate_queue(run: Run, change: Change) -> MigrationCounts:
         if _reroute(broker, vhost, hold_name, name):
             # from the first route on the queue, what the holding queue has reaches the queue after what came
             # straight in; the routes are all off it now: what it has bounds the reordered (and the doubles)
-            racing = _held(broker, vhost, hold_name, run.cluster)
+            racing = _count_holding(broker, vhost, hold_name, run.cluster)
             counts.may_reorder = racing
             counts.may_repeat += racing
         counts.returned_new += _move(run, vhost, hold_name, name, alone=False)

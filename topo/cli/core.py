@@ -353,6 +353,7 @@ def _take_lock(stack: ExitStack, client: ManagementClient, desired: Topology, ti
     from topo.broker.lock import ApplyLock, LockUnavailable, lock_target, take
 
     vhost, name = lock_target(desired)
+    broker = LiveBroker(client)
 
     def queue(where: str) -> Any:
         return client.get(f"/queues/{enc(where)}/{enc(name)}", vhost=where, ok_missing=True)
@@ -365,7 +366,7 @@ def _take_lock(stack: ExitStack, client: ManagementClient, desired: Topology, ti
         return arguments
 
     def exists(where: str) -> bool:
-        return client.get(f"/vhosts/{enc(where)}", vhost=where, ok_missing=True) is not None
+        return broker.vhost_info(where) is not None
 
     def held_in_default() -> bool:
         try:
@@ -375,7 +376,7 @@ def _take_lock(stack: ExitStack, client: ManagementClient, desired: Topology, ti
         return isinstance(body, dict) and bool(body.get("exclusive"))
 
     try:
-        cluster = LiveBroker(client).overview().cluster_name
+        cluster = broker.overview().cluster_name
 
         def make(where: str, wait: float) -> ApplyLock:
             return ApplyLock(
